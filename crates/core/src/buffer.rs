@@ -1,0 +1,163 @@
+//! The adapter's egress buffer: points collected and not yet accepted by the endpoint, in
+//! arrival order, bounded (oldest dropped first, and counted). A Hot Secondary trims it by the
+//! Primary's watermark; a new Primary trims it by the endpoint's watermark, then flushes the rest.
+
+use std::collections::VecDeque;
+
+use crate::points::{Point, Watermark};
+
+/// Bounded FIFO of points awaiting egress.
+#[derive(Debug, Clone)]
+pub struct EgressBuffer {
+    points: VecDeque<Point>,
+    capacity: usize,
+    dropped: u64,
+}
+
+impl EgressBuffer {
+    /// A buffer holding at most `capacity` points (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        EgressBuffer {
+            points: VecDeque::new(),
+            capacity: capacity.max(1),
+            dropped: 0,
+        }
+    }
+
+    /// Appends points, dropping the oldest when full.
+    pub fn extend(&mut self, points: impl IntoIterator<Item = Point>) {
+        for p in points {
+            if self.points.len() == self.capacity {
+                self.points.pop_front();
+                self.dropped += 1;
+            }
+            self.points.push_back(p);
+        }
+    }
+
+    /// Removes every point the watermark covers; returns how many.
+    pub fn trim(&mut self, watermark: &Watermark) -> usize {
+        if watermark.is_empty() {
+            return 0;
+        }
+        let before = self.points.len();
+        // Points arrive in order, so the covered ones are usually all at the front.
+        while self.points.front().is_some_and(|p| watermark.covers(p)) {
+            self.points.pop_front();
+        }
+        if self.points.iter().any(|p| watermark.covers(p)) {
+            self.points.retain(|p| !watermark.covers(p));
+        }
+        before - self.points.len()
+    }
+
+    /// Copies up to `max` points from the front, for a write.
+    pub fn front_batch(&self, max: usize) -> Vec<Point> {
+        self.points.iter().take(max).copied().collect()
+    }
+
+    /// Removes the `n` front points (after the endpoint accepted them).
+    pub fn pop_front(&mut self, n: usize) {
+        let n = n.min(self.points.len());
+        self.points.drain(..n);
+    }
+
+    /// Empties the buffer (for example when standing by in Warm or Cold mode).
+    pub fn clear(&mut self) {
+        self.points.clear();
+    }
+
+    /// Points held.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Points dropped because the buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The oldest point held.
+    pub fn oldest(&self) -> Option<&Point> {
+        self.points.front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(seq: u64, streams: u32) -> Vec<Point> {
+        (0..streams)
+            .map(|s| Point {
+                stream_id: s,
+                seq,
+                timestamp_ms: seq as i64 * 100,
+                value: seq as f64,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trims_what_the_watermark_covers_and_keeps_the_rest_in_order() {
+        let mut b = EgressBuffer::new(1000);
+        for seq in 0..10 {
+            b.extend(tick(seq, 3));
+        }
+        assert_eq!(b.len(), 30);
+        let wm = Watermark::from_pairs([(0, 4), (1, 4), (2, 4)]);
+        assert_eq!(b.trim(&wm), 15);
+        let first = b.front_batch(3);
+        assert!(first.iter().all(|p| p.seq == 5));
+        // Flush from here: exactly the points after the watermark, none before.
+        let all = b.front_batch(usize::MAX);
+        assert_eq!(all.len(), 15);
+        assert!(all.iter().all(|p| !wm.covers(p)));
+        assert!(all.windows(2).all(|w| w[0].seq <= w[1].seq));
+    }
+
+    #[test]
+    fn uneven_watermarks_trim_inside_the_buffer() {
+        let mut b = EgressBuffer::new(1000);
+        for seq in 0..10 {
+            b.extend(tick(seq, 2));
+        }
+        // Stream 0 is held back (its component was down on the Primary), stream 1 advanced.
+        let wm = Watermark::from_pairs([(0, 2), (1, 8)]);
+        assert_eq!(b.trim(&wm), 3 + 9);
+        let rest = b.front_batch(usize::MAX);
+        assert_eq!(rest.len(), 7 + 1);
+        assert!(rest.iter().all(|p| !wm.covers(p)));
+        assert_eq!(b.trim(&Watermark::default()), 0);
+    }
+
+    #[test]
+    fn full_buffer_drops_the_oldest_and_counts() {
+        let mut b = EgressBuffer::new(5);
+        for seq in 0..8 {
+            b.extend(tick(seq, 1));
+        }
+        assert_eq!(b.len(), 5);
+        assert_eq!(b.dropped(), 3);
+        assert_eq!(b.oldest().map(|p| p.seq), Some(3));
+        b.pop_front(2);
+        assert_eq!(b.oldest().map(|p| p.seq), Some(5));
+        b.pop_front(100);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn watermarks_never_move_backwards() {
+        let mut w = Watermark::default();
+        w.advance(1, 10);
+        w.advance(1, 3);
+        assert_eq!(w.get(1), Some(10));
+        assert_eq!(Watermark::from_pairs([(1, 3), (1, 9), (1, 2)]).get(1), Some(9));
+        assert_eq!(w.to_pairs(), vec![(1, 10)]);
+    }
+}

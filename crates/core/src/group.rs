@@ -1,0 +1,1030 @@
+//! One failover group as the failover service sees it: sessions, heartbeats, scores, roles and
+//! epochs, as a state machine driven by events and an explicit clock (`now`, time since any fixed
+//! point). The arbiter service is a thin shell around [`Group`].
+//!
+//! The rules (DOMAIN.md):
+//! - a session with no heartbeat for longer than failoverTimeout is stale;
+//! - the Primary keeps its role while it is not stale and its score is above 0, even when
+//!   degraded or when another member scores higher (no automatic failback);
+//! - otherwise the live member with the highest score above 0 is promoted, ties going to the
+//!   earliest registered; each promotion increments the epoch;
+//! - when no live member scores above 0, nobody is Primary, and the group's note says so;
+//! - an operator override forces a session's role until it expires.
+
+use std::time::Duration;
+
+use crate::{config::Mode, modes::Role, timespan::format_timespan};
+
+/// Identifies one session (one incarnation of one adapter) within the arbiter.
+pub type SessionId = u64;
+
+/// A heartbeat as the group sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// The adapter's name within the group.
+    pub adapter_id: String,
+    /// Changes on every (re)start of the adapter's failover session.
+    pub incarnation: String,
+    /// 0..=100.
+    pub score: u32,
+    /// The adapter's mode.
+    pub mode: Mode,
+    /// The adapter's failoverTimeout; must match the group's.
+    pub failover_timeout: Duration,
+    /// Must match the group's.
+    pub name: Option<String>,
+    /// Must match the group's.
+    pub description: Option<String>,
+    /// The newest epoch the adapter has seen.
+    pub known_epoch: u64,
+    /// The adapter believes it is Primary at `known_epoch`.
+    pub claims_primary: bool,
+    /// Last points the endpoint accepted from this adapter: (stream, seq).
+    pub watermark: Vec<(u32, u64)>,
+}
+
+/// Why a heartbeat was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// A field that is fixed once the group exists differs.
+    #[error(
+        "{field} of group {group:?} is fixed at {fixed:?} (the heartbeat says {given:?}); delete the group to change it"
+    )]
+    FixedField {
+        /// The group.
+        group: String,
+        /// name, description or failoverTimeout.
+        field: &'static str,
+        /// The group's value.
+        fixed: String,
+        /// The heartbeat's value.
+        given: String,
+    },
+    /// No session with that id or adapter name.
+    #[error("group {group:?} has no session {session:?}")]
+    NoSuchSession {
+        /// The group.
+        group: String,
+        /// What was asked for.
+        session: String,
+    },
+}
+
+/// An operator's role override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleOverride {
+    /// The forced role.
+    pub role: Role,
+    /// When it ends (None: never).
+    pub expires_at: Option<Duration>,
+}
+
+/// One member of the group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// Arbiter-wide unique id.
+    pub id: SessionId,
+    /// The adapter's name.
+    pub adapter_id: String,
+    /// The adapter's incarnation.
+    pub incarnation: String,
+    /// Last reported score.
+    pub score: u32,
+    /// Last reported mode.
+    pub mode: Mode,
+    /// When the last heartbeat arrived.
+    pub last_heartbeat: Duration,
+    /// Order of registration within the group (ties go to the lowest).
+    pub registered_order: u64,
+    /// In force while Some.
+    pub role_override: Option<RoleOverride>,
+    /// Last reported egress watermark.
+    pub watermark: Vec<(u32, u64)>,
+}
+
+/// Something that changed, with its reason in plain words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// What happened.
+    pub kind: TransitionKind,
+    /// Why, in plain words.
+    pub reason: String,
+}
+
+/// The kinds of change a group reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransitionKind {
+    /// A new session joined.
+    Joined {
+        /// The adapter.
+        adapter_id: String,
+    },
+    /// A session went stale.
+    Stale {
+        /// The adapter.
+        adapter_id: String,
+    },
+    /// A stale session heartbeats again.
+    Recovered {
+        /// The adapter.
+        adapter_id: String,
+    },
+    /// A session's score changed.
+    Score {
+        /// The adapter.
+        adapter_id: String,
+        /// Before.
+        from: u32,
+        /// After.
+        to: u32,
+    },
+    /// The Primary lost its role.
+    Demoted {
+        /// The adapter.
+        adapter_id: String,
+    },
+    /// A member became Primary at a new epoch.
+    Promoted {
+        /// The adapter.
+        adapter_id: String,
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// After an arbiter restart, the Primary's own claim was adopted at its epoch.
+    Adopted {
+        /// The adapter.
+        adapter_id: String,
+        /// Its epoch.
+        epoch: u64,
+    },
+    /// Nobody is Primary.
+    NoPrimary,
+    /// An override began or ended.
+    Override {
+        /// The adapter.
+        adapter_id: String,
+    },
+}
+
+/// What one member is told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// The member's role.
+    pub role: Role,
+    /// The group's epoch.
+    pub epoch: u64,
+    /// Who is Primary (empty: nobody).
+    pub primary_adapter_id: String,
+    /// The Primary's last egress watermark (for a Hot Secondary's buffer).
+    pub primary_watermark: Vec<(u32, u64)>,
+    /// Why, in plain words.
+    pub reason: String,
+}
+
+/// A failover group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    id: String,
+    name: Option<String>,
+    description: Option<String>,
+    failover_timeout: Duration,
+    epoch: u64,
+    primary: Option<SessionId>,
+    sessions: Vec<Session>,
+    next_order: u64,
+    note: String,
+    /// Stale flags as last seen, so staleness and recovery are each reported once.
+    stale_seen: Vec<(SessionId, bool)>,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+impl Group {
+    /// A group created by its first heartbeat, which fixes name, description and timeout.
+    pub fn new(id: impl Into<String>, first: &Heartbeat) -> Self {
+        Group {
+            id: id.into(),
+            name: first.name.clone(),
+            description: first.description.clone(),
+            failover_timeout: first.failover_timeout,
+            epoch: 0,
+            primary: None,
+            sessions: Vec::new(),
+            next_order: 0,
+            note: String::new(),
+            stale_seen: Vec::new(),
+        }
+    }
+
+    /// The group id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// Fixed at creation.
+    pub fn failover_timeout(&self) -> Duration {
+        self.failover_timeout
+    }
+    /// failoverTimeout / 2.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.failover_timeout / 2
+    }
+    /// Fixed at creation.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    /// Fixed at creation.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+    /// The current epoch (0 before the first promotion).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    /// Why the group is as it is.
+    pub fn note(&self) -> &str {
+        &self.note
+    }
+    /// Members, in registration order.
+    pub fn sessions(&self) -> &[Session] {
+        &self.sessions
+    }
+    /// The Primary's session.
+    pub fn primary(&self) -> Option<&Session> {
+        self.primary.and_then(|id| self.session(id))
+    }
+    /// A member by id.
+    pub fn session(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.iter().find(|s| s.id == id)
+    }
+    /// A member by session id (as text) or adapter name.
+    pub fn find_session(&self, key: &str) -> Result<SessionId, GroupError> {
+        self.sessions
+            .iter()
+            .find(|s| s.id.to_string() == key || s.adapter_id == key)
+            .map(|s| s.id)
+            .ok_or_else(|| GroupError::NoSuchSession {
+                group: self.id.clone(),
+                session: key.chars().take(80).collect(),
+            })
+    }
+    /// True when a session's last heartbeat is older than failoverTimeout.
+    pub fn is_stale(&self, session: &Session, now: Duration) -> bool {
+        now.saturating_sub(session.last_heartbeat) > self.failover_timeout
+    }
+    /// The role of a member.
+    pub fn role_of(&self, id: SessionId) -> Role {
+        if self.primary == Some(id) {
+            Role::Primary
+        } else {
+            Role::Secondary
+        }
+    }
+
+    /// The next moment at which time alone can change something (a session going stale or an
+    /// override expiring), for the arbiter to wake at exactly then.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let stale = self
+            .sessions
+            .iter()
+            .filter(|s| {
+                // Already-stale sessions have nothing more to time out.
+                self.stale_seen
+                    .iter()
+                    .all(|(id, stale)| *id != s.id || !*stale)
+            })
+            .map(|s| s.last_heartbeat + self.failover_timeout + Duration::from_millis(1));
+        let overrides = self
+            .sessions
+            .iter()
+            .filter_map(|s| s.role_override.and_then(|o| o.expires_at));
+        stale.chain(overrides).min()
+    }
+
+    /// Takes a heartbeat. Returns the session it belongs to and what changed.
+    pub fn heartbeat(
+        &mut self,
+        hb: Heartbeat,
+        now: Duration,
+        next_session_id: &mut SessionId,
+    ) -> Result<(SessionId, Vec<Transition>), GroupError> {
+        self.check_fixed("failoverTimeout", &format_timespan(self.failover_timeout), &format_timespan(hb.failover_timeout))?;
+        self.check_fixed("name", &format!("{:?}", self.name), &format!("{:?}", hb.name))?;
+        self.check_fixed(
+            "description",
+            &format!("{:?}", self.description),
+            &format!("{:?}", hb.description),
+        )?;
+        let mut changes = Vec::new();
+        if hb.known_epoch > self.epoch {
+            // A restarted arbiter learns the epoch from its members: epochs only grow.
+            self.epoch = hb.known_epoch;
+        }
+        let existing = self
+            .sessions
+            .iter()
+            .position(|s| s.adapter_id == hb.adapter_id);
+        let id = match existing {
+            Some(i) if self.sessions[i].incarnation == hb.incarnation => {
+                let s = &mut self.sessions[i];
+                if s.score != hb.score {
+                    changes.push(Transition {
+                        kind: TransitionKind::Score {
+                            adapter_id: s.adapter_id.clone(),
+                            from: s.score,
+                            to: hb.score,
+                        },
+                        reason: format!("{} reports score {}", s.adapter_id, hb.score),
+                    });
+                }
+                s.score = hb.score;
+                s.mode = hb.mode;
+                s.last_heartbeat = now;
+                s.watermark = hb.watermark;
+                s.id
+            }
+            found => {
+                if let Some(i) = found {
+                    let old = self.sessions.remove(i);
+                    if self.primary == Some(old.id) {
+                        self.primary = None;
+                        changes.push(Transition {
+                            kind: TransitionKind::Demoted {
+                                adapter_id: old.adapter_id.clone(),
+                            },
+                            reason: format!(
+                                "{} restarted (new incarnation): its old session, the Primary, ends",
+                                old.adapter_id
+                            ),
+                        });
+                    }
+                }
+                let id = *next_session_id;
+                *next_session_id += 1;
+                let adopt = hb.claims_primary
+                    && hb.known_epoch == self.epoch
+                    && hb.known_epoch > 0
+                    && self.primary.is_none()
+                    && hb.score > 0;
+                changes.push(Transition {
+                    kind: TransitionKind::Joined {
+                        adapter_id: hb.adapter_id.clone(),
+                    },
+                    reason: format!(
+                        "{} joined group {} ({} mode, score {})",
+                        hb.adapter_id, self.id, hb.mode, hb.score
+                    ),
+                });
+                self.sessions.push(Session {
+                    id,
+                    adapter_id: hb.adapter_id.clone(),
+                    incarnation: hb.incarnation,
+                    score: hb.score,
+                    mode: hb.mode,
+                    last_heartbeat: now,
+                    registered_order: self.next_order,
+                    role_override: None,
+                    watermark: hb.watermark,
+                });
+                self.next_order += 1;
+                if adopt {
+                    self.primary = Some(id);
+                    changes.push(Transition {
+                        kind: TransitionKind::Adopted {
+                            adapter_id: hb.adapter_id.clone(),
+                            epoch: self.epoch,
+                        },
+                        reason: format!(
+                            "{} was Primary at epoch {} and nobody else is: it keeps the role",
+                            hb.adapter_id, self.epoch
+                        ),
+                    });
+                }
+                id
+            }
+        };
+        changes.extend(self.recompute(now));
+        Ok((id, changes))
+    }
+
+    fn check_fixed(&self, field: &'static str, fixed: &str, given: &str) -> Result<(), GroupError> {
+        if fixed == given {
+            Ok(())
+        } else {
+            Err(GroupError::FixedField {
+                group: self.id.clone(),
+                field,
+                fixed: fixed.to_string(),
+                given: given.to_string(),
+            })
+        }
+    }
+
+    /// Lets time pass: sessions go stale, overrides expire.
+    pub fn tick(&mut self, now: Duration) -> Vec<Transition> {
+        self.recompute(now)
+    }
+
+    /// Removes a session (admin). Its role passes on as the rules say.
+    pub fn remove_session(&mut self, key: &str, now: Duration) -> Result<Vec<Transition>, GroupError> {
+        let id = self.find_session(key)?;
+        self.sessions.retain(|s| s.id != id);
+        self.stale_seen.retain(|(s, _)| *s != id);
+        let mut changes = Vec::new();
+        if self.primary == Some(id) {
+            self.primary = None;
+            changes.push(Transition {
+                kind: TransitionKind::Demoted {
+                    adapter_id: key.to_string(),
+                },
+                reason: format!("session {key} was deleted by an operator"),
+            });
+        }
+        changes.extend(self.recompute(now));
+        Ok(changes)
+    }
+
+    /// Forces a session's role until `expires_at` (None: indefinitely), or ends an override
+    /// with `role` None.
+    pub fn set_override(
+        &mut self,
+        key: &str,
+        role: Option<Role>,
+        expires_at: Option<Duration>,
+        now: Duration,
+    ) -> Result<Vec<Transition>, GroupError> {
+        let id = self.find_session(key)?;
+        for s in &mut self.sessions {
+            if s.id == id {
+                s.role_override = role.map(|role| RoleOverride { role, expires_at });
+            } else if role == Some(Role::Primary)
+                && s.role_override.map(|o| o.role) == Some(Role::Primary)
+            {
+                // Only one member can be forced Primary.
+                s.role_override = None;
+            }
+        }
+        let adapter = self.session(id).map(|s| s.adapter_id.clone()).unwrap_or_default();
+        let mut changes = vec![Transition {
+            kind: TransitionKind::Override {
+                adapter_id: adapter.clone(),
+            },
+            reason: match (role, expires_at) {
+                (Some(r), Some(at)) => format!(
+                    "operator override: {adapter} is {r} for {}",
+                    secs(at.saturating_sub(now))
+                ),
+                (Some(r), None) => format!("operator override: {adapter} is {r} until cleared"),
+                (None, _) => format!("operator override of {adapter} cleared"),
+            },
+        }];
+        changes.extend(self.recompute(now));
+        Ok(changes)
+    }
+
+    /// What a member is told.
+    pub fn assignment(&self, id: SessionId) -> Assignment {
+        let primary = self.primary();
+        Assignment {
+            role: self.role_of(id),
+            epoch: self.epoch,
+            primary_adapter_id: primary.map(|p| p.adapter_id.clone()).unwrap_or_default(),
+            primary_watermark: primary.map(|p| p.watermark.clone()).unwrap_or_default(),
+            reason: self.note.clone(),
+        }
+    }
+
+    fn override_of(&self, s: &Session) -> Option<Role> {
+        s.role_override.map(|o| o.role)
+    }
+
+    /// Applies the rules at `now`; returns what changed.
+    fn recompute(&mut self, now: Duration) -> Vec<Transition> {
+        let mut changes = Vec::new();
+        // Overrides end when they expire.
+        for s in &mut self.sessions {
+            if let Some(o) = s.role_override
+                && o.expires_at.is_some_and(|at| at <= now)
+            {
+                s.role_override = None;
+                changes.push(Transition {
+                    kind: TransitionKind::Override {
+                        adapter_id: s.adapter_id.clone(),
+                    },
+                    reason: format!("operator override of {} expired", s.adapter_id),
+                });
+            }
+        }
+        // Staleness, reported once per change.
+        let mut stale_seen = Vec::with_capacity(self.sessions.len());
+        for s in &self.sessions {
+            let stale = self.is_stale(s, now);
+            let was = self
+                .stale_seen
+                .iter()
+                .find(|(id, _)| *id == s.id)
+                .map(|(_, st)| *st)
+                .unwrap_or(false);
+            if stale && !was {
+                changes.push(Transition {
+                    kind: TransitionKind::Stale {
+                        adapter_id: s.adapter_id.clone(),
+                    },
+                    reason: format!(
+                        "{} last heartbeat {} ago > failoverTimeout {}: stale",
+                        s.adapter_id,
+                        secs(now.saturating_sub(s.last_heartbeat)),
+                        secs(self.failover_timeout)
+                    ),
+                });
+            } else if !stale && was {
+                changes.push(Transition {
+                    kind: TransitionKind::Recovered {
+                        adapter_id: s.adapter_id.clone(),
+                    },
+                    reason: format!("{} heartbeats again", s.adapter_id),
+                });
+            }
+            stale_seen.push((s.id, stale));
+        }
+        self.stale_seen = stale_seen;
+
+        let live = |g: &Group, s: &Session| !g.is_stale(s, now);
+        // A live member forced Primary takes the role.
+        let forced = self
+            .sessions
+            .iter()
+            .find(|s| self.override_of(s) == Some(Role::Primary) && live(self, s))
+            .map(|s| s.id);
+        // Does the current Primary keep its role?
+        let keep = self.primary.and_then(|id| self.session(id)).and_then(|p| {
+            let why_not = if forced.is_some_and(|f| f != p.id) {
+                Some(format!("an operator override makes another member Primary"))
+            } else if self.override_of(p) == Some(Role::Secondary) {
+                Some(format!("an operator override makes {} Secondary", p.adapter_id))
+            } else if !live(self, p) {
+                Some(format!(
+                    "{} last heartbeat {} ago > failoverTimeout {}: stale",
+                    p.adapter_id,
+                    secs(now.saturating_sub(p.last_heartbeat)),
+                    secs(self.failover_timeout)
+                ))
+            } else if p.score == 0 && forced != Some(p.id) {
+                Some(format!("{} score dropped to 0", p.adapter_id))
+            } else {
+                None
+            };
+            match why_not {
+                None => Some(p.id),
+                Some(reason) => {
+                    changes.push(Transition {
+                        kind: TransitionKind::Demoted {
+                            adapter_id: p.adapter_id.clone(),
+                        },
+                        reason,
+                    });
+                    None
+                }
+            }
+        });
+        let had_primary = self.primary.is_some();
+        if let Some(id) = keep {
+            self.primary = Some(id);
+            if let Some(p) = self.session(id) {
+                self.note = if p.score < crate::modes::FULL_SCORE {
+                    format!("{} is Primary (degraded, score {}); it keeps the role while its score is above 0", p.adapter_id, p.score)
+                } else {
+                    format!("{} is Primary at epoch {}", p.adapter_id, self.epoch)
+                };
+            }
+            return changes;
+        }
+        self.primary = None;
+        let candidate = match forced {
+            Some(id) => self.session(id),
+            None => self
+                .sessions
+                .iter()
+                .filter(|s| live(self, s) && s.score > 0 && self.override_of(s) != Some(Role::Secondary))
+                .max_by(|a, b| {
+                    a.score
+                        .cmp(&b.score)
+                        .then(b.registered_order.cmp(&a.registered_order))
+                }),
+        };
+        match candidate {
+            Some(c) => {
+                let (cid, adapter, score) = (c.id, c.adapter_id.clone(), c.score);
+                self.epoch += 1;
+                self.primary = Some(cid);
+                let why = if forced == Some(cid) {
+                    "operator override".to_string()
+                } else {
+                    let others = self.sessions.iter().filter(|s| live(self, s)).count();
+                    if others == 1 {
+                        format!("lone live member, score {score}")
+                    } else {
+                        format!("highest score {score} among live members")
+                    }
+                };
+                self.note = format!("{adapter} promoted, epoch {} ({why})", self.epoch);
+                changes.push(Transition {
+                    kind: TransitionKind::Promoted {
+                        adapter_id: adapter,
+                        epoch: self.epoch,
+                    },
+                    reason: self.note.clone(),
+                });
+            }
+            None => {
+                let any_live = self.sessions.iter().any(|s| live(self, s));
+                let note = if any_live {
+                    "no member has a score above 0: nobody is Primary and nobody egresses"
+                } else {
+                    "no live member: nobody is Primary and nobody egresses"
+                };
+                if had_primary || self.note != note {
+                    changes.push(Transition {
+                        kind: TransitionKind::NoPrimary,
+                        reason: note.to_string(),
+                    });
+                }
+                self.note = note.to_string();
+            }
+        }
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(4);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn hb(adapter: &str, score: u32) -> Heartbeat {
+        Heartbeat {
+            adapter_id: adapter.into(),
+            incarnation: format!("{adapter}-1"),
+            score,
+            mode: Mode::Hot,
+            failover_timeout: T,
+            name: None,
+            description: None,
+            known_epoch: 0,
+            claims_primary: false,
+            watermark: vec![],
+        }
+    }
+
+    struct Sim {
+        g: Group,
+        next: SessionId,
+    }
+
+    impl Sim {
+        fn new() -> Self {
+            Sim {
+                g: Group::new("g", &hb("x", 0)),
+                next: 1,
+            }
+        }
+        fn beat(&mut self, h: Heartbeat, now: u64) -> Vec<Transition> {
+            self.g.heartbeat(h, ms(now), &mut self.next).expect("heartbeat accepted").1
+        }
+        fn primary(&self) -> Option<&str> {
+            self.g.primary().map(|p| p.adapter_id.as_str())
+        }
+    }
+
+    fn promoted(changes: &[Transition]) -> Vec<(String, u64)> {
+        changes
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TransitionKind::Promoted { adapter_id, epoch } => Some((adapter_id.clone(), *epoch)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lone_member_becomes_primary_and_second_is_secondary() {
+        let mut s = Sim::new();
+        let c = s.beat(hb("a", 100), 0);
+        assert_eq!(promoted(&c), vec![("a".to_string(), 1)]);
+        assert!(s.g.note().contains("lone live member"));
+        let c = s.beat(hb("b", 100), 10);
+        assert!(promoted(&c).is_empty());
+        assert_eq!(s.primary(), Some("a"));
+        let b = s.g.find_session("b").expect("b");
+        assert_eq!(s.g.assignment(b).role, Role::Secondary);
+        assert_eq!(s.g.assignment(b).primary_adapter_id, "a");
+    }
+
+    #[test]
+    fn ties_go_to_the_earliest_registered() {
+        let mut s = Sim::new();
+        s.beat(hb("x", 100), 0);
+        s.beat(hb("b", 100), 0);
+        s.beat(hb("a", 100), 0);
+        let c = s.beat(hb("x", 0), 10);
+        assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
+    }
+
+    #[test]
+    fn highest_score_wins_when_the_primary_must_be_replaced() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 40), 0);
+        s.beat(hb("c", 90), 0);
+        let c = s.beat(hb("a", 0), 100);
+        assert_eq!(s.primary(), Some("c"));
+        assert_eq!(promoted(&c), vec![("c".to_string(), 2)]);
+    }
+
+    #[test]
+    fn degraded_primary_keeps_its_role() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        let c = s.beat(hb("a", 75), 1000);
+        assert!(promoted(&c).is_empty());
+        assert_eq!(s.primary(), Some("a"));
+        assert_eq!(s.g.epoch(), 1);
+        assert!(s.g.note().contains("degraded, score 75"), "{}", s.g.note());
+        s.beat(hb("a", 1), 2000);
+        assert_eq!(s.primary(), Some("a"));
+    }
+
+    #[test]
+    fn score_zero_fails_over_at_once() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        let c = s.beat(hb("a", 0), 500);
+        assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
+        assert!(c.iter().any(|t| t.reason.contains("a score dropped to 0")));
+    }
+
+    #[test]
+    fn stale_primary_fails_over_only_after_the_timeout() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        s.beat(hb("b", 100), 2000);
+        // Exactly at the timeout the session is not yet stale.
+        assert!(promoted(&s.g.tick(ms(4000))).is_empty());
+        assert_eq!(s.primary(), Some("a"));
+        assert_eq!(s.g.next_deadline(), Some(ms(4001)));
+        s.beat(hb("b", 100), 4000);
+        let c = s.g.tick(ms(4001));
+        assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
+        let stale = c.iter().find(|t| matches!(t.kind, TransitionKind::Stale { .. })).expect("stale reported");
+        assert!(stale.reason.contains("a last heartbeat 4.0 s ago > failoverTimeout 4.0 s: stale"), "{}", stale.reason);
+        // Reported once only.
+        assert!(s.g.tick(ms(4500)).iter().all(|t| !matches!(t.kind, TransitionKind::Stale { .. })));
+    }
+
+    #[test]
+    fn no_automatic_failback() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        s.beat(hb("b", 100), 4000);
+        s.g.tick(ms(4001));
+        assert_eq!(s.primary(), Some("b"));
+        // The old Primary comes back healthy (same incarnation after a pause, or a new one
+        // after a restart): it stays Secondary.
+        let c = s.beat(hb("a", 100), 4100);
+        assert!(promoted(&c).is_empty());
+        let mut restarted = hb("a", 100);
+        restarted.incarnation = "a-2".into();
+        let c = s.beat(restarted, 4200);
+        assert!(promoted(&c).is_empty());
+        assert_eq!(s.primary(), Some("b"));
+        let a = s.g.find_session("a").expect("a");
+        assert_eq!(s.g.role_of(a), Role::Secondary);
+        // Even with a higher score than the degraded Primary.
+        s.beat(hb("b", 50), 4300);
+        assert_eq!(s.primary(), Some("b"));
+    }
+
+    #[test]
+    fn nobody_is_promoted_when_nobody_scores_above_zero() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 0), 0);
+        let c = s.beat(hb("a", 0), 100);
+        assert!(promoted(&c).is_empty());
+        assert_eq!(s.primary(), None);
+        assert!(c.iter().any(|t| t.kind == TransitionKind::NoPrimary));
+        assert!(s.g.note().contains("nobody egresses"));
+        // The first to recover is promoted at a new epoch.
+        let c = s.beat(hb("b", 100), 200);
+        assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
+    }
+
+    #[test]
+    fn cold_standby_at_one_is_promoted_only_when_the_primary_drops() {
+        let mut s = Sim::new();
+        let mut a = hb("a", 1);
+        a.mode = Mode::Cold;
+        let mut b = hb("b", 1);
+        b.mode = Mode::Cold;
+        s.beat(a.clone(), 0);
+        assert_eq!(s.primary(), Some("a"));
+        a.score = 100;
+        s.beat(a.clone(), 10);
+        s.beat(b.clone(), 20);
+        assert_eq!(s.primary(), Some("a"));
+        a.score = 0;
+        let c = s.beat(a, 30);
+        assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
+    }
+
+    #[test]
+    fn restarted_primary_loses_its_session_and_rejoins_as_secondary() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        let mut again = hb("a", 100);
+        again.incarnation = "a-2".into();
+        let c = s.beat(again, 500);
+        assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
+        assert_eq!(s.g.sessions().len(), 2);
+        let a = s.g.find_session("a").expect("a");
+        assert_eq!(s.g.role_of(a), Role::Secondary);
+    }
+
+    #[test]
+    fn fixed_fields_cannot_change() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        let mut other = hb("b", 100);
+        other.failover_timeout = Duration::from_secs(9);
+        let err = s.g.heartbeat(other, ms(1), &mut s.next).expect_err("refused");
+        assert!(err.to_string().contains("failoverTimeout"), "{err}");
+        assert!(err.to_string().contains("delete the group"), "{err}");
+        let mut named = hb("b", 100);
+        named.name = Some("other".into());
+        assert!(matches!(
+            s.g.heartbeat(named, ms(1), &mut s.next),
+            Err(GroupError::FixedField { field: "name", .. })
+        ));
+        assert_eq!(s.g.sessions().len(), 1);
+    }
+
+    #[test]
+    fn restarted_arbiter_adopts_the_primary_and_keeps_epochs_growing() {
+        let mut s = Sim::new();
+        let mut a = hb("a", 100);
+        a.known_epoch = 7;
+        a.claims_primary = true;
+        let c = s.beat(a, 0);
+        assert!(promoted(&c).is_empty());
+        assert!(c.iter().any(|t| matches!(t.kind, TransitionKind::Adopted { epoch: 7, .. })));
+        assert_eq!(s.primary(), Some("a"));
+        assert_eq!(s.g.epoch(), 7);
+        // The Secondary reconnecting with an older claim changes nothing.
+        let mut b = hb("b", 100);
+        b.known_epoch = 6;
+        b.claims_primary = true;
+        s.beat(b, 10);
+        assert_eq!(s.primary(), Some("a"));
+
+        // Had the Secondary come first, it would be promoted past the known epoch.
+        let mut s = Sim::new();
+        let mut b = hb("b", 100);
+        b.known_epoch = 7;
+        s.beat(b, 0);
+        assert_eq!(s.g.epoch(), 8);
+        let mut a = hb("a", 100);
+        a.known_epoch = 7;
+        a.claims_primary = true;
+        s.beat(a, 10);
+        assert_eq!(s.primary(), Some("b"));
+    }
+
+    #[test]
+    fn override_forces_a_role_until_it_expires() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        let c = s.g.set_override("b", Some(Role::Primary), Some(ms(1000)), ms(0)).expect("override");
+        assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
+        assert!(c[0].reason.contains("b is Primary for 1.0 s"), "{}", c[0].reason);
+        // While forced, even a score of 0 keeps it.
+        s.beat(hb("b", 0), 100);
+        assert_eq!(s.primary(), Some("b"));
+        s.beat(hb("b", 100), 200);
+        assert_eq!(s.g.next_deadline(), Some(ms(1000)));
+        // After expiry the normal rules resume: b keeps the role (no failback).
+        s.beat(hb("a", 100), 900);
+        s.beat(hb("b", 100), 900);
+        let c = s.g.tick(ms(1000));
+        assert!(c.iter().any(|t| t.reason.contains("expired")));
+        assert_eq!(s.primary(), Some("b"));
+        // Forcing Secondary hands the role on.
+        let c = s.g.set_override("b", Some(Role::Secondary), None, ms(1100)).expect("override");
+        assert_eq!(promoted(&c), vec![("a".to_string(), 3)]);
+        assert!(s.g.set_override("zzz", None, None, ms(1)).is_err());
+    }
+
+    #[test]
+    fn deleting_the_primary_session_fails_over() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        let c = s.g.remove_session("a", ms(10)).expect("removed");
+        assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
+        assert_eq!(s.g.sessions().len(), 1);
+    }
+
+    /// Exhaustive over small worlds: whatever the order of heartbeats, scores and ticks, there
+    /// is at most one Primary, epochs never decrease, a Primary is never stale or at 0 unless
+    /// forced, and a live member above 0 always means somebody is Primary.
+    #[test]
+    fn invariants_hold_over_every_short_event_sequence() {
+        #[derive(Clone, Copy, Debug)]
+        enum Ev {
+            Beat(usize, u32),
+            Restart(usize),
+            Tick(u64),
+        }
+        let names = ["a", "b"];
+        let mut events = Vec::new();
+        for who in 0..2 {
+            for score in [0, 1, 75, 100] {
+                events.push(Ev::Beat(who, score));
+            }
+            events.push(Ev::Restart(who));
+        }
+        events.push(Ev::Tick(3000));
+        let n = events.len();
+        let mut checked = 0;
+        for a in 0..n {
+            for b in 0..n {
+                for c in 0..n {
+                    for d in 0..n {
+                        let mut s = Sim::new();
+                        let mut now = 0;
+                        let mut inc = [1, 1];
+                        let mut last_epoch = 0;
+                        for ev in [events[a], events[b], events[c], events[d]] {
+                            let mut beat = |w: usize, score: u32, restart: bool| {
+                                if restart {
+                                    inc[w] += 1;
+                                }
+                                let mut h = hb(names[w], score);
+                                h.incarnation = format!("{}-{}", names[w], inc[w]);
+                                h
+                            };
+                            match ev {
+                                Ev::Beat(w, score) => {
+                                    let h = beat(w, score, false);
+                                    s.beat(h, now);
+                                }
+                                Ev::Restart(w) => {
+                                    let h = beat(w, 100, true);
+                                    s.beat(h, now);
+                                }
+                                Ev::Tick(dt) => {
+                                    now += dt;
+                                    s.g.tick(ms(now));
+                                }
+                            }
+                            now += 10;
+                            assert!(s.g.epoch() >= last_epoch);
+                            last_epoch = s.g.epoch();
+                            if let Some(p) = s.g.primary() {
+                                assert!(p.score > 0, "{events:?}");
+                                assert!(!s.g.is_stale(p, ms(now - 10)));
+                            } else {
+                                let live_above_zero = s
+                                    .g
+                                    .sessions()
+                                    .iter()
+                                    .any(|x| x.score > 0 && !s.g.is_stale(x, ms(now - 10)));
+                                assert!(!live_above_zero, "nobody Primary: {:?}", s.g);
+                            }
+                            let primaries = s
+                                .g
+                                .sessions()
+                                .iter()
+                                .filter(|x| s.g.role_of(x.id) == Role::Primary)
+                                .count();
+                            assert!(primaries <= 1);
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000);
+    }
+}

@@ -1,0 +1,28 @@
+//! failover-core: the failover rules of client-level adapter failover, with no I/O.
+//!
+//! Every decision the services make lives here as plain data and state machines driven by
+//! events and an explicit clock, so it can be tested exhaustively without sockets or sleeps:
+//!
+//! - [`timespan`]: `hh:mm:ss(.fff)` timespans as the vendor's documents write them.
+//! - [`config`]: the ClientFailover document and DataSource settings: validation with messages
+//!   that name the field, merge patches, secrets that never show.
+//! - [`modes`]: roles, what Hot/Warm/Cold adapters do in each role, and failover scores.
+//! - [`group`]: the failover service's group: sessions, staleness, roles, epochs, overrides.
+//! - [`points`]: data points and per-stream watermarks.
+//! - [`buffer`]: the adapter's bounded egress buffer, trimmed by watermarks.
+//! - [`ledger`]: the endpoint's per-stream record for audits (lost, duplicated, gaps).
+//!
+//! The service crates (`adapter`, `failover-arbiter`, `fake-endpoint`, `fake-data-source`)
+//! are thin shells that feed these machines from the network and act on their answers.
+
+pub mod buffer;
+pub mod config;
+pub mod group;
+pub mod ledger;
+pub mod modes;
+pub mod points;
+pub mod timespan;
+
+pub use config::{ClientFailoverConfig, ConfigError, DataCollectionMode, DataSourceConfig, Mode};
+pub use modes::Role;
+pub use points::{Point, Watermark};
