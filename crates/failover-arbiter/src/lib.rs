@@ -1,1 +1,58 @@
-//! placeholder
+//! failover-arbiter: the failover service that decides who is Primary.
+//!
+//! A thin shell around [`failover_core::group::Group`]: it feeds the group heartbeats from
+//! each adapter's `Heartbeat` stream and the passing of time, and acts on what changes:
+//!
+//! - [`service`]: the `failover.v1.Arbiter` gRPC service. Every heartbeat is answered; when a
+//!   role or the epoch changes, every member of the group is told at once (pushed, not left for
+//!   its next heartbeat), and observers of `WatchGroup` get the new status.
+//! - [`clock`]: wakes at the exact moment a session can go stale or an override expire, so a
+//!   takeover follows failoverTimeout by milliseconds.
+//! - [`rest`]: the REST admin of the real service: list groups and sessions, delete a session
+//!   or an empty group, operator role override with optional expiration.
+//!
+//! [`run`] serves both on given listeners until the shutdown future resolves.
+
+pub mod clock;
+pub mod rest;
+pub mod service;
+mod state;
+
+use std::future::Future;
+
+pub use state::Arbiter;
+
+/// Serves gRPC on `grpc` and the REST admin on `rest` until `shutdown` resolves.
+pub async fn run(
+    grpc: tokio::net::TcpListener,
+    rest: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let arbiter = Arbiter::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut stop_rest = stop_rx.clone();
+    let clock = tokio::spawn(clock::run(arbiter.clone()));
+    let rest_app = rest::router(arbiter.clone());
+    tracing::info!(grpc = ?grpc.local_addr().ok(), rest = ?rest.local_addr().ok(), "failover arbiter serving");
+    let rest_task = tokio::spawn(async move {
+        axum::serve(rest, rest_app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rest.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let mut stop_grpc = stop_rx;
+    let grpc_task = service::serve(arbiter, grpc, async move {
+        let _ = stop_grpc.wait_for(|s| *s).await;
+    });
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let grpc_result = grpc_task.await;
+    let rest_result = rest_task.await;
+    clock.abort();
+    grpc_result?;
+    rest_result??;
+    Ok(())
+}

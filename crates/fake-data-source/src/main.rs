@@ -1,1 +1,44 @@
-fn main() {}
+//! `fake-data-source`: serves deterministic streams for the adapters (see the library docs).
+
+use clap::Parser;
+use failover_proto::process::{self, LogFormat};
+
+/// Deterministic data source for failover-lab: N streams in C components at a given rate,
+/// identical for every subscriber; faults injected over gRPC.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to serve gRPC on.
+    #[arg(long, default_value = "127.0.0.1:50051", env = "SOURCE_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// Number of streams.
+    #[arg(long, default_value_t = 8)]
+    streams: u32,
+    /// Number of components the streams are split into (score weights).
+    #[arg(long, default_value_t = 4)]
+    components: u32,
+    /// Ticks per second; each tick produces one point per stream.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Seed of the values.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    process::init_tracing(args.log_format);
+    let settings = fake_data_source::SourceSettings {
+        streams: args.streams,
+        components: args.components,
+        rate_hz: args.rate,
+        seed: args.seed,
+    };
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    fake_data_source::run(listener, settings, process::shutdown_signal()).await
+}

@@ -1,1 +1,361 @@
-//! placeholder
+//! fake-endpoint: the data endpoint the Primary egresses to, and the referee of every run.
+//!
+//! - **Fencing**: `Fence(group, adapter, epoch)` raises the group's fenced epoch and answers the
+//!   per-stream watermark (last point accepted) in the same call. A write from an older epoch is
+//!   refused as stale; a write from an epoch or adapter that has not fenced is refused as not
+//!   fenced. So a paused or partitioned old Primary cannot write after a takeover, and the new
+//!   Primary knows exactly where to resume.
+//! - **Audit**: every accepted point goes into a per-stream [`StreamLedger`], so `Audit` can
+//!   report expected vs received, lost, duplicated, out of order, refused as stale, the largest
+//!   gap in data time, and which adapter and epoch wrote what and when.
+//! - **Outage**: `SetOutage(true)` makes every Fence and Write answer UNAVAILABLE until ended.
+//!
+//! [`run`] serves `failover.v1.DataEndpoint` and the gRPC health service on a given listener.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    future::Future,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use failover_core::ledger::{Insert, StreamLedger};
+use failover_proto::{convert, process, v1};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+#[derive(Debug, Default, Clone)]
+struct WriterTally {
+    accepted: u64,
+    duplicates: u64,
+    refused_stale: u64,
+    first_accepted_unix_us: i64,
+    last_accepted_unix_us: i64,
+}
+
+#[derive(Debug, Default)]
+struct GroupRecord {
+    fenced_epoch: u64,
+    fenced_by: Option<String>,
+    streams: BTreeMap<u32, StreamLedger>,
+    duplicated: u64,
+    out_of_order: u64,
+    refused_stale: u64,
+    refused_not_fenced: u64,
+    writers: BTreeMap<(String, u64), WriterTally>,
+    last_accept_unix_us: Option<i64>,
+    largest_arrival_gap_us: i64,
+}
+
+impl GroupRecord {
+    fn watermark(&self) -> Vec<v1::StreamWatermark> {
+        self.streams
+            .iter()
+            .filter_map(|(s, l)| l.last_seq().map(|seq| v1::StreamWatermark { stream_id: *s, seq }))
+            .collect()
+    }
+
+    fn fence(&mut self, adapter: &str, epoch: u64) -> v1::FenceReply {
+        let same_holder = self.fenced_by.as_deref().is_none_or(|holder| holder == adapter);
+        let granted = epoch > self.fenced_epoch || (epoch == self.fenced_epoch && same_holder);
+        let detail = if granted {
+            if epoch > self.fenced_epoch || self.fenced_by.is_none() {
+                tracing::info!(adapter, epoch, previous = self.fenced_epoch, "fenced");
+            }
+            self.fenced_epoch = epoch;
+            self.fenced_by = Some(adapter.to_string());
+            format!("fenced at epoch {epoch}; writes from older epochs are refused")
+        } else {
+            format!(
+                "epoch {epoch} of {adapter} is not newer than the fenced epoch {} of {}",
+                self.fenced_epoch,
+                self.fenced_by.as_deref().unwrap_or("nobody")
+            )
+        };
+        v1::FenceReply {
+            granted,
+            fenced_epoch: self.fenced_epoch,
+            watermark: if granted { self.watermark() } else { Vec::new() },
+            detail,
+        }
+    }
+
+    fn write(&mut self, adapter: &str, epoch: u64, points: &[failover_core::Point]) -> v1::WriteReply {
+        let n = points.len() as u64;
+        let tally_key = (adapter.to_string(), epoch);
+        if epoch < self.fenced_epoch {
+            self.refused_stale += n;
+            self.writers.entry(tally_key).or_default().refused_stale += n;
+            return v1::WriteReply {
+                outcome: v1::WriteOutcome::StaleEpoch as i32,
+                fenced_epoch: self.fenced_epoch,
+                ..Default::default()
+            };
+        }
+        if epoch > self.fenced_epoch || self.fenced_by.as_deref() != Some(adapter) {
+            self.refused_not_fenced += n;
+            return v1::WriteReply {
+                outcome: v1::WriteOutcome::NotFenced as i32,
+                fenced_epoch: self.fenced_epoch,
+                ..Default::default()
+            };
+        }
+        let now = process::unix_us();
+        let (mut accepted, mut duplicates) = (0u64, 0u64);
+        for p in points {
+            match self.streams.entry(p.stream_id).or_default().insert(p.seq, p.timestamp_ms) {
+                Insert::InOrder => accepted += 1,
+                Insert::OutOfOrder => {
+                    accepted += 1;
+                    self.out_of_order += 1;
+                }
+                Insert::Duplicate => duplicates += 1,
+            }
+        }
+        self.duplicated += duplicates;
+        if accepted > 0 {
+            if let Some(prev) = self.last_accept_unix_us {
+                self.largest_arrival_gap_us = self.largest_arrival_gap_us.max(now - prev);
+            }
+            self.last_accept_unix_us = Some(now);
+        }
+        let t = self.writers.entry(tally_key).or_default();
+        if t.accepted == 0 && accepted > 0 {
+            t.first_accepted_unix_us = now;
+        }
+        if accepted > 0 {
+            t.last_accepted_unix_us = now;
+        }
+        t.accepted += accepted;
+        t.duplicates += duplicates;
+        v1::WriteReply {
+            outcome: v1::WriteOutcome::Accepted as i32,
+            accepted,
+            duplicates,
+            fenced_epoch: self.fenced_epoch,
+        }
+    }
+
+    fn audit(&self, group_id: &str, req: &v1::AuditRequest) -> v1::AuditReport {
+        let (mut expected, mut received, mut lost, mut largest_gap_ms) = (0u64, 0u64, 0u64, 0i64);
+        for ledger in self.streams.values() {
+            received += ledger.held();
+            largest_gap_ms = largest_gap_ms.max(ledger.largest_gap_ms());
+            let (Some(first), Some(last)) = (ledger.first_seq(), ledger.last_seq()) else {
+                continue;
+            };
+            let lo = if req.has_from_seq { req.from_seq } else { first };
+            let hi = if req.has_through_seq { req.through_seq } else { last };
+            if lo <= hi {
+                let span = hi - lo + 1;
+                expected += span;
+                lost += span - ledger.held_between(lo, hi);
+            }
+        }
+        // Streams that were expected but never received anything.
+        let missing_streams = u64::from(req.expected_streams).saturating_sub(self.streams.len() as u64);
+        if missing_streams > 0 && req.has_from_seq && req.has_through_seq && req.from_seq <= req.through_seq {
+            let span = req.through_seq - req.from_seq + 1;
+            expected += span * missing_streams;
+            lost += span * missing_streams;
+        }
+        v1::AuditReport {
+            group_id: group_id.to_string(),
+            expected,
+            received,
+            lost,
+            duplicated: self.duplicated,
+            out_of_order: self.out_of_order,
+            refused_stale: self.refused_stale,
+            refused_not_fenced: self.refused_not_fenced,
+            largest_gap_ms,
+            largest_arrival_gap_ms: self.largest_arrival_gap_us / 1000,
+            fenced_epoch: self.fenced_epoch,
+            writers: self
+                .writers
+                .iter()
+                .map(|((adapter_id, epoch), t)| v1::WriterStats {
+                    adapter_id: adapter_id.clone(),
+                    epoch: *epoch,
+                    accepted: t.accepted,
+                    duplicates: t.duplicates,
+                    refused_stale: t.refused_stale,
+                    first_accepted_unix_us: t.first_accepted_unix_us,
+                    last_accepted_unix_us: t.last_accepted_unix_us,
+                })
+                .collect(),
+            streams: u32::try_from(self.streams.len()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// The DataEndpoint service.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointService {
+    groups: Arc<Mutex<HashMap<String, GroupRecord>>>,
+    outage: Arc<AtomicBool>,
+}
+
+/// Largest group id accepted.
+const MAX_ID_LEN: usize = 256;
+
+fn check_ids(group: &str, adapter: Option<&str>) -> Result<(), Status> {
+    if group.is_empty() || group.len() > MAX_ID_LEN {
+        return Err(Status::invalid_argument(format!(
+            "group_id must be 1 to {MAX_ID_LEN} bytes"
+        )));
+    }
+    if let Some(a) = adapter
+        && (a.is_empty() || a.len() > MAX_ID_LEN)
+    {
+        return Err(Status::invalid_argument(format!(
+            "adapter_id must be 1 to {MAX_ID_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+impl EndpointService {
+    fn check_outage(&self) -> Result<(), Status> {
+        if self.outage.load(Ordering::SeqCst) {
+            Err(Status::unavailable("data endpoint outage (simulated)"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn with_group<T>(&self, group: &str, f: impl FnOnce(&mut GroupRecord) -> T) -> T {
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        f(groups.entry(group.to_string()).or_default())
+    }
+}
+
+#[tonic::async_trait]
+impl v1::data_endpoint_server::DataEndpoint for EndpointService {
+    async fn fence(&self, request: Request<v1::FenceRequest>) -> Result<Response<v1::FenceReply>, Status> {
+        self.check_outage()?;
+        let req = request.into_inner();
+        check_ids(&req.group_id, Some(&req.adapter_id))?;
+        let reply = self.with_group(&req.group_id, |g| g.fence(&req.adapter_id, req.epoch));
+        Ok(Response::new(reply))
+    }
+
+    async fn write(&self, request: Request<v1::WriteRequest>) -> Result<Response<v1::WriteReply>, Status> {
+        self.check_outage()?;
+        let req = request.into_inner();
+        check_ids(&req.group_id, Some(&req.adapter_id))?;
+        let points = match &req.batch {
+            Some(b) => convert::points_from_batch(b).map_err(|e| Status::invalid_argument(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let reply = self.with_group(&req.group_id, |g| g.write(&req.adapter_id, req.epoch, &points));
+        if reply.outcome == v1::WriteOutcome::StaleEpoch as i32 {
+            tracing::warn!(
+                adapter = req.adapter_id,
+                epoch = req.epoch,
+                fenced = reply.fenced_epoch,
+                points = points.len(),
+                "write refused: stale epoch"
+            );
+        }
+        Ok(Response::new(reply))
+    }
+
+    async fn audit(&self, request: Request<v1::AuditRequest>) -> Result<Response<v1::AuditReport>, Status> {
+        let req = request.into_inner();
+        check_ids(&req.group_id, None)?;
+        let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        let report = match groups.get(&req.group_id) {
+            Some(g) => g.audit(&req.group_id, &req),
+            None => GroupRecord::default().audit(&req.group_id, &req),
+        };
+        Ok(Response::new(report))
+    }
+
+    async fn set_outage(&self, request: Request<v1::OutageRequest>) -> Result<Response<v1::OutageReply>, Status> {
+        let down = request.into_inner().down;
+        self.outage.store(down, Ordering::SeqCst);
+        tracing::info!(down, "endpoint outage set");
+        Ok(Response::new(v1::OutageReply { down }))
+    }
+}
+
+/// Serves the endpoint on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let health = process::health_service("failover.v1.DataEndpoint").await;
+    tracing::info!(addr = ?listener.local_addr().ok(), "data endpoint serving");
+    process::server_builder()
+        .add_service(health)
+        .add_service(
+            v1::data_endpoint_server::DataEndpointServer::new(EndpointService::default())
+                .max_decoding_message_size(64 * 1024 * 1024),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failover_core::Point;
+
+    fn pts(stream: u32, seqs: std::ops::Range<u64>) -> Vec<Point> {
+        seqs.map(|seq| Point { stream_id: stream, seq, timestamp_ms: seq as i64 * 100, value: 0.0 }).collect()
+    }
+
+    fn accepted(r: &v1::WriteReply) -> bool {
+        r.outcome == v1::WriteOutcome::Accepted as i32
+    }
+
+    #[test]
+    fn fencing_refuses_older_epochs_and_unfenced_writers() {
+        let mut g = GroupRecord::default();
+        assert!(!accepted(&g.write("a", 1, &pts(0, 0..5))), "must fence first");
+        assert!(g.fence("a", 1).granted);
+        assert!(accepted(&g.write("a", 1, &pts(0, 0..5))));
+        // b takes over at epoch 2 and reads the watermark.
+        let f = g.fence("b", 2);
+        assert!(f.granted);
+        assert_eq!(f.watermark, vec![v1::StreamWatermark { stream_id: 0, seq: 4 }]);
+        // a, resumed, is refused as stale.
+        let r = g.write("a", 1, &pts(0, 5..8));
+        assert_eq!(r.outcome, v1::WriteOutcome::StaleEpoch as i32);
+        assert_eq!(g.refused_stale, 3);
+        // a cannot fence back at its old epoch, nor at b's.
+        assert!(!g.fence("a", 1).granted);
+        assert!(!g.fence("a", 2).granted);
+        // b re-fencing at its own epoch (after a lost reply) is fine.
+        assert!(g.fence("b", 2).granted);
+        assert!(accepted(&g.write("b", 2, &pts(0, 5..10))));
+        let report = g.audit("g", &v1::AuditRequest::default());
+        assert_eq!((report.expected, report.received, report.lost, report.duplicated), (10, 10, 0, 0));
+        assert_eq!(report.writers.len(), 2);
+        assert_eq!(report.refused_stale, 3);
+    }
+
+    #[test]
+    fn audit_counts_gaps_duplicates_and_expected_range() {
+        let mut g = GroupRecord::default();
+        g.fence("a", 1);
+        g.write("a", 1, &pts(0, 0..10));
+        g.write("a", 1, &pts(0, 8..12));
+        g.write("a", 1, &pts(0, 20..25));
+        g.write("a", 1, &pts(1, 0..25));
+        let report = g.audit("g", &v1::AuditRequest::default());
+        assert_eq!(report.duplicated, 2);
+        assert_eq!(report.lost, 8);
+        assert_eq!(report.largest_gap_ms, 900);
+        let bounded = g.audit(
+            "g",
+            &v1::AuditRequest { has_from_seq: true, from_seq: 0, has_through_seq: true, through_seq: 29, expected_streams: 3, ..Default::default() },
+        );
+        assert_eq!(bounded.expected, 90);
+        assert_eq!(bounded.lost, 8 + 5 + 5 + 30);
+    }
+}

@@ -1,1 +1,25 @@
-fn main() {}
+//! `fake-endpoint`: the data endpoint that fences stale epochs and audits (see the library docs).
+
+use clap::Parser;
+use failover_proto::process::{self, LogFormat};
+
+/// Data endpoint for failover-lab: accepts egress, refuses writes from stale epochs, and audits
+/// every stream (lost, duplicated, out of order, gaps).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to serve gRPC on.
+    #[arg(long, default_value = "127.0.0.1:50052", env = "ENDPOINT_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    process::init_tracing(args.log_format);
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    fake_endpoint::run(listener, process::shutdown_signal()).await
+}

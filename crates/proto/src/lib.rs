@@ -1,12 +1,20 @@
-//! The `failover.v1` wire contract: prost messages and tonic clients and servers generated from
-//! `proto/failover/v1/failover.proto`. Every process of failover-lab talks to the others only
-//! through these types; nothing else crosses a process boundary (but the adapter's REST API).
-
-#![allow(missing_debug_implementations, clippy::all, clippy::unwrap_used)]
+//! failover-proto: the `failover.v1` wire contract and the plumbing every process shares to
+//! speak it.
+//!
+//! - [`v1`]: prost messages and tonic clients and servers generated from
+//!   `proto/failover/v1/failover.proto`. Nothing else crosses a process boundary (but the REST
+//!   APIs of the adapter and the arbiter).
+//! - [`convert`]: conversions between wire messages and `failover-core` types.
+//! - [`process`]: what every server binary does the same way: tracing setup, the gRPC health
+//!   service, and shutdown on Ctrl-C or SIGTERM.
 
 /// Generated code for package `failover.v1`.
+#[allow(missing_debug_implementations, clippy::all, clippy::unwrap_used, rust_2018_idioms)]
 pub mod v1 {
     tonic::include_proto!("failover.v1");
 }
+
+pub mod convert;
+pub mod process;
 
 pub use v1::*;

@@ -1,0 +1,213 @@
+//! The REST admin of the failover service (modelled on the real service's):
+//!
+//! | call | does |
+//! |---|---|
+//! | `GET /api/v1/ClientFailover/groups` | lists groups |
+//! | `GET /api/v1/ClientFailover/groups/{g}` | one group with its sessions |
+//! | `DELETE /api/v1/ClientFailover/groups/{g}` | deletes a group with no sessions (409 otherwise) |
+//! | `GET /api/v1/ClientFailover/groups/{g}/clientsessions` | lists sessions |
+//! | `DELETE /api/v1/ClientFailover/groups/{g}/clientsessions/{s}` | deletes a session |
+//! | `POST /api/v1/ClientFailover/groups/{g}/clientsessions/{s}/roleoverride` | `{"Value":"Primary","ExpirationPeriod":"08:00:00"}`; no ExpirationPeriod: indefinite |
+//! | `DELETE /api/v1/ClientFailover/groups/{g}/clientsessions/{s}/roleoverride` | ends an override |
+//!
+//! `{s}` is a session id or an adapter name.
+
+use axum::{
+    Json, Router,
+    extract::{Path, State, rejection::JsonRejection},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use failover_core::{
+    Role,
+    group::{Group, GroupError},
+    timespan::{format_timespan, parse_timespan},
+};
+use serde_json::{Value, json};
+
+use crate::{Arbiter, state::{role_name, status_message}};
+
+/// An error answer: status and message.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<GroupError> for ApiError {
+    fn from(e: GroupError) -> Self {
+        ApiError(StatusCode::NOT_FOUND, e.to_string())
+    }
+}
+
+fn no_group(g: &str) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, format!("no group {g:?}"))
+}
+
+/// The admin routes.
+pub fn router(arbiter: Arbiter) -> Router {
+    let base = "/api/v1/ClientFailover/groups";
+    Router::new()
+        .route(base, get(list_groups))
+        .route(&format!("{base}/{{group}}"), get(get_group).delete(delete_group))
+        .route(&format!("{base}/{{group}}/clientsessions"), get(list_sessions))
+        .route(
+            &format!("{base}/{{group}}/clientsessions/{{session}}"),
+            axum::routing::delete(delete_session),
+        )
+        .route(
+            &format!("{base}/{{group}}/clientsessions/{{session}}/roleoverride"),
+            post(set_override).delete(clear_override),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(arbiter)
+}
+
+fn group_json(g: &Group, now: std::time::Duration) -> Value {
+    let status = status_message(g, now);
+    json!({
+        "Id": g.id(),
+        "Name": g.name(),
+        "Description": g.description(),
+        "FailoverTimeout": format_timespan(g.failover_timeout()),
+        "Epoch": g.epoch(),
+        "Primary": g.primary().map(|p| p.adapter_id.clone()),
+        "Note": g.note(),
+        "Sessions": status.sessions.iter().zip(g.sessions()).map(|(s, full)| json!({
+            "Id": s.session_id,
+            "AdapterId": s.adapter_id,
+            "Role": role_name(g.role_of(full.id)),
+            "FailoverScore": s.score,
+            "Mode": full.mode.as_str(),
+            "HeartbeatAgeMs": s.heartbeat_age_ms,
+            "Stale": s.stale,
+            "RoleOverride": if s.role_override.is_empty() { Value::Null } else { Value::String(s.role_override.clone()) },
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn list_groups(State(a): State<Arbiter>) -> Json<Value> {
+    let now = a.now();
+    let state = a.lock();
+    Json(Value::Array(state.groups.values().map(|e| group_json(&e.group, now)).collect()))
+}
+
+async fn get_group(State(a): State<Arbiter>, Path(g): Path<String>) -> Result<Json<Value>, ApiError> {
+    let now = a.now();
+    let state = a.lock();
+    let e = state.groups.get(&g).ok_or_else(|| no_group(&g))?;
+    Ok(Json(group_json(&e.group, now)))
+}
+
+async fn list_sessions(State(a): State<Arbiter>, Path(g): Path<String>) -> Result<Json<Value>, ApiError> {
+    let now = a.now();
+    let state = a.lock();
+    let e = state.groups.get(&g).ok_or_else(|| no_group(&g))?;
+    Ok(Json(group_json(&e.group, now)["Sessions"].clone()))
+}
+
+async fn delete_group(State(a): State<Arbiter>, Path(g): Path<String>) -> Result<StatusCode, ApiError> {
+    let mut state = a.lock();
+    let e = state.groups.get(&g).ok_or_else(|| no_group(&g))?;
+    if !e.group.sessions().is_empty() {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("group {g:?} still has {} session(s); delete them first", e.group.sessions().len()),
+        ));
+    }
+    state.groups.remove(&g);
+    tracing::info!(group = g, "group deleted by an operator");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_session(
+    State(a): State<Arbiter>,
+    Path((g, s)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let now = a.now();
+    let mut state = a.lock();
+    let e = state.groups.get_mut(&g).ok_or_else(|| no_group(&g))?;
+    let changes = e.group.remove_session(&s, now)?;
+    a.apply(&mut state, &g, &changes);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parses `{"Value":"Primary"|"Secondary","ExpirationPeriod":"hh:mm:ss"|null}`.
+pub fn parse_override(body: &Value) -> Result<(Role, Option<std::time::Duration>), String> {
+    let Value::Object(map) = body else {
+        return Err("body must be a JSON object like {\"Value\":\"Primary\",\"ExpirationPeriod\":\"08:00:00\"}".into());
+    };
+    for key in map.keys() {
+        if !["value", "expirationperiod"].contains(&key.to_ascii_lowercase().as_str()) {
+            return Err(format!("unknown field {key:?}; accepted: Value, ExpirationPeriod"));
+        }
+    }
+    let field = |name: &str| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    let role = match field("Value") {
+        Some(Value::String(v)) if v == "Primary" => Role::Primary,
+        Some(Value::String(v)) if v == "Secondary" => Role::Secondary,
+        Some(other) => return Err(format!("Value: {other} is not accepted; use \"Primary\" or \"Secondary\"")),
+        None => return Err("Value: required; \"Primary\" or \"Secondary\"".into()),
+    };
+    let expiration = match field("ExpirationPeriod") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => {
+            let d = parse_timespan(t).map_err(|e| format!("ExpirationPeriod: {e}"))?;
+            if d.is_zero() {
+                return Err("ExpirationPeriod: must be above 00:00:00 (omit it for no expiration)".into());
+            }
+            Some(d)
+        }
+        Some(other) => return Err(format!("ExpirationPeriod: {other} must be a timespan string such as \"08:00:00\"")),
+    };
+    Ok((role, expiration))
+}
+
+async fn set_override(
+    State(a): State<Arbiter>,
+    Path((g, s)): Path<(String, String)>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
+    let (role, expiration) = parse_override(&body).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
+    let now = a.now();
+    let mut state = a.lock();
+    let e = state.groups.get_mut(&g).ok_or_else(|| no_group(&g))?;
+    let changes = e.group.set_override(&s, Some(role), expiration.map(|d| now + d), now)?;
+    let view = group_json(&e.group, now);
+    a.apply(&mut state, &g, &changes);
+    Ok(Json(view))
+}
+
+async fn clear_override(
+    State(a): State<Arbiter>,
+    Path((g, s)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let now = a.now();
+    let mut state = a.lock();
+    let e = state.groups.get_mut(&g).ok_or_else(|| no_group(&g))?;
+    let changes = e.group.set_override(&s, None, None, now)?;
+    let view = group_json(&e.group, now);
+    a.apply(&mut state, &g, &changes);
+    Ok(Json(view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_bodies() {
+        let ok = parse_override(&json!({"Value":"Primary","ExpirationPeriod":"08:00:00"})).expect("ok");
+        assert_eq!(ok, (Role::Primary, Some(std::time::Duration::from_secs(8 * 3600))));
+        assert_eq!(parse_override(&json!({"Value":"Secondary"})).expect("ok"), (Role::Secondary, None));
+        assert!(parse_override(&json!({"Value":"primary"})).unwrap_err().contains("\"Primary\""));
+        assert!(parse_override(&json!({"Value":"Primary","ExpirationPeriod":"8h"})).unwrap_err().contains("ExpirationPeriod"));
+        assert!(parse_override(&json!({"Value":"Primary","Extra":1})).unwrap_err().contains("unknown field"));
+        assert!(parse_override(&json!([])).is_err());
+    }
+}

@@ -1,0 +1,172 @@
+//! The `failover.v1.Arbiter` gRPC service: heartbeat streams, group status and watch.
+
+use std::{future::Future, pin::Pin, time::Duration};
+
+use failover_core::{
+    config::{MAX_FAILOVER_TIMEOUT, MIN_FAILOVER_TIMEOUT, MAX_TEXT_LEN},
+    group::{Group, Heartbeat, SessionId},
+};
+use failover_proto::{convert, process, v1};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, WatchStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{
+    Arbiter,
+    state::{GroupEntry, Outbound, assignment_message},
+};
+
+/// Most watermark entries a heartbeat may carry.
+pub const MAX_WATERMARK_STREAMS: usize = 1_000_000;
+
+/// Checks a heartbeat and turns it into the group's form.
+pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat), Status> {
+    let text = |name: &str, v: &str, required: bool| -> Result<(), Status> {
+        if (required && v.is_empty()) || v.len() > MAX_TEXT_LEN {
+            return Err(Status::invalid_argument(format!(
+                "{name} must be {} to {MAX_TEXT_LEN} bytes",
+                if required { 1 } else { 0 }
+            )));
+        }
+        Ok(())
+    };
+    text("group_id", &hb.group_id, true)?;
+    text("adapter_id", &hb.adapter_id, true)?;
+    text("incarnation", &hb.incarnation, true)?;
+    text("name", &hb.name, false)?;
+    text("description", &hb.description, false)?;
+    if hb.score > 100 {
+        return Err(Status::invalid_argument(format!("score must be 0 to 100, not {}", hb.score)));
+    }
+    let mode = convert::mode_from_wire(hb.mode).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let timeout = Duration::from_millis(hb.failover_timeout_ms);
+    if !(MIN_FAILOVER_TIMEOUT..=MAX_FAILOVER_TIMEOUT).contains(&timeout) {
+        return Err(Status::invalid_argument(format!(
+            "failover_timeout_ms must be {} to {}, not {}",
+            MIN_FAILOVER_TIMEOUT.as_millis(),
+            MAX_FAILOVER_TIMEOUT.as_millis(),
+            hb.failover_timeout_ms
+        )));
+    }
+    if hb.egress_watermark.len() > MAX_WATERMARK_STREAMS {
+        return Err(Status::invalid_argument("egress_watermark lists too many streams"));
+    }
+    let opt = |s: String| if s.is_empty() { None } else { Some(s) };
+    Ok((
+        hb.group_id,
+        Heartbeat {
+            adapter_id: hb.adapter_id,
+            incarnation: hb.incarnation,
+            score: hb.score,
+            mode,
+            failover_timeout: timeout,
+            name: opt(hb.name),
+            description: opt(hb.description),
+            known_epoch: hb.known_epoch,
+            claims_primary: hb.claims_primary,
+            watermark: convert::watermark_pairs(&hb.egress_watermark),
+        },
+    ))
+}
+
+impl Arbiter {
+    /// Takes one heartbeat from a session's stream; answers on `tx`.
+    fn on_heartbeat(&self, hb: v1::HeartbeatRequest, tx: &Outbound) -> Result<(String, SessionId), Status> {
+        let (group_id, hb) = validate_heartbeat(hb)?;
+        let now = self.now();
+        let mut state = self.lock();
+        let state = &mut *state;
+        let entry = state.groups.entry(group_id.clone()).or_insert_with(|| GroupEntry {
+            group: Group::new(group_id.clone(), &hb),
+            outbound: Default::default(),
+        });
+        let (id, changes) = entry
+            .group
+            .heartbeat(hb, now, &mut state.next_session)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        entry.outbound.insert(id, tx.clone());
+        let reply = assignment_message(&entry.group, id);
+        self.apply(state, &group_id, &changes);
+        // The answer to this heartbeat (a push above may already have told it the same).
+        let _ = tx.try_send(Ok(reply));
+        Ok((group_id, id))
+    }
+
+    /// A session's stream ended: stop pushing to it. The session itself stays until it is
+    /// stale (Doc: failover follows failoverTimeout, not a closed connection).
+    fn detach(&self, group_id: &str, id: SessionId, tx: &Outbound) {
+        let mut state = self.lock();
+        if let Some(e) = state.groups.get_mut(group_id)
+            && e.outbound.get(&id).is_some_and(|t| t.same_channel(tx))
+        {
+            e.outbound.remove(&id);
+        }
+    }
+}
+
+type AssignmentStream = Pin<Box<dyn Stream<Item = Result<v1::RoleAssignment, Status>> + Send>>;
+type StatusStream = Pin<Box<dyn Stream<Item = Result<v1::GroupStatus, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl v1::arbiter_server::Arbiter for Arbiter {
+    type HeartbeatStream = AssignmentStream;
+    type WatchGroupStream = StatusStream;
+
+    async fn heartbeat(
+        &self,
+        request: Request<Streaming<v1::HeartbeatRequest>>,
+    ) -> Result<Response<Self::HeartbeatStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(32);
+        let arbiter = self.clone();
+        tokio::spawn(async move {
+            let mut session: Option<(String, SessionId)> = None;
+            loop {
+                match inbound.message().await {
+                    Ok(Some(hb)) => match arbiter.on_heartbeat(hb, &tx) {
+                        Ok(s) => session = Some(s),
+                        Err(status) => {
+                            tracing::warn!(%status, "heartbeat refused");
+                            let _ = tx.send(Err(status)).await;
+                            break;
+                        }
+                    },
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if let Some((g, id)) = session {
+                arbiter.detach(&g, id, &tx);
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn watch_group(
+        &self,
+        request: Request<v1::GroupRequest>,
+    ) -> Result<Response<Self::WatchGroupStream>, Status> {
+        let group = request.into_inner().group_id;
+        let rx = self.watch(&group);
+        Ok(Response::new(Box::pin(WatchStream::new(rx).map(Ok))))
+    }
+
+    async fn get_group(&self, request: Request<v1::GroupRequest>) -> Result<Response<v1::GroupStatus>, Status> {
+        Ok(Response::new(self.status(&request.into_inner().group_id)))
+    }
+}
+
+/// Serves the gRPC side until `shutdown` resolves.
+pub async fn serve(
+    arbiter: Arbiter,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let health = process::health_service("failover.v1.Arbiter").await;
+    process::server_builder()
+        .add_service(health)
+        .add_service(v1::arbiter_server::ArbiterServer::new(arbiter))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(Into::into)
+}

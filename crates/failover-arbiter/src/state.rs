@@ -1,0 +1,219 @@
+//! The arbiter's shared state: every group, the outbound channel of every live session, and
+//! the watchers. All changes go through [`Arbiter::apply`], which logs each transition with its
+//! reason, pushes assignments and publishes the new status.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use failover_core::{
+    Role,
+    group::{Group, SessionId, Transition, TransitionKind},
+};
+use failover_proto::{convert, process, v1};
+use tokio::sync::{Notify, mpsc, watch};
+use tonic::Status;
+
+/// Where a session's assignments go.
+pub(crate) type Outbound = mpsc::Sender<Result<v1::RoleAssignment, Status>>;
+
+#[derive(Debug)]
+pub(crate) struct GroupEntry {
+    pub(crate) group: Group,
+    pub(crate) outbound: HashMap<SessionId, Outbound>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) groups: BTreeMap<String, GroupEntry>,
+    pub(crate) next_session: SessionId,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    watchers: Mutex<HashMap<String, watch::Sender<v1::GroupStatus>>>,
+    changed: Notify,
+    origin: Instant,
+}
+
+/// The failover service's state, shared by the gRPC service, the clock and the REST admin.
+#[derive(Debug, Clone)]
+pub struct Arbiter {
+    inner: Arc<Inner>,
+}
+
+impl Default for Arbiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Arbiter {
+    /// An arbiter with no groups.
+    pub fn new() -> Self {
+        Arbiter {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    groups: BTreeMap::new(),
+                    next_session: 1,
+                }),
+                watchers: Mutex::new(HashMap::new()),
+                changed: Notify::new(),
+                origin: Instant::now(),
+            }),
+        }
+    }
+
+    /// Time since the arbiter started: the `now` of every group.
+    pub fn now(&self) -> Duration {
+        self.inner.origin.elapsed()
+    }
+
+    /// The instant a group time corresponds to.
+    pub fn instant_of(&self, t: Duration) -> Instant {
+        self.inner.origin + t
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Resolves when something changed that may move the next deadline.
+    pub(crate) async fn changed(&self) {
+        self.inner.changed.notified().await;
+    }
+
+    /// Logs `changes`, pushes assignments to the group's members if a role may have changed,
+    /// publishes the group's status, and wakes the clock.
+    pub(crate) fn apply(&self, state: &mut State, group_id: &str, changes: &[Transition]) {
+        let Some(entry) = state.groups.get_mut(group_id) else {
+            return;
+        };
+        for t in changes {
+            match &t.kind {
+                TransitionKind::Score { .. } => tracing::info!(group = group_id, event = "score", "{}", t.reason),
+                TransitionKind::Stale { .. } | TransitionKind::NoPrimary => {
+                    tracing::warn!(group = group_id, event = kind_name(&t.kind), "{}", t.reason)
+                }
+                other => tracing::info!(group = group_id, event = kind_name(other), "{}", t.reason),
+            }
+        }
+        // Drop channels of sessions that no longer exist (replaced or deleted).
+        let live: Vec<SessionId> = entry.group.sessions().iter().map(|s| s.id).collect();
+        entry.outbound.retain(|id, _| live.contains(id));
+        let roles_may_have_changed = changes.iter().any(|t| !matches!(t.kind, TransitionKind::Score { .. }));
+        if roles_may_have_changed {
+            for (id, tx) in &entry.outbound {
+                // A full channel means a member that is not reading (paused); it gets the
+                // current assignment in the answer to its next heartbeat.
+                let _ = tx.try_send(Ok(assignment_message(&entry.group, *id)));
+            }
+        }
+        let status = status_message(&entry.group, self.now());
+        self.publish(group_id, status);
+        self.inner.changed.notify_one();
+    }
+
+    /// Publishes a status to the group's watchers.
+    pub(crate) fn publish(&self, group_id: &str, status: v1::GroupStatus) {
+        let watchers = self.inner.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(w) = watchers.get(group_id) {
+            w.send_replace(status);
+        }
+    }
+
+    /// A watch on a group's status, starting with the status now.
+    pub fn watch(&self, group_id: &str) -> watch::Receiver<v1::GroupStatus> {
+        let now_status = self.status(group_id);
+        let mut watchers = self.inner.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = watchers
+            .entry(group_id.to_string())
+            .or_insert_with(|| watch::Sender::new(now_status.clone()));
+        w.send_replace(now_status);
+        w.subscribe()
+    }
+
+    /// A group's status now (`exists` false when there is no such group).
+    pub fn status(&self, group_id: &str) -> v1::GroupStatus {
+        let state = self.lock();
+        match state.groups.get(group_id) {
+            Some(e) => status_message(&e.group, self.now()),
+            None => v1::GroupStatus {
+                group_id: group_id.to_string(),
+                observed_at_unix_ms: process::unix_ms(),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// A short name for a transition kind, for logs.
+pub(crate) fn kind_name(kind: &TransitionKind) -> &'static str {
+    match kind {
+        TransitionKind::Joined { .. } => "joined",
+        TransitionKind::Stale { .. } => "stale",
+        TransitionKind::Recovered { .. } => "recovered",
+        TransitionKind::Score { .. } => "score",
+        TransitionKind::Demoted { .. } => "demoted",
+        TransitionKind::Promoted { .. } => "promoted",
+        TransitionKind::Adopted { .. } => "adopted",
+        TransitionKind::NoPrimary => "no_primary",
+        TransitionKind::Override { .. } => "override",
+    }
+}
+
+/// What a member is told, on the wire.
+pub(crate) fn assignment_message(group: &Group, id: SessionId) -> v1::RoleAssignment {
+    let a = group.assignment(id);
+    v1::RoleAssignment {
+        role: convert::role_to_wire(a.role) as i32,
+        epoch: a.epoch,
+        primary_adapter_id: a.primary_adapter_id,
+        primary_watermark: convert::watermark_to_wire(&a.primary_watermark),
+        reason: a.reason,
+        heartbeat_interval_ms: u64::try_from(group.heartbeat_interval().as_millis()).unwrap_or(u64::MAX),
+        session_id: id.to_string(),
+    }
+}
+
+/// A group's status, on the wire.
+pub(crate) fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
+    v1::GroupStatus {
+        group_id: group.id().to_string(),
+        epoch: group.epoch(),
+        primary_adapter_id: group.primary().map(|p| p.adapter_id.clone()).unwrap_or_default(),
+        sessions: group
+            .sessions()
+            .iter()
+            .map(|s| v1::SessionStatus {
+                session_id: s.id.to_string(),
+                adapter_id: s.adapter_id.clone(),
+                score: s.score,
+                mode: convert::mode_to_wire(s.mode) as i32,
+                role: convert::role_to_wire(group.role_of(s.id)) as i32,
+                heartbeat_age_ms: u64::try_from(now.saturating_sub(s.last_heartbeat).as_millis()).unwrap_or(u64::MAX),
+                stale: group.is_stale(s, now),
+                registered_order: s.registered_order,
+                role_override: s
+                    .role_override
+                    .map(|o| match o.expires_at {
+                        Some(at) => format!("{} for {:.1} s", o.role, at.saturating_sub(now).as_secs_f64()),
+                        None => format!("{} until cleared", o.role),
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        failover_timeout_ms: u64::try_from(group.failover_timeout().as_millis()).unwrap_or(u64::MAX),
+        note: group.note().to_string(),
+        observed_at_unix_ms: process::unix_ms(),
+        exists: true,
+    }
+}
+
+/// The role name as the REST admin shows it.
+pub(crate) fn role_name(r: Role) -> &'static str {
+    r.as_str()
+}
