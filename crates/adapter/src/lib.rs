@@ -1,1 +1,94 @@
-//! placeholder
+//! adapter: one member of a failover pair, like an AVEVA/OSIsoft PI Adapter with client
+//! failover.
+//!
+//! It collects points from the data source, keeps them in a bounded egress buffer, and egresses
+//! them to the data endpoint while it is Primary; it heartbeats its failover score to the
+//! failover service, which decides its role. Hot, Warm and Cold standby behave as in DOMAIN.md.
+//!
+//! The adapter is a few tasks around one shared [`state::AdapterState`]:
+//! - [`session`]: the heartbeat stream to the failover service; role, epoch, lease;
+//! - [`collector`]: the subscription to the data source (points and component health);
+//! - [`tester`]: connection tests of a Warm standby (and of HistoryOnly adapters);
+//! - [`egress`]: fence, read the watermark, flush what follows it, write live data;
+//! - [`history`]: on-demand history recoveries (HistoryOnly), never carried over a failover;
+//! - [`rest`]: the REST API (ClientFailover document, FailoverState, DataSource).
+//!
+//! [`run`] starts them all on a given REST listener and stops them when shutdown resolves.
+
+pub mod collector;
+pub mod egress;
+pub mod history;
+pub mod rest;
+pub mod session;
+pub mod state;
+pub mod tester;
+
+use std::{future::Future, time::Duration};
+
+use failover_core::{ClientFailoverConfig, DataSourceConfig};
+use tonic::transport::Endpoint;
+
+/// What an adapter is started with.
+#[derive(Debug, Clone)]
+pub struct AdapterSettings {
+    /// The adapter's name: its id in the failover group and at the source and endpoint.
+    pub name: String,
+    /// gRPC URL of the data source.
+    pub source_url: String,
+    /// gRPC URL of the data endpoint.
+    pub endpoint_url: String,
+    /// DataSource settings at start.
+    pub data_source: DataSourceConfig,
+    /// How often a Warm standby tests its source connection (Doc: 5 minutes).
+    pub warm_test_interval: Duration,
+    /// Most points held for egress; past it the oldest are dropped and counted.
+    pub buffer_capacity: usize,
+    /// Most points per write.
+    pub batch_size: usize,
+}
+
+fn lazy_channel(url: &str) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(Endpoint::from_shared(url.to_string())?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(Duration::from_secs(2))
+        .connect_lazy())
+}
+
+/// Runs the adapter, serving its REST API on `rest`, until `shutdown` resolves.
+pub async fn run(
+    rest: tokio::net::TcpListener,
+    settings: AdapterSettings,
+    initial: Option<ClientFailoverConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let source = lazy_channel(&settings.source_url)?;
+    let endpoint = lazy_channel(&settings.endpoint_url)?;
+    let shared = state::Shared::new(settings);
+    if initial.is_some() {
+        rest::apply_failover(&shared, initial);
+    }
+    let tasks = [
+        tokio::spawn(session::run(shared.clone())),
+        tokio::spawn(collector::run(shared.clone(), source.clone())),
+        tokio::spawn(tester::run(shared.clone(), source.clone())),
+        tokio::spawn(egress::run(shared.clone(), endpoint)),
+        tokio::spawn(history::run(shared.clone(), source.clone())),
+    ];
+    tracing::info!(
+        name = shared.settings.name,
+        rest = ?rest.local_addr().ok(),
+        source = shared.settings.source_url,
+        endpoint = shared.settings.endpoint_url,
+        "adapter running"
+    );
+    let app = rest::router(shared.clone(), source);
+    let served = axum::serve(rest, app).with_graceful_shutdown(shutdown).await;
+    for t in tasks {
+        t.abort();
+    }
+    let st = shared.lock();
+    tracing::info!(buffered = st.buffer.len(), egressed = st.egressed, "adapter stopped");
+    served.map_err(Into::into)
+}

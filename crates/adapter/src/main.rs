@@ -1,1 +1,71 @@
-fn main() {}
+//! `adapter`: one member of a failover pair (see the library docs).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use failover_core::{ClientFailoverConfig, DataCollectionMode, DataSourceConfig, timespan::parse_timespan};
+use failover_proto::process::{self, LogFormat};
+
+/// A data adapter with client-level failover: collects from the data source, egresses to the
+/// data endpoint while Primary, and heartbeats its failover score to the failover service named
+/// by its ClientFailover document (PUT to /api/v1/configuration/System/ClientFailover, or
+/// --config at start).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The adapter's name (its id in the failover group).
+    #[arg(long, default_value = "adapter-a", env = "ADAPTER_NAME")]
+    name: String,
+    /// Address of the REST API (the vendor's default port is 5590).
+    #[arg(long, default_value = "127.0.0.1:5590", env = "ADAPTER_REST_LISTEN")]
+    rest_listen: std::net::SocketAddr,
+    /// gRPC URL of the data source.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "ADAPTER_SOURCE")]
+    source: String,
+    /// gRPC URL of the data endpoint (where data is egressed; not the failover service).
+    #[arg(long, default_value = "http://127.0.0.1:50052", env = "ADAPTER_DATA_ENDPOINT")]
+    data_endpoint: String,
+    /// A ClientFailover JSON document to apply at start.
+    #[arg(long, env = "ADAPTER_CONFIG")]
+    config: Option<PathBuf>,
+    /// dataCollectionMode at start: CurrentOnly, HistoryOnly or CurrentWithBackfill.
+    #[arg(long, default_value = "CurrentOnly", value_parser = |s: &str| s.parse::<DataCollectionMode>().map_err(|e| e.to_string()))]
+    data_collection_mode: DataCollectionMode,
+    /// How often a Warm standby tests its source connection (hh:mm:ss; the vendor's is 5 minutes).
+    #[arg(long, default_value = "00:05:00", value_parser = |s: &str| parse_timespan(s).map_err(|e| e.to_string()))]
+    warm_test_interval: std::time::Duration,
+    /// Most points held for egress; past it the oldest are dropped and counted.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    buffer_max_points: u64,
+    /// Most points per write to the endpoint.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    batch_size: u64,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    process::init_tracing(args.log_format);
+    let initial = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            Some(ClientFailoverConfig::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    let settings = adapter::AdapterSettings {
+        name: args.name,
+        source_url: args.source,
+        endpoint_url: args.data_endpoint,
+        data_source: DataSourceConfig { data_collection_mode: args.data_collection_mode },
+        warm_test_interval: args.warm_test_interval,
+        buffer_capacity: usize::try_from(args.buffer_max_points)?,
+        batch_size: usize::try_from(args.batch_size)?,
+    };
+    let rest = tokio::net::TcpListener::bind(args.rest_listen).await?;
+    adapter::run(rest, settings, initial, process::shutdown_signal()).await
+}

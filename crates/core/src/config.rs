@@ -519,7 +519,7 @@ pub fn failover_warnings(failover: Option<&ClientFailoverConfig>, source: &DataS
 mod tests {
     use super::*;
 
-    const SEED: &str = include_str!("../../../../shared/examples/ConfigureClientFailover.json");
+    const SEED: &str = include_str!("../../../examples/ConfigureClientFailover.json");
 
     fn doc(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<ClientFailoverConfig, ConfigError> {
         let mut map = parse_json_object(SEED).expect("seed parses");

@@ -11,11 +11,13 @@
 //! - [`points`]: data points and per-stream watermarks.
 //! - [`buffer`]: the adapter's bounded egress buffer, trimmed by watermarks.
 //! - [`ledger`]: the endpoint's per-stream record for audits (lost, duplicated, gaps).
+//! - [`clock_time`]: UTC timestamps for the REST APIs, to and from unix milliseconds.
 //!
 //! The service crates (`adapter`, `failover-arbiter`, `fake-endpoint`, `fake-data-source`)
 //! are thin shells that feed these machines from the network and act on their answers.
 
 pub mod buffer;
+pub mod clock_time;
 pub mod config;
 pub mod group;
 pub mod ledger;

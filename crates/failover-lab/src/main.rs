@@ -1,1 +1,173 @@
-fn main() {}
+//! `failover-lab`: see, script and test client-level failover of an adapter pair.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use failover_core::{Mode, timespan::parse_timespan};
+use failover_lab::{cluster::ClusterSpec, config_client, demo};
+
+/// See, script and test client-level failover of a primary/secondary adapter pair.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the whole pair on loopback, SIGKILL the Primary, and show the takeover: scores,
+    /// roles, data flow, and what was lost or duplicated. Needs no Docker.
+    Demo(DemoArgs),
+    /// Read or write an adapter's ClientFailover document over its REST API (like the vendor's
+    /// `edgecmd -port 5590 set clientfailover -cid System -file F`).
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Standby mode of both adapters: Hot, Warm or Cold (case-sensitive, as in the document).
+    #[arg(long, default_value = "Hot", value_parser = |s: &str| s.parse::<Mode>().map_err(|e| e.to_string()))]
+    mode: Mode,
+    /// failoverTimeout as hh:mm:ss(.fff); heartbeats go every half of it.
+    #[arg(long, default_value = "00:00:04", value_parser = parse_duration)]
+    failover_timeout: Duration,
+    /// Print one JSON object instead of the timeline (progress still goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Streams at the data source.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    streams: u32,
+    /// Components the streams are split into (one lost of four: score 75).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    components: u32,
+    /// Source ticks per second (each tick: one point per stream).
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// How often a Warm standby tests its source connection (the vendor's default is 00:05:00).
+    #[arg(long, default_value = "00:00:01", value_parser = parse_duration)]
+    warm_test_interval: Duration,
+    /// Data flow before the kill.
+    #[arg(long, default_value = "00:00:03", value_parser = parse_duration)]
+    before_kill: Duration,
+    /// Data flow after the takeover.
+    #[arg(long, default_value = "00:00:03", value_parser = parse_duration)]
+    after_takeover: Duration,
+    /// Keep each component's log in this folder (default: a temporary folder, removed).
+    #[arg(long)]
+    keep_logs: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// PUT a ClientFailover JSON document to the adapter.
+    Set {
+        /// The adapter's REST port.
+        #[arg(long, default_value_t = 5590)]
+        port: u16,
+        /// The adapter's host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The document (for example ConfigureClientFailover.json).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Show the adapter's ClientFailover document (never the password).
+    Get {
+        /// The adapter's REST port.
+        #[arg(long, default_value_t = 5590)]
+        port: u16,
+        /// The adapter's host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
+    /// Remove the adapter's ClientFailover document.
+    Delete {
+        /// The adapter's REST port.
+        #[arg(long, default_value_t = 5590)]
+        port: u16,
+        /// The adapter's host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
+    /// Show the adapter's FailoverState (role, score, epoch, errors).
+    State {
+        /// The adapter's REST port.
+        #[arg(long, default_value_t = 5590)]
+        port: u16,
+        /// The adapter's host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_timespan(s).map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("failover-lab: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => run_demo(args).await,
+        Command::Config { action } => {
+            let value = match action {
+                ConfigAction::Set { port, host, file } => config_client::set(&host, port, &file).await?,
+                ConfigAction::Get { port, host } => config_client::get(&host, port).await?,
+                ConfigAction::Delete { port, host } => config_client::delete(&host, port).await?,
+                ConfigAction::State { port, host } => config_client::state(&host, port).await?,
+            };
+            if !value.is_null() {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= 100_000.0) {
+        anyhow::bail!("--rate must be above 0 and at most 100000, not {}", args.rate);
+    }
+    let spec = ClusterSpec {
+        mode: args.mode,
+        failover_timeout: args.failover_timeout,
+        streams: args.streams,
+        components: args.components.min(args.streams),
+        rate_hz: args.rate,
+        warm_test_interval: args.warm_test_interval,
+        log_dir: args.keep_logs.clone(),
+        ..ClusterSpec::default()
+    };
+    let opts = demo::DemoOptions { spec: spec.clone(), before_kill: args.before_kill, after_takeover: args.after_takeover };
+    let progress = |line: &str| eprintln!("[demo] {line}");
+    let report = tokio::select! {
+        r = demo::run(&opts, &progress) => r?,
+        () = failover_proto::process::shutdown_signal() => {
+            eprintln!("[demo] interrupted; every process is stopped");
+            return Ok(ExitCode::from(130));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", demo::render(&report, &spec));
+    }
+    if let Some(dir) = &args.keep_logs {
+        eprintln!("[demo] logs kept in {}", dir.display());
+    }
+    Ok(if report.took_over() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,113 @@
+//! Collection from the data source: while the mode and role say so, a subscription whose points
+//! go into the egress buffer and whose component reports set the source health (the score).
+
+use std::{sync::Arc, time::Duration};
+
+use failover_core::modes::{Component, SourceHealth};
+use failover_proto::{convert, v1};
+use tonic::transport::Channel;
+
+use crate::state::{Backoff, Shared};
+
+/// Runs for as long as the adapter runs.
+pub async fn run(shared: Arc<Shared>, source: Channel) {
+    let mut changed = shared.changed.subscribe();
+    let mut backoff = Backoff::new(Duration::from_secs(1));
+    loop {
+        if !shared.lock().activity().collect {
+            shared.update(|st| {
+                if st.source_health != SourceHealth::Connecting {
+                    tracing::info!("collection stopped (standby)");
+                }
+                st.source_health = SourceHealth::Connecting;
+            });
+            if changed.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        match collect(&shared, source.clone(), &mut changed, &mut backoff).await {
+            Ok(()) => continue,
+            Err(error) => {
+                let first = shared.update(|st| {
+                    let first = st.source_health != SourceHealth::Unreachable;
+                    st.source_health = SourceHealth::Unreachable;
+                    first
+                });
+                if first {
+                    tracing::warn!("data source: {error}");
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+/// Subscribes and collects until collection is no longer wanted (Ok) or the source fails (Err).
+async fn collect(
+    shared: &Shared,
+    source: Channel,
+    changed: &mut tokio::sync::watch::Receiver<u64>,
+    backoff: &mut Backoff,
+) -> Result<(), String> {
+    let mut client = v1::data_source_client::DataSourceClient::new(source);
+    let client_id = shared.settings.name.clone();
+    let info = client
+        .describe(v1::DescribeRequest {})
+        .await
+        .map_err(|s| format!("describe: {}", s.message()))?
+        .into_inner();
+    let components: Vec<Component> = info
+        .components
+        .iter()
+        .map(|c| Component { id: c.id, streams: c.stream_count })
+        .collect();
+    let mut stream = client
+        .subscribe(v1::SubscribeRequest { client_id })
+        .await
+        .map_err(|s| format!("subscribe: {}", s.message()))?
+        .into_inner();
+    shared.update(|st| st.components = components);
+    tracing::info!(streams = info.streams, components = info.components.len(), "collecting from the data source");
+    loop {
+        tokio::select! {
+            r = changed.changed() => {
+                if r.is_err() || !shared.lock().activity().collect {
+                    return Ok(());
+                }
+            }
+            msg = stream.message() => match msg {
+                Ok(Some(update)) => {
+                    backoff.reset();
+                    let points = match &update.batch {
+                        Some(b) => convert::points_from_batch(b).map_err(|e| e.to_string())?,
+                        None => Vec::new(),
+                    };
+                    let health = SourceHealth::Connected { down_components: update.down_components };
+                    let health_changed = shared.lock().source_health != health;
+                    let added = !points.is_empty();
+                    let apply = |st: &mut crate::state::AdapterState| {
+                        if let Some(last) = points.last() {
+                            st.last_data_unix_ms = Some(last.timestamp_ms);
+                        }
+                        st.buffer.extend(points.iter().copied());
+                        if health_changed {
+                            tracing::info!(?health, "data source health changed");
+                            st.source_health = health.clone();
+                        }
+                    };
+                    if health_changed {
+                        shared.update(apply);
+                    } else {
+                        apply(&mut shared.lock());
+                    }
+                    if added {
+                        shared.data.notify_one();
+                    }
+                }
+                Ok(None) => return Err("the data source ended the subscription".into()),
+                Err(status) => return Err(status.message().to_string()),
+            }
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The adapter's REST API (default port 5590), as the vendor documents it:
+//!
+//! | path | methods |
+//! |---|---|
+//! | `/api/v1/configuration/System/ClientFailover` | GET, PUT, POST (create only), PATCH (merge), DELETE |
+//! | `/api/v1/ClientFailover` | GET, PUT (the seed page's path) |
+//! | `/api/v1/diagnostics/FailoverState` | GET |
+//! | `/api/v1/configuration/Source1/DataSource` | GET, PUT (`dataCollectionMode`) |
+//! | `/api/v1/configuration/Source1/HistoryRecoveries` | GET, POST `{"Id","StartTime","EndTime"}` |
+//!
+//! A change takes effect at once, without a restart. A refused document gets 400 with
+//! `{"error": "...", "field": "..."}` naming the field and what is accepted; bodies over 1 MiB
+//! get 413. GET never shows the password or the client secret.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use failover_core::{
+    ClientFailoverConfig, ConfigError, DataSourceConfig, Mode, Role,
+    clock_time::{format_utc_ms, parse_utc_ms},
+    config::{merge_patch, parse_json_object},
+};
+use failover_proto::v1;
+use serde_json::{Map, Value, json};
+use tonic::transport::Channel;
+
+use crate::state::{AdapterState, Recovery, RecoveryStatus, Shared};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What the REST handlers need.
+#[derive(Debug, Clone)]
+pub struct Api {
+    shared: Arc<Shared>,
+    source: Channel,
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: e.to_string(),
+            field: Some(e.field),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(f) = self.field {
+            body["field"] = Value::String(f);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The routes.
+pub fn router(shared: Arc<Shared>, source: Channel) -> Router {
+    let cf = "/api/v1/configuration/System/ClientFailover";
+    Router::new()
+        .route(
+            cf,
+            get(get_failover)
+                .put(put_failover)
+                .post(post_failover)
+                .patch(patch_failover)
+                .delete(delete_failover),
+        )
+        .route("/api/v1/ClientFailover", get(get_failover).put(put_failover))
+        .route("/api/v1/diagnostics/FailoverState", get(failover_state))
+        .route("/api/v1/configuration/Source1/DataSource", get(get_data_source).put(put_data_source))
+        .route(
+            "/api/v1/configuration/Source1/HistoryRecoveries",
+            get(list_recoveries).post(post_recovery),
+        )
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such path; see the adapter's README section on its REST API") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Api { shared, source })
+}
+
+fn text(body: &Bytes) -> Result<&str, ApiError> {
+    std::str::from_utf8(body).map_err(|_| ConfigError::new("document", "is not UTF-8 text").into())
+}
+
+fn ok_json(v: Value) -> Response {
+    (StatusCode::OK, Json(v)).into_response()
+}
+
+/// Installs a ClientFailover document (None: remove it); returns the warnings in force.
+pub fn apply_failover(shared: &Shared, new: Option<ClientFailoverConfig>) -> Vec<String> {
+    shared.update(|st| {
+        let old = st.failover.take();
+        let only_mode = match (&old, &new) {
+            (Some(o), Some(n)) => {
+                let mut same = o.clone();
+                same.mode = n.mode;
+                same == *n
+            }
+            _ => false,
+        };
+        if only_mode {
+            if let (Some(o), Some(n)) = (&old, &new)
+                && o.mode != n.mode
+            {
+                tracing::info!(event = "mode", from = %o.mode, to = %n.mode, "mode changed {} -> {} at runtime", o.mode, n.mode);
+                if st.role != Some(Role::Primary) && n.mode != Mode::Hot {
+                    st.buffer.clear();
+                }
+            }
+        } else {
+            if old.is_some() || new.is_some() {
+                tracing::info!(
+                    event = "config",
+                    group = new.as_ref().map(|n| n.failover_group_id.as_str()),
+                    mode = new.as_ref().map(|n| n.mode.as_str()),
+                    "ClientFailover {}",
+                    if new.is_some() { "configured" } else { "removed: standalone" }
+                );
+            }
+            st.role = None;
+            st.fenced_at = None;
+            st.epoch = 0;
+            st.known_epoch = 0;
+            st.session_id.clear();
+            st.primary_adapter_id.clear();
+            st.failover_error = None;
+            st.role_reason = if new.is_some() {
+                "waiting for the failover service".into()
+            } else {
+                "failover not configured".into()
+            };
+        }
+        st.failover = new;
+        let warnings = st.warnings();
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        warnings
+    })
+}
+
+fn applied(warnings: Vec<String>) -> Response {
+    ok_json(json!({ "Message": "ClientFailover applied", "Warnings": warnings }))
+}
+
+async fn get_failover(State(api): State<Api>) -> ApiResult {
+    match &api.shared.lock().failover {
+        Some(cfg) => Ok(ok_json(Value::Object(cfg.to_public_json()))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "ClientFailover is not configured")),
+    }
+}
+
+async fn put_failover(State(api): State<Api>, body: Bytes) -> ApiResult {
+    let cfg = ClientFailoverConfig::from_json(text(&body)?)?;
+    Ok(applied(apply_failover(&api.shared, Some(cfg))))
+}
+
+async fn post_failover(State(api): State<Api>, body: Bytes) -> ApiResult {
+    let cfg = ClientFailoverConfig::from_json(text(&body)?)?;
+    if api.shared.lock().failover.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ClientFailover is already configured; use PUT to replace it or PATCH to change it",
+        ));
+    }
+    Ok(applied(apply_failover(&api.shared, Some(cfg))))
+}
+
+async fn patch_failover(State(api): State<Api>, body: Bytes) -> ApiResult {
+    let patch = parse_json_object(text(&body)?)?;
+    let Some(mut full) = api.shared.lock().failover.as_ref().map(ClientFailoverConfig::to_full_json) else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "ClientFailover is not configured; PUT a whole document first"));
+    };
+    merge_patch(&mut full, &patch);
+    let cfg = ClientFailoverConfig::from_map(&full)?;
+    Ok(applied(apply_failover(&api.shared, Some(cfg))))
+}
+
+async fn delete_failover(State(api): State<Api>) -> ApiResult {
+    if api.shared.lock().failover.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "ClientFailover is not configured"));
+    }
+    apply_failover(&api.shared, None);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The FailoverState document.
+pub fn failover_state_json(st: &AdapterState) -> Value {
+    let role = match (&st.failover, st.role) {
+        (None, _) => "Standalone",
+        (Some(_), Some(r)) => r.as_str(),
+        (Some(_), None) => "None",
+    };
+    json!({
+        "Role": role,
+        "LastDataProcessedTime": st.last_data_unix_ms.map(format_utc_ms),
+        "FailoverScore": st.score().to_string(),
+        "AdapterState": "Running",
+        "Mode": st.mode().map(Mode::as_str),
+        "FailoverGroupId": st.failover.as_ref().map(|f| f.failover_group_id.clone()),
+        "Epoch": st.epoch,
+        "PrimaryAdapterId": if st.primary_adapter_id.is_empty() { Value::Null } else { st.primary_adapter_id.clone().into() },
+        "SessionId": if st.session_id.is_empty() { Value::Null } else { st.session_id.clone().into() },
+        "Reason": st.role_reason,
+        "ScoreReason": crate::session::score_reason(st),
+        "DataCollectionMode": st.data_source.data_collection_mode.as_str(),
+        "EffectiveDataCollectionMode": st.collection_mode().as_str(),
+        "FailoverServiceError": st.failover_error,
+        "EndpointError": st.endpoint_error,
+        "BufferedPoints": st.buffer.len(),
+        "BufferDroppedPoints": st.buffer.dropped(),
+        "EgressedPoints": st.egressed,
+        "RefusedStalePoints": st.refused_stale,
+        "Warnings": st.warnings(),
+    })
+}
+
+async fn failover_state(State(api): State<Api>) -> ApiResult {
+    Ok(ok_json(failover_state_json(&api.shared.lock())))
+}
+
+async fn get_data_source(State(api): State<Api>) -> ApiResult {
+    Ok(ok_json(Value::Object(api.shared.lock().data_source.to_json())))
+}
+
+async fn put_data_source(State(api): State<Api>, body: Bytes) -> ApiResult {
+    let cfg = DataSourceConfig::from_map(&parse_json_object(text(&body)?)?)?;
+    let warnings = api.shared.update(|st| {
+        if st.data_source != cfg {
+            tracing::info!(event = "config", mode = cfg.data_collection_mode.as_str(), "dataCollectionMode set");
+        }
+        st.data_source = cfg;
+        let w = st.warnings();
+        for x in &w {
+            tracing::warn!("{x}");
+        }
+        w
+    });
+    Ok(ok_json(json!({ "Message": "DataSource applied", "Warnings": warnings })))
+}
+
+fn recovery_json(r: &Recovery) -> Value {
+    json!({
+        "Id": r.id,
+        "FromSeq": r.from_seq,
+        "ToSeq": r.to_seq,
+        "Status": r.status.name(),
+        "Detail": match &r.status {
+            RecoveryStatus::Failed(e) => e.clone(),
+            RecoveryStatus::Abandoned => "this adapter lost the Primary role; history recovery does not carry over a failover".into(),
+            RecoveryStatus::Pending => "waits until this adapter is Primary".into(),
+            _ => String::new(),
+        },
+        "Points": r.points,
+    })
+}
+
+async fn list_recoveries(State(api): State<Api>) -> ApiResult {
+    let st = api.shared.lock();
+    Ok(ok_json(Value::Array(st.recoveries.iter().map(recovery_json).collect())))
+}
+
+fn field_text<'a>(map: &'a Map<String, Value>, name: &str) -> Result<&'a str, ApiError> {
+    match map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v) {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Ok(s),
+        Some(_) => Err(ConfigError::new(name, "must be a non-empty string").into()),
+        None => Err(ConfigError::new(name, "is required").into()),
+    }
+}
+
+async fn post_recovery(State(api): State<Api>, body: Bytes) -> ApiResult {
+    let map = parse_json_object(text(&body)?)?;
+    for key in map.keys() {
+        if !["id", "starttime", "endtime"].contains(&key.to_ascii_lowercase().as_str()) {
+            return Err(ConfigError::new(key.chars().take(60).collect::<String>(), "unknown field; accepted: Id, StartTime, EndTime").into());
+        }
+    }
+    let id = field_text(&map, "Id")?.to_string();
+    let start = parse_utc_ms(field_text(&map, "StartTime")?).map_err(|e| ConfigError::new("StartTime", e))?;
+    let end = parse_utc_ms(field_text(&map, "EndTime")?).map_err(|e| ConfigError::new("EndTime", e))?;
+    if end < start {
+        return Err(ConfigError::new("EndTime", "must not be before StartTime").into());
+    }
+    if api.shared.lock().recoveries.iter().any(|r| r.id == id) {
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("history recovery {id:?} exists")));
+    }
+    let info = v1::data_source_client::DataSourceClient::new(api.source.clone())
+        .describe(v1::DescribeRequest {})
+        .await
+        .map_err(|s| ApiError::new(StatusCode::BAD_GATEWAY, format!("data source: {}", s.message())))?
+        .into_inner();
+    let period_ms = (info.period_us as f64 / 1000.0).max(0.001);
+    let seq_at = |t: i64| ((t - info.origin_unix_ms).max(0) as f64 / period_ms).ceil() as u64;
+    let (from_seq, to_seq) = (seq_at(start), seq_at(end));
+    let recovery = Recovery {
+        id,
+        from_seq,
+        to_seq,
+        status: RecoveryStatus::Pending,
+        points: 0,
+    };
+    let view = recovery_json(&recovery);
+    api.shared.update(|st| st.recoveries.push(recovery));
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}

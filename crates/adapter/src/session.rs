@@ -1,0 +1,307 @@
+//! The adapter's failover session: one heartbeat stream to the failover service.
+//!
+//! Heartbeats go every failoverTimeout/2, and at once when the score, mode or claimed role
+//! changes. Every assignment the service sends (answers and pushes) sets the role and epoch.
+//! A Primary that hears nothing for failoverTimeout steps down by itself (the service has
+//! surely promoted someone else by then); fencing at the endpoint covers the rest.
+//!
+//! The session's incarnation changes only with the configuration, so a reconnect after a blip
+//! continues the same session, while a restarted adapter or a new group rejoins as a new member.
+
+use std::{sync::Arc, time::Instant};
+
+use failover_core::{ClientFailoverConfig, Mode, Role};
+use failover_proto::{convert, v1};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+
+use crate::state::{AdapterState, Backoff, Shared};
+
+/// Runs the session for as long as the adapter runs.
+pub async fn run(shared: Arc<Shared>) {
+    let mut changed = shared.changed.subscribe();
+    let mut config_version = 0u64;
+    let mut backoff = Backoff::new(std::time::Duration::from_secs(1));
+    loop {
+        let cfg = shared.lock().failover.clone();
+        let Some(cfg) = cfg else {
+            if changed.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let incarnation = format!("{}-{}-{}", shared.settings.name, std::process::id(), config_version);
+        let end = session(&shared, &cfg, &incarnation, &mut changed, &mut backoff).await;
+        match end {
+            End::ConfigChanged => {
+                config_version += 1;
+                backoff.reset();
+            }
+            End::Failed(error) => {
+                let first = shared.update(|st| {
+                    let first = st.failover_error.as_deref() != Some(error.as_str());
+                    st.failover_error = Some(error.clone());
+                    st.check_lease(Instant::now());
+                    first
+                });
+                if first {
+                    tracing::warn!(endpoint = cfg.endpoint, "failover service: {error}");
+                }
+                let delay = backoff.next_delay();
+                let lease_end = lease_deadline(&shared);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = sleep_until_opt(lease_end) => { shared.update(|st| st.check_lease(Instant::now())); }
+                    r = wait_config_change(&shared, &cfg, &mut changed) => {
+                        if r { config_version += 1; backoff.reset(); }
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum End {
+    ConfigChanged,
+    Failed(String),
+}
+
+/// Resolves true when the configuration changed (anything but the mode), false if the
+/// change channel closed.
+async fn wait_config_change(shared: &Shared, cfg: &ClientFailoverConfig, changed: &mut tokio::sync::watch::Receiver<u64>) -> bool {
+    loop {
+        if changed.changed().await.is_err() {
+            return false;
+        }
+        if config_changed(shared, cfg) {
+            return true;
+        }
+    }
+}
+
+fn config_changed(shared: &Shared, cfg: &ClientFailoverConfig) -> bool {
+    match &shared.lock().failover {
+        Some(now) => {
+            let mut same_mode = now.clone();
+            same_mode.mode = cfg.mode;
+            same_mode != *cfg
+        }
+        None => true,
+    }
+}
+
+fn lease_deadline(shared: &Shared) -> Option<Instant> {
+    let st = shared.lock();
+    let timeout = st.failover.as_ref()?.failover_timeout;
+    (st.role == Some(Role::Primary)).then(|| st.last_assignment_at.map(|t| t + timeout))?
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until((at + std::time::Duration::from_millis(1)).into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the heartbeat says, for change detection.
+#[derive(Debug, Clone, PartialEq)]
+struct Said {
+    score: u32,
+    mode: Mode,
+    claims_primary: bool,
+    epoch: u64,
+}
+
+fn heartbeat(shared: &Shared, st: &AdapterState, cfg: &ClientFailoverConfig, incarnation: &str) -> (v1::HeartbeatRequest, Said) {
+    let mode = st.mode().unwrap_or(cfg.mode);
+    let score = st.score();
+    let claims_primary = st.role == Some(Role::Primary);
+    let watermark = if claims_primary {
+        convert::watermark_to_wire(&st.egress_watermark.to_pairs())
+    } else {
+        Vec::new()
+    };
+    (
+        v1::HeartbeatRequest {
+            group_id: cfg.failover_group_id.clone(),
+            adapter_id: shared.settings.name.clone(),
+            incarnation: incarnation.to_string(),
+            score,
+            mode: convert::mode_to_wire(mode) as i32,
+            failover_timeout_ms: u64::try_from(cfg.failover_timeout.as_millis()).unwrap_or(u64::MAX),
+            known_epoch: st.known_epoch,
+            claims_primary,
+            egress_watermark: watermark,
+            name: cfg.name.clone().unwrap_or_default(),
+            description: cfg.description.clone().unwrap_or_default(),
+        },
+        Said {
+            score,
+            mode,
+            claims_primary,
+            epoch: st.epoch,
+        },
+    )
+}
+
+async fn session(
+    shared: &Arc<Shared>,
+    cfg: &ClientFailoverConfig,
+    incarnation: &str,
+    changed: &mut tokio::sync::watch::Receiver<u64>,
+    backoff: &mut Backoff,
+) -> End {
+    if cfg.endpoint.starts_with("https:") {
+        return End::Failed(format!(
+            "endpoint {} uses https, and this adapter does not speak TLS to the failover service yet; use http",
+            cfg.endpoint
+        ));
+    }
+    let channel = match Endpoint::from_shared(cfg.endpoint.clone()) {
+        Ok(e) => e
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(std::time::Duration::from_secs(1))
+            .keep_alive_timeout(std::time::Duration::from_secs(2)),
+        Err(e) => return End::Failed(format!("endpoint {}: {e}", cfg.endpoint)),
+    };
+    let channel = match channel.connect().await {
+        Ok(c) => c,
+        Err(e) => return End::Failed(format!("cannot reach the failover service at {}: {e}", cfg.endpoint)),
+    };
+    let mut client = v1::arbiter_client::ArbiterClient::new(channel);
+    let (tx, rx) = mpsc::channel::<v1::HeartbeatRequest>(16);
+    let (first, mut said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
+    if tx.send(first).await.is_err() {
+        return End::Failed("heartbeat stream closed".into());
+    }
+    let mut inbound = match client.heartbeat(ReceiverStream::new(rx)).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => return End::Failed(status.message().to_string()),
+    };
+    let mut ticker = tokio::time::interval(cfg.heartbeat_interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        let lease_end = lease_deadline(shared);
+        tokio::select! {
+            _ = ticker.tick() => {
+                shared.update(|st| st.check_lease(Instant::now()));
+                let (hb, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
+                log_score_change(shared, &said, &now_said);
+                said = now_said;
+                if tx.send(hb).await.is_err() {
+                    return End::Failed("heartbeat stream closed".into());
+                }
+            }
+            () = sleep_until_opt(lease_end) => {
+                shared.update(|st| st.check_lease(Instant::now()));
+            }
+            r = changed.changed() => {
+                if r.is_err() {
+                    return End::Failed("adapter shutting down".into());
+                }
+                if config_changed(shared, cfg) {
+                    return End::ConfigChanged;
+                }
+                let (hb, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
+                if now_said.score != said.score || now_said.mode != said.mode || now_said.claims_primary != said.claims_primary {
+                    log_score_change(shared, &said, &now_said);
+                    said = now_said;
+                    if tx.send(hb).await.is_err() {
+                        return End::Failed("heartbeat stream closed".into());
+                    }
+                }
+            }
+            msg = inbound.message() => match msg {
+                Ok(Some(a)) => {
+                    backoff.reset();
+                    apply_assignment(shared, a);
+                }
+                Ok(None) => return End::Failed("the failover service ended the session".into()),
+                Err(status) => return End::Failed(format!("failover service: {}", status.message())),
+            }
+        }
+    }
+}
+
+fn log_score_change(shared: &Shared, before: &Said, after: &Said) {
+    if before.score != after.score {
+        let st = shared.lock();
+        tracing::info!(
+            event = "score",
+            from = before.score,
+            to = after.score,
+            role = st.role.map_or("None", Role::as_str),
+            "score {} -> {}: {}",
+            before.score,
+            after.score,
+            score_reason(&st)
+        );
+    }
+}
+
+/// Plain words for the current score.
+pub fn score_reason(st: &AdapterState) -> String {
+    use failover_core::modes::SourceHealth;
+    match (st.mode(), st.role, &st.source_health, st.connection_test) {
+        (Some(Mode::Cold), r, _, _) if r != Some(Role::Primary) => "Cold standby (score 1)".into(),
+        (Some(Mode::Warm), r, _, t) if r != Some(Role::Primary) => match t {
+            Some(false) => "Warm standby: source connection test failed".into(),
+            _ => "Warm standby: source connection test passed".into(),
+        },
+        (_, _, SourceHealth::Unreachable, _) => "source unreachable: collecting nothing".into(),
+        (_, _, SourceHealth::Connected { down_components }, _) if !down_components.is_empty() => {
+            format!("components {down_components:?} down")
+        }
+        (_, _, SourceHealth::Connecting, _) => "connecting to the source".into(),
+        _ => "every source component collecting".into(),
+    }
+}
+
+fn apply_assignment(shared: &Shared, a: v1::RoleAssignment) {
+    let assigned = convert::role_from_wire(a.role);
+    shared.update(|st| {
+        st.last_assignment_at = Some(Instant::now());
+        st.failover_error = None;
+        st.session_id = a.session_id.clone();
+        st.known_epoch = st.known_epoch.max(a.epoch);
+        // An assignment older than an epoch we have seen (a refusal from the endpoint) is stale.
+        let role = match assigned {
+            Some(Role::Primary) if a.epoch < st.known_epoch => None,
+            r => r,
+        };
+        if role != st.role || a.epoch != st.epoch {
+            tracing::info!(
+                event = "role",
+                from = st.role.map_or("None", Role::as_str),
+                to = role.map_or("None", Role::as_str),
+                epoch = a.epoch,
+                primary = a.primary_adapter_id,
+                "role {} -> {} at epoch {}: {}",
+                st.role.map_or("None", Role::as_str),
+                role.map_or("None", Role::as_str),
+                a.epoch,
+                a.reason
+            );
+            if st.role == Some(Role::Primary) && role != Some(Role::Primary) {
+                st.abandon_recoveries();
+                if st.mode() != Some(Mode::Hot) {
+                    // A Warm or Cold standby holds no data.
+                    st.buffer.clear();
+                }
+            }
+            st.fenced_at = None;
+        }
+        st.role = role;
+        st.epoch = a.epoch;
+        st.primary_adapter_id = a.primary_adapter_id.clone();
+        st.role_reason = a.reason.clone();
+        if role == Some(Role::Secondary) && st.mode() == Some(Mode::Hot) {
+            // Keep only what the Primary has not yet egressed.
+            let wm = convert::watermark_from_wire(&a.primary_watermark);
+            st.buffer.trim(&wm);
+        }
+    });
+}

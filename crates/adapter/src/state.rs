@@ -1,0 +1,303 @@
+//! The adapter's shared state: configuration, role, source health, buffer, egress progress and
+//! history recoveries. Every task reads and changes it under one lock, never across an await,
+//! and bumps [`Shared::changed`] after a change so the other tasks re-evaluate at once.
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use failover_core::{
+    ClientFailoverConfig, DataCollectionMode, DataSourceConfig, Mode, Role, Watermark,
+    buffer::EgressBuffer,
+    config::failover_warnings,
+    modes::{Activity, Component, SourceHealth, activity, collection_score, failover_score},
+};
+use tokio::sync::{Notify, watch};
+
+use crate::AdapterSettings;
+
+/// A history recovery requested on this adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    /// Caller's id.
+    pub id: String,
+    /// First and last seq to read.
+    pub from_seq: u64,
+    /// Inclusive.
+    pub to_seq: u64,
+    /// Pending, Running, Completed, Abandoned or Failed, with detail.
+    pub status: RecoveryStatus,
+    /// Points read so far.
+    pub points: u64,
+}
+
+/// Where a recovery stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryStatus {
+    /// Waits until this adapter is Primary.
+    Pending,
+    /// Reading history.
+    Running,
+    /// Every point read and buffered for egress.
+    Completed,
+    /// This adapter lost the Primary role: history recovery does not carry over a failover.
+    Abandoned,
+    /// The source refused it.
+    Failed(String),
+}
+
+impl RecoveryStatus {
+    /// The name shown by the REST API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RecoveryStatus::Pending => "Pending",
+            RecoveryStatus::Running => "Running",
+            RecoveryStatus::Completed => "Completed",
+            RecoveryStatus::Abandoned => "Abandoned",
+            RecoveryStatus::Failed(_) => "Failed",
+        }
+    }
+}
+
+/// Everything the tasks share.
+#[derive(Debug)]
+pub struct AdapterState {
+    /// None: failover not configured (a standalone adapter).
+    pub failover: Option<ClientFailoverConfig>,
+    /// The DataSource settings.
+    pub data_source: DataSourceConfig,
+    /// None: no role known (not configured, not yet assigned, or contact lost).
+    pub role: Option<Role>,
+    /// Epoch of the last assignment.
+    pub epoch: u64,
+    /// Highest epoch seen anywhere (assignments, endpoint refusals).
+    pub known_epoch: u64,
+    /// Who the arbiter says is Primary.
+    pub primary_adapter_id: String,
+    /// Why the role is what it is.
+    pub role_reason: String,
+    /// When the last assignment arrived (the role's lease).
+    pub last_assignment_at: Option<Instant>,
+    /// Arbiter session id.
+    pub session_id: String,
+    /// The failover service cannot be reached or refused us.
+    pub failover_error: Option<String>,
+    /// Components the source describes (score weights).
+    pub components: Vec<Component>,
+    /// The collection's health.
+    pub source_health: SourceHealth,
+    /// Last Warm/HistoryOnly connection test result.
+    pub connection_test: Option<bool>,
+    /// Points awaiting egress.
+    pub buffer: EgressBuffer,
+    /// Last points the endpoint accepted (from us, or read when fencing).
+    pub egress_watermark: Watermark,
+    /// The epoch at which we fenced the endpoint; None: must fence before writing.
+    pub fenced_at: Option<u64>,
+    /// The endpoint cannot be reached.
+    pub endpoint_error: Option<String>,
+    /// Points the endpoint accepted from us.
+    pub egressed: u64,
+    /// Points the endpoint refused from us as stale.
+    pub refused_stale: u64,
+    /// Data time of the last point collected (unix ms).
+    pub last_data_unix_ms: Option<i64>,
+    /// On-demand history recoveries.
+    pub recoveries: Vec<Recovery>,
+    /// Score last sent to the arbiter (for change detection and the transition log).
+    pub last_score: Option<u32>,
+}
+
+impl AdapterState {
+    fn new(settings: &AdapterSettings) -> Self {
+        AdapterState {
+            failover: None,
+            data_source: settings.data_source.clone(),
+            role: None,
+            epoch: 0,
+            known_epoch: 0,
+            primary_adapter_id: String::new(),
+            role_reason: "failover not configured".into(),
+            last_assignment_at: None,
+            session_id: String::new(),
+            failover_error: None,
+            components: Vec::new(),
+            source_health: SourceHealth::Connecting,
+            connection_test: None,
+            buffer: EgressBuffer::new(settings.buffer_capacity),
+            egress_watermark: Watermark::default(),
+            fenced_at: None,
+            endpoint_error: None,
+            egressed: 0,
+            refused_stale: 0,
+            last_data_unix_ms: None,
+            recoveries: Vec::new(),
+            last_score: None,
+        }
+    }
+
+    /// The configured mode (None when standalone).
+    pub fn mode(&self) -> Option<Mode> {
+        self.failover.as_ref().map(|f| f.mode)
+    }
+
+    /// The collection mode in force (CurrentWithBackfill acts as CurrentOnly under failover).
+    pub fn collection_mode(&self) -> DataCollectionMode {
+        self.data_source
+            .data_collection_mode
+            .effective(self.failover.is_some())
+    }
+
+    /// What this adapter should be doing now.
+    pub fn activity(&self) -> Activity {
+        let mut a = activity(self.mode(), self.role);
+        if self.collection_mode() == DataCollectionMode::HistoryOnly {
+            // HistoryOnly: no live collection; the source connection is checked by tests.
+            a.collect = false;
+            a.test_connection = true;
+        }
+        a
+    }
+
+    /// True when this adapter may write to the endpoint now.
+    pub fn may_egress(&self) -> bool {
+        self.activity().egress
+    }
+
+    /// The failover score now.
+    pub fn score(&self) -> u32 {
+        let collection = if self.collection_mode() == DataCollectionMode::HistoryOnly {
+            match self.connection_test {
+                Some(false) => 0,
+                _ => failover_core::modes::FULL_SCORE,
+            }
+        } else {
+            collection_score(&self.components, &self.source_health)
+        };
+        match self.mode() {
+            Some(mode) => failover_score(mode, self.role, collection, self.connection_test),
+            None => collection,
+        }
+    }
+
+    /// Warnings for the configuration in force.
+    pub fn warnings(&self) -> Vec<String> {
+        failover_warnings(self.failover.as_ref(), &self.data_source)
+    }
+
+    /// Gives up the Primary role (lost lease, refused write): no egress until the arbiter
+    /// assigns a role again.
+    pub fn step_down(&mut self, reason: String) {
+        if self.role == Some(Role::Primary) {
+            tracing::warn!(event = "role", from = "Primary", to = "None", "{reason}");
+        }
+        self.role = None;
+        self.fenced_at = None;
+        self.role_reason = reason;
+        self.abandon_recoveries();
+    }
+
+    /// Marks running or pending recoveries abandoned (the role was lost).
+    pub fn abandon_recoveries(&mut self) {
+        for r in &mut self.recoveries {
+            if matches!(r.status, RecoveryStatus::Running) {
+                r.status = RecoveryStatus::Abandoned;
+                tracing::warn!(
+                    recovery = r.id,
+                    "history recovery abandoned: this adapter is no longer Primary, and history \
+                     recovery does not carry over a failover"
+                );
+            }
+        }
+    }
+
+    /// Steps down when the last assignment is older than failoverTimeout: the arbiter has
+    /// surely declared this session stale by now.
+    pub fn check_lease(&mut self, now: Instant) {
+        let Some(cfg) = &self.failover else { return };
+        if self.role != Some(Role::Primary) {
+            return;
+        }
+        let timeout = cfg.failover_timeout;
+        if self
+            .last_assignment_at
+            .is_none_or(|t| now.duration_since(t) > timeout)
+        {
+            self.step_down(format!(
+                "no answer from the failover service for more than failoverTimeout {:.1} s: \
+                 stepping down until it answers",
+                timeout.as_secs_f64()
+            ));
+        }
+    }
+}
+
+/// The state and the signals around it.
+#[derive(Debug)]
+pub struct Shared {
+    /// Fixed at start.
+    pub settings: AdapterSettings,
+    state: Mutex<AdapterState>,
+    /// Bumped on every change of configuration, role, health or score.
+    pub changed: watch::Sender<u64>,
+    /// Signalled when points are added to the buffer.
+    pub data: Notify,
+}
+
+impl Shared {
+    /// Fresh state for these settings.
+    pub fn new(settings: AdapterSettings) -> Arc<Self> {
+        let state = AdapterState::new(&settings);
+        Arc::new(Shared {
+            settings,
+            state: Mutex::new(state),
+            changed: watch::Sender::new(0),
+            data: Notify::new(),
+        })
+    }
+
+    /// Locks the state.
+    pub fn lock(&self) -> MutexGuard<'_, AdapterState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the state, then wakes every task.
+    pub fn update<T>(&self, f: impl FnOnce(&mut AdapterState) -> T) -> T {
+        let out = f(&mut self.lock());
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        out
+    }
+
+    /// Wakes every task.
+    pub fn notify(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+}
+
+/// Sleeps with exponential backoff between attempts: 100 ms doubling to `max`.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starts at 100 ms.
+    pub fn new(max: Duration) -> Self {
+        Backoff {
+            next: Duration::from_millis(100),
+            max,
+        }
+    }
+    /// The next delay.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+    /// Back to 100 ms after a success.
+    pub fn reset(&mut self) {
+        self.next = Duration::from_millis(100);
+    }
+}

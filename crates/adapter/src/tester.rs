@@ -1,0 +1,49 @@
+//! Connection tests: a Warm standby (and a HistoryOnly adapter, which has no live subscription)
+//! tests its source connection when it starts standing by and then every warm test interval
+//! (default 5 minutes, Doc); the result sets its score (100 passed, 0 failed).
+
+use std::{sync::Arc, time::Duration};
+
+use failover_proto::v1;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+use crate::state::Shared;
+
+/// Runs for as long as the adapter runs.
+pub async fn run(shared: Arc<Shared>, source: Channel) {
+    let mut changed = shared.changed.subscribe();
+    let mut client = v1::data_source_client::DataSourceClient::new(source);
+    let interval = shared.settings.warm_test_interval;
+    let mut next_test: Option<Instant> = None;
+    loop {
+        if !shared.lock().activity().test_connection {
+            if next_test.take().is_some() {
+                shared.update(|st| st.connection_test = None);
+            }
+            if changed.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let due = *next_test.get_or_insert_with(Instant::now);
+        tokio::select! {
+            () = tokio::time::sleep_until(due) => {
+                let request = v1::ClientRequest { client_id: shared.settings.name.clone() };
+                let (ok, detail) = match tokio::time::timeout(Duration::from_secs(2), client.test_connection(request)).await {
+                    Ok(Ok(r)) => { let r = r.into_inner(); (r.ok, r.detail) }
+                    Ok(Err(status)) => (false, status.message().to_string()),
+                    Err(_) => (false, "no answer within 2 s".to_string()),
+                };
+                shared.update(|st| {
+                    if st.connection_test != Some(ok) {
+                        tracing::info!(event = "connection_test", ok, "source connection test: {detail}");
+                    }
+                    st.connection_test = Some(ok);
+                });
+                next_test = Some(Instant::now() + interval);
+            }
+            r = changed.changed() => { if r.is_err() { return; } }
+        }
+    }
+}

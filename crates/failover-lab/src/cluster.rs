@@ -1,0 +1,511 @@
+//! A failover pair as real processes on loopback: the data source, the endpoint, the arbiter
+//! and two adapters, each a binary started beside `failover-lab`, on free ports, with its log in
+//! a file. Faults are real: SIGKILL, SIGSTOP/SIGCONT, SIGTERM, restart on the same ports.
+//! Everything is killed when the [`Cluster`] is dropped, even on a failure.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use failover_core::{DataCollectionMode, Mode, timespan::format_timespan};
+use serde_json::Value;
+
+/// The vendor's example ClientFailover document, byte for byte.
+pub const VENDOR_EXAMPLE: &str = include_str!("../../../examples/ConfigureClientFailover.json");
+
+/// Binaries of the pair, by component kind.
+pub const SOURCE_BIN: &str = "fake-data-source";
+/// The endpoint binary.
+pub const ENDPOINT_BIN: &str = "fake-endpoint";
+/// The arbiter binary.
+pub const ARBITER_BIN: &str = "failover-arbiter";
+/// The adapter binary.
+pub const ADAPTER_BIN: &str = "adapter";
+
+/// Names of the components in a cluster.
+pub const SOURCE: &str = "source";
+/// The endpoint's name.
+pub const ENDPOINT: &str = "endpoint";
+/// The arbiter's name.
+pub const ARBITER: &str = "arbiter";
+
+/// Where the service binaries are: `FAILOVER_LAB_BIN_DIR`, else beside this executable (or
+/// one folder up, for test executables in `target/*/deps`).
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("FAILOVER_LAB_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe().context("cannot locate this executable")?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    for _ in 0..2 {
+        if dir.join(ADAPTER_BIN).exists() {
+            return Ok(dir);
+        }
+        dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    }
+    bail!(
+        "cannot find the service binaries ({ADAPTER_BIN}, {ARBITER_BIN}, ...) beside {}; build them with \
+         `cargo build --release --workspace` or set FAILOVER_LAB_BIN_DIR",
+        exe.display()
+    )
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The shape of a pair.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Hot, Warm or Cold.
+    pub mode: Mode,
+    /// The group's failoverTimeout.
+    pub failover_timeout: Duration,
+    /// Streams at the source.
+    pub streams: u32,
+    /// Components the streams are split into.
+    pub components: u32,
+    /// Source ticks per second.
+    pub rate_hz: f64,
+    /// Seed of the source's values.
+    pub seed: u64,
+    /// How often a Warm standby tests its connection.
+    pub warm_test_interval: Duration,
+    /// The adapters' dataCollectionMode.
+    pub data_collection_mode: DataCollectionMode,
+    /// Adapter names, in start order.
+    pub adapters: Vec<String>,
+    /// The failover group id (the vendor example's by default).
+    pub group_id: String,
+    /// Where logs go (None: a fresh temporary folder).
+    pub log_dir: Option<PathBuf>,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            mode: Mode::Hot,
+            failover_timeout: Duration::from_secs(4),
+            streams: 8,
+            components: 4,
+            rate_hz: 10.0,
+            seed: 1,
+            warm_test_interval: Duration::from_secs(1),
+            data_collection_mode: DataCollectionMode::CurrentOnly,
+            adapters: vec!["adapter-a".into(), "adapter-b".into()],
+            group_id: "FailoverGroup1".into(),
+            log_dir: None,
+        }
+    }
+}
+
+impl ClusterSpec {
+    /// The vendor's example document, with the failover service's URL, the timeout and the
+    /// mode of this cluster (everything else as the vendor wrote it, password included).
+    pub fn client_failover_document(&self, arbiter_url: &str) -> anyhow::Result<Value> {
+        let mut doc: Value = serde_json::from_str(VENDOR_EXAMPLE)?;
+        doc["endpoint"] = Value::String(arbiter_url.to_string());
+        doc["failoverTimeout"] = Value::String(format_timespan(self.failover_timeout));
+        doc["mode"] = Value::String(self.mode.as_str().to_string());
+        doc["failoverGroupId"] = Value::String(self.group_id.clone());
+        Ok(doc)
+    }
+}
+
+/// One running (or stopped) component.
+#[derive(Debug)]
+pub struct Component {
+    /// Its name in the cluster.
+    pub name: String,
+    binary: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<tokio::process::Child>,
+    /// Paused with SIGSTOP.
+    pub paused: bool,
+}
+
+impl Component {
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(tokio::process::Child::id)
+    }
+
+    /// The log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("cannot open {}", self.log.display()))?;
+        let child = tokio::process::Command::new(&self.binary)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .env("RUST_LOG", std::env::var("FAILOVER_LAB_LOG").unwrap_or_else(|_| "info".into()))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.binary.display()))?;
+        self.child = Some(child);
+        self.paused = false;
+        Ok(())
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) -> anyhow::Result<()> {
+        let pid = self.pid().with_context(|| format!("{} is not running", self.name))?;
+        let pid = rustix::process::Pid::from_raw(i32::try_from(pid)?).context("bad pid")?;
+        rustix::process::kill_process(pid, sig).with_context(|| format!("signal to {}", self.name))?;
+        Ok(())
+    }
+}
+
+/// Addresses of a running pair.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    /// gRPC of the source.
+    pub source: SocketAddr,
+    /// gRPC of the endpoint.
+    pub endpoint: SocketAddr,
+    /// gRPC of the arbiter.
+    pub arbiter: SocketAddr,
+    /// REST admin of the arbiter.
+    pub arbiter_rest: SocketAddr,
+    /// REST API of each adapter.
+    pub adapters: BTreeMap<String, SocketAddr>,
+}
+
+impl Addresses {
+    /// `http://` URL of a gRPC address.
+    pub fn url(addr: SocketAddr) -> String {
+        format!("http://{addr}")
+    }
+}
+
+/// A running pair.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Its shape.
+    pub spec: ClusterSpec,
+    /// Where everything listens.
+    pub addrs: Addresses,
+    components: BTreeMap<String, Component>,
+    log_dir: PathBuf,
+    _temp: Option<TempDir>,
+    http: reqwest::Client,
+}
+
+/// A folder removed when dropped.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Cluster {
+    /// Starts the source, endpoint and arbiter, waits until they serve, then the adapters, and
+    /// waits until their REST APIs answer. The adapters start unconfigured (standalone but
+    /// idle until configured): call [`Cluster::configure_all`] next.
+    pub async fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
+        let bins = bin_dir()?;
+        let (log_dir, temp) = match &spec.log_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+                (d.clone(), None)
+            }
+            None => {
+                let d = std::env::temp_dir().join(format!(
+                    "failover-lab-{}-{}",
+                    std::process::id(),
+                    free_port()?
+                ));
+                std::fs::create_dir_all(&d)?;
+                (d.clone(), Some(TempDir(d)))
+            }
+        };
+        let lo = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let addrs = Addresses {
+            source: lo(free_port()?),
+            endpoint: lo(free_port()?),
+            arbiter: lo(free_port()?),
+            arbiter_rest: lo(free_port()?),
+            adapters: spec
+                .adapters
+                .iter()
+                .map(|a| Ok((a.clone(), lo(free_port()?))))
+                .collect::<anyhow::Result<_>>()?,
+        };
+        let mut cluster = Cluster {
+            spec: spec.clone(),
+            addrs: addrs.clone(),
+            components: BTreeMap::new(),
+            log_dir: log_dir.clone(),
+            _temp: temp,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+        };
+        let s = |x: &dyn ToString| x.to_string();
+        cluster.add(SOURCE, bins.join(SOURCE_BIN), vec![
+            "--listen".into(), s(&addrs.source),
+            "--streams".into(), s(&spec.streams),
+            "--components".into(), s(&spec.components),
+            "--rate".into(), s(&spec.rate_hz),
+            "--seed".into(), s(&spec.seed),
+        ])?;
+        cluster.add(ENDPOINT, bins.join(ENDPOINT_BIN), vec!["--listen".into(), s(&addrs.endpoint)])?;
+        cluster.add(ARBITER, bins.join(ARBITER_BIN), vec![
+            "--listen".into(), s(&addrs.arbiter),
+            "--rest-listen".into(), s(&addrs.arbiter_rest),
+        ])?;
+        for name in [SOURCE, ENDPOINT, ARBITER] {
+            let addr = match name {
+                SOURCE => addrs.source,
+                ENDPOINT => addrs.endpoint,
+                _ => addrs.arbiter,
+            };
+            cluster.wait_grpc_healthy(name, addr, Duration::from_secs(10)).await?;
+        }
+        for name in &spec.adapters {
+            let rest = addrs.adapters[name];
+            cluster.add(name, bins.join(ADAPTER_BIN), vec![
+                "--name".into(), name.clone(),
+                "--rest-listen".into(), s(&rest),
+                "--source".into(), Addresses::url(addrs.source),
+                "--data-endpoint".into(), Addresses::url(addrs.endpoint),
+                "--data-collection-mode".into(), spec.data_collection_mode.as_str().into(),
+                "--warm-test-interval".into(), format_timespan(spec.warm_test_interval),
+            ])?;
+        }
+        for name in spec.adapters.clone() {
+            cluster.wait_rest(&name, Duration::from_secs(10)).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Configures every adapter, in start order, with the cluster's ClientFailover document.
+    pub async fn configure_all(&self) -> anyhow::Result<()> {
+        for name in &self.spec.adapters {
+            self.configure(name).await?;
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, name: &str, binary: PathBuf, args: Vec<String>) -> anyhow::Result<()> {
+        let mut c = Component {
+            name: name.to_string(),
+            binary,
+            args,
+            log: self.log_dir.join(format!("{name}.log")),
+            child: None,
+            paused: false,
+        };
+        c.spawn()?;
+        self.components.insert(name.to_string(), c);
+        Ok(())
+    }
+
+    fn component(&mut self, name: &str) -> anyhow::Result<&mut Component> {
+        let known: Vec<String> = self.components.keys().cloned().collect();
+        self.components
+            .get_mut(name)
+            .with_context(|| format!("no component {name:?}; the cluster has {}", known.join(", ")))
+    }
+
+    /// The folder holding every component's log.
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    /// Names of every component.
+    pub fn component_names(&self) -> Vec<String> {
+        self.components.keys().cloned().collect()
+    }
+
+    /// Puts the ClientFailover document (the vendor's, adapted) to an adapter.
+    pub async fn configure(&self, adapter: &str) -> anyhow::Result<Value> {
+        let doc = self.spec.client_failover_document(&Addresses::url(self.addrs.arbiter))?;
+        self.put_client_failover(adapter, &doc.to_string()).await
+    }
+
+    /// PUTs a ClientFailover document text to an adapter; errors carry the adapter's message.
+    pub async fn put_client_failover(&self, adapter: &str, body: &str) -> anyhow::Result<Value> {
+        let url = format!("http://{}/api/v1/configuration/System/ClientFailover", self.rest_addr(adapter)?);
+        let resp = self
+            .http
+            .put(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .with_context(|| format!("PUT {url}"))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{adapter} refused the ClientFailover document ({status}): {body}");
+        }
+        Ok(body)
+    }
+
+    /// An adapter's REST address.
+    pub fn rest_addr(&self, adapter: &str) -> anyhow::Result<SocketAddr> {
+        self.addrs
+            .adapters
+            .get(adapter)
+            .copied()
+            .with_context(|| format!("no adapter {adapter:?}"))
+    }
+
+    /// An adapter's FailoverState document.
+    pub async fn failover_state(&self, adapter: &str) -> anyhow::Result<Value> {
+        let url = format!("http://{}/api/v1/diagnostics/FailoverState", self.rest_addr(adapter)?);
+        Ok(self.http.get(&url).send().await?.error_for_status()?.json().await?)
+    }
+
+    async fn wait_rest(&mut self, name: &str, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        let url = format!("http://{}/api/v1/diagnostics/FailoverState", self.rest_addr(name)?);
+        loop {
+            if self.http.get(&url).send().await.is_ok() {
+                return Ok(());
+            }
+            self.check_alive(name)?;
+            if Instant::now() > deadline {
+                bail!("{name} did not serve its REST API within {within:?}; see {}", self.log_dir.join(format!("{name}.log")).display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_grpc_healthy(&mut self, name: &str, addr: SocketAddr, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            if grpc_healthy(addr).await {
+                return Ok(());
+            }
+            self.check_alive(name)?;
+            if Instant::now() > deadline {
+                bail!("{name} was not healthy within {within:?}; see {}", self.log_dir.join(format!("{name}.log")).display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn check_alive(&mut self, name: &str) -> anyhow::Result<()> {
+        let log = self.log_dir.join(format!("{name}.log"));
+        let c = self.component(name)?;
+        if let Some(child) = c.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+            bail!("{name} exited ({status}); last log lines:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        Ok(())
+    }
+
+    /// SIGKILL: the process dies at once, nothing flushed.
+    pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let c = self.component(name)?;
+        let mut child = c.child.take().with_context(|| format!("{name} is not running"))?;
+        child.start_kill()?;
+        let _ = child.wait().await;
+        c.paused = false;
+        Ok(())
+    }
+
+    /// SIGSTOP: the process is frozen (its sockets stay open).
+    pub fn pause(&mut self, name: &str) -> anyhow::Result<()> {
+        let c = self.component(name)?;
+        c.signal(rustix::process::Signal::STOP)?;
+        c.paused = true;
+        Ok(())
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self, name: &str) -> anyhow::Result<()> {
+        let c = self.component(name)?;
+        c.signal(rustix::process::Signal::CONT)?;
+        c.paused = false;
+        Ok(())
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
+    pub async fn stop(&mut self, name: &str, grace: Duration) -> anyhow::Result<()> {
+        let c = self.component(name)?;
+        if c.paused {
+            c.signal(rustix::process::Signal::CONT)?;
+        }
+        let Some(mut child) = c.child.take() else { return Ok(()) };
+        c.paused = false;
+        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()).and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            child.start_kill()?;
+            let _ = child.wait().await;
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped or killed component again, on the same ports; an adapter is configured
+    /// again through its REST API, as an operator's tooling would.
+    pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        if self.component(name)?.child.is_some() {
+            self.stop(name, Duration::from_secs(3)).await?;
+        }
+        self.component(name)?.spawn()?;
+        if self.addrs.adapters.contains_key(name) {
+            self.wait_rest(name, Duration::from_secs(10)).await?;
+            self.configure(name).await?;
+        } else {
+            let addr = match name {
+                SOURCE => self.addrs.source,
+                ENDPOINT => self.addrs.endpoint,
+                _ => self.addrs.arbiter,
+            };
+            self.wait_grpc_healthy(name, addr, Duration::from_secs(10)).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops everything: adapters first, then the services; SIGTERM with a grace period.
+    pub async fn shutdown(&mut self) {
+        let mut order: Vec<String> = self.spec.adapters.clone();
+        order.extend([ARBITER, SOURCE, ENDPOINT].map(String::from));
+        for name in order {
+            let _ = self.stop(&name, Duration::from_secs(3)).await;
+        }
+    }
+}
+
+/// True when the gRPC health service at `addr` answers SERVING.
+pub async fn grpc_healthy(addr: SocketAddr) -> bool {
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(Addresses::url(addr)) else {
+        return false;
+    };
+    let Ok(channel) = endpoint.connect_timeout(Duration::from_millis(500)).connect().await else {
+        return false;
+    };
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            client.check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        )
+        .await,
+        Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    )
+}

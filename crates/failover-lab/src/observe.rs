@@ -1,0 +1,308 @@
+//! Watches a running pair from outside, as a user would: the arbiter's group status stream
+//! (roles, scores, staleness, epoch, the reason for the last change) and the endpoint's audit
+//! (what each adapter has written), recorded into a [`Timeline`] with times relative to the
+//! start of the observation.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use failover_proto::{convert, process, v1};
+use serde::Serialize;
+
+use crate::cluster::Addresses;
+
+/// A score changed, as the arbiter saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreTransition {
+    /// The adapter.
+    pub adapter: String,
+    /// Milliseconds since the observation started.
+    pub at_ms: u64,
+    /// Before (None: the adapter had not joined yet).
+    pub from: Option<u32>,
+    /// After.
+    pub to: u32,
+}
+
+/// A role changed, as the arbiter saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleTransition {
+    /// The adapter.
+    pub adapter: String,
+    /// Milliseconds since the observation started.
+    pub at_ms: u64,
+    /// Before ("None" before it joined).
+    pub from: String,
+    /// After.
+    pub to: String,
+}
+
+/// One line of the story.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Milliseconds since the observation started.
+    pub at_ms: u64,
+    /// fault, role, score, stale, arbiter, endpoint.
+    pub kind: String,
+    /// Plain words.
+    pub text: String,
+}
+
+/// A periodic sample of the whole pair.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// Milliseconds since the observation started.
+    pub at_ms: u64,
+    /// Per adapter: role (or "Stale"), score, points accepted from it so far.
+    pub adapters: BTreeMap<String, AdapterSample>,
+    /// Distinct points the endpoint holds.
+    pub received: u64,
+    /// The group's epoch.
+    pub epoch: u64,
+}
+
+/// One adapter in a sample.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdapterSample {
+    /// Primary, Secondary, or Stale.
+    pub role: String,
+    /// Failover score.
+    pub score: u32,
+    /// Points the endpoint accepted from it so far.
+    pub accepted: u64,
+}
+
+/// Everything observed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timeline {
+    /// Score changes.
+    pub score_transitions: Vec<ScoreTransition>,
+    /// Role changes.
+    pub role_transitions: Vec<RoleTransition>,
+    /// The story, in order.
+    pub events: Vec<Event>,
+    /// Periodic samples.
+    pub samples: Vec<Sample>,
+    /// The latest group status.
+    #[serde(skip)]
+    pub status: Option<v1::GroupStatus>,
+    /// The latest audit.
+    #[serde(skip)]
+    pub audit: Option<v1::AuditReport>,
+}
+
+impl Timeline {
+    /// Who the arbiter says is Primary now.
+    pub fn primary(&self) -> Option<String> {
+        self.status
+            .as_ref()
+            .map(|s| s.primary_adapter_id.clone())
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The role and score of an adapter now.
+    pub fn session(&self, adapter: &str) -> Option<v1::SessionStatus> {
+        self.status
+            .as_ref()?
+            .sessions
+            .iter()
+            .find(|s| s.adapter_id == adapter)
+            .cloned()
+    }
+
+    /// The group's epoch now.
+    pub fn epoch(&self) -> u64 {
+        self.status.as_ref().map_or(0, |s| s.epoch)
+    }
+}
+
+fn role_label(s: &v1::SessionStatus) -> String {
+    if s.stale {
+        return "Stale".into();
+    }
+    convert::role_from_wire(s.role).map_or("None".into(), |r| r.as_str().to_string())
+}
+
+/// Records a running pair until dropped.
+#[derive(Debug)]
+pub struct Observer {
+    timeline: Arc<Mutex<Timeline>>,
+    start: Instant,
+    start_unix_us: i64,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Observer {
+    /// Starts watching the group at the arbiter and sampling the endpoint.
+    pub fn start(addrs: &Addresses, group_id: &str) -> Observer {
+        let timeline = Arc::new(Mutex::new(Timeline::default()));
+        let start = Instant::now();
+        let watch = tokio::spawn(watch_group(addrs.arbiter, group_id.to_string(), timeline.clone(), start));
+        let sample = tokio::spawn(sample_endpoint(addrs.endpoint, group_id.to_string(), timeline.clone(), start));
+        Observer {
+            timeline,
+            start,
+            start_unix_us: process::unix_us(),
+            tasks: vec![watch, sample],
+        }
+    }
+
+    /// Milliseconds since the start.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Converts a wall-clock time (unix µs) into milliseconds since the start.
+    pub fn ms_of_unix_us(&self, unix_us: i64) -> f64 {
+        (unix_us - self.start_unix_us) as f64 / 1000.0
+    }
+
+    /// Adds a line to the story (faults, steps).
+    pub fn mark(&self, kind: &str, text: impl Into<String>) {
+        let at_ms = self.now_ms();
+        self.lock().events.push(Event { at_ms, kind: kind.into(), text: text.into() });
+    }
+
+    /// A copy of the timeline so far.
+    pub fn snapshot(&self) -> Timeline {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Timeline> {
+        self.timeline.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until `cond` holds on the timeline, polling every 20 ms; false after `within`.
+    pub async fn wait_for(&self, within: Duration, mut cond: impl FnMut(&Timeline) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if cond(&self.lock()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Fetches a fresh audit from the endpoint.
+    pub async fn audit(addrs: &Addresses, request: v1::AuditRequest) -> anyhow::Result<v1::AuditReport> {
+        let mut client = v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(addrs.endpoint)).await?;
+        Ok(client.audit(request).await?.into_inner())
+    }
+}
+
+fn ms_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn watch_group(arbiter: SocketAddr, group: String, timeline: Arc<Mutex<Timeline>>, start: Instant) {
+    loop {
+        if let Ok(mut client) = v1::arbiter_client::ArbiterClient::connect(Addresses::url(arbiter)).await
+            && let Ok(resp) = client.watch_group(v1::GroupRequest { group_id: group.clone() }).await
+        {
+            let mut stream = resp.into_inner();
+            while let Ok(Some(status)) = stream.message().await {
+                record_status(&mut timeline.lock().unwrap_or_else(PoisonError::into_inner), status, ms_since(start));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Folds a new group status into the timeline: role, score, staleness and note changes.
+pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
+    let previous = t.status.take();
+    let before = |adapter: &str| {
+        previous
+            .as_ref()
+            .and_then(|p| p.sessions.iter().find(|s| s.adapter_id == adapter).cloned())
+    };
+    for s in &status.sessions {
+        let old = before(&s.adapter_id);
+        let old_role = old.as_ref().map(|o| convert::role_from_wire(o.role).map_or("None".to_string(), |r| r.as_str().into()));
+        let new_role = convert::role_from_wire(s.role).map_or("None".to_string(), |r| r.as_str().into());
+        if old_role.as_deref() != Some(new_role.as_str()) {
+            let from = old_role.unwrap_or_else(|| "None".into());
+            t.role_transitions.push(RoleTransition { adapter: s.adapter_id.clone(), at_ms, from: from.clone(), to: new_role.clone() });
+            t.events.push(Event { at_ms, kind: "role".into(), text: format!("{} {from} -> {new_role} (epoch {})", s.adapter_id, status.epoch) });
+        }
+        let old_score = old.as_ref().map(|o| o.score);
+        if old_score != Some(s.score) {
+            t.score_transitions.push(ScoreTransition { adapter: s.adapter_id.clone(), at_ms, from: old_score, to: s.score });
+            t.events.push(Event {
+                at_ms,
+                kind: "score".into(),
+                text: match old_score {
+                    Some(f) => format!("{} score {f} -> {}", s.adapter_id, s.score),
+                    None => format!("{} joined with score {}", s.adapter_id, s.score),
+                },
+            });
+        }
+        let was_stale = old.as_ref().is_some_and(|o| o.stale);
+        if s.stale != was_stale {
+            t.events.push(Event {
+                at_ms,
+                kind: "stale".into(),
+                text: if s.stale {
+                    format!(
+                        "{} stale: last heartbeat {:.1} s ago > failoverTimeout {:.1} s",
+                        s.adapter_id,
+                        s.heartbeat_age_ms as f64 / 1000.0,
+                        status.failover_timeout_ms as f64 / 1000.0
+                    )
+                } else {
+                    format!("{} heartbeats again", s.adapter_id)
+                },
+            });
+        }
+    }
+    let old_note = previous.as_ref().map(|p| p.note.as_str()).unwrap_or("");
+    if !status.note.is_empty() && status.note != old_note {
+        t.events.push(Event { at_ms, kind: "arbiter".into(), text: status.note.clone() });
+    }
+    t.status = Some(status);
+}
+
+async fn sample_endpoint(endpoint: SocketAddr, group: String, timeline: Arc<Mutex<Timeline>>, start: Instant) {
+    let mut client = None;
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        ticker.tick().await;
+        if client.is_none() {
+            client = v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(endpoint)).await.ok();
+        }
+        let Some(c) = client.as_mut() else { continue };
+        let audit = match c.audit(v1::AuditRequest { group_id: group.clone(), ..Default::default() }).await {
+            Ok(r) => r.into_inner(),
+            Err(_) => {
+                client = None;
+                continue;
+            }
+        };
+        let mut t = timeline.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut adapters = BTreeMap::new();
+        if let Some(status) = &t.status {
+            for s in &status.sessions {
+                let accepted = audit.writers.iter().filter(|w| w.adapter_id == s.adapter_id).map(|w| w.accepted).sum();
+                adapters.insert(s.adapter_id.clone(), AdapterSample { role: role_label(s), score: s.score, accepted });
+            }
+        }
+        let epoch = t.epoch();
+        t.samples.push(Sample { at_ms: ms_since(start), adapters, received: audit.received, epoch });
+        t.audit = Some(audit);
+    }
+}
