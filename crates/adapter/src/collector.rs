@@ -60,7 +60,10 @@ async fn collect(
     let components: Vec<Component> = info
         .components
         .iter()
-        .map(|c| Component { id: c.id, streams: c.stream_count })
+        .map(|c| Component {
+            id: c.id,
+            streams: c.stream_count,
+        })
         .collect();
     let mut stream = client
         .subscribe(v1::SubscribeRequest { client_id })
@@ -68,7 +71,11 @@ async fn collect(
         .map_err(|s| format!("subscribe: {}", s.message()))?
         .into_inner();
     shared.update(|st| st.components = components);
-    tracing::info!(streams = info.streams, components = info.components.len(), "collecting from the data source");
+    tracing::info!(
+        streams = info.streams,
+        components = info.components.len(),
+        "collecting from the data source"
+    );
     loop {
         tokio::select! {
             r = changed.changed() => {

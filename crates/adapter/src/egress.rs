@@ -31,7 +31,9 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
             let group = st
                 .failover
                 .as_ref()
-                .map_or(STANDALONE_GROUP.to_string(), |f| f.failover_group_id.clone());
+                .map_or(STANDALONE_GROUP.to_string(), |f| {
+                    f.failover_group_id.clone()
+                });
             (st.may_egress(), group, st.epoch, st.fenced_at)
         };
         if !may {
@@ -103,7 +105,10 @@ async fn fence(
         Ok(reply) => {
             shared.update(|st| {
                 st.known_epoch = st.known_epoch.max(reply.fenced_epoch);
-                st.step_down(format!("the endpoint refused to fence at epoch {epoch}: {}", reply.detail));
+                st.step_down(format!(
+                    "the endpoint refused to fence at epoch {epoch}: {}",
+                    reply.detail
+                ));
             });
             Ok(())
         }

@@ -45,7 +45,12 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
                     Ok(()) => RecoveryStatus::Completed,
                     Err(e) => RecoveryStatus::Failed(e.clone()),
                 };
-                tracing::info!(recovery = id, status = r.status.name(), points = r.points, "history recovery ended");
+                tracing::info!(
+                    recovery = id,
+                    status = r.status.name(),
+                    points = r.points,
+                    "history recovery ended"
+                );
             }
         });
     }

@@ -84,11 +84,17 @@ pub async fn run(
         "adapter running"
     );
     let app = rest::router(shared.clone(), source);
-    let served = axum::serve(rest, app).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(rest, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     for t in tasks {
         t.abort();
     }
     let st = shared.lock();
-    tracing::info!(buffered = st.buffer.len(), egressed = st.egressed, "adapter stopped");
+    tracing::info!(
+        buffered = st.buffer.len(),
+        egressed = st.egressed,
+        "adapter stopped"
+    );
     served.map_err(Into::into)
 }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use failover_core::{ClientFailoverConfig, DataCollectionMode, DataSourceConfig, timespan::parse_timespan};
+use failover_core::{
+    ClientFailoverConfig, DataCollectionMode, DataSourceConfig, timespan::parse_timespan,
+};
 use failover_proto::process::{self, LogFormat};
 
 /// A data adapter with client-level failover: collects from the data source, egresses to the
@@ -23,7 +25,11 @@ struct Args {
     #[arg(long, default_value = "http://127.0.0.1:50051", env = "ADAPTER_SOURCE")]
     source: String,
     /// gRPC URL of the data endpoint (where data is egressed; not the failover service).
-    #[arg(long, default_value = "http://127.0.0.1:50052", env = "ADAPTER_DATA_ENDPOINT")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:50052",
+        env = "ADAPTER_DATA_ENDPOINT"
+    )]
     data_endpoint: String,
     /// A ClientFailover JSON document to apply at start.
     #[arg(long, env = "ADAPTER_CONFIG")]
@@ -53,7 +59,10 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            Some(ClientFailoverConfig::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+            Some(
+                ClientFailoverConfig::from_json(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
         }
         None => None,
     };
@@ -61,7 +70,9 @@ async fn main() -> anyhow::Result<()> {
         name: args.name,
         source_url: args.source,
         endpoint_url: args.data_endpoint,
-        data_source: DataSourceConfig { data_collection_mode: args.data_collection_mode },
+        data_source: DataSourceConfig {
+            data_collection_mode: args.data_collection_mode,
+        },
         warm_test_interval: args.warm_test_interval,
         buffer_capacity: usize::try_from(args.buffer_max_points)?,
         batch_size: usize::try_from(args.batch_size)?,

@@ -95,14 +95,25 @@ pub fn router(shared: Arc<Shared>, source: Channel) -> Router {
                 .patch(patch_failover)
                 .delete(delete_failover),
         )
-        .route("/api/v1/ClientFailover", get(get_failover).put(put_failover))
+        .route(
+            "/api/v1/ClientFailover",
+            get(get_failover).put(put_failover),
+        )
         .route("/api/v1/diagnostics/FailoverState", get(failover_state))
-        .route("/api/v1/configuration/Source1/DataSource", get(get_data_source).put(put_data_source))
+        .route(
+            "/api/v1/configuration/Source1/DataSource",
+            get(get_data_source).put(put_data_source),
+        )
         .route(
             "/api/v1/configuration/Source1/HistoryRecoveries",
             get(list_recoveries).post(post_recovery),
         )
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such path; see the adapter's README section on its REST API") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such path; see the adapter's README section on its REST API",
+            )
+        })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(Api { shared, source })
 }
@@ -175,7 +186,10 @@ fn applied(warnings: Vec<String>) -> Response {
 async fn get_failover(State(api): State<Api>) -> ApiResult {
     match &api.shared.lock().failover {
         Some(cfg) => Ok(ok_json(Value::Object(cfg.to_public_json()))),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "ClientFailover is not configured")),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ClientFailover is not configured",
+        )),
     }
 }
 
@@ -197,8 +211,17 @@ async fn post_failover(State(api): State<Api>, body: Bytes) -> ApiResult {
 
 async fn patch_failover(State(api): State<Api>, body: Bytes) -> ApiResult {
     let patch = parse_json_object(text(&body)?)?;
-    let Some(mut full) = api.shared.lock().failover.as_ref().map(ClientFailoverConfig::to_full_json) else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "ClientFailover is not configured; PUT a whole document first"));
+    let Some(mut full) = api
+        .shared
+        .lock()
+        .failover
+        .as_ref()
+        .map(ClientFailoverConfig::to_full_json)
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ClientFailover is not configured; PUT a whole document first",
+        ));
     };
     merge_patch(&mut full, &patch);
     let cfg = ClientFailoverConfig::from_map(&full)?;
@@ -207,7 +230,10 @@ async fn patch_failover(State(api): State<Api>, body: Bytes) -> ApiResult {
 
 async fn delete_failover(State(api): State<Api>) -> ApiResult {
     if api.shared.lock().failover.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "ClientFailover is not configured"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ClientFailover is not configured",
+        ));
     }
     apply_failover(&api.shared, None);
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -249,14 +275,20 @@ async fn failover_state(State(api): State<Api>) -> ApiResult {
 }
 
 async fn get_data_source(State(api): State<Api>) -> ApiResult {
-    Ok(ok_json(Value::Object(api.shared.lock().data_source.to_json())))
+    Ok(ok_json(Value::Object(
+        api.shared.lock().data_source.to_json(),
+    )))
 }
 
 async fn put_data_source(State(api): State<Api>, body: Bytes) -> ApiResult {
     let cfg = DataSourceConfig::from_map(&parse_json_object(text(&body)?)?)?;
     let warnings = api.shared.update(|st| {
         if st.data_source != cfg {
-            tracing::info!(event = "config", mode = cfg.data_collection_mode.as_str(), "dataCollectionMode set");
+            tracing::info!(
+                event = "config",
+                mode = cfg.data_collection_mode.as_str(),
+                "dataCollectionMode set"
+            );
         }
         st.data_source = cfg;
         let w = st.warnings();
@@ -265,7 +297,9 @@ async fn put_data_source(State(api): State<Api>, body: Bytes) -> ApiResult {
         }
         w
     });
-    Ok(ok_json(json!({ "Message": "DataSource applied", "Warnings": warnings })))
+    Ok(ok_json(
+        json!({ "Message": "DataSource applied", "Warnings": warnings }),
+    ))
 }
 
 fn recovery_json(r: &Recovery) -> Value {
@@ -286,11 +320,17 @@ fn recovery_json(r: &Recovery) -> Value {
 
 async fn list_recoveries(State(api): State<Api>) -> ApiResult {
     let st = api.shared.lock();
-    Ok(ok_json(Value::Array(st.recoveries.iter().map(recovery_json).collect())))
+    Ok(ok_json(Value::Array(
+        st.recoveries.iter().map(recovery_json).collect(),
+    )))
 }
 
 fn field_text<'a>(map: &'a Map<String, Value>, name: &str) -> Result<&'a str, ApiError> {
-    match map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v) {
+    match map
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+    {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Ok(s),
         Some(_) => Err(ConfigError::new(name, "must be a non-empty string").into()),
         None => Err(ConfigError::new(name, "is required").into()),
@@ -301,22 +341,36 @@ async fn post_recovery(State(api): State<Api>, body: Bytes) -> ApiResult {
     let map = parse_json_object(text(&body)?)?;
     for key in map.keys() {
         if !["id", "starttime", "endtime"].contains(&key.to_ascii_lowercase().as_str()) {
-            return Err(ConfigError::new(key.chars().take(60).collect::<String>(), "unknown field; accepted: Id, StartTime, EndTime").into());
+            return Err(ConfigError::new(
+                key.chars().take(60).collect::<String>(),
+                "unknown field; accepted: Id, StartTime, EndTime",
+            )
+            .into());
         }
     }
     let id = field_text(&map, "Id")?.to_string();
-    let start = parse_utc_ms(field_text(&map, "StartTime")?).map_err(|e| ConfigError::new("StartTime", e))?;
-    let end = parse_utc_ms(field_text(&map, "EndTime")?).map_err(|e| ConfigError::new("EndTime", e))?;
+    let start = parse_utc_ms(field_text(&map, "StartTime")?)
+        .map_err(|e| ConfigError::new("StartTime", e))?;
+    let end =
+        parse_utc_ms(field_text(&map, "EndTime")?).map_err(|e| ConfigError::new("EndTime", e))?;
     if end < start {
         return Err(ConfigError::new("EndTime", "must not be before StartTime").into());
     }
     if api.shared.lock().recoveries.iter().any(|r| r.id == id) {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("history recovery {id:?} exists")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("history recovery {id:?} exists"),
+        ));
     }
     let info = v1::data_source_client::DataSourceClient::new(api.source.clone())
         .describe(v1::DescribeRequest {})
         .await
-        .map_err(|s| ApiError::new(StatusCode::BAD_GATEWAY, format!("data source: {}", s.message())))?
+        .map_err(|s| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("data source: {}", s.message()),
+            )
+        })?
         .into_inner();
     let period_ms = (info.period_us as f64 / 1000.0).max(0.001);
     let seq_at = |t: i64| ((t - info.origin_unix_ms).max(0) as f64 / period_ms).ceil() as u64;

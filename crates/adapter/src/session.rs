@@ -31,7 +31,12 @@ pub async fn run(shared: Arc<Shared>) {
             }
             continue;
         };
-        let incarnation = format!("{}-{}-{}", shared.settings.name, std::process::id(), config_version);
+        let incarnation = format!(
+            "{}-{}-{}",
+            shared.settings.name,
+            std::process::id(),
+            config_version
+        );
         let end = session(&shared, &cfg, &incarnation, &mut changed, &mut backoff).await;
         match end {
             End::ConfigChanged => {
@@ -69,7 +74,11 @@ enum End {
 
 /// Resolves true when the configuration changed (anything but the mode), false if the
 /// change channel closed.
-async fn wait_config_change(shared: &Shared, cfg: &ClientFailoverConfig, changed: &mut tokio::sync::watch::Receiver<u64>) -> bool {
+async fn wait_config_change(
+    shared: &Shared,
+    cfg: &ClientFailoverConfig,
+    changed: &mut tokio::sync::watch::Receiver<u64>,
+) -> bool {
     loop {
         if changed.changed().await.is_err() {
             return false;
@@ -99,7 +108,9 @@ fn lease_deadline(shared: &Shared) -> Option<Instant> {
 
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until((at + std::time::Duration::from_millis(1)).into()).await,
+        Some(at) => {
+            tokio::time::sleep_until((at + std::time::Duration::from_millis(1)).into()).await
+        }
         None => std::future::pending().await,
     }
 }
@@ -113,7 +124,12 @@ struct Said {
     epoch: u64,
 }
 
-fn heartbeat(shared: &Shared, st: &AdapterState, cfg: &ClientFailoverConfig, incarnation: &str) -> (v1::HeartbeatRequest, Said) {
+fn heartbeat(
+    shared: &Shared,
+    st: &AdapterState,
+    cfg: &ClientFailoverConfig,
+    incarnation: &str,
+) -> (v1::HeartbeatRequest, Said) {
     let mode = st.mode().unwrap_or(cfg.mode);
     let score = st.score();
     let claims_primary = st.role == Some(Role::Primary);
@@ -129,7 +145,8 @@ fn heartbeat(shared: &Shared, st: &AdapterState, cfg: &ClientFailoverConfig, inc
             incarnation: incarnation.to_string(),
             score,
             mode: convert::mode_to_wire(mode) as i32,
-            failover_timeout_ms: u64::try_from(cfg.failover_timeout.as_millis()).unwrap_or(u64::MAX),
+            failover_timeout_ms: u64::try_from(cfg.failover_timeout.as_millis())
+                .unwrap_or(u64::MAX),
             known_epoch: st.known_epoch,
             claims_primary,
             egress_watermark: watermark,
@@ -168,7 +185,12 @@ async fn session(
     };
     let channel = match channel.connect().await {
         Ok(c) => c,
-        Err(e) => return End::Failed(format!("cannot reach the failover service at {}: {e}", cfg.endpoint)),
+        Err(e) => {
+            return End::Failed(format!(
+                "cannot reach the failover service at {}: {e}",
+                cfg.endpoint
+            ));
+        }
     };
     let mut client = v1::arbiter_client::ArbiterClient::new(channel);
     let (tx, rx) = mpsc::channel::<v1::HeartbeatRequest>(16);

@@ -157,7 +157,10 @@ mod tests {
         w.advance(1, 10);
         w.advance(1, 3);
         assert_eq!(w.get(1), Some(10));
-        assert_eq!(Watermark::from_pairs([(1, 3), (1, 9), (1, 2)]).get(1), Some(9));
+        assert_eq!(
+            Watermark::from_pairs([(1, 3), (1, 9), (1, 2)]).get(1),
+            Some(9)
+        );
         assert_eq!(w.to_pairs(), vec![(1, 10)]);
     }
 }

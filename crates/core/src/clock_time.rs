@@ -26,7 +26,10 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 /// Formats unix milliseconds as `YYYY-MM-DDTHH:MM:SS.fffZ`.
 pub fn format_utc_ms(unix_ms: i64) -> String {
-    let (days, ms) = (unix_ms.div_euclid(86_400_000), unix_ms.rem_euclid(86_400_000));
+    let (days, ms) = (
+        unix_ms.div_euclid(86_400_000),
+        unix_ms.rem_euclid(86_400_000),
+    );
     let (y, m, d) = civil_from_days(days);
     let s = ms / 1000;
     format!(
@@ -41,7 +44,10 @@ pub fn format_utc_ms(unix_ms: i64) -> String {
 /// Parses `YYYY-MM-DDTHH:MM:SS[.f…]Z` (UTC only) into unix milliseconds.
 pub fn parse_utc_ms(text: &str) -> Result<i64, String> {
     let bad = || format!("{text:?} is not a UTC time like \"2026-11-22T06:26:41Z\"");
-    let t = text.strip_suffix('Z').or_else(|| text.strip_suffix('z')).ok_or_else(bad)?;
+    let t = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix('z'))
+        .ok_or_else(bad)?;
     let (date, time) = t.split_once(['T', 't']).ok_or_else(bad)?;
     let num = |s: &str, len: usize| -> Result<i64, String> {
         if s.len() != len || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -91,8 +97,17 @@ mod tests {
         for ms in [0, 951_868_800_123, 1_795_000_000_999, 4_102_444_800_000] {
             assert_eq!(parse_utc_ms(&format_utc_ms(ms)), Ok(ms));
         }
-        assert_eq!(parse_utc_ms("2026-11-22T06:26:41.5Z").map(|m| m % 1000), Ok(500));
-        for bad in ["2026-02-30T00:00:00Z", "2026-11-22 06:26:41", "2026-11-22T06:26:41+01:00", "x", "2026-13-01T00:00:00Z"] {
+        assert_eq!(
+            parse_utc_ms("2026-11-22T06:26:41.5Z").map(|m| m % 1000),
+            Ok(500)
+        );
+        for bad in [
+            "2026-02-30T00:00:00Z",
+            "2026-11-22 06:26:41",
+            "2026-11-22T06:26:41+01:00",
+            "x",
+            "2026-13-01T00:00:00Z",
+        ] {
             assert!(parse_utc_ms(bad).is_err(), "{bad}");
         }
     }

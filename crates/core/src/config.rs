@@ -48,7 +48,9 @@ impl fmt::Display for Mode {
 
 /// Why a mode name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a mode; mode is case-sensitive and must be exactly \"Hot\", \"Warm\" or \"Cold\"")]
+#[error(
+    "{0:?} is not a mode; mode is case-sensitive and must be exactly \"Hot\", \"Warm\" or \"Cold\""
+)]
 pub struct ModeError(pub String);
 
 impl FromStr for Mode {
@@ -221,7 +223,10 @@ impl<'a> Fields<'a> {
                 let key: String = key.chars().take(60).collect();
                 return Err(ConfigError::new(
                     key,
-                    format!("unknown field; the accepted fields are {}", known.join(", ")),
+                    format!(
+                        "unknown field; the accepted fields are {}",
+                        known.join(", ")
+                    ),
                 ));
             }
         }
@@ -325,7 +330,10 @@ impl ClientFailoverConfig {
         let f = Fields(map);
         f.check_known(&FIELDS)?;
         let failover_group_id = f
-            .required_text("failoverGroupId", "adapters with the same failoverGroupId form a failover pair")?
+            .required_text(
+                "failoverGroupId",
+                "adapters with the same failoverGroupId form a failover pair",
+            )?
             .to_string();
         let timeout_text = f.required_text(
             "failoverTimeout",
@@ -367,7 +375,11 @@ impl ClientFailoverConfig {
         let client_secret = f.text("clientSecret")?.map(Secret::new);
         if client_secret.is_some() != client_id.is_some() {
             return Err(ConfigError::new(
-                if client_id.is_some() { "clientSecret" } else { "clientId" },
+                if client_id.is_some() {
+                    "clientSecret"
+                } else {
+                    "clientId"
+                },
                 "clientId and clientSecret go together (bearer authentication)",
             ));
         }
@@ -408,10 +420,16 @@ impl ClientFailoverConfig {
     pub fn to_public_json(&self) -> Map<String, Value> {
         let opt = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
         let mut map = Map::new();
-        map.insert("failoverGroupId".into(), self.failover_group_id.clone().into());
+        map.insert(
+            "failoverGroupId".into(),
+            self.failover_group_id.clone().into(),
+        );
         map.insert("name".into(), opt(&self.name));
         map.insert("description".into(), opt(&self.description));
-        map.insert("failoverTimeout".into(), format_timespan(self.failover_timeout).into());
+        map.insert(
+            "failoverTimeout".into(),
+            format_timespan(self.failover_timeout).into(),
+        );
         map.insert("mode".into(), self.mode.as_str().into());
         map.insert("endpoint".into(), self.endpoint.clone().into());
         map.insert("username".into(), opt(&self.username));
@@ -429,16 +447,12 @@ impl ClientFailoverConfig {
 pub fn merge_patch(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
     for (key, value) in patch {
         // Patch keys replace existing keys that differ only in case.
-        let existing = target
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case(key))
-            .cloned();
+        let existing = target.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned();
         if let Some(old) = &existing
             && old != key
+            && let Some(v) = target.remove(old)
         {
-            if let Some(v) = target.remove(old) {
-                target.insert(key.clone(), v);
-            }
+            target.insert(key.clone(), v);
         }
         match value {
             Value::Null => {
@@ -499,7 +513,10 @@ pub const HISTORY_ONLY_WARNING: &str = "dataCollectionMode is HistoryOnly: on-de
 recovery started on this adapter will not be completed by the other adapter after a failover";
 
 /// Warnings for a combination of failover and data source settings.
-pub fn failover_warnings(failover: Option<&ClientFailoverConfig>, source: &DataSourceConfig) -> Vec<String> {
+pub fn failover_warnings(
+    failover: Option<&ClientFailoverConfig>,
+    source: &DataSourceConfig,
+) -> Vec<String> {
     let mut warnings = Vec::new();
     if failover.is_some() {
         match source.data_collection_mode {
@@ -521,7 +538,9 @@ mod tests {
 
     const SEED: &str = include_str!("../../../examples/ConfigureClientFailover.json");
 
-    fn doc(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<ClientFailoverConfig, ConfigError> {
+    fn doc(
+        edit: impl FnOnce(&mut Map<String, Value>),
+    ) -> Result<ClientFailoverConfig, ConfigError> {
         let mut map = parse_json_object(SEED).expect("seed parses");
         edit(&mut map);
         ClientFailoverConfig::from_map(&map)
@@ -549,7 +568,10 @@ mod tests {
             })
             .expect_err(bad);
             assert_eq!(err.field, "mode");
-            assert!(err.message.contains("\"Hot\", \"Warm\" or \"Cold\""), "{err}");
+            assert!(
+                err.message.contains("\"Hot\", \"Warm\" or \"Cold\""),
+                "{err}"
+            );
         }
         for good in ["Hot", "Warm", "Cold"] {
             let cfg = doc(|m| {
@@ -604,7 +626,12 @@ mod tests {
         .expect_err("unknown");
         assert_eq!(err.field, "failoverTimeoutt");
         assert!(err.message.contains("failoverTimeout"));
-        assert_eq!(ClientFailoverConfig::from_json("[]").expect_err("array").field, "document");
+        assert_eq!(
+            ClientFailoverConfig::from_json("[]")
+                .expect_err("array")
+                .field,
+            "document"
+        );
         let err = ClientFailoverConfig::from_json("{\"mode\":").expect_err("truncated");
         assert!(err.message.contains("not valid JSON"), "{err}");
     }
@@ -658,7 +685,10 @@ mod tests {
         let history = DataSourceConfig {
             data_collection_mode: DataCollectionMode::HistoryOnly,
         };
-        assert_eq!(failover_warnings(Some(&cfg), &history), vec![HISTORY_ONLY_WARNING.to_string()]);
+        assert_eq!(
+            failover_warnings(Some(&cfg), &history),
+            vec![HISTORY_ONLY_WARNING.to_string()]
+        );
         assert!(failover_warnings(None, &history).is_empty());
         assert!(failover_warnings(Some(&cfg), &DataSourceConfig::default()).is_empty());
         assert_eq!(
@@ -669,7 +699,9 @@ mod tests {
             DataCollectionMode::CurrentWithBackfill.effective(false),
             DataCollectionMode::CurrentWithBackfill
         );
-        let err = "currentonly".parse::<DataCollectionMode>().expect_err("case");
+        let err = "currentonly"
+            .parse::<DataCollectionMode>()
+            .expect_err("case");
         assert_eq!(err.field, "dataCollectionMode");
     }
 }

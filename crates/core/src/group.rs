@@ -309,8 +309,16 @@ impl Group {
         now: Duration,
         next_session_id: &mut SessionId,
     ) -> Result<(SessionId, Vec<Transition>), GroupError> {
-        self.check_fixed("failoverTimeout", &format_timespan(self.failover_timeout), &format_timespan(hb.failover_timeout))?;
-        self.check_fixed("name", &format!("{:?}", self.name), &format!("{:?}", hb.name))?;
+        self.check_fixed(
+            "failoverTimeout",
+            &format_timespan(self.failover_timeout),
+            &format_timespan(hb.failover_timeout),
+        )?;
+        self.check_fixed(
+            "name",
+            &format!("{:?}", self.name),
+            &format!("{:?}", hb.name),
+        )?;
         self.check_fixed(
             "description",
             &format!("{:?}", self.description),
@@ -427,7 +435,11 @@ impl Group {
     }
 
     /// Removes a session (admin). Its role passes on as the rules say.
-    pub fn remove_session(&mut self, key: &str, now: Duration) -> Result<Vec<Transition>, GroupError> {
+    pub fn remove_session(
+        &mut self,
+        key: &str,
+        now: Duration,
+    ) -> Result<Vec<Transition>, GroupError> {
         let id = self.find_session(key)?;
         self.sessions.retain(|s| s.id != id);
         self.stale_seen.retain(|(s, _)| *s != id);
@@ -465,7 +477,10 @@ impl Group {
                 s.role_override = None;
             }
         }
-        let adapter = self.session(id).map(|s| s.adapter_id.clone()).unwrap_or_default();
+        let adapter = self
+            .session(id)
+            .map(|s| s.adapter_id.clone())
+            .unwrap_or_default();
         let mut changes = vec![Transition {
             kind: TransitionKind::Override {
                 adapter_id: adapter.clone(),
@@ -560,9 +575,12 @@ impl Group {
         // Does the current Primary keep its role?
         let keep = self.primary.and_then(|id| self.session(id)).and_then(|p| {
             let why_not = if forced.is_some_and(|f| f != p.id) {
-                Some(format!("an operator override makes another member Primary"))
+                Some("an operator override makes another member Primary".to_string())
             } else if self.override_of(p) == Some(Role::Secondary) {
-                Some(format!("an operator override makes {} Secondary", p.adapter_id))
+                Some(format!(
+                    "an operator override makes {} Secondary",
+                    p.adapter_id
+                ))
             } else if !live(self, p) {
                 Some(format!(
                     "{} last heartbeat {} ago > failoverTimeout {}: stale",
@@ -593,7 +611,10 @@ impl Group {
             self.primary = Some(id);
             if let Some(p) = self.session(id) {
                 self.note = if p.score < crate::modes::FULL_SCORE {
-                    format!("{} is Primary (degraded, score {}); it keeps the role while its score is above 0", p.adapter_id, p.score)
+                    format!(
+                        "{} is Primary (degraded, score {}); it keeps the role while its score is above 0",
+                        p.adapter_id, p.score
+                    )
                 } else {
                     format!("{} is Primary at epoch {}", p.adapter_id, self.epoch)
                 };
@@ -606,7 +627,9 @@ impl Group {
             None => self
                 .sessions
                 .iter()
-                .filter(|s| live(self, s) && s.score > 0 && self.override_of(s) != Some(Role::Secondary))
+                .filter(|s| {
+                    live(self, s) && s.score > 0 && self.override_of(s) != Some(Role::Secondary)
+                })
                 .max_by(|a, b| {
                     a.score
                         .cmp(&b.score)
@@ -695,7 +718,10 @@ mod tests {
             }
         }
         fn beat(&mut self, h: Heartbeat, now: u64) -> Vec<Transition> {
-            self.g.heartbeat(h, ms(now), &mut self.next).expect("heartbeat accepted").1
+            self.g
+                .heartbeat(h, ms(now), &mut self.next)
+                .expect("heartbeat accepted")
+                .1
         }
         fn primary(&self) -> Option<&str> {
             self.g.primary().map(|p| p.adapter_id.as_str())
@@ -706,7 +732,9 @@ mod tests {
         changes
             .iter()
             .filter_map(|t| match &t.kind {
-                TransitionKind::Promoted { adapter_id, epoch } => Some((adapter_id.clone(), *epoch)),
+                TransitionKind::Promoted { adapter_id, epoch } => {
+                    Some((adapter_id.clone(), *epoch))
+                }
                 _ => None,
             })
             .collect()
@@ -784,10 +812,23 @@ mod tests {
         s.beat(hb("b", 100), 4000);
         let c = s.g.tick(ms(4001));
         assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
-        let stale = c.iter().find(|t| matches!(t.kind, TransitionKind::Stale { .. })).expect("stale reported");
-        assert!(stale.reason.contains("a last heartbeat 4.0 s ago > failoverTimeout 4.0 s: stale"), "{}", stale.reason);
+        let stale = c
+            .iter()
+            .find(|t| matches!(t.kind, TransitionKind::Stale { .. }))
+            .expect("stale reported");
+        assert!(
+            stale
+                .reason
+                .contains("a last heartbeat 4.0 s ago > failoverTimeout 4.0 s: stale"),
+            "{}",
+            stale.reason
+        );
         // Reported once only.
-        assert!(s.g.tick(ms(4500)).iter().all(|t| !matches!(t.kind, TransitionKind::Stale { .. })));
+        assert!(
+            s.g.tick(ms(4500))
+                .iter()
+                .all(|t| !matches!(t.kind, TransitionKind::Stale { .. }))
+        );
     }
 
     #[test]
@@ -867,7 +908,9 @@ mod tests {
         s.beat(hb("a", 100), 0);
         let mut other = hb("b", 100);
         other.failover_timeout = Duration::from_secs(9);
-        let err = s.g.heartbeat(other, ms(1), &mut s.next).expect_err("refused");
+        let err =
+            s.g.heartbeat(other, ms(1), &mut s.next)
+                .expect_err("refused");
         assert!(err.to_string().contains("failoverTimeout"), "{err}");
         assert!(err.to_string().contains("delete the group"), "{err}");
         let mut named = hb("b", 100);
@@ -887,7 +930,10 @@ mod tests {
         a.claims_primary = true;
         let c = s.beat(a, 0);
         assert!(promoted(&c).is_empty());
-        assert!(c.iter().any(|t| matches!(t.kind, TransitionKind::Adopted { epoch: 7, .. })));
+        assert!(
+            c.iter()
+                .any(|t| matches!(t.kind, TransitionKind::Adopted { epoch: 7, .. }))
+        );
         assert_eq!(s.primary(), Some("a"));
         assert_eq!(s.g.epoch(), 7);
         // The Secondary reconnecting with an older claim changes nothing.
@@ -915,9 +961,15 @@ mod tests {
         let mut s = Sim::new();
         s.beat(hb("a", 100), 0);
         s.beat(hb("b", 100), 0);
-        let c = s.g.set_override("b", Some(Role::Primary), Some(ms(1000)), ms(0)).expect("override");
+        let c =
+            s.g.set_override("b", Some(Role::Primary), Some(ms(1000)), ms(0))
+                .expect("override");
         assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
-        assert!(c[0].reason.contains("b is Primary for 1.0 s"), "{}", c[0].reason);
+        assert!(
+            c[0].reason.contains("b is Primary for 1.0 s"),
+            "{}",
+            c[0].reason
+        );
         // While forced, even a score of 0 keeps it.
         s.beat(hb("b", 0), 100);
         assert_eq!(s.primary(), Some("b"));
@@ -930,7 +982,9 @@ mod tests {
         assert!(c.iter().any(|t| t.reason.contains("expired")));
         assert_eq!(s.primary(), Some("b"));
         // Forcing Secondary hands the role on.
-        let c = s.g.set_override("b", Some(Role::Secondary), None, ms(1100)).expect("override");
+        let c =
+            s.g.set_override("b", Some(Role::Secondary), None, ms(1100))
+                .expect("override");
         assert_eq!(promoted(&c), vec![("a".to_string(), 3)]);
         assert!(s.g.set_override("zzz", None, None, ms(1)).is_err());
     }
@@ -1005,19 +1059,17 @@ mod tests {
                                 assert!(p.score > 0, "{events:?}");
                                 assert!(!s.g.is_stale(p, ms(now - 10)));
                             } else {
-                                let live_above_zero = s
-                                    .g
-                                    .sessions()
-                                    .iter()
-                                    .any(|x| x.score > 0 && !s.g.is_stale(x, ms(now - 10)));
+                                let live_above_zero =
+                                    s.g.sessions()
+                                        .iter()
+                                        .any(|x| x.score > 0 && !s.g.is_stale(x, ms(now - 10)));
                                 assert!(!live_above_zero, "nobody Primary: {:?}", s.g);
                             }
-                            let primaries = s
-                                .g
-                                .sessions()
-                                .iter()
-                                .filter(|x| s.g.role_of(x.id) == Role::Primary)
-                                .count();
+                            let primaries =
+                                s.g.sessions()
+                                    .iter()
+                                    .filter(|x| s.g.role_of(x.id) == Role::Primary)
+                                    .count();
                             assert!(primaries <= 1);
                             checked += 1;
                         }

@@ -129,10 +129,14 @@ impl StreamLedger {
 
     /// The largest step in data time between consecutive held points.
     pub fn largest_gap_ms(&self) -> i64 {
-        let within = self.runs.iter().filter(|r| r.last_seq > r.first_seq).map(|r| {
-            let steps = i64::try_from(r.last_seq - r.first_seq).unwrap_or(i64::MAX);
-            (r.last_ms - r.first_ms) / steps.max(1)
-        });
+        let within = self
+            .runs
+            .iter()
+            .filter(|r| r.last_seq > r.first_seq)
+            .map(|r| {
+                let steps = i64::try_from(r.last_seq - r.first_seq).unwrap_or(i64::MAX);
+                (r.last_ms - r.first_ms) / steps.max(1)
+            });
         let between = self.runs.windows(2).map(|w| w[1].first_ms - w[0].last_ms);
         within.chain(between).max().unwrap_or(0)
     }
@@ -186,7 +190,11 @@ mod tests {
             for rev in [false, true] {
                 let mut l = StreamLedger::default();
                 let mut model = std::collections::BTreeSet::new();
-                let it: Vec<usize> = if rev { order.iter().rev().copied().collect() } else { order.clone() };
+                let it: Vec<usize> = if rev {
+                    order.iter().rev().copied().collect()
+                } else {
+                    order.clone()
+                };
                 for &i in &it {
                     let s = seqs[i];
                     let max_before = model.iter().next_back().copied();

@@ -156,26 +156,77 @@ mod tests {
         use Role::*;
         let a = |mode, role| activity(Some(mode), role);
         // Hot: both collect and buffer; only the Primary egresses.
-        assert_eq!(a(Hot, Some(Secondary)), Activity { collect: true, egress: false, test_connection: false });
-        assert_eq!(a(Hot, Some(Primary)), Activity { collect: true, egress: true, test_connection: false });
+        assert_eq!(
+            a(Hot, Some(Secondary)),
+            Activity {
+                collect: true,
+                egress: false,
+                test_connection: false
+            }
+        );
+        assert_eq!(
+            a(Hot, Some(Primary)),
+            Activity {
+                collect: true,
+                egress: true,
+                test_connection: false
+            }
+        );
         // Warm: the standby only tests its connection.
-        assert_eq!(a(Warm, Some(Secondary)), Activity { collect: false, egress: false, test_connection: true });
-        assert_eq!(a(Warm, Some(Primary)), Activity { collect: true, egress: true, test_connection: false });
+        assert_eq!(
+            a(Warm, Some(Secondary)),
+            Activity {
+                collect: false,
+                egress: false,
+                test_connection: true
+            }
+        );
+        assert_eq!(
+            a(Warm, Some(Primary)),
+            Activity {
+                collect: true,
+                egress: true,
+                test_connection: false
+            }
+        );
         // Cold: the standby does not touch the source.
-        assert_eq!(a(Cold, Some(Secondary)), Activity { collect: false, egress: false, test_connection: false });
-        assert_eq!(a(Cold, Some(Primary)), Activity { collect: true, egress: true, test_connection: false });
+        assert_eq!(
+            a(Cold, Some(Secondary)),
+            Activity {
+                collect: false,
+                egress: false,
+                test_connection: false
+            }
+        );
+        assert_eq!(
+            a(Cold, Some(Primary)),
+            Activity {
+                collect: true,
+                egress: true,
+                test_connection: false
+            }
+        );
         // No role yet: standby behaviour, never egress.
         for mode in Mode::ALL {
             assert_eq!(a(mode, None), a(mode, Some(Secondary)));
         }
         // Standalone adapter.
-        assert_eq!(activity(None, None), Activity { collect: true, egress: true, test_connection: false });
+        assert_eq!(
+            activity(None, None),
+            Activity {
+                collect: true,
+                egress: true,
+                test_connection: false
+            }
+        );
     }
 
     #[test]
     fn score_is_weighted_by_streams() {
         let c = four_by_1000();
-        let down = |ids: &[u32]| SourceHealth::Connected { down_components: ids.to_vec() };
+        let down = |ids: &[u32]| SourceHealth::Connected {
+            down_components: ids.to_vec(),
+        };
         assert_eq!(collection_score(&c, &down(&[])), 100);
         assert_eq!(collection_score(&c, &down(&[2])), 75);
         assert_eq!(collection_score(&c, &down(&[0, 1])), 50);
@@ -183,11 +234,26 @@ mod tests {
         assert_eq!(collection_score(&c, &SourceHealth::Unreachable), 0);
         assert_eq!(collection_score(&c, &SourceHealth::Connecting), 100);
         // Unequal components weigh by their streams.
-        let uneven = [Component { id: 0, streams: 900 }, Component { id: 1, streams: 100 }];
+        let uneven = [
+            Component {
+                id: 0,
+                streams: 900,
+            },
+            Component {
+                id: 1,
+                streams: 100,
+            },
+        ];
         assert_eq!(collection_score(&uneven, &down(&[0])), 10);
         assert_eq!(collection_score(&uneven, &down(&[1])), 90);
         // A sliver still collected is not 0.
-        let sliver = [Component { id: 0, streams: 999 }, Component { id: 1, streams: 1 }];
+        let sliver = [
+            Component {
+                id: 0,
+                streams: 999,
+            },
+            Component { id: 1, streams: 1 },
+        ];
         assert_eq!(collection_score(&sliver, &down(&[0])), 1);
         // Unknown component ids in the report change nothing.
         assert_eq!(collection_score(&c, &down(&[77])), 100);

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 /// Why a timespan string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{text:?} is not a timespan: {reason}; expected hh:mm:ss or hh:mm:ss.fff, for example \"00:01:00\"")]
+#[error(
+    "{text:?} is not a timespan: {reason}; expected hh:mm:ss or hh:mm:ss.fff, for example \"00:01:00\""
+)]
 pub struct TimespanError {
     /// The text that was refused (cut to 40 characters).
     pub text: String,
@@ -35,7 +37,9 @@ fn digits(text: &str, part: &str, max: u64, reason: &'static str) -> Result<u64,
 pub fn parse_timespan(text: &str) -> Result<Duration, TimespanError> {
     let (days, clock) = match text.split_once('.') {
         // A dot before the first colon separates days; a dot after it starts the fraction.
-        Some((d, rest)) if !d.contains(':') => (digits(text, d, 10_000, "days must be digits")?, rest),
+        Some((d, rest)) if !d.contains(':') => {
+            (digits(text, d, 10_000, "days must be digits")?, rest)
+        }
         _ => (0, text),
     };
     let (hms, fraction) = match clock.split_once('.') {
@@ -43,7 +47,8 @@ pub fn parse_timespan(text: &str) -> Result<Duration, TimespanError> {
         None => (clock, None),
     };
     let mut parts = hms.split(':');
-    let (Some(h), Some(m), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(m), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(refuse(text, "it needs three parts separated by ':'"));
     };
@@ -57,7 +62,9 @@ pub fn parse_timespan(text: &str) -> Result<Duration, TimespanError> {
         }
         Some(f) => {
             let padded = format!("{f:0<9}");
-            padded.parse::<u32>().map_err(|_| refuse(text, "bad fraction"))?
+            padded
+                .parse::<u32>()
+                .map_err(|_| refuse(text, "bad fraction"))?
         }
     };
     let secs = ((days * 24 + h) * 60 + m) * 60 + s;
@@ -89,10 +96,22 @@ mod tests {
     fn parses_the_documented_forms() {
         assert_eq!(parse_timespan("00:01:00"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_timespan("00:00:04"), Ok(Duration::from_secs(4)));
-        assert_eq!(parse_timespan("08:00:00"), Ok(Duration::from_secs(8 * 3600)));
-        assert_eq!(parse_timespan("00:00:01.5"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_timespan("00:00:00.250"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_timespan("1.02:00:00"), Ok(Duration::from_secs(26 * 3600)));
+        assert_eq!(
+            parse_timespan("08:00:00"),
+            Ok(Duration::from_secs(8 * 3600))
+        );
+        assert_eq!(
+            parse_timespan("00:00:01.5"),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_timespan("00:00:00.250"),
+            Ok(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_timespan("1.02:00:00"),
+            Ok(Duration::from_secs(26 * 3600))
+        );
         assert_eq!(
             parse_timespan("00:00:00.0000001"),
             Ok(Duration::from_nanos(100))
@@ -102,8 +121,20 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_timespan() {
         for bad in [
-            "", "60", "1:2", "00:60:00", "24:00:00", "00:00:60", "aa:bb:cc", "00:00:00:00",
-            "-1:00:00", "00:01:00.", "00:01:00.12345678", " 00:01:00", "00:01:00x", "１:00:00",
+            "",
+            "60",
+            "1:2",
+            "00:60:00",
+            "24:00:00",
+            "00:00:60",
+            "aa:bb:cc",
+            "00:00:00:00",
+            "-1:00:00",
+            "00:01:00.",
+            "00:01:00.12345678",
+            " 00:01:00",
+            "00:01:00x",
+            "１:00:00",
             "99999999999:00:00",
         ] {
             let err = parse_timespan(bad).expect_err(bad);

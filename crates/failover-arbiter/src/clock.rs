@@ -14,7 +14,11 @@ pub async fn run(arbiter: Arbiter) {
     loop {
         let next = {
             let state = arbiter.lock();
-            state.groups.values().filter_map(|e| e.group.next_deadline()).min()
+            state
+                .groups
+                .values()
+                .filter_map(|e| e.group.next_deadline())
+                .min()
         };
         let wake_at = match next {
             Some(t) => arbiter.instant_of(t),

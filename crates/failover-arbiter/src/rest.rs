@@ -26,7 +26,10 @@ use failover_core::{
 };
 use serde_json::{Value, json};
 
-use crate::{Arbiter, state::{role_name, status_message}};
+use crate::{
+    Arbiter,
+    state::{role_name, status_message},
+};
 
 /// An error answer: status and message.
 #[derive(Debug)]
@@ -53,8 +56,14 @@ pub fn router(arbiter: Arbiter) -> Router {
     let base = "/api/v1/ClientFailover/groups";
     Router::new()
         .route(base, get(list_groups))
-        .route(&format!("{base}/{{group}}"), get(get_group).delete(delete_group))
-        .route(&format!("{base}/{{group}}/clientsessions"), get(list_sessions))
+        .route(
+            &format!("{base}/{{group}}"),
+            get(get_group).delete(delete_group),
+        )
+        .route(
+            &format!("{base}/{{group}}/clientsessions"),
+            get(list_sessions),
+        )
         .route(
             &format!("{base}/{{group}}/clientsessions/{{session}}"),
             axum::routing::delete(delete_session),
@@ -93,30 +102,48 @@ fn group_json(g: &Group, now: std::time::Duration) -> Value {
 async fn list_groups(State(a): State<Arbiter>) -> Json<Value> {
     let now = a.now();
     let state = a.lock();
-    Json(Value::Array(state.groups.values().map(|e| group_json(&e.group, now)).collect()))
+    Json(Value::Array(
+        state
+            .groups
+            .values()
+            .map(|e| group_json(&e.group, now))
+            .collect(),
+    ))
 }
 
-async fn get_group(State(a): State<Arbiter>, Path(g): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_group(
+    State(a): State<Arbiter>,
+    Path(g): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let now = a.now();
     let state = a.lock();
     let e = state.groups.get(&g).ok_or_else(|| no_group(&g))?;
     Ok(Json(group_json(&e.group, now)))
 }
 
-async fn list_sessions(State(a): State<Arbiter>, Path(g): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn list_sessions(
+    State(a): State<Arbiter>,
+    Path(g): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let now = a.now();
     let state = a.lock();
     let e = state.groups.get(&g).ok_or_else(|| no_group(&g))?;
     Ok(Json(group_json(&e.group, now)["Sessions"].clone()))
 }
 
-async fn delete_group(State(a): State<Arbiter>, Path(g): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_group(
+    State(a): State<Arbiter>,
+    Path(g): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let mut state = a.lock();
     let e = state.groups.get(&g).ok_or_else(|| no_group(&g))?;
     if !e.group.sessions().is_empty() {
         return Err(ApiError(
             StatusCode::CONFLICT,
-            format!("group {g:?} still has {} session(s); delete them first", e.group.sessions().len()),
+            format!(
+                "group {g:?} still has {} session(s); delete them first",
+                e.group.sessions().len()
+            ),
         ));
     }
     state.groups.remove(&g);
@@ -143,14 +170,24 @@ pub fn parse_override(body: &Value) -> Result<(Role, Option<std::time::Duration>
     };
     for key in map.keys() {
         if !["value", "expirationperiod"].contains(&key.to_ascii_lowercase().as_str()) {
-            return Err(format!("unknown field {key:?}; accepted: Value, ExpirationPeriod"));
+            return Err(format!(
+                "unknown field {key:?}; accepted: Value, ExpirationPeriod"
+            ));
         }
     }
-    let field = |name: &str| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    let field = |name: &str| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
     let role = match field("Value") {
         Some(Value::String(v)) if v == "Primary" => Role::Primary,
         Some(Value::String(v)) if v == "Secondary" => Role::Secondary,
-        Some(other) => return Err(format!("Value: {other} is not accepted; use \"Primary\" or \"Secondary\"")),
+        Some(other) => {
+            return Err(format!(
+                "Value: {other} is not accepted; use \"Primary\" or \"Secondary\""
+            ));
+        }
         None => return Err("Value: required; \"Primary\" or \"Secondary\"".into()),
     };
     let expiration = match field("ExpirationPeriod") {
@@ -158,11 +195,17 @@ pub fn parse_override(body: &Value) -> Result<(Role, Option<std::time::Duration>
         Some(Value::String(t)) => {
             let d = parse_timespan(t).map_err(|e| format!("ExpirationPeriod: {e}"))?;
             if d.is_zero() {
-                return Err("ExpirationPeriod: must be above 00:00:00 (omit it for no expiration)".into());
+                return Err(
+                    "ExpirationPeriod: must be above 00:00:00 (omit it for no expiration)".into(),
+                );
             }
             Some(d)
         }
-        Some(other) => return Err(format!("ExpirationPeriod: {other} must be a timespan string such as \"08:00:00\"")),
+        Some(other) => {
+            return Err(format!(
+                "ExpirationPeriod: {other} must be a timespan string such as \"08:00:00\""
+            ));
+        }
     };
     Ok((role, expiration))
 }
@@ -173,11 +216,14 @@ async fn set_override(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
-    let (role, expiration) = parse_override(&body).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
+    let (role, expiration) =
+        parse_override(&body).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
     let now = a.now();
     let mut state = a.lock();
     let e = state.groups.get_mut(&g).ok_or_else(|| no_group(&g))?;
-    let changes = e.group.set_override(&s, Some(role), expiration.map(|d| now + d), now)?;
+    let changes = e
+        .group
+        .set_override(&s, Some(role), expiration.map(|d| now + d), now)?;
     let view = group_json(&e.group, now);
     a.apply(&mut state, &g, &changes);
     Ok(Json(view))
@@ -202,12 +248,34 @@ mod tests {
 
     #[test]
     fn override_bodies() {
-        let ok = parse_override(&json!({"Value":"Primary","ExpirationPeriod":"08:00:00"})).expect("ok");
-        assert_eq!(ok, (Role::Primary, Some(std::time::Duration::from_secs(8 * 3600))));
-        assert_eq!(parse_override(&json!({"Value":"Secondary"})).expect("ok"), (Role::Secondary, None));
-        assert!(parse_override(&json!({"Value":"primary"})).unwrap_err().contains("\"Primary\""));
-        assert!(parse_override(&json!({"Value":"Primary","ExpirationPeriod":"8h"})).unwrap_err().contains("ExpirationPeriod"));
-        assert!(parse_override(&json!({"Value":"Primary","Extra":1})).unwrap_err().contains("unknown field"));
+        let ok =
+            parse_override(&json!({"Value":"Primary","ExpirationPeriod":"08:00:00"})).expect("ok");
+        assert_eq!(
+            ok,
+            (
+                Role::Primary,
+                Some(std::time::Duration::from_secs(8 * 3600))
+            )
+        );
+        assert_eq!(
+            parse_override(&json!({"Value":"Secondary"})).expect("ok"),
+            (Role::Secondary, None)
+        );
+        assert!(
+            parse_override(&json!({"Value":"primary"}))
+                .unwrap_err()
+                .contains("\"Primary\"")
+        );
+        assert!(
+            parse_override(&json!({"Value":"Primary","ExpirationPeriod":"8h"}))
+                .unwrap_err()
+                .contains("ExpirationPeriod")
+        );
+        assert!(
+            parse_override(&json!({"Value":"Primary","Extra":1}))
+                .unwrap_err()
+                .contains("unknown field")
+        );
         assert!(parse_override(&json!([])).is_err());
     }
 }

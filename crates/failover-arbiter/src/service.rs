@@ -3,7 +3,7 @@
 use std::{future::Future, pin::Pin, time::Duration};
 
 use failover_core::{
-    config::{MAX_FAILOVER_TIMEOUT, MIN_FAILOVER_TIMEOUT, MAX_TEXT_LEN},
+    config::{MAX_FAILOVER_TIMEOUT, MAX_TEXT_LEN, MIN_FAILOVER_TIMEOUT},
     group::{Group, Heartbeat, SessionId},
 };
 use failover_proto::{convert, process, v1};
@@ -37,9 +37,13 @@ pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat
     text("name", &hb.name, false)?;
     text("description", &hb.description, false)?;
     if hb.score > 100 {
-        return Err(Status::invalid_argument(format!("score must be 0 to 100, not {}", hb.score)));
+        return Err(Status::invalid_argument(format!(
+            "score must be 0 to 100, not {}",
+            hb.score
+        )));
     }
-    let mode = convert::mode_from_wire(hb.mode).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let mode =
+        convert::mode_from_wire(hb.mode).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let timeout = Duration::from_millis(hb.failover_timeout_ms);
     if !(MIN_FAILOVER_TIMEOUT..=MAX_FAILOVER_TIMEOUT).contains(&timeout) {
         return Err(Status::invalid_argument(format!(
@@ -50,7 +54,9 @@ pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat
         )));
     }
     if hb.egress_watermark.len() > MAX_WATERMARK_STREAMS {
-        return Err(Status::invalid_argument("egress_watermark lists too many streams"));
+        return Err(Status::invalid_argument(
+            "egress_watermark lists too many streams",
+        ));
     }
     let opt = |s: String| if s.is_empty() { None } else { Some(s) };
     Ok((
@@ -72,15 +78,22 @@ pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat
 
 impl Arbiter {
     /// Takes one heartbeat from a session's stream; answers on `tx`.
-    fn on_heartbeat(&self, hb: v1::HeartbeatRequest, tx: &Outbound) -> Result<(String, SessionId), Status> {
+    fn on_heartbeat(
+        &self,
+        hb: v1::HeartbeatRequest,
+        tx: &Outbound,
+    ) -> Result<(String, SessionId), Status> {
         let (group_id, hb) = validate_heartbeat(hb)?;
         let now = self.now();
         let mut state = self.lock();
         let state = &mut *state;
-        let entry = state.groups.entry(group_id.clone()).or_insert_with(|| GroupEntry {
-            group: Group::new(group_id.clone(), &hb),
-            outbound: Default::default(),
-        });
+        let entry = state
+            .groups
+            .entry(group_id.clone())
+            .or_insert_with(|| GroupEntry {
+                group: Group::new(group_id.clone(), &hb),
+                outbound: Default::default(),
+            });
         let (id, changes) = entry
             .group
             .heartbeat(hb, now, &mut state.next_session)
@@ -122,17 +135,14 @@ impl v1::arbiter_server::Arbiter for Arbiter {
         let arbiter = self.clone();
         tokio::spawn(async move {
             let mut session: Option<(String, SessionId)> = None;
-            loop {
-                match inbound.message().await {
-                    Ok(Some(hb)) => match arbiter.on_heartbeat(hb, &tx) {
-                        Ok(s) => session = Some(s),
-                        Err(status) => {
-                            tracing::warn!(%status, "heartbeat refused");
-                            let _ = tx.send(Err(status)).await;
-                            break;
-                        }
-                    },
-                    Ok(None) | Err(_) => break,
+            while let Ok(Some(hb)) = inbound.message().await {
+                match arbiter.on_heartbeat(hb, &tx) {
+                    Ok(s) => session = Some(s),
+                    Err(status) => {
+                        tracing::warn!(%status, "heartbeat refused");
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
                 }
             }
             if let Some((g, id)) = session {
@@ -151,7 +161,10 @@ impl v1::arbiter_server::Arbiter for Arbiter {
         Ok(Response::new(Box::pin(WatchStream::new(rx).map(Ok))))
     }
 
-    async fn get_group(&self, request: Request<v1::GroupRequest>) -> Result<Response<v1::GroupStatus>, Status> {
+    async fn get_group(
+        &self,
+        request: Request<v1::GroupRequest>,
+    ) -> Result<Response<v1::GroupStatus>, Status> {
         Ok(Response::new(self.status(&request.into_inner().group_id)))
     }
 }

@@ -78,7 +78,10 @@ impl Arbiter {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Resolves when something changed that may move the next deadline.
@@ -94,7 +97,9 @@ impl Arbiter {
         };
         for t in changes {
             match &t.kind {
-                TransitionKind::Score { .. } => tracing::info!(group = group_id, event = "score", "{}", t.reason),
+                TransitionKind::Score { .. } => {
+                    tracing::info!(group = group_id, event = "score", "{}", t.reason)
+                }
                 TransitionKind::Stale { .. } | TransitionKind::NoPrimary => {
                     tracing::warn!(group = group_id, event = kind_name(&t.kind), "{}", t.reason)
                 }
@@ -104,7 +109,9 @@ impl Arbiter {
         // Drop channels of sessions that no longer exist (replaced or deleted).
         let live: Vec<SessionId> = entry.group.sessions().iter().map(|s| s.id).collect();
         entry.outbound.retain(|id, _| live.contains(id));
-        let roles_may_have_changed = changes.iter().any(|t| !matches!(t.kind, TransitionKind::Score { .. }));
+        let roles_may_have_changed = changes
+            .iter()
+            .any(|t| !matches!(t.kind, TransitionKind::Score { .. }));
         if roles_may_have_changed {
             for (id, tx) in &entry.outbound {
                 // A full channel means a member that is not reading (paused); it gets the
@@ -119,7 +126,11 @@ impl Arbiter {
 
     /// Publishes a status to the group's watchers.
     pub(crate) fn publish(&self, group_id: &str, status: v1::GroupStatus) {
-        let watchers = self.inner.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        let watchers = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(w) = watchers.get(group_id) {
             w.send_replace(status);
         }
@@ -128,7 +139,11 @@ impl Arbiter {
     /// A watch on a group's status, starting with the status now.
     pub fn watch(&self, group_id: &str) -> watch::Receiver<v1::GroupStatus> {
         let now_status = self.status(group_id);
-        let mut watchers = self.inner.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut watchers = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let w = watchers
             .entry(group_id.to_string())
             .or_insert_with(|| watch::Sender::new(now_status.clone()));
@@ -174,7 +189,8 @@ pub(crate) fn assignment_message(group: &Group, id: SessionId) -> v1::RoleAssign
         primary_adapter_id: a.primary_adapter_id,
         primary_watermark: convert::watermark_to_wire(&a.primary_watermark),
         reason: a.reason,
-        heartbeat_interval_ms: u64::try_from(group.heartbeat_interval().as_millis()).unwrap_or(u64::MAX),
+        heartbeat_interval_ms: u64::try_from(group.heartbeat_interval().as_millis())
+            .unwrap_or(u64::MAX),
         session_id: id.to_string(),
     }
 }
@@ -184,7 +200,10 @@ pub(crate) fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
     v1::GroupStatus {
         group_id: group.id().to_string(),
         epoch: group.epoch(),
-        primary_adapter_id: group.primary().map(|p| p.adapter_id.clone()).unwrap_or_default(),
+        primary_adapter_id: group
+            .primary()
+            .map(|p| p.adapter_id.clone())
+            .unwrap_or_default(),
         sessions: group
             .sessions()
             .iter()
@@ -194,19 +213,25 @@ pub(crate) fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
                 score: s.score,
                 mode: convert::mode_to_wire(s.mode) as i32,
                 role: convert::role_to_wire(group.role_of(s.id)) as i32,
-                heartbeat_age_ms: u64::try_from(now.saturating_sub(s.last_heartbeat).as_millis()).unwrap_or(u64::MAX),
+                heartbeat_age_ms: u64::try_from(now.saturating_sub(s.last_heartbeat).as_millis())
+                    .unwrap_or(u64::MAX),
                 stale: group.is_stale(s, now),
                 registered_order: s.registered_order,
                 role_override: s
                     .role_override
                     .map(|o| match o.expires_at {
-                        Some(at) => format!("{} for {:.1} s", o.role, at.saturating_sub(now).as_secs_f64()),
+                        Some(at) => format!(
+                            "{} for {:.1} s",
+                            o.role,
+                            at.saturating_sub(now).as_secs_f64()
+                        ),
                         None => format!("{} until cleared", o.role),
                     })
                     .unwrap_or_default(),
             })
             .collect(),
-        failover_timeout_ms: u64::try_from(group.failover_timeout().as_millis()).unwrap_or(u64::MAX),
+        failover_timeout_ms: u64::try_from(group.failover_timeout().as_millis())
+            .unwrap_or(u64::MAX),
         note: group.note().to_string(),
         observed_at_unix_ms: process::unix_ms(),
         exists: true,

@@ -154,7 +154,10 @@ impl Component {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .env("RUST_LOG", std::env::var("FAILOVER_LAB_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("FAILOVER_LAB_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", self.binary.display()))?;
@@ -164,11 +167,30 @@ impl Component {
     }
 
     fn signal(&self, sig: rustix::process::Signal) -> anyhow::Result<()> {
-        let pid = self.pid().with_context(|| format!("{} is not running", self.name))?;
+        let pid = self
+            .pid()
+            .with_context(|| format!("{} is not running", self.name))?;
         let pid = rustix::process::Pid::from_raw(i32::try_from(pid)?).context("bad pid")?;
-        rustix::process::kill_process(pid, sig).with_context(|| format!("signal to {}", self.name))?;
+        rustix::process::kill_process(pid, sig)
+            .with_context(|| format!("signal to {}", self.name))?;
         Ok(())
     }
+}
+
+/// What part of the data source a fault hits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceFaultTarget {
+    /// Every subscription ends; every call is refused.
+    WholeSource,
+    /// One component's streams stop.
+    Component {
+        /// The component.
+        component: u32,
+        /// Only for this client (None: for everyone).
+        for_client: Option<String>,
+    },
+    /// One client's connection is cut.
+    Connection(String),
 }
 
 /// Addresses of a running pair.
@@ -224,7 +246,8 @@ impl Cluster {
         let bins = bin_dir()?;
         let (log_dir, temp) = match &spec.log_dir {
             Some(d) => {
-                std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+                std::fs::create_dir_all(d)
+                    .with_context(|| format!("cannot create {}", d.display()))?;
                 (d.clone(), None)
             }
             None => {
@@ -255,39 +278,72 @@ impl Cluster {
             components: BTreeMap::new(),
             log_dir: log_dir.clone(),
             _temp: temp,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
         };
         let s = |x: &dyn ToString| x.to_string();
-        cluster.add(SOURCE, bins.join(SOURCE_BIN), vec![
-            "--listen".into(), s(&addrs.source),
-            "--streams".into(), s(&spec.streams),
-            "--components".into(), s(&spec.components),
-            "--rate".into(), s(&spec.rate_hz),
-            "--seed".into(), s(&spec.seed),
-        ])?;
-        cluster.add(ENDPOINT, bins.join(ENDPOINT_BIN), vec!["--listen".into(), s(&addrs.endpoint)])?;
-        cluster.add(ARBITER, bins.join(ARBITER_BIN), vec![
-            "--listen".into(), s(&addrs.arbiter),
-            "--rest-listen".into(), s(&addrs.arbiter_rest),
-        ])?;
+        cluster.add(
+            SOURCE,
+            bins.join(SOURCE_BIN),
+            vec![
+                "--listen".into(),
+                s(&addrs.source),
+                "--streams".into(),
+                s(&spec.streams),
+                "--components".into(),
+                s(&spec.components),
+                "--rate".into(),
+                s(&spec.rate_hz),
+                "--seed".into(),
+                s(&spec.seed),
+            ],
+        )?;
+        cluster.add(
+            ENDPOINT,
+            bins.join(ENDPOINT_BIN),
+            vec!["--listen".into(), s(&addrs.endpoint)],
+        )?;
+        cluster.add(
+            ARBITER,
+            bins.join(ARBITER_BIN),
+            vec![
+                "--listen".into(),
+                s(&addrs.arbiter),
+                "--rest-listen".into(),
+                s(&addrs.arbiter_rest),
+            ],
+        )?;
         for name in [SOURCE, ENDPOINT, ARBITER] {
             let addr = match name {
                 SOURCE => addrs.source,
                 ENDPOINT => addrs.endpoint,
                 _ => addrs.arbiter,
             };
-            cluster.wait_grpc_healthy(name, addr, Duration::from_secs(10)).await?;
+            cluster
+                .wait_grpc_healthy(name, addr, Duration::from_secs(10))
+                .await?;
         }
         for name in &spec.adapters {
             let rest = addrs.adapters[name];
-            cluster.add(name, bins.join(ADAPTER_BIN), vec![
-                "--name".into(), name.clone(),
-                "--rest-listen".into(), s(&rest),
-                "--source".into(), Addresses::url(addrs.source),
-                "--data-endpoint".into(), Addresses::url(addrs.endpoint),
-                "--data-collection-mode".into(), spec.data_collection_mode.as_str().into(),
-                "--warm-test-interval".into(), format_timespan(spec.warm_test_interval),
-            ])?;
+            cluster.add(
+                name,
+                bins.join(ADAPTER_BIN),
+                vec![
+                    "--name".into(),
+                    name.clone(),
+                    "--rest-listen".into(),
+                    s(&rest),
+                    "--source".into(),
+                    Addresses::url(addrs.source),
+                    "--data-endpoint".into(),
+                    Addresses::url(addrs.endpoint),
+                    "--data-collection-mode".into(),
+                    spec.data_collection_mode.as_str().into(),
+                    "--warm-test-interval".into(),
+                    format_timespan(spec.warm_test_interval),
+                ],
+            )?;
         }
         for name in spec.adapters.clone() {
             cluster.wait_rest(&name, Duration::from_secs(10)).await?;
@@ -319,9 +375,19 @@ impl Cluster {
 
     fn component(&mut self, name: &str) -> anyhow::Result<&mut Component> {
         let known: Vec<String> = self.components.keys().cloned().collect();
-        self.components
-            .get_mut(name)
-            .with_context(|| format!("no component {name:?}; the cluster has {}", known.join(", ")))
+        self.components.get_mut(name).with_context(|| {
+            format!(
+                "no component {name:?}; the cluster has {}",
+                known.join(", ")
+            )
+        })
+    }
+
+    /// Keeps the log folder when the cluster is dropped (for a failing test).
+    pub fn keep_logs(&mut self) {
+        if let Some(t) = self._temp.take() {
+            std::mem::forget(t);
+        }
     }
 
     /// The folder holding every component's log.
@@ -336,13 +402,18 @@ impl Cluster {
 
     /// Puts the ClientFailover document (the vendor's, adapted) to an adapter.
     pub async fn configure(&self, adapter: &str) -> anyhow::Result<Value> {
-        let doc = self.spec.client_failover_document(&Addresses::url(self.addrs.arbiter))?;
+        let doc = self
+            .spec
+            .client_failover_document(&Addresses::url(self.addrs.arbiter))?;
         self.put_client_failover(adapter, &doc.to_string()).await
     }
 
     /// PUTs a ClientFailover document text to an adapter; errors carry the adapter's message.
     pub async fn put_client_failover(&self, adapter: &str, body: &str) -> anyhow::Result<Value> {
-        let url = format!("http://{}/api/v1/configuration/System/ClientFailover", self.rest_addr(adapter)?);
+        let url = format!(
+            "http://{}/api/v1/configuration/System/ClientFailover",
+            self.rest_addr(adapter)?
+        );
         let resp = self
             .http
             .put(&url)
@@ -370,26 +441,47 @@ impl Cluster {
 
     /// An adapter's FailoverState document.
     pub async fn failover_state(&self, adapter: &str) -> anyhow::Result<Value> {
-        let url = format!("http://{}/api/v1/diagnostics/FailoverState", self.rest_addr(adapter)?);
-        Ok(self.http.get(&url).send().await?.error_for_status()?.json().await?)
+        let url = format!(
+            "http://{}/api/v1/diagnostics/FailoverState",
+            self.rest_addr(adapter)?
+        );
+        Ok(self
+            .http
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 
     async fn wait_rest(&mut self, name: &str, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
-        let url = format!("http://{}/api/v1/diagnostics/FailoverState", self.rest_addr(name)?);
+        let url = format!(
+            "http://{}/api/v1/diagnostics/FailoverState",
+            self.rest_addr(name)?
+        );
         loop {
             if self.http.get(&url).send().await.is_ok() {
                 return Ok(());
             }
             self.check_alive(name)?;
             if Instant::now() > deadline {
-                bail!("{name} did not serve its REST API within {within:?}; see {}", self.log_dir.join(format!("{name}.log")).display());
+                bail!(
+                    "{name} did not serve its REST API within {within:?}; see {}",
+                    self.log_dir.join(format!("{name}.log")).display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    async fn wait_grpc_healthy(&mut self, name: &str, addr: SocketAddr, within: Duration) -> anyhow::Result<()> {
+    async fn wait_grpc_healthy(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        within: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
         loop {
             if grpc_healthy(addr).await {
@@ -397,7 +489,10 @@ impl Cluster {
             }
             self.check_alive(name)?;
             if Instant::now() > deadline {
-                bail!("{name} was not healthy within {within:?}; see {}", self.log_dir.join(format!("{name}.log")).display());
+                bail!(
+                    "{name} was not healthy within {within:?}; see {}",
+                    self.log_dir.join(format!("{name}.log")).display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -411,7 +506,10 @@ impl Cluster {
         {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-            bail!("{name} exited ({status}); last log lines:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            bail!(
+                "{name} exited ({status}); last log lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         Ok(())
     }
@@ -419,7 +517,10 @@ impl Cluster {
     /// SIGKILL: the process dies at once, nothing flushed.
     pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
         let c = self.component(name)?;
-        let mut child = c.child.take().with_context(|| format!("{name} is not running"))?;
+        let mut child = c
+            .child
+            .take()
+            .with_context(|| format!("{name} is not running"))?;
         child.start_kill()?;
         let _ = child.wait().await;
         c.paused = false;
@@ -448,9 +549,15 @@ impl Cluster {
         if c.paused {
             c.signal(rustix::process::Signal::CONT)?;
         }
-        let Some(mut child) = c.child.take() else { return Ok(()) };
+        let Some(mut child) = c.child.take() else {
+            return Ok(());
+        };
         c.paused = false;
-        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()).and_then(rustix::process::Pid::from_raw) {
+        if let Some(pid) = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
         if tokio::time::timeout(grace, child.wait()).await.is_err() {
@@ -476,8 +583,48 @@ impl Cluster {
                 ENDPOINT => self.addrs.endpoint,
                 _ => self.addrs.arbiter,
             };
-            self.wait_grpc_healthy(name, addr, Duration::from_secs(10)).await?;
+            self.wait_grpc_healthy(name, addr, Duration::from_secs(10))
+                .await?;
         }
+        Ok(())
+    }
+
+    /// Fails (`down` true) or heals a part of the data source: the whole source, one component
+    /// (for everyone, or for one client only), or one client's connection.
+    pub async fn source_fault(&self, fault: SourceFaultTarget, down: bool) -> anyhow::Result<()> {
+        use failover_proto::v1::source_fault::Target;
+        let (target, for_client) = match fault {
+            SourceFaultTarget::WholeSource => (Target::WholeSource(true), String::new()),
+            SourceFaultTarget::Component {
+                component,
+                for_client,
+            } => (Target::Component(component), for_client.unwrap_or_default()),
+            SourceFaultTarget::Connection(client) => (Target::ClientId(client), String::new()),
+        };
+        let mut client = failover_proto::v1::data_source_client::DataSourceClient::connect(
+            Addresses::url(self.addrs.source),
+        )
+        .await?;
+        client
+            .inject_fault(failover_proto::v1::SourceFault {
+                target: Some(target),
+                down,
+                for_client,
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("source refused the fault: {}", s.message()))?;
+        Ok(())
+    }
+
+    /// Starts (`down` true) or ends a simulated endpoint outage.
+    pub async fn endpoint_outage(&self, down: bool) -> anyhow::Result<()> {
+        let mut client = failover_proto::v1::data_endpoint_client::DataEndpointClient::connect(
+            Addresses::url(self.addrs.endpoint),
+        )
+        .await?;
+        client
+            .set_outage(failover_proto::v1::OutageRequest { down })
+            .await?;
         Ok(())
     }
 
@@ -496,7 +643,11 @@ pub async fn grpc_healthy(addr: SocketAddr) -> bool {
     let Ok(endpoint) = tonic::transport::Endpoint::from_shared(Addresses::url(addr)) else {
         return false;
     };
-    let Ok(channel) = endpoint.connect_timeout(Duration::from_millis(500)).connect().await else {
+    let Ok(channel) = endpoint
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .await
+    else {
         return false;
     };
     let mut client = tonic_health::pb::health_client::HealthClient::new(channel);

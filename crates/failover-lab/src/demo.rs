@@ -92,7 +92,10 @@ impl DemoReport {
 }
 
 /// Runs the demo; `progress` gets a line at each step.
-pub async fn run(opts: &DemoOptions, progress: &(dyn Fn(&str) + Sync)) -> anyhow::Result<DemoReport> {
+pub async fn run(
+    opts: &DemoOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<DemoReport> {
     let spec = &opts.spec;
     progress(&format!(
         "starting fake-data-source, fake-endpoint, failover-arbiter and {} on loopback",
@@ -123,46 +126,87 @@ async fn story(
     cluster.configure_all().await?;
     let both_joined = |t: &crate::observe::Timeline| {
         t.primary().is_some()
-            && spec.adapters.iter().all(|a| t.session(a).is_some_and(|s| !s.stale))
-            && (spec.mode != Mode::Warm || spec.adapters.iter().all(|a| t.session(a).is_some_and(|s| s.score == 100)))
+            && spec
+                .adapters
+                .iter()
+                .all(|a| t.session(a).is_some_and(|s| !s.stale))
+            && (spec.mode != Mode::Warm
+                || spec
+                    .adapters
+                    .iter()
+                    .all(|a| t.session(a).is_some_and(|s| s.score == 100)))
     };
     let settle = Duration::from_secs(10) + timeout;
     if !obs.wait_for(settle, both_joined).await {
-        anyhow::bail!("the pair did not settle into Primary and Secondary within {settle:?}; logs in {}", cluster.log_dir().display());
+        anyhow::bail!(
+            "the pair did not settle into Primary and Secondary within {settle:?}; logs in {}",
+            cluster.log_dir().display()
+        );
     }
-    let flowing = obs.wait_for(settle, |t| t.audit.as_ref().is_some_and(|a| a.received > 0)).await;
+    let flowing = obs
+        .wait_for(settle, |t| t.audit.as_ref().is_some_and(|a| a.received > 0))
+        .await;
     if !flowing {
-        anyhow::bail!("no data reached the endpoint within {settle:?}; logs in {}", cluster.log_dir().display());
+        anyhow::bail!(
+            "no data reached the endpoint within {settle:?}; logs in {}",
+            cluster.log_dir().display()
+        );
     }
     let primary = obs.snapshot().primary().context("no Primary")?;
-    progress(&format!("{primary} is Primary; data flowing for {:.1} s before the kill", opts.before_kill.as_secs_f64()));
+    progress(&format!(
+        "{primary} is Primary; data flowing for {:.1} s before the kill",
+        opts.before_kill.as_secs_f64()
+    ));
     tokio::time::sleep(opts.before_kill).await;
 
     let snapshot = obs.snapshot();
     let killed = snapshot.primary().context("no Primary at the kill")?;
     let epoch_before = snapshot.epoch();
-    let other = spec.adapters.iter().find(|a| **a != killed).cloned().context("no other adapter")?;
+    let other = spec
+        .adapters
+        .iter()
+        .find(|a| **a != killed)
+        .cloned()
+        .context("no other adapter")?;
     let kill_us = process::unix_us();
     cluster.kill(&killed).await?;
-    obs.mark("fault", format!("SIGKILL {killed} (the Primary, epoch {epoch_before})"));
-    progress(&format!("SIGKILL {killed}; waiting for {other} to take over (failoverTimeout {:.1} s)", timeout.as_secs_f64()));
+    obs.mark(
+        "fault",
+        format!("SIGKILL {killed} (the Primary, epoch {epoch_before})"),
+    );
+    progress(&format!(
+        "SIGKILL {killed}; waiting for {other} to take over (failoverTimeout {:.1} s)",
+        timeout.as_secs_f64()
+    ));
 
     let within = timeout * 2 + Duration::from_secs(10);
     let took_over = obs
         .wait_for(within, |t| {
             t.primary().as_deref() == Some(other.as_str())
                 && t.audit.as_ref().is_some_and(|a| {
-                    a.writers.iter().any(|w| w.adapter_id == other && w.epoch > epoch_before && w.accepted > 0)
+                    a.writers
+                        .iter()
+                        .any(|w| w.adapter_id == other && w.epoch > epoch_before && w.accepted > 0)
                 })
         })
         .await;
     if took_over {
-        progress(&format!("{other} took over; data flowing for {:.1} s more", opts.after_takeover.as_secs_f64()));
+        progress(&format!(
+            "{other} took over; data flowing for {:.1} s more",
+            opts.after_takeover.as_secs_f64()
+        ));
         tokio::time::sleep(opts.after_takeover).await;
     } else {
         progress(&format!("no takeover within {within:?}"));
     }
-    let audit = Observer::audit(&cluster.addrs, v1::AuditRequest { group_id: spec.group_id.clone(), ..Default::default() }).await?;
+    let audit = Observer::audit(
+        &cluster.addrs,
+        v1::AuditRequest {
+            group_id: spec.group_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await?;
     let timeline = obs.snapshot();
     let first_from_new = audit
         .writers
@@ -175,7 +219,9 @@ async fn story(
         failover_timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         killed,
         new_primary: took_over.then(|| other.clone()),
-        takeover_ms: first_from_new.filter(|_| took_over).map(|us| (us - kill_us) as f64 / 1000.0),
+        takeover_ms: first_from_new
+            .filter(|_| took_over)
+            .map(|us| (us - kill_us) as f64 / 1000.0),
         epoch_before,
         epoch_after: timeline.epoch(),
         points_expected: audit.expected,
@@ -191,7 +237,12 @@ async fn story(
         writers: audit
             .writers
             .iter()
-            .map(|w| WriterSummary { adapter: w.adapter_id.clone(), epoch: w.epoch, accepted: w.accepted, refused_stale: w.refused_stale })
+            .map(|w| WriterSummary {
+                adapter: w.adapter_id.clone(),
+                epoch: w.epoch,
+                accepted: w.accepted,
+                refused_stale: w.refused_stale,
+            })
             .collect(),
     })
 }
@@ -215,7 +266,10 @@ pub fn render(report: &DemoReport, spec: &ClusterSpec) -> String {
         let _ = writeln!(out, "  {:7.2}s {marker}{}", e.at_ms as f64 / 1000.0, e.text);
     }
     let adapters: Vec<String> = spec.adapters.clone();
-    let _ = writeln!(out, "\nData flow (role, score, points accepted by the endpoint in that second):");
+    let _ = writeln!(
+        out,
+        "\nData flow (role, score, points accepted by the endpoint in that second):"
+    );
     let mut header = format!("  {:>6}", "time");
     for a in &adapters {
         let _ = write!(header, "  {a:<26}");
@@ -233,7 +287,13 @@ pub fn render(report: &DemoReport, spec: &ClusterSpec) -> String {
             match s.adapters.get(a) {
                 Some(x) => {
                     let before = last.insert(a.as_str(), x.accepted).unwrap_or(0);
-                    let _ = write!(row, "  {:<9} {:>3} {:>+12}", x.role, x.score, x.accepted.saturating_sub(before));
+                    let _ = write!(
+                        row,
+                        "  {:<9} {:>3} {:>+12}",
+                        x.role,
+                        x.score,
+                        x.accepted.saturating_sub(before)
+                    );
                 }
                 None => {
                     let _ = write!(row, "  {:<26}", "-");
@@ -243,7 +303,11 @@ pub fn render(report: &DemoReport, spec: &ClusterSpec) -> String {
         let _ = writeln!(out, "{row}  {}", s.received);
     }
     let _ = writeln!(out, "\nSummary:");
-    let _ = writeln!(out, "  killed        {} (Primary at epoch {})", report.killed, report.epoch_before);
+    let _ = writeln!(
+        out,
+        "  killed        {} (Primary at epoch {})",
+        report.killed, report.epoch_before
+    );
     match (&report.new_primary, report.takeover_ms) {
         (Some(p), Some(ms)) => {
             let _ = writeln!(out, "  new Primary   {p} (epoch {})", report.epoch_after);
@@ -260,13 +324,27 @@ pub fn render(report: &DemoReport, spec: &ClusterSpec) -> String {
     let _ = writeln!(
         out,
         "  points        expected {}, received {}, lost {}, duplicated {}, refused as stale {}",
-        report.points_expected, report.points_received, report.lost, report.duplicated, report.stale_rejected
+        report.points_expected,
+        report.points_received,
+        report.lost,
+        report.duplicated,
+        report.stale_rejected
     );
-    let _ = writeln!(out, "  largest gap   {} ms of data time between consecutive points of a stream", report.largest_gap_ms);
+    let _ = writeln!(
+        out,
+        "  largest gap   {} ms of data time between consecutive points of a stream",
+        report.largest_gap_ms
+    );
     let note = match report.mode.as_str() {
-        "Hot" => "Hot: the Secondary collected and buffered all along, then flushed exactly the points after the endpoint's watermark.",
-        "Warm" => "Warm: the Secondary only tested its connection; it started collecting when promoted, so the points produced between the kill and the takeover are lost.",
-        _ => "Cold: the Secondary stood by at score 1 without touching the source; promoted, it raised its score to 100 and connected, so the points between the kill and the takeover are lost.",
+        "Hot" => {
+            "Hot: the Secondary collected and buffered all along, then flushed exactly the points after the endpoint's watermark."
+        }
+        "Warm" => {
+            "Warm: the Secondary only tested its connection; it started collecting when promoted, so the points produced between the kill and the takeover are lost."
+        }
+        _ => {
+            "Cold: the Secondary stood by at score 1 without touching the source; promoted, it raised its score to 100 and connected, so the points between the kill and the takeover are lost."
+        }
     };
     let _ = writeln!(out, "\n{note}");
     out

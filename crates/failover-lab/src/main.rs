@@ -125,7 +125,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => run_demo(args).await,
         Command::Config { action } => {
             let value = match action {
-                ConfigAction::Set { port, host, file } => config_client::set(&host, port, &file).await?,
+                ConfigAction::Set { port, host, file } => {
+                    config_client::set(&host, port, &file).await?
+                }
                 ConfigAction::Get { port, host } => config_client::get(&host, port).await?,
                 ConfigAction::Delete { port, host } => config_client::delete(&host, port).await?,
                 ConfigAction::State { port, host } => config_client::state(&host, port).await?,
@@ -140,7 +142,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= 100_000.0) {
-        anyhow::bail!("--rate must be above 0 and at most 100000, not {}", args.rate);
+        anyhow::bail!(
+            "--rate must be above 0 and at most 100000, not {}",
+            args.rate
+        );
     }
     let spec = ClusterSpec {
         mode: args.mode,
@@ -152,7 +157,11 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         log_dir: args.keep_logs.clone(),
         ..ClusterSpec::default()
     };
-    let opts = demo::DemoOptions { spec: spec.clone(), before_kill: args.before_kill, after_takeover: args.after_takeover };
+    let opts = demo::DemoOptions {
+        spec: spec.clone(),
+        before_kill: args.before_kill,
+        after_takeover: args.after_takeover,
+    };
     let progress = |line: &str| eprintln!("[demo] {line}");
     let report = tokio::select! {
         r = demo::run(&opts, &progress) => r?,
@@ -169,5 +178,9 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.keep_logs {
         eprintln!("[demo] logs kept in {}", dir.display());
     }
-    Ok(if report.took_over() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.took_over() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

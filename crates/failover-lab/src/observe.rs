@@ -149,8 +149,18 @@ impl Observer {
     pub fn start(addrs: &Addresses, group_id: &str) -> Observer {
         let timeline = Arc::new(Mutex::new(Timeline::default()));
         let start = Instant::now();
-        let watch = tokio::spawn(watch_group(addrs.arbiter, group_id.to_string(), timeline.clone(), start));
-        let sample = tokio::spawn(sample_endpoint(addrs.endpoint, group_id.to_string(), timeline.clone(), start));
+        let watch = tokio::spawn(watch_group(
+            addrs.arbiter,
+            group_id.to_string(),
+            timeline.clone(),
+            start,
+        ));
+        let sample = tokio::spawn(sample_endpoint(
+            addrs.endpoint,
+            group_id.to_string(),
+            timeline.clone(),
+            start,
+        ));
         Observer {
             timeline,
             start,
@@ -172,7 +182,11 @@ impl Observer {
     /// Adds a line to the story (faults, steps).
     pub fn mark(&self, kind: &str, text: impl Into<String>) {
         let at_ms = self.now_ms();
-        self.lock().events.push(Event { at_ms, kind: kind.into(), text: text.into() });
+        self.lock().events.push(Event {
+            at_ms,
+            kind: kind.into(),
+            text: text.into(),
+        });
     }
 
     /// A copy of the timeline so far.
@@ -185,7 +199,11 @@ impl Observer {
     }
 
     /// Waits until `cond` holds on the timeline, polling every 20 ms; false after `within`.
-    pub async fn wait_for(&self, within: Duration, mut cond: impl FnMut(&Timeline) -> bool) -> bool {
+    pub async fn wait_for(
+        &self,
+        within: Duration,
+        mut cond: impl FnMut(&Timeline) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + within;
         loop {
             if cond(&self.lock()) {
@@ -199,8 +217,13 @@ impl Observer {
     }
 
     /// Fetches a fresh audit from the endpoint.
-    pub async fn audit(addrs: &Addresses, request: v1::AuditRequest) -> anyhow::Result<v1::AuditReport> {
-        let mut client = v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(addrs.endpoint)).await?;
+    pub async fn audit(
+        addrs: &Addresses,
+        request: v1::AuditRequest,
+    ) -> anyhow::Result<v1::AuditReport> {
+        let mut client =
+            v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(addrs.endpoint))
+                .await?;
         Ok(client.audit(request).await?.into_inner())
     }
 }
@@ -209,14 +232,28 @@ fn ms_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-async fn watch_group(arbiter: SocketAddr, group: String, timeline: Arc<Mutex<Timeline>>, start: Instant) {
+async fn watch_group(
+    arbiter: SocketAddr,
+    group: String,
+    timeline: Arc<Mutex<Timeline>>,
+    start: Instant,
+) {
     loop {
-        if let Ok(mut client) = v1::arbiter_client::ArbiterClient::connect(Addresses::url(arbiter)).await
-            && let Ok(resp) = client.watch_group(v1::GroupRequest { group_id: group.clone() }).await
+        if let Ok(mut client) =
+            v1::arbiter_client::ArbiterClient::connect(Addresses::url(arbiter)).await
+            && let Ok(resp) = client
+                .watch_group(v1::GroupRequest {
+                    group_id: group.clone(),
+                })
+                .await
         {
             let mut stream = resp.into_inner();
             while let Ok(Some(status)) = stream.message().await {
-                record_status(&mut timeline.lock().unwrap_or_else(PoisonError::into_inner), status, ms_since(start));
+                record_status(
+                    &mut timeline.lock().unwrap_or_else(PoisonError::into_inner),
+                    status,
+                    ms_since(start),
+                );
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -233,16 +270,36 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
     };
     for s in &status.sessions {
         let old = before(&s.adapter_id);
-        let old_role = old.as_ref().map(|o| convert::role_from_wire(o.role).map_or("None".to_string(), |r| r.as_str().into()));
-        let new_role = convert::role_from_wire(s.role).map_or("None".to_string(), |r| r.as_str().into());
+        let old_role = old.as_ref().map(|o| {
+            convert::role_from_wire(o.role).map_or("None".to_string(), |r| r.as_str().into())
+        });
+        let new_role =
+            convert::role_from_wire(s.role).map_or("None".to_string(), |r| r.as_str().into());
         if old_role.as_deref() != Some(new_role.as_str()) {
             let from = old_role.unwrap_or_else(|| "None".into());
-            t.role_transitions.push(RoleTransition { adapter: s.adapter_id.clone(), at_ms, from: from.clone(), to: new_role.clone() });
-            t.events.push(Event { at_ms, kind: "role".into(), text: format!("{} {from} -> {new_role} (epoch {})", s.adapter_id, status.epoch) });
+            t.role_transitions.push(RoleTransition {
+                adapter: s.adapter_id.clone(),
+                at_ms,
+                from: from.clone(),
+                to: new_role.clone(),
+            });
+            t.events.push(Event {
+                at_ms,
+                kind: "role".into(),
+                text: format!(
+                    "{} {from} -> {new_role} (epoch {})",
+                    s.adapter_id, status.epoch
+                ),
+            });
         }
         let old_score = old.as_ref().map(|o| o.score);
         if old_score != Some(s.score) {
-            t.score_transitions.push(ScoreTransition { adapter: s.adapter_id.clone(), at_ms, from: old_score, to: s.score });
+            t.score_transitions.push(ScoreTransition {
+                adapter: s.adapter_id.clone(),
+                at_ms,
+                from: old_score,
+                to: s.score,
+            });
             t.events.push(Event {
                 at_ms,
                 kind: "score".into(),
@@ -272,21 +329,39 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
     }
     let old_note = previous.as_ref().map(|p| p.note.as_str()).unwrap_or("");
     if !status.note.is_empty() && status.note != old_note {
-        t.events.push(Event { at_ms, kind: "arbiter".into(), text: status.note.clone() });
+        t.events.push(Event {
+            at_ms,
+            kind: "arbiter".into(),
+            text: status.note.clone(),
+        });
     }
     t.status = Some(status);
 }
 
-async fn sample_endpoint(endpoint: SocketAddr, group: String, timeline: Arc<Mutex<Timeline>>, start: Instant) {
+async fn sample_endpoint(
+    endpoint: SocketAddr,
+    group: String,
+    timeline: Arc<Mutex<Timeline>>,
+    start: Instant,
+) {
     let mut client = None;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
         ticker.tick().await;
         if client.is_none() {
-            client = v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(endpoint)).await.ok();
+            client =
+                v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(endpoint))
+                    .await
+                    .ok();
         }
         let Some(c) = client.as_mut() else { continue };
-        let audit = match c.audit(v1::AuditRequest { group_id: group.clone(), ..Default::default() }).await {
+        let audit = match c
+            .audit(v1::AuditRequest {
+                group_id: group.clone(),
+                ..Default::default()
+            })
+            .await
+        {
             Ok(r) => r.into_inner(),
             Err(_) => {
                 client = None;
@@ -297,12 +372,29 @@ async fn sample_endpoint(endpoint: SocketAddr, group: String, timeline: Arc<Mute
         let mut adapters = BTreeMap::new();
         if let Some(status) = &t.status {
             for s in &status.sessions {
-                let accepted = audit.writers.iter().filter(|w| w.adapter_id == s.adapter_id).map(|w| w.accepted).sum();
-                adapters.insert(s.adapter_id.clone(), AdapterSample { role: role_label(s), score: s.score, accepted });
+                let accepted = audit
+                    .writers
+                    .iter()
+                    .filter(|w| w.adapter_id == s.adapter_id)
+                    .map(|w| w.accepted)
+                    .sum();
+                adapters.insert(
+                    s.adapter_id.clone(),
+                    AdapterSample {
+                        role: role_label(s),
+                        score: s.score,
+                        accepted,
+                    },
+                );
             }
         }
         let epoch = t.epoch();
-        t.samples.push(Sample { at_ms: ms_since(start), adapters, received: audit.received, epoch });
+        t.samples.push(Sample {
+            at_ms: ms_since(start),
+            adapters,
+            received: audit.received,
+            epoch,
+        });
         t.audit = Some(audit);
     }
 }

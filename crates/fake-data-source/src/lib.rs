@@ -7,8 +7,8 @@
 //!
 //! Faults can be injected and healed through the `InjectFault` call: the whole source (every
 //! subscription ends, every call is refused), one component (its points stop and subscribers
-//! are told it is down), or one client's connection (that client's subscription ends and its
-//! calls are refused).
+//! are told it is down; for every client or for one client only), or one client's connection
+//! (that client's subscription ends and its calls are refused).
 //!
 //! [`run`] serves `failover.v1.DataSource` and the gRPC health service on a given listener
 //! until the shutdown future resolves.
@@ -44,7 +44,10 @@ impl SourceSettings {
     /// Checks the settings, naming what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         if self.streams == 0 || self.streams > 1_000_000 {
-            return Err(format!("streams must be 1 to 1000000, not {}", self.streams));
+            return Err(format!(
+                "streams must be 1 to 1000000, not {}",
+                self.streams
+            ));
         }
         if self.components == 0 || self.components > self.streams {
             return Err(format!(
@@ -53,7 +56,10 @@ impl SourceSettings {
             ));
         }
         if !(self.rate_hz.is_finite() && self.rate_hz > 0.0 && self.rate_hz <= 100_000.0) {
-            return Err(format!("rate must be above 0 and at most 100000 Hz, not {}", self.rate_hz));
+            return Err(format!(
+                "rate must be above 0 and at most 100000 Hz, not {}",
+                self.rate_hz
+            ));
         }
         Ok(())
     }
@@ -100,7 +106,23 @@ pub fn point_value(seed: u64, stream: u32, seq: u64) -> f64 {
 struct Faults {
     source_down: bool,
     down_components: BTreeSet<u32>,
+    /// Components failed for one client only: (client, component).
+    down_for_client: BTreeSet<(String, u32)>,
     cut_clients: BTreeSet<String>,
+}
+
+impl Faults {
+    /// Components down for `client` (for everyone, or for it alone).
+    fn down_for(&self, client: &str) -> Vec<u32> {
+        let mut down: BTreeSet<u32> = self.down_components.clone();
+        down.extend(
+            self.down_for_client
+                .iter()
+                .filter(|(c, _)| c == client)
+                .map(|(_, comp)| *comp),
+        );
+        down.into_iter().collect()
+    }
 }
 
 /// Ticks produced in one wake-up: seqs `first..=last`, every stream.
@@ -125,7 +147,10 @@ struct Shared {
 
 impl Shared {
     fn faults(&self) -> Faults {
-        self.faults.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn refuse(&self, client: &str) -> Result<(), Status> {
@@ -257,7 +282,7 @@ impl v1::data_source_server::DataSource for DataSourceService {
                     let _ = tx.send(Err(status)).await;
                     return;
                 }
-                let down: Vec<u32> = f.down_components.iter().copied().collect();
+                let down = f.down_for(&client);
                 if last_down.as_ref() != Some(&down) {
                     // Tell the subscriber about component health at once.
                     let update = v1::SourceUpdate {
@@ -379,7 +404,14 @@ impl v1::data_source_server::DataSource for DataSourceService {
                             self.shared.settings.components - 1
                         )));
                     }
-                    if fault.down {
+                    if !fault.for_client.is_empty() {
+                        let key = (fault.for_client.clone(), *c);
+                        if fault.down {
+                            f.down_for_client.insert(key);
+                        } else {
+                            f.down_for_client.remove(&key);
+                        }
+                    } else if fault.down {
                         f.down_components.insert(*c);
                     } else {
                         f.down_components.remove(c);
@@ -399,7 +431,7 @@ impl v1::data_source_server::DataSource for DataSourceService {
                 }
             }
         }
-        tracing::info!(target = ?fault.target, down = fault.down, "fault injected");
+        tracing::info!(target = ?fault.target, down = fault.down, for_client = fault.for_client, "fault injected");
         self.shared.fault_version.send_modify(|v| *v += 1);
         Ok(Response::new(self.shared.info()))
     }
@@ -452,11 +484,24 @@ mod tests {
 
     #[test]
     fn components_split_streams_evenly() {
-        let s = SourceSettings { streams: 10, components: 4, rate_hz: 10.0, seed: 1 };
-        assert_eq!(s.component_ranges(), vec![(0, 0, 3), (1, 3, 3), (2, 6, 3), (3, 9, 1)]);
+        let s = SourceSettings {
+            streams: 10,
+            components: 4,
+            rate_hz: 10.0,
+            seed: 1,
+        };
+        assert_eq!(
+            s.component_ranges(),
+            vec![(0, 0, 3), (1, 3, 3), (2, 6, 3), (3, 9, 1)]
+        );
         assert_eq!(s.component_of(9), 3);
         assert_eq!(s.component_of(5), 1);
-        let even = SourceSettings { streams: 4000, components: 4, rate_hz: 10.0, seed: 1 };
+        let even = SourceSettings {
+            streams: 4000,
+            components: 4,
+            rate_hz: 10.0,
+            seed: 1,
+        };
         assert!(even.component_ranges().iter().all(|(_, _, n)| *n == 1000));
     }
 
@@ -469,10 +514,36 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let ok = SourceSettings { streams: 8, components: 2, rate_hz: 10.0, seed: 0 };
+        let ok = SourceSettings {
+            streams: 8,
+            components: 2,
+            rate_hz: 10.0,
+            seed: 0,
+        };
         assert!(ok.validate().is_ok());
-        assert!(SourceSettings { streams: 0, ..ok }.validate().unwrap_err().contains("streams"));
-        assert!(SourceSettings { components: 9, ..ok }.validate().unwrap_err().contains("components"));
-        assert!(SourceSettings { rate_hz: f64::NAN, ..ok }.validate().unwrap_err().contains("rate"));
+        assert!(
+            SourceSettings { streams: 0, ..ok }
+                .validate()
+                .unwrap_err()
+                .contains("streams")
+        );
+        assert!(
+            SourceSettings {
+                components: 9,
+                ..ok
+            }
+            .validate()
+            .unwrap_err()
+            .contains("components")
+        );
+        assert!(
+            SourceSettings {
+                rate_hz: f64::NAN,
+                ..ok
+            }
+            .validate()
+            .unwrap_err()
+            .contains("rate")
+        );
     }
 }

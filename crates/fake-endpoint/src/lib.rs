@@ -53,12 +53,18 @@ impl GroupRecord {
     fn watermark(&self) -> Vec<v1::StreamWatermark> {
         self.streams
             .iter()
-            .filter_map(|(s, l)| l.last_seq().map(|seq| v1::StreamWatermark { stream_id: *s, seq }))
+            .filter_map(|(s, l)| {
+                l.last_seq()
+                    .map(|seq| v1::StreamWatermark { stream_id: *s, seq })
+            })
             .collect()
     }
 
     fn fence(&mut self, adapter: &str, epoch: u64) -> v1::FenceReply {
-        let same_holder = self.fenced_by.as_deref().is_none_or(|holder| holder == adapter);
+        let same_holder = self
+            .fenced_by
+            .as_deref()
+            .is_none_or(|holder| holder == adapter);
         let granted = epoch > self.fenced_epoch || (epoch == self.fenced_epoch && same_holder);
         let detail = if granted {
             if epoch > self.fenced_epoch || self.fenced_by.is_none() {
@@ -77,12 +83,21 @@ impl GroupRecord {
         v1::FenceReply {
             granted,
             fenced_epoch: self.fenced_epoch,
-            watermark: if granted { self.watermark() } else { Vec::new() },
+            watermark: if granted {
+                self.watermark()
+            } else {
+                Vec::new()
+            },
             detail,
         }
     }
 
-    fn write(&mut self, adapter: &str, epoch: u64, points: &[failover_core::Point]) -> v1::WriteReply {
+    fn write(
+        &mut self,
+        adapter: &str,
+        epoch: u64,
+        points: &[failover_core::Point],
+    ) -> v1::WriteReply {
         let n = points.len() as u64;
         let tally_key = (adapter.to_string(), epoch);
         if epoch < self.fenced_epoch {
@@ -105,7 +120,12 @@ impl GroupRecord {
         let now = process::unix_us();
         let (mut accepted, mut duplicates) = (0u64, 0u64);
         for p in points {
-            match self.streams.entry(p.stream_id).or_default().insert(p.seq, p.timestamp_ms) {
+            match self
+                .streams
+                .entry(p.stream_id)
+                .or_default()
+                .insert(p.seq, p.timestamp_ms)
+            {
                 Insert::InOrder => accepted += 1,
                 Insert::OutOfOrder => {
                     accepted += 1;
@@ -146,8 +166,16 @@ impl GroupRecord {
             let (Some(first), Some(last)) = (ledger.first_seq(), ledger.last_seq()) else {
                 continue;
             };
-            let lo = if req.has_from_seq { req.from_seq } else { first };
-            let hi = if req.has_through_seq { req.through_seq } else { last };
+            let lo = if req.has_from_seq {
+                req.from_seq
+            } else {
+                first
+            };
+            let hi = if req.has_through_seq {
+                req.through_seq
+            } else {
+                last
+            };
             if lo <= hi {
                 let span = hi - lo + 1;
                 expected += span;
@@ -155,8 +183,13 @@ impl GroupRecord {
             }
         }
         // Streams that were expected but never received anything.
-        let missing_streams = u64::from(req.expected_streams).saturating_sub(self.streams.len() as u64);
-        if missing_streams > 0 && req.has_from_seq && req.has_through_seq && req.from_seq <= req.through_seq {
+        let missing_streams =
+            u64::from(req.expected_streams).saturating_sub(self.streams.len() as u64);
+        if missing_streams > 0
+            && req.has_from_seq
+            && req.has_through_seq
+            && req.from_seq <= req.through_seq
+        {
             let span = req.through_seq - req.from_seq + 1;
             expected += span * missing_streams;
             lost += span * missing_streams;
@@ -234,7 +267,10 @@ impl EndpointService {
 
 #[tonic::async_trait]
 impl v1::data_endpoint_server::DataEndpoint for EndpointService {
-    async fn fence(&self, request: Request<v1::FenceRequest>) -> Result<Response<v1::FenceReply>, Status> {
+    async fn fence(
+        &self,
+        request: Request<v1::FenceRequest>,
+    ) -> Result<Response<v1::FenceReply>, Status> {
         self.check_outage()?;
         let req = request.into_inner();
         check_ids(&req.group_id, Some(&req.adapter_id))?;
@@ -242,15 +278,21 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
         Ok(Response::new(reply))
     }
 
-    async fn write(&self, request: Request<v1::WriteRequest>) -> Result<Response<v1::WriteReply>, Status> {
+    async fn write(
+        &self,
+        request: Request<v1::WriteRequest>,
+    ) -> Result<Response<v1::WriteReply>, Status> {
         self.check_outage()?;
         let req = request.into_inner();
         check_ids(&req.group_id, Some(&req.adapter_id))?;
         let points = match &req.batch {
-            Some(b) => convert::points_from_batch(b).map_err(|e| Status::invalid_argument(e.to_string()))?,
+            Some(b) => convert::points_from_batch(b)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?,
             None => Vec::new(),
         };
-        let reply = self.with_group(&req.group_id, |g| g.write(&req.adapter_id, req.epoch, &points));
+        let reply = self.with_group(&req.group_id, |g| {
+            g.write(&req.adapter_id, req.epoch, &points)
+        });
         if reply.outcome == v1::WriteOutcome::StaleEpoch as i32 {
             tracing::warn!(
                 adapter = req.adapter_id,
@@ -263,7 +305,10 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
         Ok(Response::new(reply))
     }
 
-    async fn audit(&self, request: Request<v1::AuditRequest>) -> Result<Response<v1::AuditReport>, Status> {
+    async fn audit(
+        &self,
+        request: Request<v1::AuditRequest>,
+    ) -> Result<Response<v1::AuditReport>, Status> {
         let req = request.into_inner();
         check_ids(&req.group_id, None)?;
         let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
@@ -274,7 +319,10 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
         Ok(Response::new(report))
     }
 
-    async fn set_outage(&self, request: Request<v1::OutageRequest>) -> Result<Response<v1::OutageReply>, Status> {
+    async fn set_outage(
+        &self,
+        request: Request<v1::OutageRequest>,
+    ) -> Result<Response<v1::OutageReply>, Status> {
         let down = request.into_inner().down;
         self.outage.store(down, Ordering::SeqCst);
         tracing::info!(down, "endpoint outage set");
@@ -306,7 +354,13 @@ mod tests {
     use failover_core::Point;
 
     fn pts(stream: u32, seqs: std::ops::Range<u64>) -> Vec<Point> {
-        seqs.map(|seq| Point { stream_id: stream, seq, timestamp_ms: seq as i64 * 100, value: 0.0 }).collect()
+        seqs.map(|seq| Point {
+            stream_id: stream,
+            seq,
+            timestamp_ms: seq as i64 * 100,
+            value: 0.0,
+        })
+        .collect()
     }
 
     fn accepted(r: &v1::WriteReply) -> bool {
@@ -316,13 +370,22 @@ mod tests {
     #[test]
     fn fencing_refuses_older_epochs_and_unfenced_writers() {
         let mut g = GroupRecord::default();
-        assert!(!accepted(&g.write("a", 1, &pts(0, 0..5))), "must fence first");
+        assert!(
+            !accepted(&g.write("a", 1, &pts(0, 0..5))),
+            "must fence first"
+        );
         assert!(g.fence("a", 1).granted);
         assert!(accepted(&g.write("a", 1, &pts(0, 0..5))));
         // b takes over at epoch 2 and reads the watermark.
         let f = g.fence("b", 2);
         assert!(f.granted);
-        assert_eq!(f.watermark, vec![v1::StreamWatermark { stream_id: 0, seq: 4 }]);
+        assert_eq!(
+            f.watermark,
+            vec![v1::StreamWatermark {
+                stream_id: 0,
+                seq: 4
+            }]
+        );
         // a, resumed, is refused as stale.
         let r = g.write("a", 1, &pts(0, 5..8));
         assert_eq!(r.outcome, v1::WriteOutcome::StaleEpoch as i32);
@@ -334,7 +397,15 @@ mod tests {
         assert!(g.fence("b", 2).granted);
         assert!(accepted(&g.write("b", 2, &pts(0, 5..10))));
         let report = g.audit("g", &v1::AuditRequest::default());
-        assert_eq!((report.expected, report.received, report.lost, report.duplicated), (10, 10, 0, 0));
+        assert_eq!(
+            (
+                report.expected,
+                report.received,
+                report.lost,
+                report.duplicated
+            ),
+            (10, 10, 0, 0)
+        );
         assert_eq!(report.writers.len(), 2);
         assert_eq!(report.refused_stale, 3);
     }
@@ -353,7 +424,14 @@ mod tests {
         assert_eq!(report.largest_gap_ms, 900);
         let bounded = g.audit(
             "g",
-            &v1::AuditRequest { has_from_seq: true, from_seq: 0, has_through_seq: true, through_seq: 29, expected_streams: 3, ..Default::default() },
+            &v1::AuditRequest {
+                has_from_seq: true,
+                from_seq: 0,
+                has_through_seq: true,
+                through_seq: 29,
+                expected_streams: 3,
+                ..Default::default()
+            },
         );
         assert_eq!(bounded.expected, 90);
         assert_eq!(bounded.lost, 8 + 5 + 5 + 30);

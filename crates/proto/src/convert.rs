@@ -129,7 +129,10 @@ mod tests {
         assert_eq!(points_from_batch(&b), Ok(pts));
         let mut ragged = b;
         ragged.values.pop();
-        assert!(matches!(points_from_batch(&ragged), Err(WireError::RaggedBatch(5, 5, 5, 4))));
+        assert!(matches!(
+            points_from_batch(&ragged),
+            Err(WireError::RaggedBatch(5, 5, 5, 4))
+        ));
     }
 
     #[test]
@@ -139,7 +142,10 @@ mod tests {
         }
         assert!(mode_from_wire(0).is_err());
         assert!(mode_from_wire(99).is_err());
-        assert_eq!(role_from_wire(role_to_wire(Role::Primary) as i32), Some(Role::Primary));
+        assert_eq!(
+            role_from_wire(role_to_wire(Role::Primary) as i32),
+            Some(Role::Primary)
+        );
         assert_eq!(role_from_wire(0), None);
     }
 }

@@ -9,7 +9,12 @@
 //!   service, and shutdown on Ctrl-C or SIGTERM.
 
 /// Generated code for package `failover.v1`.
-#[allow(missing_debug_implementations, clippy::all, clippy::unwrap_used, rust_2018_idioms)]
+#[allow(
+    missing_debug_implementations,
+    clippy::all,
+    clippy::unwrap_used,
+    rust_2018_idioms
+)]
 pub mod v1 {
     tonic::include_proto!("failover.v1");
 }

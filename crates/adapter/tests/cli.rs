@@ -1,0 +1,55 @@
+//! The adapter binary's command line: help that explains, clear errors for bad flags.
+
+use std::process::Command;
+
+fn adapter(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_adapter"))
+        .args(args)
+        .output()
+        .expect("adapter runs")
+}
+
+#[test]
+fn help_explains_the_adapter() {
+    let out = adapter(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for words in [
+        "ClientFailover",
+        "--rest-listen",
+        "5590",
+        "--data-collection-mode",
+        "--warm-test-interval",
+        "--config",
+    ] {
+        assert!(help.contains(words), "{words} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn bad_flags_and_documents_are_refused_clearly() {
+    let out = adapter(&["--data-collection-mode", "currentonly"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CurrentOnly") && err.contains("HistoryOnly"),
+        "{err}"
+    );
+
+    let out = adapter(&["--warm-test-interval", "5 minutes"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hh:mm:ss"));
+
+    let file = std::env::temp_dir().join(format!("bad-cf-{}.json", std::process::id()));
+    std::fs::write(&file, r#"{"failoverGroupId":"g","failoverTimeout":"00:00:04","mode":"hot","endpoint":"http://127.0.0.1:1"}"#).expect("write");
+    let out = adapter(&[
+        "--config",
+        file.to_str().expect("path"),
+        "--rest-listen",
+        "127.0.0.1:0",
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mode") && err.contains("\"Hot\""), "{err}");
+}
