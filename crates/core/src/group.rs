@@ -610,14 +610,16 @@ impl Group {
         if let Some(id) = keep {
             self.primary = Some(id);
             if let Some(p) = self.session(id) {
-                self.note = if p.score < crate::modes::FULL_SCORE {
-                    format!(
+                if p.score < crate::modes::FULL_SCORE {
+                    self.note = format!(
                         "{} is Primary (degraded, score {}); it keeps the role while its score is above 0",
                         p.adapter_id, p.score
-                    )
-                } else {
-                    format!("{} is Primary at epoch {}", p.adapter_id, self.epoch)
-                };
+                    );
+                } else if !self.note.starts_with(&format!("{} promoted", p.adapter_id)) {
+                    // Keep the note that explains the promotion; replace any other (a degraded
+                    // note, an adoption, an expired override) with the plain state.
+                    self.note = format!("{} is Primary at epoch {}", p.adapter_id, self.epoch);
+                }
             }
             return changes;
         }

@@ -9,7 +9,7 @@ use failover_core::{
 use failover_proto::{convert, process, v1};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, WatchStream};
+use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
@@ -179,7 +179,7 @@ pub async fn serve(
     process::server_builder()
         .add_service(health)
         .add_service(v1::arbiter_server::ArbiterServer::new(arbiter))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(process::incoming(listener), shutdown)
         .await
         .map_err(Into::into)
 }

@@ -42,6 +42,12 @@ pub struct DemoReport {
     pub new_primary: Option<String>,
     /// SIGKILL to the first point the endpoint accepted from the new Primary.
     pub takeover_ms: Option<f64>,
+    /// SIGKILL to the moment the failover service declared the Primary stale (at most
+    /// failoverTimeout: staleness counts from the last heartbeat, which came before the kill).
+    pub detection_ms: Option<f64>,
+    /// From the Primary declared stale to the first point accepted from the new Primary: push,
+    /// fence, watermark, flush. This is the overhead above failoverTimeout.
+    pub stale_to_first_point_ms: Option<f64>,
     /// Epoch before the kill.
     pub epoch_before: u64,
     /// Epoch after the takeover.
@@ -123,7 +129,21 @@ async fn story(
         spec.mode,
         format_timespan(timeout)
     ));
-    cluster.configure_all().await?;
+    // One at a time, so the first configured becomes Primary (a lone member) every run.
+    for adapter in &spec.adapters {
+        cluster.configure(adapter).await?;
+        let joined = obs
+            .wait_for(Duration::from_secs(10) + timeout, |t| {
+                t.session(adapter).is_some()
+            })
+            .await;
+        if !joined {
+            anyhow::bail!(
+                "{adapter} did not join the failover group; logs in {}",
+                cluster.log_dir().display()
+            );
+        }
+    }
     let both_joined = |t: &crate::observe::Timeline| {
         t.primary().is_some()
             && spec
@@ -169,6 +189,7 @@ async fn story(
         .cloned()
         .context("no other adapter")?;
     let kill_us = process::unix_us();
+    let kill_at_ms = obs.now_ms();
     cluster.kill(&killed).await?;
     obs.mark(
         "fault",
@@ -214,7 +235,24 @@ async fn story(
         .filter(|w| w.adapter_id == other && w.epoch > epoch_before && w.accepted > 0)
         .map(|w| w.first_accepted_unix_us)
         .min();
+    let stale_at_ms = timeline
+        .events
+        .iter()
+        .find(|e| {
+            e.kind == "stale"
+                && e.at_ms >= kill_at_ms
+                && e.text.starts_with(&format!("{killed} stale"))
+        })
+        .map(|e| e.at_ms as f64);
+    let first_point_ms = first_from_new
+        .filter(|_| took_over)
+        .map(|us| obs.ms_of_unix_us(us));
     Ok(DemoReport {
+        detection_ms: stale_at_ms.map(|s| s - kill_at_ms as f64),
+        stale_to_first_point_ms: match (stale_at_ms, first_point_ms) {
+            (Some(s), Some(f)) => Some(f - s),
+            _ => None,
+        },
         mode: spec.mode.to_string(),
         failover_timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         killed,
@@ -316,6 +354,12 @@ pub fn render(report: &DemoReport, spec: &ClusterSpec) -> String {
                 "  takeover      {:.0} ms from SIGKILL to the first point accepted from {p} (failoverTimeout {} ms)",
                 ms, report.failover_timeout_ms
             );
+            if let (Some(d), Some(o)) = (report.detection_ms, report.stale_to_first_point_ms) {
+                let _ = writeln!(
+                    out,
+                    "                = {d:.0} ms until the Primary was stale + {o:.0} ms to promote, fence, flush and accept"
+                );
+            }
         }
         _ => {
             let _ = writeln!(out, "  new Primary   NONE: no takeover happened");

@@ -270,6 +270,23 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
     };
     for s in &status.sessions {
         let old = before(&s.adapter_id);
+        let old_score = old.as_ref().map(|o| o.score);
+        if old_score != Some(s.score) {
+            t.score_transitions.push(ScoreTransition {
+                adapter: s.adapter_id.clone(),
+                at_ms,
+                from: old_score,
+                to: s.score,
+            });
+            t.events.push(Event {
+                at_ms,
+                kind: "score".into(),
+                text: match old_score {
+                    Some(f) => format!("{} score {f} -> {}", s.adapter_id, s.score),
+                    None => format!("{} joined with score {}", s.adapter_id, s.score),
+                },
+            });
+        }
         let old_role = old.as_ref().map(|o| {
             convert::role_from_wire(o.role).map_or("None".to_string(), |r| r.as_str().into())
         });
@@ -290,23 +307,6 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
                     "{} {from} -> {new_role} (epoch {})",
                     s.adapter_id, status.epoch
                 ),
-            });
-        }
-        let old_score = old.as_ref().map(|o| o.score);
-        if old_score != Some(s.score) {
-            t.score_transitions.push(ScoreTransition {
-                adapter: s.adapter_id.clone(),
-                at_ms,
-                from: old_score,
-                to: s.score,
-            });
-            t.events.push(Event {
-                at_ms,
-                kind: "score".into(),
-                text: match old_score {
-                    Some(f) => format!("{} score {f} -> {}", s.adapter_id, s.score),
-                    None => format!("{} joined with score {}", s.adapter_id, s.score),
-                },
             });
         }
         let was_stale = old.as_ref().is_some_and(|o| o.stale);

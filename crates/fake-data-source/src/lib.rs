@@ -24,7 +24,6 @@ use std::{
 use failover_proto::{process, v1};
 use futures::Stream;
 use tokio::sync::{broadcast, watch};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 /// How the source is shaped.
@@ -472,7 +471,7 @@ pub async fn run(
     let result = process::server_builder()
         .add_service(health)
         .add_service(v1::data_source_server::DataSourceServer::new(service))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(process::incoming(listener), shutdown)
         .await;
     producer.abort();
     result.map_err(Into::into)

@@ -23,7 +23,6 @@ use std::{
 
 use failover_core::ledger::{Insert, StreamLedger};
 use failover_proto::{convert, process, v1};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 #[derive(Debug, Default, Clone)]
@@ -343,7 +342,7 @@ pub async fn run(
             v1::data_endpoint_server::DataEndpointServer::new(EndpointService::default())
                 .max_decoding_message_size(64 * 1024 * 1024),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(process::incoming(listener), shutdown)
         .await
         .map_err(Into::into)
 }
