@@ -9,7 +9,10 @@
 //! - otherwise the live member with the highest score above 0 is promoted, ties going to the
 //!   earliest registered; each promotion increments the epoch;
 //! - when no live member scores above 0, nobody is Primary, and the group's note says so;
-//! - an operator override forces a session's role until it expires.
+//! - an operator override forces a session's role until it expires;
+//! - a group recreated by heartbeats that carry an epoch (the failover service restarted) waits
+//!   one heartbeat interval before promoting anyone, so the old Primary can reclaim its role at
+//!   its epoch instead of causing a needless failover.
 
 use std::time::Duration;
 
@@ -195,6 +198,8 @@ pub struct Group {
     note: String,
     /// Stale flags as last seen, so staleness and recovery are each reported once.
     stale_seen: Vec<(SessionId, bool)>,
+    /// After a failover-service restart: no promotion before this (the old Primary may reclaim).
+    hold_until: Option<Duration>,
 }
 
 fn secs(d: Duration) -> String {
@@ -215,6 +220,7 @@ impl Group {
             next_order: 0,
             note: String::new(),
             stale_seen: Vec::new(),
+            hold_until: None,
         }
     }
 
@@ -285,6 +291,7 @@ impl Group {
     /// The next moment at which time alone can change something (a session going stale or an
     /// override expiring), for the arbiter to wake at exactly then.
     pub fn next_deadline(&self) -> Option<Duration> {
+        let hold = self.hold_until;
         let stale = self
             .sessions
             .iter()
@@ -299,7 +306,7 @@ impl Group {
             .sessions
             .iter()
             .filter_map(|s| s.role_override.and_then(|o| o.expires_at));
-        stale.chain(overrides).min()
+        stale.chain(overrides).chain(hold).min()
     }
 
     /// Takes a heartbeat. Returns the session it belongs to and what changed.
@@ -325,6 +332,11 @@ impl Group {
             &format!("{:?}", hb.description),
         )?;
         let mut changes = Vec::new();
+        if self.sessions.is_empty() && self.epoch == 0 && hb.known_epoch > 0 {
+            // A group that existed before this service started: give its Primary one heartbeat
+            // interval to come back and reclaim the role.
+            self.hold_until = Some(now + self.heartbeat_interval());
+        }
         if hb.known_epoch > self.epoch {
             // A restarted arbiter learns the epoch from its members: epochs only grow.
             self.epoch = hb.known_epoch;
@@ -398,6 +410,7 @@ impl Group {
                 self.next_order += 1;
                 if adopt {
                     self.primary = Some(id);
+                    self.hold_until = None;
                     changes.push(Transition {
                         kind: TransitionKind::Adopted {
                             adapter_id: hb.adapter_id.clone(),
@@ -624,6 +637,25 @@ impl Group {
             return changes;
         }
         self.primary = None;
+        if forced.is_none()
+            && let Some(hold) = self.hold_until
+        {
+            if now < hold {
+                let note = format!(
+                    "the failover service restarted: waiting {} for the previous Primary to reclaim its role",
+                    secs(hold - now)
+                );
+                if self.note != note {
+                    changes.push(Transition {
+                        kind: TransitionKind::NoPrimary,
+                        reason: note.clone(),
+                    });
+                    self.note = note;
+                }
+                return changes;
+            }
+            self.hold_until = None;
+        }
         let candidate = match forced {
             Some(id) => self.session(id),
             None => self
@@ -945,17 +977,31 @@ mod tests {
         s.beat(b, 10);
         assert_eq!(s.primary(), Some("a"));
 
-        // Had the Secondary come first, it would be promoted past the known epoch.
+        // Had the Secondary come first, nobody is promoted for a heartbeat interval, and the
+        // old Primary reclaims its role when it comes within it.
         let mut s = Sim::new();
         let mut b = hb("b", 100);
         b.known_epoch = 7;
-        s.beat(b, 0);
-        assert_eq!(s.g.epoch(), 8);
+        let c = s.beat(b.clone(), 0);
+        assert_eq!(s.primary(), None);
+        assert!(
+            c.iter()
+                .any(|t| t.reason.contains("waiting 2.0 s for the previous Primary")),
+            "{c:?}"
+        );
+        assert_eq!(s.g.next_deadline(), Some(ms(2000)));
         let mut a = hb("a", 100);
         a.known_epoch = 7;
         a.claims_primary = true;
-        s.beat(a, 10);
-        assert_eq!(s.primary(), Some("b"));
+        s.beat(a, 1500);
+        assert_eq!(s.primary(), Some("a"));
+        assert_eq!(s.g.epoch(), 7);
+
+        // When it does not come back, the highest score is promoted past the known epoch.
+        let mut s = Sim::new();
+        s.beat(b, 0);
+        assert!(promoted(&s.g.tick(ms(1999))).is_empty());
+        assert_eq!(promoted(&s.g.tick(ms(2000))), vec![("b".to_string(), 8)]);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use anyhow::{Context, bail};
 use failover_core::{DataCollectionMode, Mode, timespan::format_timespan};
 use serde_json::Value;
 
+use crate::proxy::Proxy;
+
 /// The vendor's example ClientFailover document, byte for byte.
 pub const VENDOR_EXAMPLE: &str = include_str!("../../../examples/ConfigureClientFailover.json");
 
@@ -55,10 +57,25 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// A free loopback port (bound, then released).
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+/// A loopback address of its own for one cluster (somewhere in 127.0.0.0/8, never 127.0.0.1),
+/// so clusters started side by side cannot take each other's ports.
+pub fn cluster_ip() -> std::net::Ipv4Addr {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    std::net::Ipv4Addr::new(
+        127,
+        rng.random_range(1..=254),
+        rng.random_range(0..=255),
+        rng.random_range(1..=254),
+    )
+}
+
+/// `n` distinct free ports on `ip`, each held by a listener: drop the listeners just before
+/// the services bind, after anything else on `ip` has bound its own port 0.
+pub fn hold_ports(ip: std::net::Ipv4Addr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    (0..n)
+        .map(|_| std::net::TcpListener::bind((ip, 0)).with_context(|| format!("cannot bind {ip}")))
+        .collect()
 }
 
 /// The shape of a pair.
@@ -86,6 +103,8 @@ pub struct ClusterSpec {
     pub group_id: String,
     /// Where logs go (None: a fresh temporary folder).
     pub log_dir: Option<PathBuf>,
+    /// Most history points the source serves per second (None: unthrottled).
+    pub history_rate: Option<u32>,
 }
 
 impl Default for ClusterSpec {
@@ -102,6 +121,7 @@ impl Default for ClusterSpec {
             adapters: vec!["adapter-a".into(), "adapter-b".into()],
             group_id: "FailoverGroup1".into(),
             log_dir: None,
+            history_rate: None,
         }
     }
 }
@@ -208,6 +228,9 @@ pub struct Addresses {
     pub adapters: BTreeMap<String, SocketAddr>,
 }
 
+/// The services an adapter talks to, each over a link with its own fault-injecting proxy.
+pub const LINK_SERVICES: [&str; 3] = [ARBITER, SOURCE, ENDPOINT];
+
 impl Addresses {
     /// `http://` URL of a gRPC address.
     pub fn url(addr: SocketAddr) -> String {
@@ -223,6 +246,8 @@ pub struct Cluster {
     /// Where everything listens.
     pub addrs: Addresses,
     components: BTreeMap<String, Component>,
+    /// One proxy per (adapter, service) link.
+    links: BTreeMap<(String, String), Proxy>,
     log_dir: PathBuf,
     _temp: Option<TempDir>,
     http: reqwest::Client,
@@ -254,28 +279,51 @@ impl Cluster {
                 let d = std::env::temp_dir().join(format!(
                     "failover-lab-{}-{}",
                     std::process::id(),
-                    free_port()?
+                    rand::random::<u32>()
                 ));
                 std::fs::create_dir_all(&d)?;
                 (d.clone(), Some(TempDir(d)))
             }
         };
-        let lo = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let ip = cluster_ip();
+        let held = hold_ports(ip, 4 + spec.adapters.len())?;
+        let ports: Vec<u16> = held
+            .iter()
+            .map(|l| Ok(l.local_addr()?.port()))
+            .collect::<anyhow::Result<_>>()?;
+        let at = |i: usize| SocketAddr::from((ip, ports[i]));
         let addrs = Addresses {
-            source: lo(free_port()?),
-            endpoint: lo(free_port()?),
-            arbiter: lo(free_port()?),
-            arbiter_rest: lo(free_port()?),
+            source: at(0),
+            endpoint: at(1),
+            arbiter: at(2),
+            arbiter_rest: at(3),
             adapters: spec
                 .adapters
                 .iter()
-                .map(|a| Ok((a.clone(), lo(free_port()?))))
-                .collect::<anyhow::Result<_>>()?,
+                .enumerate()
+                .map(|(i, a)| (a.clone(), at(4 + i)))
+                .collect(),
         };
+        let mut links = BTreeMap::new();
+        for adapter in &spec.adapters {
+            for (service, target) in [
+                (ARBITER, addrs.arbiter),
+                (SOURCE, addrs.source),
+                (ENDPOINT, addrs.endpoint),
+            ] {
+                let proxy = Proxy::start(ip, target)
+                    .await
+                    .context("cannot start a link proxy")?;
+                links.insert((adapter.clone(), service.to_string()), proxy);
+            }
+        }
+        // The proxies have their ports: release the services' for them to bind.
+        drop(held);
         let mut cluster = Cluster {
             spec: spec.clone(),
             addrs: addrs.clone(),
             components: BTreeMap::new(),
+            links,
             log_dir: log_dir.clone(),
             _temp: temp,
             http: reqwest::Client::builder()
@@ -283,22 +331,25 @@ impl Cluster {
                 .build()?,
         };
         let s = |x: &dyn ToString| x.to_string();
-        cluster.add(
-            SOURCE,
-            bins.join(SOURCE_BIN),
-            vec![
-                "--listen".into(),
-                s(&addrs.source),
-                "--streams".into(),
-                s(&spec.streams),
-                "--components".into(),
-                s(&spec.components),
-                "--rate".into(),
-                s(&spec.rate_hz),
-                "--seed".into(),
-                s(&spec.seed),
-            ],
-        )?;
+        let mut source_args = vec![
+            "--listen".into(),
+            s(&addrs.source),
+            "--streams".into(),
+            s(&spec.streams),
+            "--components".into(),
+            s(&spec.components),
+            "--rate".into(),
+            s(&spec.rate_hz),
+            "--seed".into(),
+            s(&spec.seed),
+            // Fixed, so a restarted source goes on with the same sequence numbers.
+            "--origin-unix-ms".into(),
+            s(&failover_proto::process::unix_ms()),
+        ];
+        if let Some(rate) = spec.history_rate {
+            source_args.extend(["--history-rate".into(), s(&rate)]);
+        }
+        cluster.add(SOURCE, bins.join(SOURCE_BIN), source_args)?;
         cluster.add(
             ENDPOINT,
             bins.join(ENDPOINT_BIN),
@@ -335,9 +386,9 @@ impl Cluster {
                     "--rest-listen".into(),
                     s(&rest),
                     "--source".into(),
-                    Addresses::url(addrs.source),
+                    Addresses::url(cluster.link(name, SOURCE)?.listen),
                     "--data-endpoint".into(),
-                    Addresses::url(addrs.endpoint),
+                    Addresses::url(cluster.link(name, ENDPOINT)?.listen),
                     "--data-collection-mode".into(),
                     spec.data_collection_mode.as_str().into(),
                     "--warm-test-interval".into(),
@@ -400,12 +451,30 @@ impl Cluster {
         self.components.keys().cloned().collect()
     }
 
-    /// Puts the ClientFailover document (the vendor's, adapted) to an adapter.
+    /// Puts the ClientFailover document (the vendor's, adapted) to an adapter; its failover
+    /// service URL goes through the adapter's link proxy to the arbiter.
     pub async fn configure(&self, adapter: &str) -> anyhow::Result<Value> {
-        let doc = self
-            .spec
-            .client_failover_document(&Addresses::url(self.addrs.arbiter))?;
+        let arbiter = Addresses::url(self.link(adapter, ARBITER)?.listen);
+        let doc = self.spec.client_failover_document(&arbiter)?;
         self.put_client_failover(adapter, &doc.to_string()).await
+    }
+
+    /// The proxy on the link between an adapter and a service (arbiter, source or endpoint).
+    pub fn link(&self, adapter: &str, service: &str) -> anyhow::Result<&Proxy> {
+        self.links
+            .get(&(adapter.to_string(), service.to_string()))
+            .with_context(|| {
+                format!(
+                    "no link between {adapter:?} and {service:?}; links join an adapter ({}) to {}",
+                    self.spec.adapters.join(", "),
+                    LINK_SERVICES.join(", ")
+                )
+            })
+    }
+
+    /// The HTTP client for REST calls.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// PUTs a ClientFailover document text to an adapter; errors carry the adapter's message.

@@ -129,21 +129,7 @@ async fn story(
         spec.mode,
         format_timespan(timeout)
     ));
-    // One at a time, so the first configured becomes Primary (a lone member) every run.
-    for adapter in &spec.adapters {
-        cluster.configure(adapter).await?;
-        let joined = obs
-            .wait_for(Duration::from_secs(10) + timeout, |t| {
-                t.session(adapter).is_some()
-            })
-            .await;
-        if !joined {
-            anyhow::bail!(
-                "{adapter} did not join the failover group; logs in {}",
-                cluster.log_dir().display()
-            );
-        }
-    }
+    crate::observe::configure_in_order(cluster, obs, Duration::from_secs(10) + timeout).await?;
     let both_joined = |t: &crate::observe::Timeline| {
         t.primary().is_some()
             && spec

@@ -4,10 +4,16 @@
 //! - [`cluster`]: the pair as real processes on loopback (source, endpoint, arbiter, two
 //!   adapters), with real faults: SIGKILL, SIGSTOP/SIGCONT, SIGTERM, restart.
 //! - [`observe`]: watches the arbiter's group and the endpoint's audit into a timeline.
+//! - [`proxy`]: a fault-injecting TCP proxy on every link between an adapter and a service.
 //! - [`demo`]: `failover-lab demo`: kill the Primary, show the takeover.
+//! - [`scenario`]: scenario files (TOML): a failure story and what must follow, checked.
+//! - [`runner`]: `failover-lab run`: each scenario on its own pair, with a report.
 //! - [`config_client`]: `failover-lab config`: the vendor's `edgecmd ... clientfailover`.
 
 pub mod cluster;
 pub mod config_client;
 pub mod demo;
 pub mod observe;
+pub mod proxy;
+pub mod runner;
+pub mod scenario;

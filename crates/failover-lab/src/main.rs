@@ -19,6 +19,9 @@ enum Command {
     /// Start the whole pair on loopback, SIGKILL the Primary, and show the takeover: scores,
     /// roles, data flow, and what was lost or duplicated. Needs no Docker.
     Demo(DemoArgs),
+    /// Run scenario files (or every .toml file in folders): each on its own pair of processes,
+    /// step by step, ending with a pass/fail table. Exit status 1 if any failed.
+    Run(RunArgs),
     /// Read or write an adapter's ClientFailover document over its REST API (like the vendor's
     /// `edgecmd -port 5590 set clientfailover -cid System -file F`).
     Config {
@@ -59,6 +62,29 @@ struct DemoArgs {
     /// Keep each component's log in this folder (default: a temporary folder, removed).
     #[arg(long)]
     keep_logs: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Scenario files or folders (scenarios/ holds the library; scenarios/README.md the format).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Print the results as one JSON array instead of the table (progress still on stderr).
+    #[arg(long)]
+    json: bool,
+    /// Also write the results as JUnit XML to this file.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Use this seed in every scenario instead of its own.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Keep every component's log under this folder (one subfolder per scenario). Failing
+    /// scenarios keep theirs in any case.
+    #[arg(long)]
+    keep_logs: Option<PathBuf>,
+    /// Scenarios run at once (each starts five processes).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    jobs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +149,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => run_demo(args).await,
+        Command::Run(args) => run_scenarios(args).await,
         Command::Config { action } => {
             let value = match action {
                 ConfigAction::Set { port, host, file } => {
@@ -138,6 +165,49 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
+    use failover_lab::{runner, scenario};
+    let files = scenario::collect(&args.paths)?;
+    if files.is_empty() {
+        anyhow::bail!("no .toml scenario files in {:?}", args.paths);
+    }
+    let opts = runner::RunOptions {
+        seed: args.seed,
+        keep_logs: args.keep_logs.clone(),
+        jobs: usize::try_from(args.jobs)?,
+    };
+    let progress = |line: &str| eprintln!("{line}");
+    eprintln!(
+        "running {} scenario(s), {} at a time",
+        files.len(),
+        opts.jobs
+    );
+    let outcomes = tokio::select! {
+        o = runner::run_all(&files, &opts, &progress) => o,
+        () = failover_proto::process::shutdown_signal() => {
+            eprintln!("interrupted; every process is stopped");
+            return Ok(ExitCode::from(130));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+    } else {
+        for o in outcomes.iter().filter(|o| !o.passed) {
+            println!("\nFAILED {} ({})\n{}", o.file, o.name, o.failure_text());
+        }
+        print!("{}", runner::table(&outcomes));
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, runner::junit(&outcomes))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(if outcomes.iter().all(|o| o.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {

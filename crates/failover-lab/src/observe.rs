@@ -13,7 +13,26 @@ use std::{
 use failover_proto::{convert, process, v1};
 use serde::Serialize;
 
-use crate::cluster::Addresses;
+use crate::cluster::{Addresses, Cluster};
+
+/// Configures the cluster's adapters one at a time, each after the previous one has joined the
+/// group, so the first configured becomes Primary (a lone member) on every run.
+pub async fn configure_in_order(
+    cluster: &Cluster,
+    obs: &Observer,
+    within: Duration,
+) -> anyhow::Result<()> {
+    for adapter in &cluster.spec.adapters {
+        cluster.configure(adapter).await?;
+        if !obs.wait_for(within, |t| t.session(adapter).is_some()).await {
+            anyhow::bail!(
+                "{adapter} did not join the failover group within {within:?}; logs in {}",
+                cluster.log_dir().display()
+            );
+        }
+    }
+    Ok(())
+}
 
 /// A score changed, as the arbiter saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,6 +112,10 @@ pub struct Timeline {
     /// The latest audit.
     #[serde(skip)]
     pub audit: Option<v1::AuditReport>,
+    /// Highest epoch the failover service has reported.
+    pub max_epoch: u64,
+    /// Every time the reported epoch went down (must stay empty).
+    pub epoch_regressions: Vec<String>,
 }
 
 impl Timeline {
@@ -326,6 +349,17 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
                 },
             });
         }
+    }
+    if status.exists {
+        if status.epoch < t.max_epoch {
+            t.epoch_regressions.push(format!(
+                "at {:.2}s the epoch went from {} to {}",
+                at_ms as f64 / 1000.0,
+                t.max_epoch,
+                status.epoch
+            ));
+        }
+        t.max_epoch = t.max_epoch.max(status.epoch);
     }
     let old_note = previous.as_ref().map(|p| p.note.as_str()).unwrap_or("");
     if !status.note.is_empty() && status.note != old_note {

@@ -80,14 +80,25 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
-    /// Starts a proxy on a free loopback port.
-    pub async fn start(target: SocketAddr) -> std::io::Result<Proxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// Starts a proxy on a free port of the loopback address `ip`.
+    pub async fn start(ip: std::net::Ipv4Addr, target: SocketAddr) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind((ip, 0)).await?;
         let listen = listener.local_addr()?;
         let state = watch::Sender::new(LinkState::default());
         let generation = Arc::new(Mutex::new(0));
-        let task = tokio::spawn(accept_loop(listener, target, state.clone(), generation.clone()));
-        Ok(Proxy { listen, target, state, generation, task })
+        let task = tokio::spawn(accept_loop(
+            listener,
+            target,
+            state.clone(),
+            generation.clone(),
+        ));
+        Ok(Proxy {
+            listen,
+            target,
+            state,
+            generation,
+            task,
+        })
     }
 
     /// The link's state now.
@@ -101,15 +112,25 @@ impl Proxy {
         let mut next = before;
         f(&mut next);
         if next.cut && !before.cut {
-            *self.generation.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            *self
+                .generation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) += 1;
         }
         self.state.send_replace(next);
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: SocketAddr, state: watch::Sender<LinkState>, generation: Arc<Mutex<u64>>) {
+async fn accept_loop(
+    listener: TcpListener,
+    target: SocketAddr,
+    state: watch::Sender<LinkState>,
+    generation: Arc<Mutex<u64>>,
+) {
     loop {
-        let Ok((client, _)) = listener.accept().await else { continue };
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = client.set_nodelay(true);
         let mut rx = state.subscribe();
         let born = *generation.lock().unwrap_or_else(PoisonError::into_inner);
@@ -120,7 +141,9 @@ async fn accept_loop(listener: TcpListener, target: SocketAddr, state: watch::Se
                 let _ = rx.wait_for(|s| !s.cut).await;
                 return;
             }
-            let Ok(server) = TcpStream::connect(target).await else { return };
+            let Ok(server) = TcpStream::connect(target).await else {
+                return;
+            };
             let _ = server.set_nodelay(true);
             let (cr, cw) = client.into_split();
             let (sr, sw) = server.into_split();
@@ -207,26 +230,49 @@ mod tests {
 
     #[tokio::test]
     async fn forwards_cuts_heals_and_delays() {
-        let proxy = Proxy::start(echo_server().await).await.expect("proxy");
-        assert_eq!(round_trip(proxy.listen, Duration::from_secs(2)).await.as_deref(), Some(&b"ping"[..]));
+        let proxy = Proxy::start(std::net::Ipv4Addr::LOCALHOST, echo_server().await)
+            .await
+            .expect("proxy");
+        assert_eq!(
+            round_trip(proxy.listen, Duration::from_secs(2))
+                .await
+                .as_deref(),
+            Some(&b"ping"[..])
+        );
         proxy.set(|s| s.cut = true);
-        assert_eq!(round_trip(proxy.listen, Duration::from_millis(300)).await, None);
+        assert_eq!(
+            round_trip(proxy.listen, Duration::from_millis(300)).await,
+            None
+        );
         proxy.set(|s| s.cut = false);
-        assert!(round_trip(proxy.listen, Duration::from_secs(2)).await.is_some());
+        assert!(
+            round_trip(proxy.listen, Duration::from_secs(2))
+                .await
+                .is_some()
+        );
         proxy.set(|s| s.drop_backward = true);
-        assert_eq!(round_trip(proxy.listen, Duration::from_millis(300)).await, None);
+        assert_eq!(
+            round_trip(proxy.listen, Duration::from_millis(300)).await,
+            None
+        );
         proxy.set(|s| {
             s.drop_backward = false;
             s.latency_forward = Duration::from_millis(200);
         });
         let t = std::time::Instant::now();
-        assert!(round_trip(proxy.listen, Duration::from_secs(2)).await.is_some());
+        assert!(
+            round_trip(proxy.listen, Duration::from_secs(2))
+                .await
+                .is_some()
+        );
         assert!(t.elapsed() >= Duration::from_millis(200));
     }
 
     #[tokio::test]
     async fn cutting_closes_open_connections() {
-        let proxy = Proxy::start(echo_server().await).await.expect("proxy");
+        let proxy = Proxy::start(std::net::Ipv4Addr::LOCALHOST, echo_server().await)
+            .await
+            .expect("proxy");
         let mut s = TcpStream::connect(proxy.listen).await.expect("connect");
         s.write_all(b"ping").await.expect("write");
         let mut b = [0u8; 4];

@@ -37,6 +37,12 @@ pub struct SourceSettings {
     pub rate_hz: f64,
     /// Seed of the values.
     pub seed: u64,
+    /// Data time of seq 0 (unix ms); None: now. A restarted source given the same origin goes
+    /// on with the sequence numbers it would have reached.
+    pub origin_unix_ms: Option<i64>,
+    /// Most history points served per second (None: as fast as possible), to make history
+    /// recoveries take a while.
+    pub history_rate: Option<u32>,
 }
 
 impl SourceSettings {
@@ -223,8 +229,14 @@ async fn produce(shared: Arc<Shared>) {
     let period = shared.settings.period();
     // Wake at most every 10 ms; at higher rates one wake-up carries several ticks.
     let wake = period.max(Duration::from_millis(10));
-    let start = tokio::time::Instant::now();
-    let mut next_seq = 0u64;
+    // Sequence numbers count from the origin, so a restart given the same origin goes on.
+    let since_origin = Duration::from_millis(
+        u64::try_from(process::unix_ms() - shared.origin_unix_ms).unwrap_or(0),
+    );
+    let start = tokio::time::Instant::now()
+        .checked_sub(since_origin)
+        .unwrap_or_else(tokio::time::Instant::now);
+    let mut next_seq = (since_origin.as_secs_f64() / period.as_secs_f64()).ceil() as u64;
     let mut interval = tokio::time::interval(wake);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -360,8 +372,16 @@ impl v1::data_source_server::DataSource for DataSourceService {
         }
         let to = req.to_seq.min(last);
         let shared = self.shared.clone();
-        // About 10,000 points per message.
-        let ticks_per_msg = (10_000 / u64::from(shared.settings.streams)).max(1);
+        // About 10,000 points per message, or a tenth of a second's worth when throttled.
+        let streams = u64::from(shared.settings.streams);
+        let points_per_msg = shared
+            .settings
+            .history_rate
+            .map_or(10_000, |r| (u64::from(r) / 10).max(1));
+        let ticks_per_msg = (points_per_msg / streams).max(1);
+        let pause = shared.settings.history_rate.map(|r| {
+            Duration::from_secs_f64((ticks_per_msg * streams) as f64 / f64::from(r.max(1)))
+        });
         let stream = async_stream(move |tx| async move {
             let mut seq = req.from_seq;
             while seq <= to {
@@ -371,6 +391,9 @@ impl v1::data_source_server::DataSource for DataSourceService {
                     return;
                 }
                 seq = end + 1;
+                if let Some(p) = pause {
+                    tokio::time::sleep(p).await;
+                }
             }
         });
         Ok(Response::new(stream))
@@ -458,7 +481,7 @@ pub async fn run(
     let (ticks, _) = broadcast::channel(4096);
     let shared = Arc::new(Shared {
         settings,
-        origin_unix_ms: process::unix_ms(),
+        origin_unix_ms: settings.origin_unix_ms.unwrap_or_else(process::unix_ms),
         faults: Mutex::new(Faults::default()),
         fault_version: watch::Sender::new(0),
         produced: watch::Sender::new(None),
@@ -488,6 +511,8 @@ mod tests {
             components: 4,
             rate_hz: 10.0,
             seed: 1,
+            origin_unix_ms: None,
+            history_rate: None,
         };
         assert_eq!(
             s.component_ranges(),
@@ -500,6 +525,8 @@ mod tests {
             components: 4,
             rate_hz: 10.0,
             seed: 1,
+            origin_unix_ms: None,
+            history_rate: None,
         };
         assert!(even.component_ranges().iter().all(|(_, _, n)| *n == 1000));
     }
@@ -518,6 +545,8 @@ mod tests {
             components: 2,
             rate_hz: 10.0,
             seed: 0,
+            origin_unix_ms: None,
+            history_rate: None,
         };
         assert!(ok.validate().is_ok());
         assert!(

@@ -23,6 +23,13 @@ struct Args {
     /// Seed of the values.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Data time of sequence number 0, in unix milliseconds (default: now). Give a restarted
+    /// source the same origin and it goes on with the sequence numbers it would have reached.
+    #[arg(long)]
+    origin_unix_ms: Option<i64>,
+    /// Most history points served per second (default: as fast as possible).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    history_rate: Option<u32>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -37,6 +44,8 @@ async fn main() -> anyhow::Result<()> {
         components: args.components,
         rate_hz: args.rate,
         seed: args.seed,
+        origin_unix_ms: args.origin_unix_ms,
+        history_rate: args.history_rate,
     };
     settings.validate().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -1,0 +1,1005 @@
+//! Runs scenarios: each on its own pair of real processes (own ports, own logs), step by step,
+//! with progress as it goes. A failure shows what was expected, what was found, and the recent
+//! timeline. Everything is stopped afterwards, whatever happened.
+//!
+//! After the last step, two safety invariants are checked on every scenario: the endpoint
+//! accepted writes from at most one adapter per epoch, and the epoch never went down.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use failover_core::{Role, clock_time::format_utc_ms, timespan::format_timespan};
+use failover_proto::{convert, process, v1};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{
+    cluster::{Cluster, SourceFaultTarget},
+    observe::{Observer, Timeline, configure_in_order},
+    proxy::LinkState,
+    scenario::{self, Action, Condition, LinkChange, Scenario, SourceScope, Target},
+};
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides every scenario's seed.
+    pub seed: Option<u64>,
+    /// Keep each component's log under this folder, one subfolder per scenario.
+    pub keep_logs: Option<PathBuf>,
+    /// Scenarios run at once.
+    pub jobs: usize,
+}
+
+/// What became of one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The file.
+    pub file: String,
+    /// Its title (the file name if it did not parse).
+    pub name: String,
+    /// Passed or not.
+    pub passed: bool,
+    /// Wall time.
+    pub seconds: f64,
+    /// Steps in the file.
+    pub steps: usize,
+    /// Steps that passed.
+    pub steps_passed: usize,
+    /// Seed used.
+    pub seed: u64,
+    /// Why it failed.
+    pub failure: Option<Failure>,
+}
+
+/// Why a scenario failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// Step number (0: before any step, such as a file error or the cluster not starting).
+    pub step: usize,
+    /// Line in the file.
+    pub line: usize,
+    /// The step, in words.
+    pub action: String,
+    /// The step's note.
+    pub note: Option<String>,
+    /// Expected vs found.
+    pub message: String,
+    /// The last lines of the timeline.
+    pub timeline: Vec<String>,
+}
+
+impl Failure {
+    fn render(&self, file: &str) -> String {
+        let mut out = String::new();
+        if self.step > 0 {
+            out.push_str(&format!(
+                "{file}:{}: step {} failed: {}\n",
+                self.line, self.step, self.action
+            ));
+            if let Some(n) = &self.note {
+                out.push_str(&format!("  note: {n}\n"));
+            }
+        }
+        out.push_str(&format!("  {}\n", self.message.replace('\n', "\n  ")));
+        if !self.timeline.is_empty() {
+            out.push_str("  recent timeline (seconds since start):\n");
+            for l in &self.timeline {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+        out
+    }
+}
+
+impl Outcome {
+    /// The failure as text (empty when passed).
+    pub fn failure_text(&self) -> String {
+        self.failure
+            .as_ref()
+            .map(|f| f.render(&self.file))
+            .unwrap_or_default()
+    }
+}
+
+fn short_name(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+/// Loads and runs every scenario in `files`, `jobs` at a time; `progress` gets each line.
+pub async fn run_all(
+    files: &[PathBuf],
+    opts: &RunOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Vec<Outcome> {
+    let loaded: Vec<(usize, Result<Scenario, scenario::ScenarioError>, &PathBuf)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (i, scenario::load(f), f))
+        .collect();
+    let jobs = opts.jobs.max(1);
+    let mut outcomes: Vec<(usize, Outcome)> = futures::stream::iter(loaded)
+        .map(|(i, s, file)| async move {
+            let outcome = match s {
+                Ok(s) => run_scenario(&s, opts, progress).await,
+                Err(e) => {
+                    progress(&format!("[{}] {e}", short_name(file)));
+                    Outcome {
+                        file: file.display().to_string(),
+                        name: short_name(file),
+                        passed: false,
+                        seconds: 0.0,
+                        steps: 0,
+                        steps_passed: 0,
+                        seed: 0,
+                        failure: Some(Failure {
+                            step: 0,
+                            line: e.line,
+                            action: String::new(),
+                            note: None,
+                            message: e.to_string(),
+                            timeline: vec![],
+                        }),
+                    }
+                }
+            };
+            (i, outcome)
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    outcomes.sort_by_key(|(i, _)| *i);
+    outcomes.into_iter().map(|(_, o)| o).collect()
+}
+
+/// Runs one scenario on its own pair.
+pub async fn run_scenario(
+    s: &Scenario,
+    opts: &RunOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Outcome {
+    let started = Instant::now();
+    let tag = short_name(&s.path);
+    let mut spec = s.cluster.clone();
+    if let Some(seed) = opts.seed {
+        spec.seed = seed;
+    }
+    spec.log_dir = opts.keep_logs.as_ref().map(|d| d.join(&tag));
+    let mut outcome = Outcome {
+        file: s.path.display().to_string(),
+        name: s.name.clone(),
+        passed: false,
+        seconds: 0.0,
+        steps: s.steps.len(),
+        steps_passed: 0,
+        seed: spec.seed,
+        failure: None,
+    };
+    progress(&format!(
+        "[{tag}] {} ({} mode, failoverTimeout {}, seed {})",
+        s.name,
+        spec.mode,
+        format_timespan(spec.failover_timeout),
+        spec.seed
+    ));
+    let cluster = match Cluster::start(spec.clone()).await {
+        Ok(c) => c,
+        Err(e) => {
+            outcome.failure = Some(Failure {
+                step: 0,
+                line: 0,
+                action: "start the cluster".into(),
+                note: None,
+                message: format!("{e:#}"),
+                timeline: vec![],
+            });
+            outcome.seconds = started.elapsed().as_secs_f64();
+            progress(&format!("[{tag}] FAIL: cannot start the cluster: {e:#}"));
+            return outcome;
+        }
+    };
+    let obs = Observer::start(&cluster.addrs, &spec.group_id);
+    let mut run = Run {
+        cluster,
+        obs,
+        last_fault_us: None,
+        tag: tag.clone(),
+    };
+    let setup = configure_in_order(
+        &run.cluster,
+        &run.obs,
+        spec.failover_timeout * 3 + Duration::from_secs(10),
+    )
+    .await;
+    let result = match setup {
+        Err(e) => Err(Failure {
+            step: 0,
+            line: 0,
+            action: "configure the adapters".into(),
+            note: None,
+            message: format!("{e:#}"),
+            timeline: run.timeline_tail(),
+        }),
+        Ok(()) => run.steps(s, &mut outcome.steps_passed, progress).await,
+    };
+    let result = match result {
+        Ok(()) => run.invariants().await.map_err(|message| Failure {
+            step: s.steps.len() + 1,
+            line: 0,
+            action: "safety invariants".into(),
+            note: None,
+            message,
+            timeline: run.timeline_tail(),
+        }),
+        Err(f) => Err(f),
+    };
+    if result.is_err() {
+        // A failing scenario keeps its logs, wherever they are.
+        run.cluster.keep_logs();
+    }
+    run.cluster.shutdown().await;
+    outcome.seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok(()) => {
+            outcome.passed = true;
+            progress(&format!("[{tag}] PASS in {:.1}s", outcome.seconds));
+        }
+        Err(mut f) => {
+            f.message.push_str(&format!(
+                "\n(component logs: {})",
+                run.cluster.log_dir().display()
+            ));
+            outcome.failure = Some(f);
+            progress(&format!(
+                "[{tag}] FAIL in {:.1}s\n{}",
+                outcome.seconds,
+                outcome.failure_text()
+            ));
+        }
+    }
+    outcome
+}
+
+struct Run {
+    cluster: Cluster,
+    obs: Observer,
+    last_fault_us: Option<i64>,
+    tag: String,
+}
+
+impl Run {
+    fn timeline_tail(&self) -> Vec<String> {
+        let t = self.obs.snapshot();
+        let mut lines: Vec<String> = t
+            .events
+            .iter()
+            .rev()
+            .take(15)
+            .rev()
+            .map(|e| format!("{:7.2}s  {}", e.at_ms as f64 / 1000.0, e.text))
+            .collect();
+        if let Some(status) = &t.status {
+            let now: Vec<String> = status
+                .sessions
+                .iter()
+                .map(|s| {
+                    let role = if s.stale {
+                        "Stale".to_string()
+                    } else {
+                        convert::role_from_wire(s.role)
+                            .map_or("None".into(), |r| r.as_str().to_string())
+                    };
+                    format!("{} {role} score {}", s.adapter_id, s.score)
+                })
+                .collect();
+            lines.push(format!(
+                "   now:  epoch {}; {}",
+                status.epoch,
+                now.join("; ")
+            ));
+        }
+        lines
+    }
+
+    async fn steps(
+        &mut self,
+        s: &Scenario,
+        passed: &mut usize,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), Failure> {
+        let n = s.steps.len();
+        for (i, step) in s.steps.iter().enumerate() {
+            let began = Instant::now();
+            match self.act(&step.action).await {
+                Ok(detail) => {
+                    *passed += 1;
+                    let note = step
+                        .note
+                        .as_deref()
+                        .map(|n| format!("  # {n}"))
+                        .unwrap_or_default();
+                    progress(&format!(
+                        "[{}] step {}/{n} (line {}): {}{detail} ... ok ({:.1}s){note}",
+                        self.tag,
+                        i + 1,
+                        step.line,
+                        step.action,
+                        began.elapsed().as_secs_f64()
+                    ));
+                }
+                Err(message) => {
+                    return Err(Failure {
+                        step: i + 1,
+                        line: step.line,
+                        action: step.action.to_string(),
+                        note: step.note.clone(),
+                        message,
+                        timeline: self.timeline_tail(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An adapter (or component) by name or role.
+    fn resolve(&self, t: &Target) -> Result<String, String> {
+        let tl = self.obs.snapshot();
+        match t {
+            Target::Named(n) => Ok(n.clone()),
+            Target::Primary => tl
+                .primary()
+                .ok_or_else(|| "no adapter is Primary now".to_string()),
+            Target::Secondary => {
+                let primary = tl.primary();
+                self.cluster
+                    .spec
+                    .adapters
+                    .iter()
+                    .find(|a| {
+                        Some(*a) != primary.as_ref() && tl.session(a).is_some_and(|s| !s.stale)
+                    })
+                    .cloned()
+                    .ok_or_else(|| "no live adapter is Secondary now".to_string())
+            }
+        }
+    }
+
+    fn fault(&mut self, text: String) {
+        self.last_fault_us = Some(process::unix_us());
+        self.obs.mark("fault", text);
+    }
+
+    /// Carries out a step; Ok carries a detail for the progress line.
+    async fn act(&mut self, action: &Action) -> Result<String, String> {
+        let e = |e: anyhow::Error| format!("{e:#}");
+        match action {
+            Action::Kill(t)
+            | Action::Pause(t)
+            | Action::Stop(t)
+            | Action::Restart(t)
+            | Action::Resume(t) => {
+                let name = self.resolve(t)?;
+                match action {
+                    Action::Kill(_) => self.cluster.kill(&name).await.map_err(e)?,
+                    Action::Pause(_) => self.cluster.pause(&name).map_err(e)?,
+                    Action::Stop(_) => self
+                        .cluster
+                        .stop(&name, Duration::from_secs(5))
+                        .await
+                        .map_err(e)?,
+                    Action::Restart(_) => self.cluster.restart(&name).await.map_err(e)?,
+                    _ => self.cluster.resume(&name).map_err(e)?,
+                }
+                let text = format!("{action}").replace(&t.to_string(), &name);
+                if matches!(action, Action::Resume(_) | Action::Restart(_)) {
+                    self.obs.mark("step", text);
+                } else {
+                    self.fault(text);
+                }
+                Ok(if matches!(t, Target::Named(_)) {
+                    String::new()
+                } else {
+                    format!(" -> {name}")
+                })
+            }
+            Action::Source { scope, down } => {
+                let target = match scope {
+                    SourceScope::Whole => SourceFaultTarget::WholeSource,
+                    SourceScope::Component { component, adapter } => SourceFaultTarget::Component {
+                        component: *component,
+                        for_client: adapter.as_ref().map(|a| self.resolve(a)).transpose()?,
+                    },
+                    SourceScope::Connection(a) => SourceFaultTarget::Connection(self.resolve(a)?),
+                };
+                let text = format!("{action} ({target:?})");
+                self.cluster.source_fault(target, *down).await.map_err(e)?;
+                if *down {
+                    self.fault(text)
+                } else {
+                    self.obs.mark("step", text)
+                }
+                Ok(String::new())
+            }
+            Action::EndpointOutage(down) => {
+                self.cluster.endpoint_outage(*down).await.map_err(e)?;
+                if *down {
+                    self.fault(action.to_string())
+                } else {
+                    self.obs.mark("step", action.to_string())
+                }
+                Ok(String::new())
+            }
+            Action::Link { link, change } => {
+                let adapter = self.resolve(&link.adapter)?;
+                let proxy = self.cluster.link(&adapter, &link.service).map_err(e)?;
+                // The adapter is the client of every link: its side to the service is "forward".
+                let from_adapter = link.adapter_first;
+                proxy.set(|st| match change {
+                    LinkChange::Heal => *st = LinkState::default(),
+                    LinkChange::Cut { one_way: false } => st.cut = true,
+                    LinkChange::Cut { one_way: true } if from_adapter => st.drop_forward = true,
+                    LinkChange::Cut { one_way: true } => st.drop_backward = true,
+                    LinkChange::Latency { ms, one_way } => {
+                        let d = Duration::from_millis(*ms);
+                        if !*one_way || from_adapter {
+                            st.latency_forward = d;
+                        }
+                        if !*one_way || !from_adapter {
+                            st.latency_backward = d;
+                        }
+                    }
+                });
+                let text = format!("{action}").replace(&link.adapter.to_string(), &adapter);
+                if matches!(change, LinkChange::Heal) {
+                    self.obs.mark("step", text)
+                } else {
+                    self.fault(text)
+                }
+                Ok(String::new())
+            }
+            Action::SetConfig { adapters, patch } => {
+                for a in adapters {
+                    let name = self.resolve(a)?;
+                    let url = format!(
+                        "http://{}/api/v1/configuration/System/ClientFailover",
+                        self.cluster.rest_addr(&name).map_err(e)?
+                    );
+                    let resp = self
+                        .cluster
+                        .http()
+                        .patch(&url)
+                        .json(&Value::Object(patch.clone()))
+                        .send()
+                        .await
+                        .map_err(|x| x.to_string())?;
+                    let status = resp.status();
+                    if !status.is_success() {
+                        return Err(format!(
+                            "{name} refused the change ({status}): {}",
+                            resp.text().await.unwrap_or_default()
+                        ));
+                    }
+                }
+                self.fault(action.to_string());
+                Ok(String::new())
+            }
+            Action::SetDataSource { adapters, doc } => {
+                let mut warnings = Vec::new();
+                for a in adapters {
+                    let name = self.resolve(a)?;
+                    let url = format!(
+                        "http://{}/api/v1/configuration/Source1/DataSource",
+                        self.cluster.rest_addr(&name).map_err(e)?
+                    );
+                    let resp = self
+                        .cluster
+                        .http()
+                        .put(&url)
+                        .json(&Value::Object(doc.clone()))
+                        .send()
+                        .await
+                        .map_err(|x| x.to_string())?;
+                    let status = resp.status();
+                    let body: Value = resp.json().await.unwrap_or(Value::Null);
+                    if !status.is_success() {
+                        return Err(format!(
+                            "{name} refused the DataSource document ({status}): {body}"
+                        ));
+                    }
+                    if let Some(w) = body["Warnings"].as_array() {
+                        warnings.extend(
+                            w.iter()
+                                .filter_map(Value::as_str)
+                                .map(|w| format!("{name}: {w}")),
+                        );
+                    }
+                }
+                self.obs.mark("step", action.to_string());
+                Ok(if warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (warning: {})", warnings.join("; "))
+                })
+            }
+            Action::RoleOverride {
+                adapter,
+                role,
+                expiration,
+            } => {
+                let name = self.resolve(adapter)?;
+                let url = format!(
+                    "http://{}/api/v1/ClientFailover/groups/{}/clientsessions/{name}/roleoverride",
+                    self.cluster.addrs.arbiter_rest, self.cluster.spec.group_id
+                );
+                let req = match role {
+                    Some(r) => {
+                        let mut body = json!({ "Value": r.as_str() });
+                        if let Some(exp) = expiration {
+                            body["ExpirationPeriod"] = Value::String(format_timespan(*exp));
+                        }
+                        self.cluster.http().post(&url).json(&body)
+                    }
+                    None => self.cluster.http().delete(&url),
+                };
+                let resp = req.send().await.map_err(|x| x.to_string())?;
+                let status = resp.status();
+                if !status.is_success() {
+                    return Err(format!(
+                        "the failover service refused the override ({status}): {}",
+                        resp.text().await.unwrap_or_default()
+                    ));
+                }
+                self.fault(format!("{action}").replace(&adapter.to_string(), &name));
+                Ok(String::new())
+            }
+            Action::HistoryRecovery {
+                adapter,
+                id,
+                seconds,
+            } => {
+                let name = self.resolve(adapter)?;
+                let now = process::unix_ms();
+                let secs = i64::try_from(*seconds).unwrap_or(i64::MAX / 2000);
+                let body = json!({ "Id": id, "StartTime": format_utc_ms(now - secs * 1000), "EndTime": format_utc_ms(now) });
+                let url = format!(
+                    "http://{}/api/v1/configuration/Source1/HistoryRecoveries",
+                    self.cluster.rest_addr(&name).map_err(e)?
+                );
+                let resp = self
+                    .cluster
+                    .http()
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|x| x.to_string())?;
+                let status = resp.status();
+                if !status.is_success() {
+                    return Err(format!(
+                        "{name} refused the history recovery ({status}): {}",
+                        resp.text().await.unwrap_or_default()
+                    ));
+                }
+                self.obs.mark(
+                    "step",
+                    format!("{action}").replace(&adapter.to_string(), &name),
+                );
+                Ok(String::new())
+            }
+            Action::RunFor(d) => {
+                tokio::time::sleep(*d).await;
+                Ok(String::new())
+            }
+            Action::WaitUntil { condition, within } => {
+                let began = Instant::now();
+                loop {
+                    match self.check(condition).await {
+                        Ok(()) => {
+                            return Ok(format!(
+                                " (held after {:.1}s)",
+                                began.elapsed().as_secs_f64()
+                            ));
+                        }
+                        Err(m) if began.elapsed() >= *within => {
+                            return Err(format!("not within {}: {m}", format_timespan(*within)));
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            }
+            Action::Expect(condition) => self.check(condition).await.map(|()| String::new()),
+        }
+    }
+
+    async fn audit(&self) -> Result<v1::AuditReport, String> {
+        Observer::audit(
+            &self.cluster.addrs,
+            v1::AuditRequest {
+                group_id: self.cluster.spec.group_id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot read the endpoint audit: {e:#}"))
+    }
+
+    async fn rest_get(&self, adapter: &str, path: &str) -> Result<Value, String> {
+        let addr = self.cluster.rest_addr(adapter).map_err(|e| e.to_string())?;
+        let resp = self
+            .cluster
+            .http()
+            .get(format!("http://{addr}/api/v1{path}"))
+            .send()
+            .await
+            .map_err(|e| format!("{adapter} does not answer its REST API: {e}"))?;
+        resp.json().await.map_err(|e| format!("{adapter}: {e}"))
+    }
+
+    /// Checks a condition now: Ok, or what was expected and what was found.
+    async fn check(&self, c: &Condition) -> Result<(), String> {
+        let t = self.obs.snapshot();
+        if let Some(expected) = &c.primary {
+            let got = t.primary();
+            if got != *expected {
+                return Err(format!(
+                    "expected Primary {}, got {}",
+                    expected.as_deref().unwrap_or("none"),
+                    got.as_deref().unwrap_or("none")
+                ));
+            }
+        }
+        for (adapter, role) in &c.roles {
+            let got = role_label(&t, adapter);
+            if got != *role {
+                return Err(format!("expected {adapter} {role}, got {got}"));
+            }
+        }
+        for (adapter, cmp) in &c.scores {
+            let got = t.session(adapter).map(|s| i64::from(s.score));
+            if !got.is_some_and(|g| cmp.holds(g)) {
+                return Err(format!(
+                    "expected {adapter} score {cmp}, got {}",
+                    got.map_or("no session".into(), |g| g.to_string())
+                ));
+            }
+        }
+        if let Some(cmp) = &c.epoch {
+            let got = i64::try_from(t.epoch()).unwrap_or(i64::MAX);
+            if !cmp.holds(got) {
+                return Err(format!("expected epoch {cmp}, got {got}"));
+            }
+        }
+        if !c.score_transitions.is_empty() {
+            let seen: Vec<(String, Option<u32>, u32)> = t
+                .score_transitions
+                .iter()
+                .map(|s| (s.adapter.clone(), s.from, s.to))
+                .collect();
+            let want: Vec<(String, Option<u32>, u32)> = c
+                .score_transitions
+                .iter()
+                .map(|s| (s.adapter.clone(), s.from, s.to))
+                .collect();
+            if !is_subsequence(&want, &seen) {
+                let show = |v: &[(String, Option<u32>, u32)]| {
+                    v.iter()
+                        .map(|(a, f, to)| {
+                            format!("{a} {} -> {to}", f.map_or("none".into(), |x| x.to_string()))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(format!(
+                    "expected score transitions [{}] in this order, saw [{}]",
+                    show(&want),
+                    show(&seen)
+                ));
+            }
+        }
+        if !c.role_transitions.is_empty() {
+            let seen: Vec<(String, String, String)> = t
+                .role_transitions
+                .iter()
+                .map(|r| (r.adapter.clone(), r.from.clone(), r.to.clone()))
+                .collect();
+            let want: Vec<(String, String, String)> = c
+                .role_transitions
+                .iter()
+                .map(|r| (r.adapter.clone(), r.from.clone(), r.to.clone()))
+                .collect();
+            if !is_subsequence(&want, &seen) {
+                let show = |v: &[(String, String, String)]| {
+                    v.iter()
+                        .map(|(a, f, to)| format!("{a} {f} -> {to}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(format!(
+                    "expected role transitions [{}] in this order, saw [{}]",
+                    show(&want),
+                    show(&seen)
+                ));
+            }
+        }
+        if let Some(bound) = c.takeover_within {
+            self.check_takeover(&t, bound).await?;
+        }
+        let audit = if c.audit.is_empty() {
+            None
+        } else {
+            Some(self.audit().await?)
+        };
+        if let Some(a) = &audit {
+            for (field, cmp) in &c.audit {
+                let got = audit_figure(a, field);
+                if !cmp.holds(got) {
+                    return Err(format!(
+                        "expected audit {field} {cmp}, got {got} (expected {}, received {}, lost {}, duplicated {}, refused as stale {}, largest gap {} ms)",
+                        a.expected,
+                        a.received,
+                        a.lost,
+                        a.duplicated,
+                        a.refused_stale,
+                        a.largest_gap_ms
+                    ));
+                }
+            }
+        }
+        if let Some((adapter, words)) = &c.warning {
+            let name = self.resolve(adapter)?;
+            let state = self.rest_get(&name, "/diagnostics/FailoverState").await?;
+            let warnings: Vec<&str> = state["Warnings"]
+                .as_array()
+                .map(|w| w.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if !warnings.iter().any(|w| w.contains(words.as_str())) {
+                return Err(format!(
+                    "expected a warning on {name} containing {words:?}, got {warnings:?}"
+                ));
+            }
+        }
+        if let Some((adapter, fields)) = &c.state {
+            let name = self.resolve(adapter)?;
+            let state = self.rest_get(&name, "/diagnostics/FailoverState").await?;
+            for (k, want) in fields {
+                let got = &state[k.as_str()];
+                // TOML has no null: the string "null" stands for it.
+                let same = got == want
+                    || (got.is_null() && want.as_str() == Some("null"))
+                    || got
+                        .as_str()
+                        .is_some_and(|g| want.to_string().trim_matches('"') == g);
+                if !same {
+                    return Err(format!(
+                        "expected {name} FailoverState {k} = {want}, got {got}"
+                    ));
+                }
+            }
+        }
+        if let Some((adapter, id, status)) = &c.recovery {
+            let name = self.resolve(adapter)?;
+            let list = self
+                .rest_get(&name, "/configuration/Source1/HistoryRecoveries")
+                .await?;
+            let got = list
+                .as_array()
+                .and_then(|l| l.iter().find(|r| r["Id"] == id.as_str()))
+                .map_or("absent".to_string(), |r| {
+                    r["Status"].as_str().unwrap_or("?").to_string()
+                });
+            if got != *status {
+                return Err(format!(
+                    "expected history recovery {id} on {name} {status}, got {got}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The takeover happened within `bound`: from the last fault to the first point the
+    /// endpoint accepted from the current Primary at its epoch. While that point has not come
+    /// and the bound has not passed, it waits for it.
+    async fn check_takeover(&self, t: &Timeline, bound: Duration) -> Result<(), String> {
+        let fault = self
+            .last_fault_us
+            .ok_or("takeover_within needs a fault step before it")?;
+        let primary = t.primary().ok_or("no adapter is Primary")?;
+        let epoch = t.epoch();
+        loop {
+            let a = self.audit().await?;
+            let first = a
+                .writers
+                .iter()
+                .find(|w| w.adapter_id == primary && w.epoch == epoch && w.accepted > 0)
+                .map(|w| w.first_accepted_unix_us);
+            let now_took =
+                Duration::from_micros(u64::try_from(process::unix_us() - fault).unwrap_or(0));
+            match first {
+                Some(first) => {
+                    let took = Duration::from_micros(u64::try_from(first - fault).unwrap_or(0));
+                    if took > bound {
+                        return Err(format!(
+                            "expected the takeover within {}, took {:.3} s (last fault to the first point accepted from {primary} at epoch {epoch})",
+                            format_timespan(bound),
+                            took.as_secs_f64()
+                        ));
+                    }
+                    return Ok(());
+                }
+                None if now_took > bound => {
+                    return Err(format!(
+                        "expected the takeover within {}: {:.3} s after the last fault, no point accepted yet from {primary} at epoch {epoch}",
+                        format_timespan(bound),
+                        now_took.as_secs_f64()
+                    ));
+                }
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// The safety invariants every scenario must keep.
+    async fn invariants(&self) -> Result<(), String> {
+        let t = self.obs.snapshot();
+        if !t.epoch_regressions.is_empty() {
+            return Err(format!(
+                "the epoch went down: {}",
+                t.epoch_regressions.join("; ")
+            ));
+        }
+        let a = self.audit().await?;
+        let mut writers: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+        for w in a.writers.iter().filter(|w| w.accepted > 0) {
+            writers.entry(w.epoch).or_default().push(&w.adapter_id);
+        }
+        for (epoch, who) in writers {
+            if who.len() > 1 {
+                return Err(format!(
+                    "the endpoint accepted writes from {} at the same epoch {epoch}",
+                    who.join(" and ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn role_label(t: &Timeline, adapter: &str) -> String {
+    match t.session(adapter) {
+        None => "absent".into(),
+        Some(s) if s.stale => "Stale".into(),
+        Some(s) => {
+            convert::role_from_wire(s.role).map_or("None".into(), |r: Role| r.as_str().to_string())
+        }
+    }
+}
+
+fn audit_figure(a: &v1::AuditReport, field: &str) -> i64 {
+    let u = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
+    match field {
+        "expected" => u(a.expected),
+        "received" => u(a.received),
+        "lost" => u(a.lost),
+        "duplicated" => u(a.duplicated),
+        "out_of_order" => u(a.out_of_order),
+        "refused_stale" => u(a.refused_stale),
+        "largest_gap_ms" => a.largest_gap_ms,
+        "epoch" => u(a.fenced_epoch),
+        _ => 0,
+    }
+}
+
+/// True when `want` appears in `seen` in order (other items may come between).
+fn is_subsequence<T: PartialEq>(want: &[T], seen: &[T]) -> bool {
+    let mut it = seen.iter();
+    want.iter().all(|w| it.any(|s| s == w))
+}
+
+/// The results as a table, ending with `N passed, M failed`.
+pub fn table(outcomes: &[Outcome]) -> String {
+    let mut out = String::from("\n result  time     scenario\n");
+    for o in outcomes {
+        out.push_str(&format!(
+            " {}  {:6.1}s  {}  {}\n",
+            if o.passed { "PASS" } else { "FAIL" },
+            o.seconds,
+            o.file,
+            o.name
+        ));
+    }
+    let passed = outcomes.iter().filter(|o| o.passed).count();
+    out.push_str(&format!(
+        "\n{passed} passed, {} failed\n",
+        outcomes.len() - passed
+    ));
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".into(),
+            '<' => "&lt;".into(),
+            '>' => "&gt;".into(),
+            '"' => "&quot;".into(),
+            '\'' => "&apos;".into(),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => " ".into(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// The results as JUnit XML.
+pub fn junit(outcomes: &[Outcome]) -> String {
+    let failures = outcomes.iter().filter(|o| !o.passed).count();
+    let time: f64 = outcomes.iter().map(|o| o.seconds).sum();
+    let mut x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"failover-lab\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n  <testsuite name=\"scenarios\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\">\n",
+        outcomes.len(),
+        outcomes.len()
+    );
+    for o in outcomes {
+        x.push_str(&format!(
+            "    <testcase classname=\"scenarios\" name=\"{}\" file=\"{}\" time=\"{:.3}\">\n",
+            xml_escape(&format!("{}: {}", o.file, o.name)),
+            xml_escape(&o.file),
+            o.seconds
+        ));
+        if let Some(f) = &o.failure {
+            x.push_str(&format!(
+                "      <failure message=\"{}\" type=\"ScenarioFailed\">{}</failure>\n",
+                xml_escape(&f.message),
+                xml_escape(&o.failure_text())
+            ));
+        }
+        x.push_str("    </testcase>\n");
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsequences() {
+        assert!(is_subsequence(&[1, 3], &[1, 2, 3]));
+        assert!(!is_subsequence(&[3, 1], &[1, 2, 3]));
+        assert!(is_subsequence::<i32>(&[], &[]));
+    }
+
+    #[test]
+    fn junit_escapes_and_counts() {
+        let o = Outcome {
+            file: "a.toml".into(),
+            name: "x <y> & \"z\"".into(),
+            passed: false,
+            seconds: 1.5,
+            steps: 2,
+            steps_passed: 1,
+            seed: 1,
+            failure: Some(Failure {
+                step: 2,
+                line: 9,
+                action: "expect".into(),
+                note: None,
+                message: "expected 0, got 5 <bad>".into(),
+                timeline: vec!["1.00s a".into()],
+            }),
+        };
+        let x = junit(&[o]);
+        assert!(x.contains("tests=\"1\" failures=\"1\""));
+        assert!(x.contains("x &lt;y&gt; &amp; &quot;z&quot;"));
+        assert!(x.contains("expected 0, got 5 &lt;bad&gt;"));
+        assert!(!x.contains("<bad>"));
+    }
+}

@@ -1,0 +1,1452 @@
+//! Scenario files: a failure story in TOML, with the cluster it runs on, the faults, the waits
+//! and what must follow. `scenarios/README.md` is the reference; this module parses a file and
+//! checks every name in it, so that a mistake is reported with its file, line and field before
+//! anything starts.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use failover_core::{
+    DataCollectionMode, Mode, Role,
+    timespan::{format_timespan, parse_timespan},
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use toml::Spanned;
+
+use crate::cluster::{ARBITER, ClusterSpec, ENDPOINT, LINK_SERVICES, SOURCE};
+
+/// A refused scenario file: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {field}: {message}")]
+pub struct ScenarioError {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// The field at fault.
+    pub field: String,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+/// A scenario, checked and ready to run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its title.
+    pub name: String,
+    /// The story it tells, in plain words.
+    pub story: String,
+    /// Seed of the source's values.
+    pub seed: u64,
+    /// The pair it runs on.
+    pub cluster: ClusterSpec,
+    /// What happens, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Line in the file.
+    pub line: usize,
+    /// What it does.
+    pub action: Action,
+    /// The author's comment, shown in progress and on failure.
+    pub note: Option<String>,
+}
+
+/// An adapter by name or by its role at the moment the step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A component by name (`adapter-a`, `arbiter`, `source`, `endpoint`).
+    Named(String),
+    /// Whichever adapter is Primary.
+    Primary,
+    /// Whichever live adapter is not Primary.
+    Secondary,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Named(n) => f.write_str(n),
+            Target::Primary => f.write_str("the Primary"),
+            Target::Secondary => f.write_str("the Secondary"),
+        }
+    }
+}
+
+/// What part of the source an outage hits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceScope {
+    /// The whole source.
+    Whole,
+    /// One component, for every adapter or for one.
+    Component {
+        /// The component.
+        component: u32,
+        /// Only for this adapter.
+        adapter: Option<Target>,
+    },
+    /// One adapter's connection.
+    Connection(Target),
+}
+
+/// What happens to a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkChange {
+    /// Cut both ways, or one way (from the first named to the second).
+    Cut {
+        /// Only the direction from the first named to the second.
+        one_way: bool,
+    },
+    /// Back to normal.
+    Heal,
+    /// Added delay, both ways or one way.
+    Latency {
+        /// Milliseconds.
+        ms: u64,
+        /// Only from the first named to the second.
+        one_way: bool,
+    },
+}
+
+/// A link between an adapter and a service, as the scenario names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The adapter.
+    pub adapter: Target,
+    /// arbiter, source or endpoint.
+    pub service: String,
+    /// True when the file named the adapter first (one-way faults go from first to second).
+    pub adapter_first: bool,
+}
+
+/// A step's action.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// SIGKILL.
+    Kill(Target),
+    /// SIGSTOP.
+    Pause(Target),
+    /// SIGCONT.
+    Resume(Target),
+    /// SIGTERM.
+    Stop(Target),
+    /// Start again (after stopping it if it runs).
+    Restart(Target),
+    /// Fail (`down`) or restore part of the source.
+    Source {
+        /// What part.
+        scope: SourceScope,
+        /// Fail or restore.
+        down: bool,
+    },
+    /// Start or end an endpoint outage.
+    EndpointOutage(bool),
+    /// Cut, heal or slow a link.
+    Link {
+        /// Which link.
+        link: Link,
+        /// What to do to it.
+        change: LinkChange,
+    },
+    /// PATCH the ClientFailover document of adapters at runtime.
+    SetConfig {
+        /// Which adapters.
+        adapters: Vec<Target>,
+        /// The merge patch.
+        patch: Map<String, Value>,
+    },
+    /// PUT an adapter's DataSource settings.
+    SetDataSource {
+        /// Which adapters.
+        adapters: Vec<Target>,
+        /// The document.
+        doc: Map<String, Value>,
+    },
+    /// An operator's role override at the failover service (None: clear it).
+    RoleOverride {
+        /// The adapter.
+        adapter: Target,
+        /// Forced role.
+        role: Option<Role>,
+        /// How long (None: until cleared).
+        expiration: Option<Duration>,
+    },
+    /// Start a history recovery of the last `seconds` on an adapter.
+    HistoryRecovery {
+        /// The adapter.
+        adapter: Target,
+        /// Its id.
+        id: String,
+        /// How much history.
+        seconds: u64,
+    },
+    /// Let time pass.
+    RunFor(Duration),
+    /// Wait until a condition holds, failing after `within`.
+    WaitUntil {
+        /// The condition.
+        condition: Condition,
+        /// The deadline.
+        within: Duration,
+    },
+    /// Check a condition now.
+    Expect(Condition),
+}
+
+/// A comparison with a number: `0`, `"> 0"`, `"<= 3000"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cmp {
+    /// The operator.
+    pub op: Op,
+    /// The number.
+    pub value: i64,
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// ==
+    Eq,
+    /// !=
+    Ne,
+    /// <
+    Lt,
+    /// <=
+    Le,
+    /// >
+    Gt,
+    /// >=
+    Ge,
+}
+
+impl Cmp {
+    /// True when `actual` satisfies the comparison.
+    pub fn holds(&self, actual: i64) -> bool {
+        match self.op {
+            Op::Eq => actual == self.value,
+            Op::Ne => actual != self.value,
+            Op::Lt => actual < self.value,
+            Op::Le => actual <= self.value,
+            Op::Gt => actual > self.value,
+            Op::Ge => actual >= self.value,
+        }
+    }
+
+    fn parse(v: &NumOrText) -> Result<Cmp, String> {
+        match v {
+            NumOrText::Num(n) => Ok(Cmp {
+                op: Op::Eq,
+                value: *n,
+            }),
+            NumOrText::Text(t) => {
+                let t = t.trim();
+                let ops = [
+                    (">=", Op::Ge),
+                    ("<=", Op::Le),
+                    ("==", Op::Eq),
+                    ("!=", Op::Ne),
+                    (">", Op::Gt),
+                    ("<", Op::Lt),
+                ];
+                let (op, rest) = ops
+                    .iter()
+                    .find_map(|(s, op)| t.strip_prefix(s).map(|r| (*op, r)))
+                    .unwrap_or((Op::Eq, t));
+                rest.trim()
+                    .parse::<i64>()
+                    .map(|value| Cmp { op, value })
+                    .map_err(|_| format!("{t:?} is not a comparison; write a number (5) or an operator and a number (\"> 0\", \"<= 3000\")"))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Cmp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match self.op {
+            Op::Eq => "",
+            Op::Ne => "!= ",
+            Op::Lt => "< ",
+            Op::Le => "<= ",
+            Op::Gt => "> ",
+            Op::Ge => ">= ",
+        };
+        write!(f, "{op}{}", self.value)
+    }
+}
+
+/// A score change to look for: `adapter-b 1 -> 100` (from `none` when it joined).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreStep {
+    /// The adapter.
+    pub adapter: String,
+    /// Before (None: joined).
+    pub from: Option<u32>,
+    /// After.
+    pub to: u32,
+}
+
+/// A role change to look for: `adapter-a Primary -> Secondary`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleStep {
+    /// The adapter.
+    pub adapter: String,
+    /// Before (`None` before it joined).
+    pub from: String,
+    /// After.
+    pub to: String,
+}
+
+/// The endpoint audit figures a condition can check.
+pub const AUDIT_FIELDS: [&str; 8] = [
+    "expected",
+    "received",
+    "lost",
+    "duplicated",
+    "out_of_order",
+    "refused_stale",
+    "largest_gap_ms",
+    "epoch",
+];
+
+/// What must hold; every part given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Condition {
+    /// Who is Primary (Some(None): nobody).
+    pub primary: Option<Option<String>>,
+    /// Roles by adapter: Primary, Secondary or Stale.
+    pub roles: Vec<(String, String)>,
+    /// Scores by adapter.
+    pub scores: Vec<(String, Cmp)>,
+    /// The group's epoch.
+    pub epoch: Option<Cmp>,
+    /// Score changes seen so far, in this order (others may come between).
+    pub score_transitions: Vec<ScoreStep>,
+    /// Role changes seen so far, in this order (others may come between).
+    pub role_transitions: Vec<RoleStep>,
+    /// From the last fault to the first point accepted from the Primary at its epoch.
+    pub takeover_within: Option<Duration>,
+    /// Endpoint audit figures.
+    pub audit: Vec<(String, Cmp)>,
+    /// A warning in an adapter's FailoverState.
+    pub warning: Option<(Target, String)>,
+    /// Fields of an adapter's FailoverState.
+    pub state: Option<(Target, Vec<(String, Value)>)>,
+    /// A history recovery's status on an adapter (`absent`: none with that id).
+    pub recovery: Option<(Target, String, String)>,
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(p) = &self.primary {
+            parts.push(format!("primary {}", p.as_deref().unwrap_or("none")));
+        }
+        for (a, r) in &self.roles {
+            parts.push(format!("{a} {r}"));
+        }
+        for (a, c) in &self.scores {
+            parts.push(format!("{a} score {c}"));
+        }
+        if let Some(e) = &self.epoch {
+            parts.push(format!("epoch {e}"));
+        }
+        for s in &self.score_transitions {
+            parts.push(format!(
+                "{} score {} -> {}",
+                s.adapter,
+                s.from.map_or("none".into(), |x| x.to_string()),
+                s.to
+            ));
+        }
+        for r in &self.role_transitions {
+            parts.push(format!("{} {} -> {}", r.adapter, r.from, r.to));
+        }
+        if let Some(t) = self.takeover_within {
+            parts.push(format!("takeover within {}", format_timespan(t)));
+        }
+        for (k, c) in &self.audit {
+            parts.push(format!("audit {k} {c}"));
+        }
+        if let Some((a, w)) = &self.warning {
+            parts.push(format!("{a} warns {w:?}"));
+        }
+        if let Some((a, fields)) = &self.state {
+            for (k, v) in fields {
+                parts.push(format!("{a} {k} = {v}"));
+            }
+        }
+        if let Some((a, id, status)) = &self.recovery {
+            parts.push(format!("{a} recovery {id} {status}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Kill(t) => write!(f, "SIGKILL {t}"),
+            Action::Pause(t) => write!(f, "pause (SIGSTOP) {t}"),
+            Action::Resume(t) => write!(f, "resume (SIGCONT) {t}"),
+            Action::Stop(t) => write!(f, "stop (SIGTERM) {t}"),
+            Action::Restart(t) => write!(f, "restart {t}"),
+            Action::Source { scope, down } => {
+                let what = match scope {
+                    SourceScope::Whole => "the whole source".to_string(),
+                    SourceScope::Component {
+                        component,
+                        adapter: None,
+                    } => format!("source component {component}"),
+                    SourceScope::Component {
+                        component,
+                        adapter: Some(a),
+                    } => format!("source component {component} for {a}"),
+                    SourceScope::Connection(a) => format!("the source connection of {a}"),
+                };
+                write!(f, "{} {what}", if *down { "fail" } else { "restore" })
+            }
+            Action::EndpointOutage(down) => write!(
+                f,
+                "endpoint outage {}",
+                if *down { "starts" } else { "ends" }
+            ),
+            Action::Link { link, change } => {
+                let (a, b) = if link.adapter_first {
+                    (link.adapter.to_string(), link.service.clone())
+                } else {
+                    (link.service.clone(), link.adapter.to_string())
+                };
+                match change {
+                    LinkChange::Cut { one_way: false } => write!(f, "cut the link {a} <-> {b}"),
+                    LinkChange::Cut { one_way: true } => {
+                        write!(f, "cut the link {a} -> {b} (one way)")
+                    }
+                    LinkChange::Heal => write!(f, "heal the link {a} <-> {b}"),
+                    LinkChange::Latency { ms, one_way } => {
+                        write!(
+                            f,
+                            "add {ms} ms latency {a} {} {b}",
+                            if *one_way { "->" } else { "<->" }
+                        )
+                    }
+                }
+            }
+            Action::SetConfig { adapters, patch } => write!(
+                f,
+                "PATCH ClientFailover of {} with {}",
+                adapters
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Value::Object(patch.clone())
+            ),
+            Action::SetDataSource { adapters, doc } => write!(
+                f,
+                "PUT DataSource of {} = {}",
+                adapters
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Value::Object(doc.clone())
+            ),
+            Action::RoleOverride {
+                adapter,
+                role: Some(r),
+                expiration,
+            } => write!(
+                f,
+                "operator override: {adapter} {r}{}",
+                expiration.map_or(" until cleared".into(), |e| format!(
+                    " for {}",
+                    format_timespan(e)
+                ))
+            ),
+            Action::RoleOverride {
+                adapter,
+                role: None,
+                ..
+            } => write!(f, "clear the override of {adapter}"),
+            Action::HistoryRecovery {
+                adapter,
+                id,
+                seconds,
+            } => {
+                write!(
+                    f,
+                    "start history recovery {id} of the last {seconds} s on {adapter}"
+                )
+            }
+            Action::RunFor(d) => write!(f, "run for {}", format_timespan(*d)),
+            Action::WaitUntil { condition, within } => write!(
+                f,
+                "wait until {condition} (within {})",
+                format_timespan(*within)
+            ),
+            Action::Expect(c) => write!(f, "expect {c}"),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    name: String,
+    #[serde(default)]
+    story: String,
+    seed: Option<u64>,
+    cluster: Spanned<ClusterToml>,
+    #[serde(default)]
+    step: Vec<Spanned<StepToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterToml {
+    mode: String,
+    failover_timeout: String,
+    streams: Option<u32>,
+    components: Option<u32>,
+    rate: Option<f64>,
+    data_collection_mode: Option<String>,
+    warm_test_interval: Option<String>,
+    adapters: Option<Vec<String>>,
+    group: Option<String>,
+    history_rate: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepToml {
+    note: Option<String>,
+    kill: Option<String>,
+    pause: Option<String>,
+    resume: Option<String>,
+    stop: Option<String>,
+    restart: Option<String>,
+    source_outage: Option<SourceToml>,
+    source_restore: Option<SourceToml>,
+    endpoint_outage: Option<bool>,
+    cut_link: Option<LinkToml>,
+    heal_link: Option<LinkToml>,
+    link_latency: Option<LinkToml>,
+    set_config: Option<toml::Table>,
+    set_data_source: Option<toml::Table>,
+    role_override: Option<OverrideToml>,
+    history_recovery: Option<RecoveryToml>,
+    run_for: Option<String>,
+    wait_until: Option<ConditionToml>,
+    within: Option<String>,
+    expect: Option<ConditionToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceToml {
+    component: Option<u32>,
+    adapter: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkToml {
+    between: Vec<String>,
+    direction: Option<String>,
+    ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideToml {
+    adapter: String,
+    role: String,
+    expiration: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoveryToml {
+    adapter: String,
+    id: String,
+    seconds: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum NumOrText {
+    Num(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConditionToml {
+    primary: Option<String>,
+    role: Option<toml::Table>,
+    score: Option<toml::Table>,
+    epoch: Option<NumOrText>,
+    score_transitions: Option<Vec<String>>,
+    role_transitions: Option<Vec<String>>,
+    takeover_within: Option<String>,
+    audit: Option<toml::Table>,
+    warning: Option<AdapterText>,
+    state: Option<toml::Table>,
+    recovery: Option<RecoveryExpectToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdapterText {
+    adapter: String,
+    contains: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoveryExpectToml {
+    adapter: String,
+    id: String,
+    status: String,
+}
+
+// ------------------------------------------------------------------------------------------
+// Checking.
+
+/// The line of `key = ...` in the table whose header starts at `span` (up to the next header;
+/// the header's line if not found).
+fn key_line(text: &str, span: &std::ops::Range<usize>, key: &str) -> usize {
+    let start_line = line_of(text, span.start);
+    let body = text.get(span.start..).unwrap_or("");
+    body.lines()
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.trim_start().starts_with('['))
+        .find(|(_, l)| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(start_line, |(i, _)| start_line + i)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset.min(text.len()))
+        .map_or(1, |t| t.matches('\n').count() + 1)
+}
+
+struct Checker<'a> {
+    file: String,
+    adapters: &'a [String],
+    line: usize,
+}
+
+impl Checker<'_> {
+    fn err(&self, field: &str, message: impl Into<String>) -> ScenarioError {
+        ScenarioError {
+            file: self.file.clone(),
+            line: self.line,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn duration(&self, field: &str, text: &str) -> Result<Duration, ScenarioError> {
+        parse_timespan(text).map_err(|e| self.err(field, e.to_string()))
+    }
+
+    fn adapter(&self, field: &str, name: &str) -> Result<Target, ScenarioError> {
+        match name {
+            "primary" => Ok(Target::Primary),
+            "secondary" => Ok(Target::Secondary),
+            n if self.adapters.iter().any(|a| a == n) => Ok(Target::Named(n.to_string())),
+            n => Err(self.err(
+                field,
+                format!(
+                    "no adapter {n:?}; use one of {} or \"primary\" / \"secondary\"",
+                    self.adapters.join(", ")
+                ),
+            )),
+        }
+    }
+
+    fn adapters_or_all(&self, field: &str, name: &str) -> Result<Vec<Target>, ScenarioError> {
+        if name == "all" {
+            Ok(self
+                .adapters
+                .iter()
+                .map(|a| Target::Named(a.clone()))
+                .collect())
+        } else {
+            Ok(vec![self.adapter(field, name)?])
+        }
+    }
+
+    fn component(&self, field: &str, name: &str) -> Result<Target, ScenarioError> {
+        if [ARBITER, SOURCE, ENDPOINT].contains(&name) {
+            return Ok(Target::Named(name.to_string()));
+        }
+        self.adapter(field, name).map_err(|_| {
+            self.err(
+                field,
+                format!(
+                    "no component {name:?}; use an adapter ({}), \"primary\", \"secondary\", \"arbiter\", \"source\" or \"endpoint\"",
+                    self.adapters.join(", ")
+                ),
+            )
+        })
+    }
+
+    fn link(&self, field: &str, l: &LinkToml) -> Result<(Link, bool), ScenarioError> {
+        let [a, b] = l.between.as_slice() else {
+            return Err(self.err(field, "between must name two ends, an adapter and arbiter, source or endpoint: between = [\"adapter-a\", \"arbiter\"]"));
+        };
+        let is_service = |s: &str| LINK_SERVICES.contains(&s);
+        let (adapter, service, adapter_first) = if is_service(b) {
+            (a, b, true)
+        } else if is_service(a) {
+            (b, a, false)
+        } else {
+            return Err(self.err(
+                field,
+                format!(
+                    "one end of {:?} must be arbiter, source or endpoint",
+                    l.between
+                ),
+            ));
+        };
+        let one_way = match l.direction.as_deref() {
+            None | Some("both") => false,
+            Some("one-way") => true,
+            Some(other) => {
+                return Err(self.err(
+                    field,
+                    format!("direction {other:?} is not accepted; use \"both\" or \"one-way\""),
+                ));
+            }
+        };
+        Ok((
+            Link {
+                adapter: self.adapter(field, adapter)?,
+                service: service.clone(),
+                adapter_first,
+            },
+            one_way,
+        ))
+    }
+
+    fn source(
+        &self,
+        field: &str,
+        s: &SourceToml,
+        components: u32,
+    ) -> Result<SourceScope, ScenarioError> {
+        if let Some(c) = s.component
+            && c >= components
+        {
+            return Err(self.err(
+                field,
+                format!(
+                    "component {c} does not exist; the cluster has components 0 to {}",
+                    components - 1
+                ),
+            ));
+        }
+        Ok(match (s.component, &s.adapter) {
+            (None, None) => SourceScope::Whole,
+            (Some(component), adapter) => SourceScope::Component {
+                component,
+                adapter: adapter
+                    .as_deref()
+                    .map(|a| self.adapter(field, a))
+                    .transpose()?,
+            },
+            (None, Some(a)) => SourceScope::Connection(self.adapter(field, a)?),
+        })
+    }
+
+    fn json_table(
+        &self,
+        field: &str,
+        t: &toml::Table,
+    ) -> Result<Map<String, Value>, ScenarioError> {
+        match serde_json::to_value(t) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(self.err(field, "must be a table of JSON-like values")),
+        }
+    }
+
+    fn condition(&self, field: &str, c: &ConditionToml) -> Result<Condition, ScenarioError> {
+        let mut out = Condition::default();
+        if let Some(p) = &c.primary {
+            out.primary = Some(if p == "none" {
+                None
+            } else {
+                match self.adapter(&format!("{field}.primary"), p)? {
+                    Target::Named(n) => Some(n),
+                    _ => {
+                        return Err(
+                            self.err(&format!("{field}.primary"), "name an adapter or \"none\"")
+                        );
+                    }
+                }
+            });
+        }
+        let named = |f: &str, k: &str| -> Result<String, ScenarioError> {
+            if self.adapters.iter().any(|a| a == k) {
+                Ok(k.to_string())
+            } else {
+                Err(self.err(
+                    f,
+                    format!(
+                        "no adapter {k:?}; the cluster has {}",
+                        self.adapters.join(", ")
+                    ),
+                ))
+            }
+        };
+        for (k, v) in c.role.iter().flatten() {
+            let f = format!("{field}.role.{k}");
+            let role = v
+                .as_str()
+                .filter(|r| ["Primary", "Secondary", "Stale"].contains(r))
+                .ok_or_else(|| {
+                    self.err(
+                        &f,
+                        format!("{v:?} is not a role; use \"Primary\", \"Secondary\" or \"Stale\""),
+                    )
+                })?;
+            out.roles.push((named(&f, k)?, role.to_string()));
+        }
+        for (k, v) in c.score.iter().flatten() {
+            let f = format!("{field}.score.{k}");
+            let cmp = toml_cmp(v).map_err(|m| self.err(&f, m))?;
+            out.scores.push((named(&f, k)?, cmp));
+        }
+        if let Some(e) = &c.epoch {
+            out.epoch = Some(Cmp::parse(e).map_err(|m| self.err(&format!("{field}.epoch"), m))?);
+        }
+        for t in c.score_transitions.iter().flatten() {
+            let f = format!("{field}.score_transitions");
+            let (adapter, from, to) = split_transition(t).ok_or_else(|| self.err(&f, format!("{t:?} is not a transition; write \"adapter-b 1 -> 100\" (from \"none\" when it joined)")))?;
+            let num = |s: &str| {
+                s.parse::<u32>()
+                    .map_err(|_| self.err(&f, format!("{s:?} in {t:?} is not a score")))
+            };
+            out.score_transitions.push(ScoreStep {
+                adapter: named(&f, adapter)?,
+                from: if from == "none" {
+                    None
+                } else {
+                    Some(num(from)?)
+                },
+                to: num(to)?,
+            });
+        }
+        for t in c.role_transitions.iter().flatten() {
+            let f = format!("{field}.role_transitions");
+            let (adapter, from, to) = split_transition(t).ok_or_else(|| {
+                self.err(
+                    &f,
+                    format!("{t:?} is not a transition; write \"adapter-a Primary -> Secondary\""),
+                )
+            })?;
+            for r in [from, to] {
+                if !["None", "Primary", "Secondary"].contains(&r) {
+                    return Err(self.err(
+                        &f,
+                        format!("{r:?} in {t:?} is not a role; use None, Primary or Secondary"),
+                    ));
+                }
+            }
+            out.role_transitions.push(RoleStep {
+                adapter: named(&f, adapter)?,
+                from: from.into(),
+                to: to.into(),
+            });
+        }
+        if let Some(t) = &c.takeover_within {
+            out.takeover_within = Some(self.duration(&format!("{field}.takeover_within"), t)?);
+        }
+        for (k, v) in c.audit.iter().flatten() {
+            let f = format!("{field}.audit.{k}");
+            if !AUDIT_FIELDS.contains(&k.as_str()) {
+                return Err(self.err(
+                    &f,
+                    format!("unknown audit figure; use {}", AUDIT_FIELDS.join(", ")),
+                ));
+            }
+            out.audit
+                .push((k.clone(), toml_cmp(v).map_err(|m| self.err(&f, m))?));
+        }
+        if let Some(w) = &c.warning {
+            out.warning = Some((
+                self.adapter(&format!("{field}.warning.adapter"), &w.adapter)?,
+                w.contains.clone(),
+            ));
+        }
+        if let Some(s) = &c.state {
+            let f = format!("{field}.state");
+            let adapter = s
+                .get("adapter")
+                .and_then(toml::Value::as_str)
+                .ok_or_else(|| self.err(&f, "needs adapter = \"...\" and FailoverState fields, such as Role = \"Secondary\""))?;
+            let target = self.adapter(&format!("{f}.adapter"), adapter)?;
+            let mut fields = Vec::new();
+            for (k, v) in s.iter().filter(|(k, _)| *k != "adapter") {
+                fields.push((
+                    k.clone(),
+                    serde_json::to_value(v)
+                        .map_err(|e| self.err(&format!("{f}.{k}"), e.to_string()))?,
+                ));
+            }
+            out.state = Some((target, fields));
+        }
+        if let Some(r) = &c.recovery {
+            let f = format!("{field}.recovery");
+            let statuses = [
+                "Pending",
+                "Running",
+                "Completed",
+                "Abandoned",
+                "Failed",
+                "absent",
+            ];
+            if !statuses.contains(&r.status.as_str()) {
+                return Err(self.err(
+                    &f,
+                    format!(
+                        "status {:?} is not accepted; use {}",
+                        r.status,
+                        statuses.join(", ")
+                    ),
+                ));
+            }
+            out.recovery = Some((
+                self.adapter(&format!("{f}.adapter"), &r.adapter)?,
+                r.id.clone(),
+                r.status.clone(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn toml_cmp(v: &toml::Value) -> Result<Cmp, String> {
+    match v {
+        toml::Value::Integer(n) => Ok(Cmp {
+            op: Op::Eq,
+            value: *n,
+        }),
+        toml::Value::String(s) => Cmp::parse(&NumOrText::Text(s.clone())),
+        other => Err(format!(
+            "{other:?} is not a number or a comparison such as \"> 0\""
+        )),
+    }
+}
+
+/// Splits `name FROM -> TO`.
+fn split_transition(t: &str) -> Option<(&str, &str, &str)> {
+    let (left, to) = t.split_once("->")?;
+    let mut words = left.split_whitespace();
+    let (adapter, from) = (words.next()?, words.next()?);
+    if words.next().is_some() {
+        return None;
+    }
+    let to = to.trim();
+    (!to.is_empty() && !to.contains(' ')).then_some((adapter, from, to))
+}
+
+/// Reads and checks one scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: file.clone(),
+        line: 0,
+        field: "file".into(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&file, &text, path)
+}
+
+/// Checks one scenario's text (`file` names it in errors).
+pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+    let raw: FileToml = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        let message = e.message().to_string();
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| {
+                message.starts_with("unknown field") || message.starts_with("missing field")
+            })
+            .unwrap_or("syntax")
+            .to_string();
+        ScenarioError {
+            file: file.to_string(),
+            line,
+            field,
+            message,
+        }
+    })?;
+    let cluster_line = line_of(text, raw.cluster.span().start);
+    let c = raw.cluster.into_inner();
+    let adapters = c
+        .adapters
+        .clone()
+        .unwrap_or_else(|| vec!["adapter-a".into(), "adapter-b".into()]);
+    let mut ck = Checker {
+        file: file.to_string(),
+        adapters: &adapters,
+        line: cluster_line,
+    };
+    if adapters.len() < 2
+        || adapters.iter().any(|a| {
+            a.is_empty()
+                || [
+                    ARBITER,
+                    SOURCE,
+                    ENDPOINT,
+                    "primary",
+                    "secondary",
+                    "all",
+                    "none",
+                ]
+                .contains(&a.as_str())
+        })
+    {
+        return Err(ck.err("cluster.adapters", "name two or more adapters, none of them arbiter, source, endpoint, primary, secondary, all or none"));
+    }
+    let mode: Mode = c
+        .mode
+        .parse()
+        .map_err(|e: failover_core::config::ModeError| ck.err("cluster.mode", e.to_string()))?;
+    let failover_timeout = ck.duration("cluster.failover_timeout", &c.failover_timeout)?;
+    if failover_timeout < failover_core::config::MIN_FAILOVER_TIMEOUT
+        || failover_timeout > Duration::from_secs(600)
+    {
+        return Err(ck.err(
+            "cluster.failover_timeout",
+            "must be from 00:00:00.100 to 00:10:00 in a scenario",
+        ));
+    }
+    let streams = c.streams.unwrap_or(8);
+    let components = c.components.unwrap_or(4);
+    if streams == 0 || streams > 100_000 || components == 0 || components > streams {
+        return Err(ck.err("cluster.streams", format!("need 1 to 100000 streams and 1 to streams components (got {streams} streams, {components} components)")));
+    }
+    let rate = c.rate.unwrap_or(10.0);
+    if !(rate.is_finite() && rate > 0.0 && rate <= 10_000.0) {
+        return Err(ck.err(
+            "cluster.rate",
+            format!("must be above 0 and at most 10000 Hz, not {rate}"),
+        ));
+    }
+    let data_collection_mode: DataCollectionMode = match &c.data_collection_mode {
+        None => DataCollectionMode::CurrentOnly,
+        Some(m) => m.parse().map_err(|e: failover_core::ConfigError| {
+            ck.err("cluster.data_collection_mode", e.message)
+        })?,
+    };
+    let warm_test_interval = match &c.warm_test_interval {
+        None => Duration::from_secs(1),
+        Some(t) => ck.duration("cluster.warm_test_interval", t)?,
+    };
+    let default_within = failover_timeout * 3 + Duration::from_secs(10);
+    let spec = ClusterSpec {
+        mode,
+        failover_timeout,
+        streams,
+        components,
+        rate_hz: rate,
+        seed: raw.seed.unwrap_or(1),
+        warm_test_interval,
+        data_collection_mode,
+        adapters: adapters.clone(),
+        group_id: c.group.clone().unwrap_or_else(|| "FailoverGroup1".into()),
+        log_dir: None,
+        history_rate: c.history_rate,
+    };
+    let mut steps = Vec::new();
+    for (i, spanned) in raw.step.iter().enumerate() {
+        let span = spanned.span();
+        let header_line = line_of(text, span.start);
+        ck.line = header_line;
+        let s = spanned.get_ref();
+        let field = |name: &str| format!("step {}.{name}", i + 1);
+        let mut actions: Vec<Action> = Vec::new();
+        let mut push = |a: Action| actions.push(a);
+        if let Some(t) = &s.kill {
+            ck.line = key_line(text, &span, "kill");
+            push(Action::Kill(ck.component(&field("kill"), t)?));
+        }
+        if let Some(t) = &s.pause {
+            ck.line = key_line(text, &span, "pause");
+            push(Action::Pause(ck.component(&field("pause"), t)?));
+        }
+        if let Some(t) = &s.resume {
+            ck.line = key_line(text, &span, "resume");
+            push(Action::Resume(ck.component(&field("resume"), t)?));
+        }
+        if let Some(t) = &s.stop {
+            ck.line = key_line(text, &span, "stop");
+            push(Action::Stop(ck.component(&field("stop"), t)?));
+        }
+        if let Some(t) = &s.restart {
+            ck.line = key_line(text, &span, "restart");
+            push(Action::Restart(ck.component(&field("restart"), t)?));
+        }
+        if let Some(x) = &s.source_outage {
+            ck.line = key_line(text, &span, "source_outage");
+            push(Action::Source {
+                scope: ck.source(&field("source_outage"), x, components)?,
+                down: true,
+            });
+        }
+        if let Some(x) = &s.source_restore {
+            ck.line = key_line(text, &span, "source_restore");
+            push(Action::Source {
+                scope: ck.source(&field("source_restore"), x, components)?,
+                down: false,
+            });
+        }
+        if let Some(d) = s.endpoint_outage {
+            push(Action::EndpointOutage(d));
+        }
+        if let Some(l) = &s.cut_link {
+            ck.line = key_line(text, &span, "cut_link");
+            let (link, one_way) = ck.link(&field("cut_link"), l)?;
+            push(Action::Link {
+                link,
+                change: LinkChange::Cut { one_way },
+            });
+        }
+        if let Some(l) = &s.heal_link {
+            ck.line = key_line(text, &span, "heal_link");
+            let (link, _) = ck.link(&field("heal_link"), l)?;
+            push(Action::Link {
+                link,
+                change: LinkChange::Heal,
+            });
+        }
+        if let Some(l) = &s.link_latency {
+            ck.line = key_line(text, &span, "link_latency");
+            let (link, one_way) = ck.link(&field("link_latency"), l)?;
+            let ms =
+                l.ms.filter(|ms| *ms <= 60_000)
+                    .ok_or_else(|| ck.err(&field("link_latency.ms"), "give ms = 1 to 60000"))?;
+            push(Action::Link {
+                link,
+                change: LinkChange::Latency { ms, one_way },
+            });
+        }
+        if let Some(t) = &s.set_config {
+            ck.line = key_line(text, &span, "set_config");
+            let f = field("set_config");
+            let adapter = t.get("adapter").and_then(toml::Value::as_str).ok_or_else(|| ck.err(&f, "needs adapter = \"adapter-a\" (or \"all\") and the fields to change, such as mode = \"Cold\""))?;
+            let adapters = ck.adapters_or_all(&format!("{f}.adapter"), adapter)?;
+            let mut patch = ck.json_table(&f, t)?;
+            patch.remove("adapter");
+            push(Action::SetConfig { adapters, patch });
+        }
+        if let Some(t) = &s.set_data_source {
+            ck.line = key_line(text, &span, "set_data_source");
+            let f = field("set_data_source");
+            let adapter = t
+                .get("adapter")
+                .and_then(toml::Value::as_str)
+                .ok_or_else(|| {
+                    ck.err(
+                        &f,
+                        "needs adapter = \"adapter-a\" (or \"all\") and dataCollectionMode",
+                    )
+                })?;
+            let adapters = ck.adapters_or_all(&format!("{f}.adapter"), adapter)?;
+            let mut doc = ck.json_table(&f, t)?;
+            doc.remove("adapter");
+            push(Action::SetDataSource { adapters, doc });
+        }
+        if let Some(o) = &s.role_override {
+            ck.line = key_line(text, &span, "role_override");
+            let f = field("role_override");
+            let role = match o.role.as_str() {
+                "Primary" => Some(Role::Primary),
+                "Secondary" => Some(Role::Secondary),
+                "none" => None,
+                other => return Err(ck.err(&format!("{f}.role"), format!("{other:?} is not accepted; use \"Primary\", \"Secondary\" or \"none\" (clears)"))),
+            };
+            let expiration = o
+                .expiration
+                .as_deref()
+                .map(|e| ck.duration(&format!("{f}.expiration"), e))
+                .transpose()?;
+            push(Action::RoleOverride {
+                adapter: ck.adapter(&format!("{f}.adapter"), &o.adapter)?,
+                role,
+                expiration,
+            });
+        }
+        if let Some(r) = &s.history_recovery {
+            ck.line = key_line(text, &span, "history_recovery");
+            let f = field("history_recovery");
+            if r.seconds == 0 || r.seconds > 86_400 {
+                return Err(ck.err(&format!("{f}.seconds"), "must be 1 to 86400"));
+            }
+            push(Action::HistoryRecovery {
+                adapter: ck.adapter(&format!("{f}.adapter"), &r.adapter)?,
+                id: r.id.clone(),
+                seconds: r.seconds,
+            });
+        }
+        if let Some(d) = &s.run_for {
+            ck.line = key_line(text, &span, "run_for");
+            push(Action::RunFor(ck.duration(&field("run_for"), d)?));
+        }
+        if let Some(c) = &s.wait_until {
+            ck.line = key_line(text, &span, "wait_until");
+            let within = match &s.within {
+                Some(w) => {
+                    ck.line = key_line(text, &span, "within");
+                    let d = ck.duration(&field("within"), w)?;
+                    ck.line = key_line(text, &span, "wait_until");
+                    d
+                }
+                None => default_within,
+            };
+            push(Action::WaitUntil {
+                condition: ck.condition(&field("wait_until"), c)?,
+                within,
+            });
+        } else if s.within.is_some() {
+            ck.line = key_line(text, &span, "within");
+            return Err(ck.err(&field("within"), "within goes with wait_until"));
+        }
+        if let Some(c) = &s.expect {
+            ck.line = key_line(text, &span, "expect");
+            push(Action::Expect(ck.condition(&field("expect"), c)?));
+        }
+        ck.line = header_line;
+        let action = match actions.len() {
+            1 => actions.pop().ok_or_else(|| ck.err(&field("action"), "missing"))?,
+            0 => return Err(ck.err(&format!("step {}", i + 1), "has no action; give one of kill, pause, resume, stop, restart, source_outage, source_restore, endpoint_outage, cut_link, heal_link, link_latency, set_config, set_data_source, role_override, history_recovery, run_for, wait_until, expect")),
+            n => return Err(ck.err(&format!("step {}", i + 1), format!("has {n} actions; give exactly one per [[step]]"))),
+        };
+        steps.push(Step {
+            line: ck.line,
+            action,
+            note: s.note.clone(),
+        });
+    }
+    if steps.is_empty() {
+        ck.line = 1;
+        return Err(ck.err("step", "a scenario needs at least one [[step]]"));
+    }
+    Ok(Scenario {
+        path: path.to_path_buf(),
+        name: raw.name,
+        story: raw.story.trim().to_string(),
+        seed: spec.seed,
+        cluster: spec,
+        steps,
+    })
+}
+
+/// Every `.toml` file under the given files and folders, sorted, or the first unreadable one.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let entries = std::fs::read_dir(p).map_err(|e| ScenarioError {
+                file: p.display().to_string(),
+                line: 0,
+                field: "folder".into(),
+                message: format!("cannot read: {e}"),
+            })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else if p.exists() {
+            files.push(p.clone());
+        } else {
+            return Err(ScenarioError {
+                file: p.display().to_string(),
+                line: 0,
+                field: "file".into(),
+                message: "no such file or folder".into(),
+            });
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "Hot: the Primary is killed"
+story = "A story."
+seed = 3
+
+[cluster]
+mode = "Hot"
+failover_timeout = "00:00:02"
+
+[[step]]
+wait_until = { primary = "adapter-a" }
+
+[[step]]
+kill = "primary"
+
+[[step]]
+wait_until = { primary = "adapter-b", role = { adapter-a = "Stale" } }
+within = "00:00:10"
+
+[[step]]
+expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeover_within = "00:00:05", score_transitions = ["adapter-b none -> 100"] }
+"#;
+
+    fn parse_str(text: &str) -> Result<Scenario, ScenarioError> {
+        parse("t.toml", text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn a_good_file_parses_into_steps() {
+        let s = parse_str(GOOD).expect("good");
+        assert_eq!(s.seed, 3);
+        assert_eq!(s.cluster.mode, Mode::Hot);
+        assert_eq!(s.steps.len(), 4);
+        assert!(matches!(s.steps[1].action, Action::Kill(Target::Primary)));
+        assert_eq!(
+            s.steps[1].line, 13,
+            "a step is where its [[step]] header is"
+        );
+        match &s.steps[3].action {
+            Action::Expect(c) => {
+                assert_eq!(c.audit.len(), 3);
+                assert_eq!(
+                    c.score_transitions,
+                    vec![ScoreStep {
+                        adapter: "adapter-b".into(),
+                        from: None,
+                        to: 100
+                    }]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match &s.steps[0].action {
+            Action::WaitUntil { within, .. } => assert_eq!(*within, Duration::from_secs(16)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn err_of(text: &str) -> ScenarioError {
+        parse_str(text).expect_err("refused")
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = err_of(&GOOD.replace("kill = \"primary\"", "kill = \"adapter-c\""));
+        assert_eq!((e.line, e.field.as_str()), (14, "step 2.kill"));
+        assert!(e.message.contains("adapter-a, adapter-b"), "{e}");
+        assert!(e.to_string().starts_with("t.toml:14: step 2.kill:"), "{e}");
+
+        let e = err_of(&GOOD.replace("kill = \"primary\"", "kil = \"primary\""));
+        assert_eq!(e.field, "kil");
+        assert_eq!(e.line, 14, "{e}");
+
+        let e = err_of(&GOOD.replace("mode = \"Hot\"", "mode = \"hot\""));
+        assert_eq!(e.field, "cluster.mode");
+        assert!(e.message.contains("\"Hot\", \"Warm\" or \"Cold\""));
+
+        let e = err_of(&GOOD.replace("lost = 0", "lots = 0"));
+        assert_eq!(e.field, "step 4.expect.audit.lots");
+        assert!(e.message.contains("lost"));
+
+        let e = err_of(&GOOD.replace("within = \"00:00:10\"", "within = \"10s\""));
+        assert_eq!((e.line, e.field.as_str()), (18, "step 3.within"));
+
+        let e = err_of(&GOOD.replace(
+            "[[step]]\nkill = \"primary\"",
+            "[[step]]\nkill = \"primary\"\nrun_for = \"00:00:01\"",
+        ));
+        assert!(e.message.contains("exactly one"), "{e}");
+
+        let e = err_of(
+            "name = \"x\"\n[cluster]\nmode = \"Hot\"\nfailover_timeout = \"00:00:02\"\n[[step]]\nrun_for = \n",
+        );
+        assert_eq!(e.field, "syntax");
+        assert_eq!(e.line, 6, "{e}");
+
+        let e = err_of(&GOOD.replace("\"adapter-b none -> 100\"", "\"adapter-b up\""));
+        assert!(e.message.contains("not a transition"), "{e}");
+
+        let e = err_of(&GOOD.replace("refused_stale = \">= 0\"", "refused_stale = \"lots\""));
+        assert!(e.message.contains("comparison"), "{e}");
+    }
+
+    #[test]
+    fn links_and_sources_are_checked() {
+        let base =
+            "name = \"x\"\n[cluster]\nmode = \"Hot\"\nfailover_timeout = \"00:00:02\"\n[[step]]\n";
+        let ok = parse_str(&format!(
+            "{base}cut_link = {{ between = [\"arbiter\", \"primary\"], direction = \"one-way\" }}\n"
+        ))
+        .expect("link");
+        match &ok.steps[0].action {
+            Action::Link { link, change } => {
+                assert_eq!(link.service, "arbiter");
+                assert!(!link.adapter_first);
+                assert_eq!(*change, LinkChange::Cut { one_way: true });
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = err_of(&format!(
+            "{base}cut_link = {{ between = [\"adapter-a\", \"adapter-b\"] }}\n"
+        ));
+        assert!(e.message.contains("arbiter, source or endpoint"), "{e}");
+        let e = err_of(&format!("{base}source_outage = {{ component = 9 }}\n"));
+        assert!(e.message.contains("components 0 to 3"), "{e}");
+        let ok = parse_str(&format!(
+            "{base}source_outage = {{ component = 2, adapter = \"primary\" }}\n"
+        ))
+        .expect("component");
+        assert!(matches!(
+            &ok.steps[0].action,
+            Action::Source {
+                scope: SourceScope::Component {
+                    component: 2,
+                    adapter: Some(Target::Primary)
+                },
+                down: true
+            }
+        ));
+    }
+
+    #[test]
+    fn comparisons() {
+        let c = |s: &str| Cmp::parse(&NumOrText::Text(s.into())).expect(s);
+        assert!(c("> 0").holds(1) && !c("> 0").holds(0));
+        assert!(c("<=3000").holds(3000) && !c("<=3000").holds(3001));
+        assert!(c("5").holds(5));
+        assert!(c("!= 2").holds(3));
+        assert!(Cmp::parse(&NumOrText::Text("about 5".into())).is_err());
+    }
+}
