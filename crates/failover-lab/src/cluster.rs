@@ -479,24 +479,63 @@ impl Cluster {
 
     /// PUTs a ClientFailover document text to an adapter; errors carry the adapter's message.
     pub async fn put_client_failover(&self, adapter: &str, body: &str) -> anyhow::Result<Value> {
-        let url = format!(
-            "http://{}/api/v1/configuration/System/ClientFailover",
-            self.rest_addr(adapter)?
-        );
-        let resp = self
-            .http
-            .put(&url)
-            .header("content-type", "application/json")
-            .body(body.to_string())
+        let doc: Value =
+            serde_json::from_str(body).context("the ClientFailover document is not JSON")?;
+        self.adapter_rest(
+            adapter,
+            reqwest::Method::PUT,
+            "/configuration/System/ClientFailover",
+            Some(&doc),
+        )
+        .await
+    }
+
+    /// Calls an adapter's REST API (`path` after `/api/v1`) with an optional JSON body; the
+    /// answer's JSON (null when empty), or an error with the status and the adapter's message.
+    pub async fn adapter_rest(
+        &self,
+        adapter: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("http://{}/api/v1{path}", self.rest_addr(adapter)?);
+        self.rest(method, &url, body)
+            .await
+            .with_context(|| adapter.to_string())
+    }
+
+    /// Calls a REST URL with an optional JSON body; the answer's JSON, or an error with the
+    /// status and the server's message.
+    pub async fn rest(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self.http.request(method.clone(), url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
             .send()
             .await
-            .with_context(|| format!("PUT {url}"))?;
+            .with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let text = resp.text().await.unwrap_or_default();
+        let answer: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         if !status.is_success() {
-            bail!("{adapter} refused the ClientFailover document ({status}): {body}");
+            let message = answer
+                .get("error")
+                .and_then(Value::as_str)
+                .map_or_else(|| answer.to_string(), str::to_string);
+            bail!("{method} {url} refused ({status}): {message}");
         }
-        Ok(body)
+        Ok(answer)
     }
 
     /// An adapter's REST address.
@@ -510,18 +549,13 @@ impl Cluster {
 
     /// An adapter's FailoverState document.
     pub async fn failover_state(&self, adapter: &str) -> anyhow::Result<Value> {
-        let url = format!(
-            "http://{}/api/v1/diagnostics/FailoverState",
-            self.rest_addr(adapter)?
-        );
-        Ok(self
-            .http
-            .get(&url)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
+        self.adapter_rest(
+            adapter,
+            reqwest::Method::GET,
+            "/diagnostics/FailoverState",
+            None,
+        )
+        .await
     }
 
     async fn wait_rest(&mut self, name: &str, within: Duration) -> anyhow::Result<()> {

@@ -14,6 +14,7 @@ use std::{
 use failover_core::{Role, clock_time::format_utc_ms, timespan::format_timespan};
 use failover_proto::{convert, process, v1};
 use futures::StreamExt;
+use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -466,55 +467,38 @@ impl Run {
                 Ok(String::new())
             }
             Action::SetConfig { adapters, patch } => {
+                let patch = Value::Object(patch.clone());
                 for a in adapters {
                     let name = self.resolve(a)?;
-                    let url = format!(
-                        "http://{}/api/v1/configuration/System/ClientFailover",
-                        self.cluster.rest_addr(&name).map_err(e)?
-                    );
-                    let resp = self
-                        .cluster
-                        .http()
-                        .patch(&url)
-                        .json(&Value::Object(patch.clone()))
-                        .send()
+                    self.cluster
+                        .adapter_rest(
+                            &name,
+                            Method::PATCH,
+                            "/configuration/System/ClientFailover",
+                            Some(&patch),
+                        )
                         .await
-                        .map_err(|x| x.to_string())?;
-                    let status = resp.status();
-                    if !status.is_success() {
-                        return Err(format!(
-                            "{name} refused the change ({status}): {}",
-                            resp.text().await.unwrap_or_default()
-                        ));
-                    }
+                        .map_err(e)?;
                 }
                 self.fault(action.to_string());
                 Ok(String::new())
             }
             Action::SetDataSource { adapters, doc } => {
+                let doc = Value::Object(doc.clone());
                 let mut warnings = Vec::new();
                 for a in adapters {
                     let name = self.resolve(a)?;
-                    let url = format!(
-                        "http://{}/api/v1/configuration/Source1/DataSource",
-                        self.cluster.rest_addr(&name).map_err(e)?
-                    );
-                    let resp = self
+                    let answer = self
                         .cluster
-                        .http()
-                        .put(&url)
-                        .json(&Value::Object(doc.clone()))
-                        .send()
+                        .adapter_rest(
+                            &name,
+                            Method::PUT,
+                            "/configuration/Source1/DataSource",
+                            Some(&doc),
+                        )
                         .await
-                        .map_err(|x| x.to_string())?;
-                    let status = resp.status();
-                    let body: Value = resp.json().await.unwrap_or(Value::Null);
-                    if !status.is_success() {
-                        return Err(format!(
-                            "{name} refused the DataSource document ({status}): {body}"
-                        ));
-                    }
-                    if let Some(w) = body["Warnings"].as_array() {
+                        .map_err(e)?;
+                    if let Some(w) = answer["Warnings"].as_array() {
                         warnings.extend(
                             w.iter()
                                 .filter_map(Value::as_str)
@@ -539,24 +523,23 @@ impl Run {
                     "http://{}/api/v1/ClientFailover/groups/{}/clientsessions/{name}/roleoverride",
                     self.cluster.addrs.arbiter_rest, self.cluster.spec.group_id
                 );
-                let req = match role {
+                match role {
                     Some(r) => {
                         let mut body = json!({ "Value": r.as_str() });
                         if let Some(exp) = expiration {
                             body["ExpirationPeriod"] = Value::String(format_timespan(*exp));
                         }
-                        self.cluster.http().post(&url).json(&body)
+                        self.cluster
+                            .rest(Method::POST, &url, Some(&body))
+                            .await
+                            .map_err(e)?
                     }
-                    None => self.cluster.http().delete(&url),
+                    None => self
+                        .cluster
+                        .rest(Method::DELETE, &url, None)
+                        .await
+                        .map_err(e)?,
                 };
-                let resp = req.send().await.map_err(|x| x.to_string())?;
-                let status = resp.status();
-                if !status.is_success() {
-                    return Err(format!(
-                        "the failover service refused the override ({status}): {}",
-                        resp.text().await.unwrap_or_default()
-                    ));
-                }
                 self.fault(format!("{action}").replace(&adapter.to_string(), &name));
                 Ok(String::new())
             }
@@ -569,25 +552,15 @@ impl Run {
                 let now = process::unix_ms();
                 let secs = i64::try_from(*seconds).unwrap_or(i64::MAX / 2000);
                 let body = json!({ "Id": id, "StartTime": format_utc_ms(now - secs * 1000), "EndTime": format_utc_ms(now) });
-                let url = format!(
-                    "http://{}/api/v1/configuration/Source1/HistoryRecoveries",
-                    self.cluster.rest_addr(&name).map_err(e)?
-                );
-                let resp = self
-                    .cluster
-                    .http()
-                    .post(&url)
-                    .json(&body)
-                    .send()
+                self.cluster
+                    .adapter_rest(
+                        &name,
+                        Method::POST,
+                        "/configuration/Source1/HistoryRecoveries",
+                        Some(&body),
+                    )
                     .await
-                    .map_err(|x| x.to_string())?;
-                let status = resp.status();
-                if !status.is_success() {
-                    return Err(format!(
-                        "{name} refused the history recovery ({status}): {}",
-                        resp.text().await.unwrap_or_default()
-                    ));
-                }
+                    .map_err(e)?;
                 self.obs.mark(
                     "step",
                     format!("{action}").replace(&adapter.to_string(), &name),
@@ -632,15 +605,10 @@ impl Run {
     }
 
     async fn rest_get(&self, adapter: &str, path: &str) -> Result<Value, String> {
-        let addr = self.cluster.rest_addr(adapter).map_err(|e| e.to_string())?;
-        let resp = self
-            .cluster
-            .http()
-            .get(format!("http://{addr}/api/v1{path}"))
-            .send()
+        self.cluster
+            .adapter_rest(adapter, Method::GET, path, None)
             .await
-            .map_err(|e| format!("{adapter} does not answer its REST API: {e}"))?;
-        resp.json().await.map_err(|e| format!("{adapter}: {e}"))
+            .map_err(|e| format!("{e:#}"))
     }
 
     /// Checks a condition now: Ok, or what was expected and what was found.

@@ -256,15 +256,15 @@ async fn config_client_sets_and_gets_like_edgecmd() {
     let addr = api._cluster.rest_addr("adapter-a").expect("addr");
     let file = std::env::temp_dir().join(format!("cf-{}.json", addr.port()));
     std::fs::write(&file, VENDOR_EXAMPLE).expect("write");
-    failover_lab::config_client::set("127.0.0.1", addr.port(), &file)
+    failover_lab::config_client::set(&addr.ip().to_string(), addr.port(), &file)
         .await
         .expect("set");
-    let doc = failover_lab::config_client::get("127.0.0.1", addr.port())
+    let doc = failover_lab::config_client::get(&addr.ip().to_string(), addr.port())
         .await
         .expect("get");
     assert_eq!(doc["failoverGroupId"], "FailoverGroup1");
     std::fs::write(&file, vendor_with("mode", json!("hot"))).expect("write");
-    let err = failover_lab::config_client::set("127.0.0.1", addr.port(), &file)
+    let err = failover_lab::config_client::set(&addr.ip().to_string(), addr.port(), &file)
         .await
         .expect_err("refused");
     assert!(err.to_string().contains("mode"), "{err}");
