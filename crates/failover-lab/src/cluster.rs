@@ -743,7 +743,12 @@ impl Cluster {
 
 /// True when the gRPC health service at `addr` answers SERVING.
 pub async fn grpc_healthy(addr: SocketAddr) -> bool {
-    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(Addresses::url(addr)) else {
+    grpc_healthy_at(&addr.to_string()).await
+}
+
+/// True when the gRPC health service at `host:port` answers SERVING.
+pub async fn grpc_healthy_at(addr: &str) -> bool {
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else {
         return false;
     };
     let Ok(channel) = endpoint

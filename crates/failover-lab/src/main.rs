@@ -22,6 +22,25 @@ enum Command {
     /// Run scenario files (or every .toml file in folders): each on its own pair of processes,
     /// step by step, ending with a pass/fail table. Exit status 1 if any failed.
     Run(RunArgs),
+    /// Exit 0 when a failover-lab server answers as healthy (for container healthchecks): the
+    /// gRPC health service at ADDR, or with --http an adapter's REST API at ADDR.
+    Healthcheck {
+        /// host:port of the server.
+        addr: String,
+        /// Check an adapter's REST API (GET /api/v1/diagnostics/FailoverState) instead of gRPC.
+        #[arg(long)]
+        http: bool,
+    },
+    /// Watch a failover group live: every member's role, score, heartbeat age and the epoch, one
+    /// line per change, with the failover service's reason. Ctrl-C to stop.
+    Watch {
+        /// host:port of the failover service's gRPC.
+        #[arg(long, default_value = "127.0.0.1:50053")]
+        arbiter: String,
+        /// The failoverGroupId.
+        #[arg(long, default_value = "FailoverGroup1")]
+        group: String,
+    },
     /// Read or write an adapter's ClientFailover document over its REST API (like the vendor's
     /// `edgecmd -port 5590 set clientfailover -cid System -file F`).
     Config {
@@ -94,12 +113,16 @@ enum ConfigAction {
         /// The adapter's REST port.
         #[arg(long, default_value_t = 5590)]
         port: u16,
-        /// The adapter's host.
+        /// The adapter's host; several, comma-separated, are configured in that order, each
+        /// after the previous one has a role (so the first starts as Primary).
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
         /// The document (for example ConfigureClientFailover.json).
         #[arg(long)]
         file: PathBuf,
+        /// Replace the document's mode with this one (Hot, Warm or Cold; empty: keep it).
+        #[arg(long, default_value = "")]
+        mode: String,
     },
     /// Show the adapter's ClientFailover document (never the password).
     Get {
@@ -150,10 +173,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => run_demo(args).await,
         Command::Run(args) => run_scenarios(args).await,
+        Command::Healthcheck { addr, http } => {
+            let healthy = if http {
+                config_client::state_at(&addr).await.is_ok()
+            } else {
+                match addr.parse::<std::net::SocketAddr>() {
+                    Ok(a) => failover_lab::cluster::grpc_healthy(a).await,
+                    Err(_) => failover_lab::cluster::grpc_healthy_at(&addr).await,
+                }
+            };
+            if !healthy {
+                eprintln!("{addr}: not healthy");
+            }
+            Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Watch { arbiter, group } => {
+            failover_lab::observe::watch_print(&arbiter, &group).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config { action } => {
             let value = match action {
-                ConfigAction::Set { port, host, file } => {
-                    config_client::set(&host, port, &file).await?
+                ConfigAction::Set { port, host, file, mode } => {
+                    let mode = if mode.is_empty() {
+                        None
+                    } else {
+                        Some(mode.parse::<Mode>().map_err(|e| anyhow::anyhow!("--mode: {e}"))?)
+                    };
+                    let hosts: Vec<&str> = host.split(',').map(str::trim).filter(|h| !h.is_empty()).collect();
+                    let mut answers = Vec::new();
+                    for (i, h) in hosts.iter().enumerate() {
+                        let answer = config_client::set_with_mode(h, port, &file, mode).await?;
+                        eprintln!("{h}:{port}: ClientFailover applied");
+                        if i + 1 < hosts.len() {
+                            config_client::wait_for_role(h, port, Duration::from_secs(30)).await?;
+                        }
+                        answers.push(answer);
+                    }
+                    if answers.len() == 1 { answers.remove(0) } else { serde_json::Value::Array(answers) }
                 }
                 ConfigAction::Get { port, host } => config_client::get(&host, port).await?,
                 ConfigAction::Delete { port, host } => config_client::delete(&host, port).await?,

@@ -432,3 +432,42 @@ async fn sample_endpoint(
         t.audit = Some(audit);
     }
 }
+
+/// Prints a group's status on every change until interrupted (`failover-lab watch`).
+pub async fn watch_print(arbiter: &str, group: &str) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let connected = async {
+            let mut client = v1::arbiter_client::ArbiterClient::connect(format!("http://{arbiter}")).await?;
+            let mut stream = client.watch_group(v1::GroupRequest { group_id: group.to_string() }).await?.into_inner();
+            let mut last_note = String::new();
+            while let Some(status) = stream.message().await? {
+                let members: Vec<String> = status
+                    .sessions
+                    .iter()
+                    .map(|s| format!("{} {} score {} hb {:.1}s", s.adapter_id, role_label(s), s.score, s.heartbeat_age_ms as f64 / 1000.0))
+                    .collect();
+                let line = if status.exists {
+                    format!("epoch {} | {}", status.epoch, members.join(" | "))
+                } else {
+                    format!("group {group} does not exist yet")
+                };
+                println!("{:8.2}s  {line}", start.elapsed().as_secs_f64());
+                if status.note != last_note && !status.note.is_empty() {
+                    println!("{:8.2}s    {}", start.elapsed().as_secs_f64(), status.note);
+                    last_note = status.note.clone();
+                }
+            }
+            anyhow::Ok(())
+        };
+        tokio::select! {
+            r = connected => {
+                if let Err(e) = r {
+                    eprintln!("{:8.2}s  failover service at {arbiter}: {e}; retrying", start.elapsed().as_secs_f64());
+                }
+            }
+            () = failover_proto::process::shutdown_signal() => return Ok(()),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
