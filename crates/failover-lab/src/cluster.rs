@@ -15,7 +15,10 @@ use anyhow::{Context, bail};
 use failover_core::{DataCollectionMode, Mode, timespan::format_timespan};
 use serde_json::Value;
 
-use crate::proxy::Proxy;
+use crate::{
+    compose::Compose,
+    proxy::{LinkChange, Proxy},
+};
 
 /// The vendor's example ClientFailover document, byte for byte.
 pub const VENDOR_EXAMPLE: &str = include_str!("../../../examples/ConfigureClientFailover.json");
@@ -251,6 +254,14 @@ pub struct Cluster {
     log_dir: PathBuf,
     _temp: Option<TempDir>,
     http: reqwest::Client,
+    /// Set for the compose target: faults go through docker compose, not signals and proxies.
+    compose: Option<Compose>,
+    /// Source faults injected and not yet healed (healed when the cluster shuts down).
+    source_faults: Vec<SourceFaultTarget>,
+    /// An endpoint outage is in force.
+    endpoint_down: bool,
+    /// Keep the logs (a failing scenario).
+    keep: bool,
 }
 
 /// A folder removed when dropped.
@@ -326,6 +337,10 @@ impl Cluster {
             links,
             log_dir: log_dir.clone(),
             _temp: temp,
+            compose: None,
+            source_faults: Vec::new(),
+            endpoint_down: false,
+            keep: false,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
@@ -402,6 +417,106 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Uses the services of the compose project in `dir` (started if they are not), instead of
+    /// processes: their published ports on 127.0.0.1 (source 50051, endpoint 50052, arbiter
+    /// 50053 and 5591, adapter-a 5590, adapter-b 5592). Each run uses a group of its own, so the
+    /// endpoint audits it alone. The source's shape is the compose file's: 8 streams in 4
+    /// components at 10 Hz.
+    pub async fn start_compose(mut spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
+        let compose_shape = (8, 4, 10.0, None);
+        if (
+            spec.streams,
+            spec.components,
+            spec.rate_hz,
+            spec.history_rate,
+        ) != compose_shape
+            || spec.adapters != ["adapter-a", "adapter-b"]
+        {
+            bail!(
+                "the compose services have adapter-a and adapter-b and a source of 8 streams in 4 \
+                 components at 10 Hz with unthrottled history; this scenario needs {} streams, {} \
+                 components, {} Hz, history_rate {:?}, adapters {:?}: run it with --target processes",
+                spec.streams,
+                spec.components,
+                spec.rate_hz,
+                spec.history_rate,
+                spec.adapters
+            );
+        }
+        let compose = Compose::detect(dir).await?;
+        compose.run(&["up", "-d"]).await?;
+        spec.group_id = format!("{}-{:08x}", spec.group_id, rand::random::<u32>());
+        let (log_dir, temp) = match &spec.log_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)
+                    .with_context(|| format!("cannot create {}", d.display()))?;
+                (d.clone(), None)
+            }
+            None => {
+                let d = std::env::temp_dir().join(format!(
+                    "failover-lab-compose-{:08x}",
+                    rand::random::<u32>()
+                ));
+                std::fs::create_dir_all(&d)?;
+                (d.clone(), Some(TempDir(d)))
+            }
+        };
+        let lo = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let addrs = Addresses {
+            source: lo(50051),
+            endpoint: lo(50052),
+            arbiter: lo(50053),
+            arbiter_rest: lo(5591),
+            adapters: [
+                ("adapter-a".to_string(), lo(5590)),
+                ("adapter-b".to_string(), lo(5592)),
+            ]
+            .into(),
+        };
+        let mut cluster = Cluster {
+            spec: spec.clone(),
+            addrs: addrs.clone(),
+            components: BTreeMap::new(),
+            links: BTreeMap::new(),
+            log_dir,
+            _temp: temp,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+            compose: Some(compose),
+            source_faults: Vec::new(),
+            endpoint_down: false,
+            keep: false,
+        };
+        for (name, addr) in [
+            (SOURCE, addrs.source),
+            (ENDPOINT, addrs.endpoint),
+            (ARBITER, addrs.arbiter),
+        ] {
+            cluster
+                .wait_grpc_healthy(name, addr, Duration::from_secs(120))
+                .await?;
+        }
+        let ds = serde_json::json!({ "dataCollectionMode": spec.data_collection_mode.as_str() });
+        for name in &spec.adapters {
+            cluster.wait_rest(name, Duration::from_secs(120)).await?;
+            cluster
+                .adapter_rest(
+                    name,
+                    reqwest::Method::PUT,
+                    "/configuration/Source1/DataSource",
+                    Some(&ds),
+                )
+                .await?;
+        }
+        Ok(cluster)
+    }
+
+    /// True on the compose target.
+    pub fn is_compose(&self) -> bool {
+        self.compose.is_some()
+    }
+
     /// Configures every adapter, in start order, with the cluster's ClientFailover document.
     pub async fn configure_all(&self) -> anyhow::Result<()> {
         for name in &self.spec.adapters {
@@ -436,6 +551,7 @@ impl Cluster {
 
     /// Keeps the log folder when the cluster is dropped (for a failing test).
     pub fn keep_logs(&mut self) {
+        self.keep = true;
         if let Some(t) = self._temp.take() {
             std::mem::forget(t);
         }
@@ -454,7 +570,11 @@ impl Cluster {
     /// Puts the ClientFailover document (the vendor's, adapted) to an adapter; its failover
     /// service URL goes through the adapter's link proxy to the arbiter.
     pub async fn configure(&self, adapter: &str) -> anyhow::Result<Value> {
-        let arbiter = Addresses::url(self.link(adapter, ARBITER)?.listen);
+        let arbiter = if self.compose.is_some() {
+            "http://failover-arbiter:50053".to_string()
+        } else {
+            Addresses::url(self.link(adapter, ARBITER)?.listen)
+        };
         let doc = self.spec.client_failover_document(&arbiter)?;
         self.put_client_failover(adapter, &doc.to_string()).await
     }
@@ -568,7 +688,9 @@ impl Cluster {
             if self.http.get(&url).send().await.is_ok() {
                 return Ok(());
             }
-            self.check_alive(name)?;
+            if self.compose.is_none() {
+                self.check_alive(name)?;
+            }
             if Instant::now() > deadline {
                 bail!(
                     "{name} did not serve its REST API within {within:?}; see {}",
@@ -590,7 +712,9 @@ impl Cluster {
             if grpc_healthy(addr).await {
                 return Ok(());
             }
-            self.check_alive(name)?;
+            if self.compose.is_none() {
+                self.check_alive(name)?;
+            }
             if Instant::now() > deadline {
                 bail!(
                     "{name} was not healthy within {within:?}; see {}",
@@ -619,6 +743,9 @@ impl Cluster {
 
     /// SIGKILL: the process dies at once, nothing flushed.
     pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        if let Some(c) = &self.compose {
+            return c.kill(name).await;
+        }
         let c = self.component(name)?;
         let mut child = c
             .child
@@ -631,7 +758,10 @@ impl Cluster {
     }
 
     /// SIGSTOP: the process is frozen (its sockets stay open).
-    pub fn pause(&mut self, name: &str) -> anyhow::Result<()> {
+    pub async fn pause(&mut self, name: &str) -> anyhow::Result<()> {
+        if let Some(c) = self.compose.as_mut() {
+            return c.pause(name).await;
+        }
         let c = self.component(name)?;
         c.signal(rustix::process::Signal::STOP)?;
         c.paused = true;
@@ -639,7 +769,10 @@ impl Cluster {
     }
 
     /// SIGCONT.
-    pub fn resume(&mut self, name: &str) -> anyhow::Result<()> {
+    pub async fn resume(&mut self, name: &str) -> anyhow::Result<()> {
+        if let Some(c) = self.compose.as_mut() {
+            return c.resume(name).await;
+        }
         let c = self.component(name)?;
         c.signal(rustix::process::Signal::CONT)?;
         c.paused = false;
@@ -648,6 +781,9 @@ impl Cluster {
 
     /// SIGTERM, then SIGKILL if it has not exited within `grace`.
     pub async fn stop(&mut self, name: &str, grace: Duration) -> anyhow::Result<()> {
+        if let Some(c) = &self.compose {
+            return c.stop(name, grace).await;
+        }
         let c = self.component(name)?;
         if c.paused {
             c.signal(rustix::process::Signal::CONT)?;
@@ -673,12 +809,31 @@ impl Cluster {
     /// Starts a stopped or killed component again, on the same ports; an adapter is configured
     /// again through its REST API, as an operator's tooling would.
     pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
-        if self.component(name)?.child.is_some() {
-            self.stop(name, Duration::from_secs(3)).await?;
+        if let Some(c) = self.compose.as_mut() {
+            c.restart(name).await?;
+        } else {
+            if self.component(name)?.child.is_some() {
+                self.stop(name, Duration::from_secs(3)).await?;
+            }
+            self.component(name)?.spawn()?;
         }
-        self.component(name)?.spawn()?;
+        let within = if self.compose.is_some() {
+            Duration::from_secs(60)
+        } else {
+            Duration::from_secs(10)
+        };
         if self.addrs.adapters.contains_key(name) {
-            self.wait_rest(name, Duration::from_secs(10)).await?;
+            self.wait_rest(name, within).await?;
+            if self.compose.is_some() {
+                let ds = serde_json::json!({ "dataCollectionMode": self.spec.data_collection_mode.as_str() });
+                self.adapter_rest(
+                    name,
+                    reqwest::Method::PUT,
+                    "/configuration/Source1/DataSource",
+                    Some(&ds),
+                )
+                .await?;
+            }
             self.configure(name).await?;
         } else {
             let addr = match name {
@@ -686,16 +841,24 @@ impl Cluster {
                 ENDPOINT => self.addrs.endpoint,
                 _ => self.addrs.arbiter,
             };
-            self.wait_grpc_healthy(name, addr, Duration::from_secs(10))
-                .await?;
+            self.wait_grpc_healthy(name, addr, within).await?;
         }
         Ok(())
     }
 
     /// Fails (`down` true) or heals a part of the data source: the whole source, one component
     /// (for everyone, or for one client only), or one client's connection.
-    pub async fn source_fault(&self, fault: SourceFaultTarget, down: bool) -> anyhow::Result<()> {
+    pub async fn source_fault(
+        &mut self,
+        fault: SourceFaultTarget,
+        down: bool,
+    ) -> anyhow::Result<()> {
         use failover_proto::v1::source_fault::Target;
+        if down {
+            self.source_faults.push(fault.clone());
+        } else {
+            self.source_faults.retain(|f| *f != fault);
+        }
         let (target, for_client) = match fault {
             SourceFaultTarget::WholeSource => (Target::WholeSource(true), String::new()),
             SourceFaultTarget::Component {
@@ -720,7 +883,8 @@ impl Cluster {
     }
 
     /// Starts (`down` true) or ends a simulated endpoint outage.
-    pub async fn endpoint_outage(&self, down: bool) -> anyhow::Result<()> {
+    pub async fn endpoint_outage(&mut self, down: bool) -> anyhow::Result<()> {
+        self.endpoint_down = down;
         let mut client = failover_proto::v1::data_endpoint_client::DataEndpointClient::connect(
             Addresses::url(self.addrs.endpoint),
         )
@@ -733,11 +897,100 @@ impl Cluster {
 
     /// Stops everything: adapters first, then the services; SIGTERM with a grace period.
     pub async fn shutdown(&mut self) {
+        if self.compose.is_some() {
+            if let Err(e) = self.restore_compose().await {
+                eprintln!("could not put the compose services back as they were: {e:#}");
+            }
+            return;
+        }
         let mut order: Vec<String> = self.spec.adapters.clone();
         order.extend([ARBITER, SOURCE, ENDPOINT].map(String::from));
         for name in order {
             let _ = self.stop(&name, Duration::from_secs(3)).await;
         }
+    }
+}
+
+impl Cluster {
+    /// Changes a link between an adapter and a service (arbiter, source or endpoint).
+    /// `from_adapter`: a one-way change goes from the adapter to the service (else back).
+    pub async fn change_link(
+        &mut self,
+        adapter: &str,
+        service: &str,
+        change: &LinkChange,
+        from_adapter: bool,
+    ) -> anyhow::Result<()> {
+        if let Some(c) = self.compose.as_mut() {
+            return match change {
+                LinkChange::Cut { one_way: false } => c.set_link(adapter, service, true).await,
+                LinkChange::Heal => c.set_link(adapter, service, false).await,
+                _ => bail!(
+                    "one-way cuts and latency need the link proxies of --target processes; on compose a link is cut both ways (docker network disconnect)"
+                ),
+            };
+        }
+        let proxy = self.link(adapter, service)?;
+        proxy.set(|st| match change {
+            LinkChange::Heal => *st = crate::proxy::LinkState::default(),
+            LinkChange::Cut { one_way: false } => st.cut = true,
+            LinkChange::Cut { one_way: true } if from_adapter => st.drop_forward = true,
+            LinkChange::Cut { one_way: true } => st.drop_backward = true,
+            LinkChange::Latency { ms, one_way } => {
+                let d = Duration::from_millis(*ms);
+                if !*one_way || from_adapter {
+                    st.latency_forward = d;
+                }
+                if !*one_way || !from_adapter {
+                    st.latency_backward = d;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Puts the compose services back as a scenario found them: faults healed, links and
+    /// services back, adapters configured with docker/ClientFailover.json again.
+    async fn restore_compose(&mut self) -> anyhow::Result<()> {
+        if self.keep
+            && let Some(c) = &self.compose
+        {
+            let _ = c.save_logs(&self.log_dir.join("compose.log")).await;
+        }
+        for f in std::mem::take(&mut self.source_faults) {
+            let _ = self.source_fault(f, false).await;
+        }
+        if self.endpoint_down {
+            let _ = self.endpoint_outage(false).await;
+        }
+        let dir = match self.compose.as_mut() {
+            Some(c) => {
+                c.restore().await?;
+                c.dir.clone()
+            }
+            None => return Ok(()),
+        };
+        let doc = std::fs::read_to_string(dir.join("docker/ClientFailover.json"))
+            .context("docker/ClientFailover.json")?;
+        let ds = serde_json::json!({ "dataCollectionMode": "CurrentOnly" });
+        for name in self.spec.adapters.clone() {
+            self.wait_rest(&name, Duration::from_secs(60)).await?;
+            self.adapter_rest(
+                &name,
+                reqwest::Method::PUT,
+                "/configuration/Source1/DataSource",
+                Some(&ds),
+            )
+            .await?;
+            self.put_client_failover(&name, &doc).await?;
+            crate::config_client::wait_for_role(
+                &self.addrs.adapters[&name].ip().to_string(),
+                self.addrs.adapters[&name].port(),
+                Duration::from_secs(30),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
 

@@ -96,7 +96,11 @@ pub async fn delete(host: &str, port: u16) -> anyhow::Result<Value> {
 }
 
 /// Waits until the adapter at `host:port` has a role (Primary or Secondary).
-pub async fn wait_for_role(host: &str, port: u16, within: std::time::Duration) -> anyhow::Result<()> {
+pub async fn wait_for_role(
+    host: &str,
+    port: u16,
+    within: std::time::Duration,
+) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + within;
     loop {
         if let Ok(s) = state(host, port).await
@@ -105,7 +109,9 @@ pub async fn wait_for_role(host: &str, port: u16, within: std::time::Duration) -
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            bail!("{host}:{port} has no role after {within:?}; see its FailoverState (failover-lab config state)");
+            bail!(
+                "{host}:{port} has no role after {within:?}; see its FailoverState (failover-lab config state)"
+            );
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -114,7 +120,11 @@ pub async fn wait_for_role(host: &str, port: u16, within: std::time::Duration) -
 /// GETs the FailoverState of the adapter at `host:port` given as one string.
 pub async fn state_at(addr: &str) -> anyhow::Result<Value> {
     let url = format!("http://{addr}/api/v1/diagnostics/FailoverState");
-    let resp = client()?.get(&url).send().await.with_context(|| format!("cannot reach the adapter at {addr}"))?;
+    let resp = client()?
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the adapter at {addr}"))?;
     answer(resp, "GET FailoverState").await
 }
 

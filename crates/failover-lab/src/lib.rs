@@ -3,6 +3,7 @@
 //!
 //! - [`cluster`]: the pair as real processes on loopback (source, endpoint, arbiter, two
 //!   adapters), with real faults: SIGKILL, SIGSTOP/SIGCONT, SIGTERM, restart.
+//! - [`compose`]: the same faults on the services of `docker-compose.yml` (`--target compose`).
 //! - [`observe`]: watches the arbiter's group and the endpoint's audit into a timeline.
 //! - [`proxy`]: a fault-injecting TCP proxy on every link between an adapter and a service.
 //! - [`demo`]: `failover-lab demo`: kill the Primary, show the takeover.
@@ -11,6 +12,7 @@
 //! - [`config_client`]: `failover-lab config`: the vendor's `edgecmd ... clientfailover`.
 
 pub mod cluster;
+pub mod compose;
 pub mod config_client;
 pub mod demo;
 pub mod observe;

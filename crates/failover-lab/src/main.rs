@@ -101,9 +101,22 @@ struct RunArgs {
     /// scenarios keep theirs in any case.
     #[arg(long)]
     keep_logs: Option<PathBuf>,
-    /// Scenarios run at once (each starts five processes).
+    /// Scenarios run at once (each starts five processes; always 1 on compose).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     jobs: u64,
+    /// Where the pair runs: `processes` (each scenario its own, on loopback) or `compose` (the
+    /// services of docker-compose.yml, started if needed; faults through docker compose).
+    #[arg(long, value_enum, default_value_t = TargetArg::Processes)]
+    target: TargetArg,
+    /// The folder holding docker-compose.yml, for --target compose.
+    #[arg(long, default_value = ".")]
+    compose_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TargetArg {
+    Processes,
+    Compose,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,7 +198,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !healthy {
                 eprintln!("{addr}: not healthy");
             }
-            Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Watch { arbiter, group } => {
             failover_lab::observe::watch_print(&arbiter, &group).await?;
@@ -193,13 +210,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { action } => {
             let value = match action {
-                ConfigAction::Set { port, host, file, mode } => {
+                ConfigAction::Set {
+                    port,
+                    host,
+                    file,
+                    mode,
+                } => {
                     let mode = if mode.is_empty() {
                         None
                     } else {
-                        Some(mode.parse::<Mode>().map_err(|e| anyhow::anyhow!("--mode: {e}"))?)
+                        Some(
+                            mode.parse::<Mode>()
+                                .map_err(|e| anyhow::anyhow!("--mode: {e}"))?,
+                        )
                     };
-                    let hosts: Vec<&str> = host.split(',').map(str::trim).filter(|h| !h.is_empty()).collect();
+                    let hosts: Vec<&str> = host
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|h| !h.is_empty())
+                        .collect();
                     let mut answers = Vec::new();
                     for (i, h) in hosts.iter().enumerate() {
                         let answer = config_client::set_with_mode(h, port, &file, mode).await?;
@@ -209,7 +238,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         }
                         answers.push(answer);
                     }
-                    if answers.len() == 1 { answers.remove(0) } else { serde_json::Value::Array(answers) }
+                    if answers.len() == 1 {
+                        answers.remove(0)
+                    } else {
+                        serde_json::Value::Array(answers)
+                    }
                 }
                 ConfigAction::Get { port, host } => config_client::get(&host, port).await?,
                 ConfigAction::Delete { port, host } => config_client::delete(&host, port).await?,
@@ -233,6 +266,10 @@ async fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         keep_logs: args.keep_logs.clone(),
         jobs: usize::try_from(args.jobs)?,
+        target: match args.target {
+            TargetArg::Processes => runner::RunTarget::Processes,
+            TargetArg::Compose => runner::RunTarget::Compose(args.compose_dir.clone()),
+        },
     };
     let progress = |line: &str| eprintln!("{line}");
     eprintln!(

@@ -438,14 +438,28 @@ pub async fn watch_print(arbiter: &str, group: &str) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         let connected = async {
-            let mut client = v1::arbiter_client::ArbiterClient::connect(format!("http://{arbiter}")).await?;
-            let mut stream = client.watch_group(v1::GroupRequest { group_id: group.to_string() }).await?.into_inner();
+            let mut client =
+                v1::arbiter_client::ArbiterClient::connect(format!("http://{arbiter}")).await?;
+            let mut stream = client
+                .watch_group(v1::GroupRequest {
+                    group_id: group.to_string(),
+                })
+                .await?
+                .into_inner();
             let mut last_note = String::new();
             while let Some(status) = stream.message().await? {
                 let members: Vec<String> = status
                     .sessions
                     .iter()
-                    .map(|s| format!("{} {} score {} hb {:.1}s", s.adapter_id, role_label(s), s.score, s.heartbeat_age_ms as f64 / 1000.0))
+                    .map(|s| {
+                        format!(
+                            "{} {} score {} hb {:.1}s",
+                            s.adapter_id,
+                            role_label(s),
+                            s.score,
+                            s.heartbeat_age_ms as f64 / 1000.0
+                        )
+                    })
                     .collect();
                 let line = if status.exists {
                     format!("epoch {} | {}", status.epoch, members.join(" | "))

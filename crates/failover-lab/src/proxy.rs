@@ -29,6 +29,25 @@ pub enum Direction {
     Backward,
 }
 
+/// What a scenario does to a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkChange {
+    /// Cut both ways, or one way (from the first named to the second).
+    Cut {
+        /// Only the direction from the first named to the second.
+        one_way: bool,
+    },
+    /// Back to normal.
+    Heal,
+    /// Added delay, both ways or one way.
+    Latency {
+        /// Milliseconds.
+        ms: u64,
+        /// Only from the first named to the second.
+        one_way: bool,
+    },
+}
+
 /// The state of one link.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkState {

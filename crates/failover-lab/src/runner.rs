@@ -21,7 +21,6 @@ use serde_json::{Value, json};
 use crate::{
     cluster::{Cluster, SourceFaultTarget},
     observe::{Observer, Timeline, configure_in_order},
-    proxy::LinkState,
     scenario::{self, Action, Condition, LinkChange, Scenario, SourceScope, Target},
 };
 
@@ -32,8 +31,20 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Keep each component's log under this folder, one subfolder per scenario.
     pub keep_logs: Option<PathBuf>,
-    /// Scenarios run at once.
+    /// Scenarios run at once (1 on the compose target: there is one stack).
     pub jobs: usize,
+    /// Where the pair runs.
+    pub target: RunTarget,
+}
+
+/// Where scenarios run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RunTarget {
+    /// Each scenario on its own processes on loopback.
+    #[default]
+    Processes,
+    /// On the services of the compose project in this folder.
+    Compose(PathBuf),
 }
 
 /// What became of one scenario.
@@ -125,7 +136,11 @@ pub async fn run_all(
         .enumerate()
         .map(|(i, f)| (i, scenario::load(f), f))
         .collect();
-    let jobs = opts.jobs.max(1);
+    let jobs = if opts.target == RunTarget::Processes {
+        opts.jobs.max(1)
+    } else {
+        1
+    };
     let mut outcomes: Vec<(usize, Outcome)> = futures::stream::iter(loaded)
         .map(|(i, s, file)| async move {
             let outcome = match s {
@@ -190,7 +205,11 @@ pub async fn run_scenario(
         format_timespan(spec.failover_timeout),
         spec.seed
     ));
-    let cluster = match Cluster::start(spec.clone()).await {
+    let started_cluster = match &opts.target {
+        RunTarget::Processes => Cluster::start(spec.clone()).await,
+        RunTarget::Compose(dir) => Cluster::start_compose(spec.clone(), dir).await,
+    };
+    let cluster = match started_cluster {
         Ok(c) => c,
         Err(e) => {
             outcome.failure = Some(Failure {
@@ -206,7 +225,8 @@ pub async fn run_scenario(
             return outcome;
         }
     };
-    let obs = Observer::start(&cluster.addrs, &spec.group_id);
+    // The compose target gives each run a group of its own.
+    let obs = Observer::start(&cluster.addrs, &cluster.spec.group_id);
     let mut run = Run {
         cluster,
         obs,
@@ -390,14 +410,14 @@ impl Run {
                 let name = self.resolve(t)?;
                 match action {
                     Action::Kill(_) => self.cluster.kill(&name).await.map_err(e)?,
-                    Action::Pause(_) => self.cluster.pause(&name).map_err(e)?,
+                    Action::Pause(_) => self.cluster.pause(&name).await.map_err(e)?,
                     Action::Stop(_) => self
                         .cluster
                         .stop(&name, Duration::from_secs(5))
                         .await
                         .map_err(e)?,
                     Action::Restart(_) => self.cluster.restart(&name).await.map_err(e)?,
-                    _ => self.cluster.resume(&name).map_err(e)?,
+                    _ => self.cluster.resume(&name).await.map_err(e)?,
                 }
                 let text = format!("{action}").replace(&t.to_string(), &name);
                 if matches!(action, Action::Resume(_) | Action::Restart(_)) {
@@ -440,24 +460,11 @@ impl Run {
             }
             Action::Link { link, change } => {
                 let adapter = self.resolve(&link.adapter)?;
-                let proxy = self.cluster.link(&adapter, &link.service).map_err(e)?;
                 // The adapter is the client of every link: its side to the service is "forward".
-                let from_adapter = link.adapter_first;
-                proxy.set(|st| match change {
-                    LinkChange::Heal => *st = LinkState::default(),
-                    LinkChange::Cut { one_way: false } => st.cut = true,
-                    LinkChange::Cut { one_way: true } if from_adapter => st.drop_forward = true,
-                    LinkChange::Cut { one_way: true } => st.drop_backward = true,
-                    LinkChange::Latency { ms, one_way } => {
-                        let d = Duration::from_millis(*ms);
-                        if !*one_way || from_adapter {
-                            st.latency_forward = d;
-                        }
-                        if !*one_way || !from_adapter {
-                            st.latency_backward = d;
-                        }
-                    }
-                });
+                self.cluster
+                    .change_link(&adapter, &link.service, change, link.adapter_first)
+                    .await
+                    .map_err(e)?;
                 let text = format!("{action}").replace(&link.adapter.to_string(), &adapter);
                 if matches!(change, LinkChange::Heal) {
                     self.obs.mark("step", text)

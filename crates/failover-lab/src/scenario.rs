@@ -98,24 +98,7 @@ pub enum SourceScope {
     Connection(Target),
 }
 
-/// What happens to a link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkChange {
-    /// Cut both ways, or one way (from the first named to the second).
-    Cut {
-        /// Only the direction from the first named to the second.
-        one_way: bool,
-    },
-    /// Back to normal.
-    Heal,
-    /// Added delay, both ways or one way.
-    Latency {
-        /// Milliseconds.
-        ms: u64,
-        /// Only from the first named to the second.
-        one_way: bool,
-    },
-}
+pub use crate::proxy::LinkChange;
 
 /// A link between an adapter and a service, as the scenario names it.
 #[derive(Debug, Clone, PartialEq, Eq)]

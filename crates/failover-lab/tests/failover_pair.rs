@@ -77,7 +77,7 @@ async fn paused_primary_resumed_after_takeover_gets_nothing_accepted() {
     let mut p = pair(spec(Mode::Hot)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let epoch = p.obs.snapshot().epoch();
-    p.cluster.pause("adapter-a").expect("SIGSTOP");
+    p.cluster.pause("adapter-a").await.expect("SIGSTOP");
     wait_takeover(&p, "adapter-b", epoch).await;
     let before_resume = audit(&p).await;
     let a_before: u64 = before_resume
@@ -86,7 +86,7 @@ async fn paused_primary_resumed_after_takeover_gets_nothing_accepted() {
         .filter(|w| w.adapter_id == "adapter-a")
         .map(|w| w.accepted)
         .sum();
-    p.cluster.resume("adapter-a").expect("SIGCONT");
+    p.cluster.resume("adapter-a").await.expect("SIGCONT");
     // The old Primary comes back as Secondary, and nothing it sends is accepted.
     let rejoined = p
         .obs
@@ -117,7 +117,7 @@ async fn paused_primary_resumed_after_takeover_gets_nothing_accepted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn source_outage_on_the_primary_drives_its_score_to_0_and_fails_over() {
-    let p = pair(spec(Mode::Hot)).await;
+    let mut p = pair(spec(Mode::Hot)).await;
     let epoch = p.obs.snapshot().epoch();
     p.cluster
         .source_fault(SourceFaultTarget::Connection("adapter-a".into()), true)
@@ -141,7 +141,7 @@ async fn source_outage_on_the_primary_drives_its_score_to_0_and_fails_over() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn degraded_primary_at_75_keeps_its_role() {
-    let p = pair(spec(Mode::Hot)).await;
+    let mut p = pair(spec(Mode::Hot)).await;
     let epoch = p.obs.snapshot().epoch();
     p.cluster
         .source_fault(
@@ -209,7 +209,7 @@ async fn old_primary_restarted_rejoins_as_secondary() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn endpoint_outage_keeps_data_and_egresses_it_later() {
-    let p = pair(spec(Mode::Hot)).await;
+    let mut p = pair(spec(Mode::Hot)).await;
     p.cluster.endpoint_outage(true).await.expect("outage");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let state = p.cluster.failover_state("adapter-a").await.expect("state");

@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         seed: None,
         keep_logs: None,
         jobs,
+        target: runner::RunTarget::Processes,
     };
     let quiet = |_: &str| {};
     let outcomes = runtime.block_on(runner::run_all(&files, &opts, &quiet));
