@@ -105,8 +105,6 @@ pub struct AdapterState {
     pub last_data_unix_ms: Option<i64>,
     /// On-demand history recoveries.
     pub recoveries: Vec<Recovery>,
-    /// Score last sent to the arbiter (for change detection and the transition log).
-    pub last_score: Option<u32>,
 }
 
 impl AdapterState {
@@ -133,7 +131,6 @@ impl AdapterState {
             refused_stale: 0,
             last_data_unix_ms: None,
             recoveries: Vec::new(),
-            last_score: None,
         }
     }
 

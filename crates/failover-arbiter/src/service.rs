@@ -7,9 +7,9 @@ use failover_core::{
     group::{Group, Heartbeat, SessionId},
 };
 use failover_proto::{convert, process, v1};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, WatchStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
@@ -157,8 +157,28 @@ impl v1::arbiter_server::Arbiter for Arbiter {
         request: Request<v1::GroupRequest>,
     ) -> Result<Response<Self::WatchGroupStream>, Status> {
         let group = request.into_inner().group_id;
-        let rx = self.watch(&group);
-        Ok(Response::new(Box::pin(WatchStream::new(rx).map(Ok))))
+        let (mut rx, now) = self.watch(&group);
+        let (tx, out) = mpsc::channel(64);
+        let arbiter = self.clone();
+        tokio::spawn(async move {
+            if tx.send(Ok(now)).await.is_err() {
+                return;
+            }
+            loop {
+                let status = match rx.recv().await {
+                    Ok(s) => s,
+                    // Fell behind: carry on from the status now.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        arbiter.status(&group)
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(Ok(status)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
     }
 
     async fn get_group(

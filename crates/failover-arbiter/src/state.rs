@@ -13,8 +13,11 @@ use failover_core::{
     group::{Group, SessionId, Transition, TransitionKind},
 };
 use failover_proto::{convert, process, v1};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc};
 use tonic::Status;
+
+/// Statuses a slow watcher may fall behind by before it is given the current one instead.
+const WATCH_BACKLOG: usize = 4096;
 
 /// Where a session's assignments go.
 pub(crate) type Outbound = mpsc::Sender<Result<v1::RoleAssignment, Status>>;
@@ -34,7 +37,7 @@ pub(crate) struct State {
 #[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
-    watchers: Mutex<HashMap<String, watch::Sender<v1::GroupStatus>>>,
+    watchers: Mutex<HashMap<String, broadcast::Sender<v1::GroupStatus>>>,
     changed: Notify,
     origin: Instant,
 }
@@ -124,7 +127,8 @@ impl Arbiter {
         self.inner.changed.notify_one();
     }
 
-    /// Publishes a status to the group's watchers.
+    /// Publishes a status to the group's watchers: every status, in order (no coalescing), so
+    /// an observer sees every transition, however close together.
     pub(crate) fn publish(&self, group_id: &str, status: v1::GroupStatus) {
         let watchers = self
             .inner
@@ -132,23 +136,26 @@ impl Arbiter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(w) = watchers.get(group_id) {
-            w.send_replace(status);
+            // No receiver is fine.
+            let _ = w.send(status);
         }
     }
 
-    /// A watch on a group's status, starting with the status now.
-    pub fn watch(&self, group_id: &str) -> watch::Receiver<v1::GroupStatus> {
-        let now_status = self.status(group_id);
-        let mut watchers = self
-            .inner
-            .watchers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let w = watchers
-            .entry(group_id.to_string())
-            .or_insert_with(|| watch::Sender::new(now_status.clone()));
-        w.send_replace(now_status);
-        w.subscribe()
+    /// Every later status of a group, and its status now (taken after subscribing, so nothing
+    /// falls between the two).
+    pub fn watch(&self, group_id: &str) -> (broadcast::Receiver<v1::GroupStatus>, v1::GroupStatus) {
+        let rx = {
+            let mut watchers = self
+                .inner
+                .watchers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            watchers
+                .entry(group_id.to_string())
+                .or_insert_with(|| broadcast::channel(WATCH_BACKLOG).0)
+                .subscribe()
+        };
+        (rx, self.status(group_id))
     }
 
     /// A group's status now (`exists` false when there is no such group).

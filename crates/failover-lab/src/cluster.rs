@@ -276,8 +276,10 @@ impl Drop for TempDir {
 
 impl Cluster {
     /// Starts the source, endpoint and arbiter, waits until they serve, then the adapters, and
-    /// waits until their REST APIs answer. The adapters start unconfigured (standalone but
-    /// idle until configured): call [`Cluster::configure_all`] next.
+    /// waits until their REST APIs answer. The adapters start without a ClientFailover
+    /// document, as standalone adapters (writing to the endpoint's `standalone` group, which no
+    /// audit of a failover group counts): configure them next, for example with
+    /// [`crate::observe::configure_in_order`].
     pub async fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
         let bins = bin_dir()?;
         let (log_dir, temp) = match &spec.log_dir {
@@ -517,14 +519,6 @@ impl Cluster {
         self.compose.is_some()
     }
 
-    /// Configures every adapter, in start order, with the cluster's ClientFailover document.
-    pub async fn configure_all(&self) -> anyhow::Result<()> {
-        for name in &self.spec.adapters {
-            self.configure(name).await?;
-        }
-        Ok(())
-    }
-
     fn add(&mut self, name: &str, binary: PathBuf, args: Vec<String>) -> anyhow::Result<()> {
         let mut c = Component {
             name: name.to_string(),
@@ -560,11 +554,6 @@ impl Cluster {
     /// The folder holding every component's log.
     pub fn log_dir(&self) -> &Path {
         &self.log_dir
-    }
-
-    /// Names of every component.
-    pub fn component_names(&self) -> Vec<String> {
-        self.components.keys().cloned().collect()
     }
 
     /// Puts the ClientFailover document (the vendor's, adapted) to an adapter; its failover

@@ -22,6 +22,13 @@ pub async fn configure_in_order(
     obs: &Observer,
     within: Duration,
 ) -> anyhow::Result<()> {
+    // Watch first, so every transition from the first join on is seen.
+    if !obs.wait_for(within, |t| t.connected).await {
+        anyhow::bail!(
+            "cannot watch the failover group at {}",
+            cluster.addrs.arbiter
+        );
+    }
     for adapter in &cluster.spec.adapters {
         cluster.configure(adapter).await?;
         if !obs.wait_for(within, |t| t.session(adapter).is_some()).await {
@@ -114,6 +121,8 @@ pub struct Timeline {
     pub audit: Option<v1::AuditReport>,
     /// Highest epoch the failover service has reported.
     pub max_epoch: u64,
+    /// The watch on the failover service has delivered its first status.
+    pub connected: bool,
     /// Every time the reported epoch went down (must stay empty).
     pub epoch_regressions: Vec<String>,
 }
@@ -285,6 +294,7 @@ async fn watch_group(
 
 /// Folds a new group status into the timeline: role, score, staleness and note changes.
 pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
+    t.connected = true;
     let previous = t.status.take();
     let before = |adapter: &str| {
         previous
