@@ -8,8 +8,6 @@ use failover_core::{
 };
 use failover_proto::{convert, process, v1};
 use futures::Stream;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
@@ -131,9 +129,8 @@ impl v1::arbiter_server::Arbiter for Arbiter {
         request: Request<Streaming<v1::HeartbeatRequest>>,
     ) -> Result<Response<Self::HeartbeatStream>, Status> {
         let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(32);
         let arbiter = self.clone();
-        tokio::spawn(async move {
+        let stream = process::task_stream(move |tx: Outbound| async move {
             let mut session: Option<(String, SessionId)> = None;
             while let Ok(Some(hb)) = inbound.message().await {
                 match arbiter.on_heartbeat(hb, &tx) {
@@ -149,7 +146,7 @@ impl v1::arbiter_server::Arbiter for Arbiter {
                 arbiter.detach(&g, id, &tx);
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(stream))
     }
 
     async fn watch_group(
@@ -158,9 +155,8 @@ impl v1::arbiter_server::Arbiter for Arbiter {
     ) -> Result<Response<Self::WatchGroupStream>, Status> {
         let group = request.into_inner().group_id;
         let (mut rx, now) = self.watch(&group);
-        let (tx, out) = mpsc::channel(64);
         let arbiter = self.clone();
-        tokio::spawn(async move {
+        let stream = process::task_stream(move |tx| async move {
             if tx.send(Ok(now)).await.is_err() {
                 return;
             }
@@ -178,7 +174,7 @@ impl v1::arbiter_server::Arbiter for Arbiter {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+        Ok(Response::new(stream))
     }
 
     async fn get_group(

@@ -748,23 +748,29 @@ impl Cluster {
 
     /// SIGSTOP: the process is frozen (its sockets stay open).
     pub async fn pause(&mut self, name: &str) -> anyhow::Result<()> {
-        if let Some(c) = self.compose.as_mut() {
-            return c.pause(name).await;
-        }
-        let c = self.component(name)?;
-        c.signal(rustix::process::Signal::STOP)?;
-        c.paused = true;
-        Ok(())
+        self.freeze(name, true).await
     }
 
     /// SIGCONT.
     pub async fn resume(&mut self, name: &str) -> anyhow::Result<()> {
+        self.freeze(name, false).await
+    }
+
+    async fn freeze(&mut self, name: &str, frozen: bool) -> anyhow::Result<()> {
         if let Some(c) = self.compose.as_mut() {
-            return c.resume(name).await;
+            return if frozen {
+                c.pause(name).await
+            } else {
+                c.resume(name).await
+            };
         }
         let c = self.component(name)?;
-        c.signal(rustix::process::Signal::CONT)?;
-        c.paused = false;
+        c.signal(if frozen {
+            rustix::process::Signal::STOP
+        } else {
+            rustix::process::Signal::CONT
+        })?;
+        c.paused = frozen;
         Ok(())
     }
 

@@ -284,7 +284,7 @@ impl v1::data_source_server::DataSource for DataSourceService {
         let shared = self.shared.clone();
         let mut ticks = shared.ticks.subscribe();
         let mut faults_changed = shared.fault_version.subscribe();
-        let stream = async_stream(move |tx| async move {
+        let stream = process::task_stream(move |tx| async move {
             let mut last_down: Option<Vec<u32>> = None;
             loop {
                 let f = shared.faults();
@@ -382,7 +382,7 @@ impl v1::data_source_server::DataSource for DataSourceService {
         let pause = shared.settings.history_rate.map(|r| {
             Duration::from_secs_f64((ticks_per_msg * streams) as f64 / f64::from(r.max(1)))
         });
-        let stream = async_stream(move |tx| async move {
+        let stream = process::task_stream(move |tx| async move {
             let mut seq = req.from_seq;
             while seq <= to {
                 let end = (seq + ticks_per_msg - 1).min(to);
@@ -457,18 +457,6 @@ impl v1::data_source_server::DataSource for DataSourceService {
         self.shared.fault_version.send_modify(|v| *v += 1);
         Ok(Response::new(self.shared.info()))
     }
-}
-
-/// A stream fed by a task through a channel.
-fn async_stream<T, F, Fut>(body: F) -> Pin<Box<dyn Stream<Item = T> + Send>>
-where
-    T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(body(tx));
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 /// Serves the data source on `listener` until `shutdown` resolves.

@@ -92,6 +92,21 @@ pub fn incoming(
     })
 }
 
+/// A stream fed by a task: `body` gets the sending end of a channel and runs spawned; the
+/// stream ends when the task drops it. For server-streaming gRPC answers.
+pub fn task_stream<T, F, Fut>(
+    body: F,
+) -> std::pin::Pin<Box<dyn tokio_stream::Stream<Item = T> + Send>>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(body(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
 /// Milliseconds since the unix epoch, from the wall clock.
 pub fn unix_ms() -> i64 {
     std::time::SystemTime::now()
