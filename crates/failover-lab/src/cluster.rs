@@ -668,26 +668,16 @@ impl Cluster {
     }
 
     async fn wait_rest(&mut self, name: &str, within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
         let url = format!(
             "http://{}/api/v1/diagnostics/FailoverState",
             self.rest_addr(name)?
         );
-        loop {
-            if self.http.get(&url).send().await.is_ok() {
-                return Ok(());
-            }
-            if self.compose.is_none() {
-                self.check_alive(name)?;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{name} did not serve its REST API within {within:?}; see {}",
-                    self.log_dir.join(format!("{name}.log")).display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let http = self.http.clone();
+        self.wait_serving(name, within, "serve its REST API", || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.get(&url).send().await.is_ok() }
+        })
+        .await
     }
 
     async fn wait_grpc_healthy(
@@ -696,9 +686,26 @@ impl Cluster {
         addr: SocketAddr,
         within: Duration,
     ) -> anyhow::Result<()> {
+        self.wait_serving(name, within, "become healthy", || grpc_healthy(addr))
+            .await
+    }
+
+    /// Polls `probe` every 50 ms until it answers true; fails if the process exits (on the
+    /// processes target) or `within` passes, naming what it waited for and where the log is.
+    async fn wait_serving<F, Fut>(
+        &mut self,
+        name: &str,
+        within: Duration,
+        what: &str,
+        mut probe: F,
+    ) -> anyhow::Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
         let deadline = Instant::now() + within;
         loop {
-            if grpc_healthy(addr).await {
+            if probe().await {
                 return Ok(());
             }
             if self.compose.is_none() {
@@ -706,7 +713,7 @@ impl Cluster {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "{name} was not healthy within {within:?}; see {}",
+                    "{name} did not {what} within {within:?}; see {}",
                     self.log_dir.join(format!("{name}.log")).display()
                 );
             }
