@@ -15,12 +15,13 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
     let mut backoff = Backoff::new(Duration::from_secs(1));
     loop {
         if !shared.lock().activity().collect {
-            shared.update(|st| {
-                if st.source_health != SourceHealth::Connecting {
+            // Only a real change is announced: every announcement wakes this loop again.
+            if shared.lock().source_health != SourceHealth::Connecting {
+                shared.update(|st| {
                     tracing::info!("collection stopped (standby)");
-                }
-                st.source_health = SourceHealth::Connecting;
-            });
+                    st.source_health = SourceHealth::Connecting;
+                });
+            }
             if changed.changed().await.is_err() {
                 return;
             }

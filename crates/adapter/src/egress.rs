@@ -10,7 +10,7 @@
 use std::{sync::Arc, time::Duration};
 
 use failover_core::{Point, Watermark};
-use failover_proto::{convert, v1};
+use failover_proto::{convert, process, v1};
 use tonic::transport::Channel;
 
 use crate::state::{Backoff, Shared};
@@ -98,6 +98,7 @@ async fn fence(
                 );
                 st.egress_watermark = watermark;
                 st.fenced_at = Some(epoch);
+                st.fenced_unix_us = Some(process::unix_us());
                 st.endpoint_error = None;
             });
             Ok(())

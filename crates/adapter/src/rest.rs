@@ -266,6 +266,8 @@ pub fn failover_state_json(st: &AdapterState) -> Value {
         "BufferDroppedPoints": st.buffer.dropped(),
         "EgressedPoints": st.egressed,
         "RefusedStalePoints": st.refused_stale,
+        "RoleSinceUnixUs": st.role_since_unix_us,
+        "FencedAtUnixUs": st.fenced_unix_us,
         "Warnings": st.warnings(),
     })
 }

@@ -11,7 +11,7 @@
 use std::{sync::Arc, time::Instant};
 
 use failover_core::{ClientFailoverConfig, Mode, Role};
-use failover_proto::{convert, v1};
+use failover_proto::{convert, process, v1};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
@@ -315,6 +315,7 @@ fn apply_assignment(shared: &Shared, a: v1::RoleAssignment) {
                 }
             }
             st.fenced_at = None;
+            st.role_since_unix_us = Some(process::unix_us());
         }
         st.role = role;
         st.epoch = a.epoch;

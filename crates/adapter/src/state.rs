@@ -95,6 +95,10 @@ pub struct AdapterState {
     pub egress_watermark: Watermark,
     /// The epoch at which we fenced the endpoint; None: must fence before writing.
     pub fenced_at: Option<u64>,
+    /// When the role or epoch last changed (unix microseconds; for takeover measurements).
+    pub role_since_unix_us: Option<i64>,
+    /// When the endpoint was last fenced (unix microseconds; for takeover measurements).
+    pub fenced_unix_us: Option<i64>,
     /// The endpoint cannot be reached.
     pub endpoint_error: Option<String>,
     /// Points the endpoint accepted from us.
@@ -126,6 +130,8 @@ impl AdapterState {
             buffer: EgressBuffer::new(settings.buffer_capacity),
             egress_watermark: Watermark::default(),
             fenced_at: None,
+            role_since_unix_us: None,
+            fenced_unix_us: None,
             endpoint_error: None,
             egressed: 0,
             refused_stale: 0,

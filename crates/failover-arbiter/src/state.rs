@@ -222,6 +222,8 @@ pub(crate) fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
                 role: convert::role_to_wire(group.role_of(s.id)) as i32,
                 heartbeat_age_ms: u64::try_from(now.saturating_sub(s.last_heartbeat).as_millis())
                     .unwrap_or(u64::MAX),
+                heartbeat_age_us: u64::try_from(now.saturating_sub(s.last_heartbeat).as_micros())
+                    .unwrap_or(u64::MAX),
                 stale: group.is_stale(s, now),
                 registered_order: s.registered_order,
                 role_override: s
@@ -241,6 +243,7 @@ pub(crate) fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
             .unwrap_or(u64::MAX),
         note: group.note().to_string(),
         observed_at_unix_ms: process::unix_ms(),
+        observed_at_unix_us: process::unix_us(),
         exists: true,
     }
 }

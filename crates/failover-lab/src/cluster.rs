@@ -108,6 +108,11 @@ pub struct ClusterSpec {
     pub log_dir: Option<PathBuf>,
     /// Most history points the source serves per second (None: unthrottled).
     pub history_rate: Option<u32>,
+    /// Connect adapters straight to the services, without the fault-injecting link proxies
+    /// (link faults are then refused). For measurements, where a proxy would be the bottleneck.
+    pub direct_links: bool,
+    /// Extra command-line arguments for every adapter (for example `--batch-size`).
+    pub adapter_args: Vec<String>,
 }
 
 impl Default for ClusterSpec {
@@ -125,6 +130,8 @@ impl Default for ClusterSpec {
             group_id: "FailoverGroup1".into(),
             log_dir: None,
             history_rate: None,
+            direct_links: false,
+            adapter_args: Vec::new(),
         }
     }
 }
@@ -318,7 +325,7 @@ impl Cluster {
                 .collect(),
         };
         let mut links = BTreeMap::new();
-        for adapter in &spec.adapters {
+        for adapter in spec.adapters.iter().filter(|_| !spec.direct_links) {
             for (service, target) in [
                 (ARBITER, addrs.arbiter),
                 (SOURCE, addrs.source),
@@ -394,24 +401,22 @@ impl Cluster {
         }
         for name in &spec.adapters {
             let rest = addrs.adapters[name];
-            cluster.add(
-                name,
-                bins.join(ADAPTER_BIN),
-                vec![
-                    "--name".into(),
-                    name.clone(),
-                    "--rest-listen".into(),
-                    s(&rest),
-                    "--source".into(),
-                    Addresses::url(cluster.link(name, SOURCE)?.listen),
-                    "--data-endpoint".into(),
-                    Addresses::url(cluster.link(name, ENDPOINT)?.listen),
-                    "--data-collection-mode".into(),
-                    spec.data_collection_mode.as_str().into(),
-                    "--warm-test-interval".into(),
-                    format_timespan(spec.warm_test_interval),
-                ],
-            )?;
+            let mut args = vec![
+                "--name".into(),
+                name.clone(),
+                "--rest-listen".into(),
+                s(&rest),
+                "--source".into(),
+                cluster.link_url(name, SOURCE)?,
+                "--data-endpoint".into(),
+                cluster.link_url(name, ENDPOINT)?,
+                "--data-collection-mode".into(),
+                spec.data_collection_mode.as_str().into(),
+                "--warm-test-interval".into(),
+                format_timespan(spec.warm_test_interval),
+            ];
+            args.extend(spec.adapter_args.iter().cloned());
+            cluster.add(name, bins.join(ADAPTER_BIN), args)?;
         }
         for name in spec.adapters.clone() {
             cluster.wait_rest(&name, Duration::from_secs(10)).await?;
@@ -533,6 +538,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// The process id of a running component (None on compose, or when it is not running).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.components.get(name).and_then(Component::pid)
+    }
+
     fn component(&mut self, name: &str) -> anyhow::Result<&mut Component> {
         let known: Vec<String> = self.components.keys().cloned().collect();
         self.components.get_mut(name).with_context(|| {
@@ -562,10 +572,24 @@ impl Cluster {
         let arbiter = if self.compose.is_some() {
             "http://failover-arbiter:50053".to_string()
         } else {
-            Addresses::url(self.link(adapter, ARBITER)?.listen)
+            self.link_url(adapter, ARBITER)?
         };
         let doc = self.spec.client_failover_document(&arbiter)?;
         self.put_client_failover(adapter, &doc.to_string()).await
+    }
+
+    /// The URL an adapter reaches a service at: its link proxy, or the service itself with
+    /// [`ClusterSpec::direct_links`].
+    pub fn link_url(&self, adapter: &str, service: &str) -> anyhow::Result<String> {
+        if !self.spec.direct_links {
+            return Ok(Addresses::url(self.link(adapter, service)?.listen));
+        }
+        Ok(Addresses::url(match service {
+            SOURCE => self.addrs.source,
+            ENDPOINT => self.addrs.endpoint,
+            ARBITER => self.addrs.arbiter,
+            other => bail!("no service {other:?}; links go to {}", LINK_SERVICES.join(", ")),
+        }))
     }
 
     /// The proxy on the link between an adapter and a service (arbiter, source or endpoint).

@@ -9,8 +9,10 @@
 //! - [`demo`]: `failover-lab demo`: kill the Primary, show the takeover.
 //! - [`scenario`]: scenario files (TOML): a failure story and what must follow, checked.
 //! - [`runner`]: `failover-lab run`: each scenario on its own pair, with a report.
+//! - [`bench`]: `failover-lab bench`: takeover latency, data-path throughput, standby cost.
 //! - [`config_client`]: `failover-lab config`: the vendor's `edgecmd ... clientfailover`.
 
+pub mod bench;
 pub mod cluster;
 pub mod compose;
 pub mod config_client;

@@ -41,6 +41,19 @@ enum Command {
         #[arg(long, default_value = "FailoverGroup1")]
         group: String,
     },
+    /// Measure, on loopback with real processes: takeover latency per mode (p50/p95/max, by
+    /// phase, and the overhead above failoverTimeout) over repeated SIGKILLs, SIGSTOPs and source
+    /// outages; data-path throughput through a Hot pair against a plain tonic baseline; loss and
+    /// duplicates of a Hot takeover at that rate; CPU and memory of the standby per mode, bytes
+    /// per buffered point and CPU per heartbeat. BENCHMARKS.md explains every figure.
+    Bench(BenchArgs),
+    /// The counting gRPC server of the bench's baseline (started by `bench`).
+    #[command(hide = true)]
+    BenchSink {
+        /// Address to serve on.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
     /// Read or write an adapter's ClientFailover document over its REST API (like the vendor's
     /// `edgecmd -port 5590 set clientfailover -cid System -file F`).
     Config {
@@ -81,6 +94,43 @@ struct DemoArgs {
     /// Keep each component's log in this folder (default: a temporary folder, removed).
     #[arg(long)]
     keep_logs: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// SIGKILLs of the Primary per mode.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    runs: u64,
+    /// SIGSTOPs and source outages of a Hot Primary (0: none).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    other_fault_runs: u64,
+    /// failoverTimeout of the pairs, hh:mm:ss(.fff).
+    #[arg(long, default_value = "00:00:01", value_parser = parse_duration)]
+    failover_timeout: Duration,
+    /// Modes whose takeovers are measured, comma-separated.
+    #[arg(long, default_value = "Hot,Warm,Cold", value_delimiter = ',', value_parser = |s: &str| s.parse::<Mode>().map_err(|e| e.to_string()))]
+    modes: Vec<Mode>,
+    /// Points per second of the takeover and standby pairs (1000 streams).
+    #[arg(long, default_value_t = 100_000.0)]
+    rate: f64,
+    /// Highest rate the throughput search offers, points per second.
+    #[arg(long, default_value_t = 8_000_000.0)]
+    max_rate: f64,
+    /// Measuring window of each throughput and cost step, hh:mm:ss(.fff).
+    #[arg(long, default_value = "00:00:02", value_parser = parse_duration)]
+    window: Duration,
+    /// Points per write to the endpoint (and per message of the baseline).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    batch_size: u64,
+    /// Seed of the fault timing (where in the heartbeat cycle each fault lands).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The parts to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "takeover,throughput,standby")]
+    parts: Vec<failover_lab::bench::Part>,
+    /// Print one JSON object instead of the tables (progress still goes to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -186,6 +236,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => run_demo(args).await,
         Command::Run(args) => run_scenarios(args).await,
+        Command::Bench(args) => run_bench(args).await,
+        Command::BenchSink { listen } => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            failover_lab::bench::throughput::serve_sink(
+                listener,
+                failover_proto::process::shutdown_signal(),
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Healthcheck { addr, http } => {
             let healthy = if http {
                 config_client::state_at(&addr).await.is_ok()
@@ -254,6 +314,50 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    use failover_lab::bench;
+    let max_rate = 100_000.0 * f64::from(bench::throughput::STREAMS);
+    for (flag, rate) in [("--rate", args.rate), ("--max-rate", args.max_rate)] {
+        if !(rate.is_finite() && rate >= 1000.0 && rate <= max_rate) {
+            anyhow::bail!("{flag} must be 1000 to {max_rate} points per second, not {rate}");
+        }
+    }
+    if args.modes.is_empty() {
+        anyhow::bail!("--modes needs at least one of Hot, Warm, Cold");
+    }
+    let opts = bench::BenchOptions {
+        runs: usize::try_from(args.runs)?,
+        other_fault_runs: usize::try_from(args.other_fault_runs)?,
+        failover_timeout: args.failover_timeout,
+        modes: args.modes,
+        standby_points_per_s: args.rate,
+        max_points_per_s: args.max_rate,
+        start_points_per_s: (args.max_rate / 32.0).max(1000.0),
+        window: args.window,
+        batch_points: usize::try_from(args.batch_size)?,
+        seed: args.seed,
+        parts: args.parts,
+    };
+    let progress = |line: &str| eprintln!("[bench] {line}");
+    let report = tokio::select! {
+        r = bench::run(&opts, &progress) => r,
+        () = failover_proto::process::shutdown_signal() => {
+            eprintln!("[bench] interrupted; every process is stopped");
+            return Ok(ExitCode::from(130));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", bench::render(&report));
+    }
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {

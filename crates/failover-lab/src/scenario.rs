@@ -1059,8 +1059,8 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         data_collection_mode,
         adapters: adapters.clone(),
         group_id: c.group.clone().unwrap_or_else(|| "FailoverGroup1".into()),
-        log_dir: None,
         history_rate: c.history_rate,
+        ..ClusterSpec::default()
     };
     let mut steps = Vec::new();
     for (i, spanned) in raw.step.iter().enumerate() {
