@@ -51,7 +51,8 @@ async fn collect(
     changed: &mut tokio::sync::watch::Receiver<u64>,
     backoff: &mut Backoff,
 ) -> Result<(), String> {
-    let mut client = v1::data_source_client::DataSourceClient::new(source);
+    let mut client = v1::data_source_client::DataSourceClient::new(source)
+        .max_decoding_message_size(64 * 1024 * 1024);
     let client_id = shared.settings.name.clone();
     let info = client
         .describe(v1::DescribeRequest {})

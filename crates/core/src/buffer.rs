@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use crate::points::{Point, Watermark};
+use crate::points::{Point, StreamMap, StreamSet, Watermark};
 
 /// Bounded FIFO of points awaiting egress.
 #[derive(Debug, Clone)]
@@ -12,6 +12,11 @@ pub struct EgressBuffer {
     points: VecDeque<Point>,
     capacity: usize,
     dropped: u64,
+    /// Last seq appended per stream since the buffer was last empty.
+    last_seq: StreamMap<u64>,
+    /// Every stream's points are in increasing seq order (live data; a history recovery's
+    /// older points break it until the buffer empties). Lets [`EgressBuffer::trim`] stop early.
+    in_order: bool,
 }
 
 impl EgressBuffer {
@@ -21,6 +26,8 @@ impl EgressBuffer {
             points: VecDeque::new(),
             capacity: capacity.max(1),
             dropped: 0,
+            last_seq: StreamMap::default(),
+            in_order: true,
         }
     }
 
@@ -31,24 +38,62 @@ impl EgressBuffer {
                 self.points.pop_front();
                 self.dropped += 1;
             }
+            let last = self.last_seq.entry(p.stream_id).or_insert(p.seq);
+            if p.seq < *last {
+                self.in_order = false;
+            }
+            *last = (*last).max(p.seq);
             self.points.push_back(p);
         }
     }
 
     /// Removes every point the watermark covers; returns how many.
+    ///
+    /// Covered points are usually all at the front (the buffer holds ticks in order). When
+    /// every stream's points are in seq order, the scan past the front stops as soon as each
+    /// watermarked stream has shown an uncovered point, since all its later points are newer:
+    /// trimming after a write costs about one tick of points, not the whole buffer.
     pub fn trim(&mut self, watermark: &Watermark) -> usize {
         if watermark.is_empty() {
             return 0;
         }
         let before = self.points.len();
-        // Points arrive in order, so the covered ones are usually all at the front.
         while self.points.front().is_some_and(|p| watermark.covers(p)) {
             self.points.pop_front();
         }
-        if self.points.iter().any(|p| watermark.covers(p)) {
-            self.points.retain(|p| !watermark.covers(p));
+        let scan_to = if self.in_order {
+            let mut passed = StreamSet::default();
+            let mut end = self.points.len();
+            for (i, p) in self.points.iter().enumerate() {
+                if !watermark.covers(p) && watermark.get(p.stream_id).is_some() {
+                    passed.insert(p.stream_id);
+                    if passed.len() == watermark.len() {
+                        end = i;
+                        break;
+                    }
+                }
+            }
+            end
+        } else {
+            self.points.len()
+        };
+        if self.points.range(..scan_to).any(|p| watermark.covers(p)) {
+            let mut i = 0;
+            self.points.retain(|p| {
+                let keep = i >= scan_to || !watermark.covers(p);
+                i += 1;
+                keep
+            });
         }
+        self.reset_order_if_empty();
         before - self.points.len()
+    }
+
+    fn reset_order_if_empty(&mut self) {
+        if self.points.is_empty() {
+            self.last_seq.clear();
+            self.in_order = true;
+        }
     }
 
     /// Copies up to `max` points from the front, for a write.
@@ -60,11 +105,13 @@ impl EgressBuffer {
     pub fn pop_front(&mut self, n: usize) {
         let n = n.min(self.points.len());
         self.points.drain(..n);
+        self.reset_order_if_empty();
     }
 
     /// Empties the buffer (for example when standing by in Warm or Cold mode).
     pub fn clear(&mut self) {
         self.points.clear();
+        self.reset_order_if_empty();
     }
 
     /// Points held.
@@ -134,6 +181,53 @@ mod tests {
         assert_eq!(rest.len(), 7 + 1);
         assert!(rest.iter().all(|p| !wm.covers(p)));
         assert_eq!(b.trim(&Watermark::default()), 0);
+    }
+
+    #[test]
+    fn trim_is_exact_with_history_points_out_of_order() {
+        let mut b = EgressBuffer::new(1000);
+        for seq in 5..10 {
+            b.extend(tick(seq, 2));
+        }
+        // A history recovery appends older points after the live ones.
+        for seq in 0..5 {
+            b.extend(tick(seq, 2));
+        }
+        let wm = Watermark::from_pairs([(0, 6), (1, 3)]);
+        let removed = b.trim(&wm);
+        let rest = b.front_batch(usize::MAX);
+        assert_eq!(removed, 7 + 4);
+        assert_eq!(rest.len(), 20 - removed);
+        assert!(rest.iter().all(|p| !wm.covers(p)));
+        // Emptied, the buffer is in order again.
+        b.clear();
+        b.extend(tick(1, 2));
+        assert_eq!(b.trim(&Watermark::from_pairs([(0, 1)])), 1);
+    }
+
+    #[test]
+    fn trim_matches_a_full_scan_for_any_watermark() {
+        // Every watermark over 3 streams, on a buffer of 6 ticks with stream 2 missing ticks.
+        for w0 in 0..8u64 {
+            for w1 in 0..8u64 {
+                for w2 in 0..8u64 {
+                    let mut b = EgressBuffer::new(1000);
+                    for seq in 0..6 {
+                        let pts: Vec<Point> = tick(seq, 3)
+                            .into_iter()
+                            .filter(|p| !(p.stream_id == 2 && seq % 2 == 1))
+                            .collect();
+                        b.extend(pts);
+                    }
+                    let all = b.front_batch(usize::MAX);
+                    let wm = Watermark::from_pairs([(0, w0), (1, w1), (2, w2)]);
+                    b.trim(&wm);
+                    let expected: Vec<Point> =
+                        all.into_iter().filter(|p| !wm.covers(p)).collect();
+                    assert_eq!(b.front_batch(usize::MAX), expected, "{w0} {w1} {w2}");
+                }
+            }
+        }
     }
 
     #[test]

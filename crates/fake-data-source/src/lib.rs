@@ -224,6 +224,9 @@ impl Shared {
     }
 }
 
+/// Most points in one subscription message (about 1.8 MB on the wire).
+pub const MAX_UPDATE_POINTS: u64 = 65_536;
+
 /// Produces ticks on the clock until dropped.
 async fn produce(shared: Arc<Shared>) {
     let period = shared.settings.period();
@@ -253,10 +256,22 @@ async fn produce(shared: Arc<Shared>) {
             shared.produced.send_replace(Some(last));
             continue;
         }
-        let batch = shared.tick_batch(first, last, |_| true);
+        // A late wake-up (a busy machine) can owe many ticks: send them in messages of at most
+        // MAX_UPDATE_POINTS points, so no subscriber meets a message beyond its size limit.
+        let per_message = (MAX_UPDATE_POINTS / u64::from(shared.settings.streams.max(1))).max(1);
+        let mut from = first;
+        while from <= last {
+            let to = last.min(from + per_message - 1);
+            let batch = shared.tick_batch(from, to, |_| true);
+            // No subscribers is fine.
+            let _ = shared.ticks.send(Arc::new(Produced {
+                first: from,
+                last: to,
+                batch,
+            }));
+            from = to + 1;
+        }
         shared.produced.send_replace(Some(last));
-        // No subscribers is fine.
-        let _ = shared.ticks.send(Arc::new(Produced { first, last, batch }));
     }
 }
 

@@ -21,7 +21,10 @@ use std::{
     },
 };
 
-use failover_core::ledger::{Insert, StreamLedger};
+use failover_core::{
+    ledger::{Insert, StreamLedger},
+    points::StreamMap,
+};
 use failover_proto::{convert, process, v1};
 use tonic::{Request, Response, Status};
 
@@ -38,7 +41,7 @@ struct WriterTally {
 struct GroupRecord {
     fenced_epoch: u64,
     fenced_by: Option<String>,
-    streams: BTreeMap<u32, StreamLedger>,
+    streams: StreamMap<StreamLedger>,
     duplicated: u64,
     out_of_order: u64,
     refused_stale: u64,
@@ -50,13 +53,16 @@ struct GroupRecord {
 
 impl GroupRecord {
     fn watermark(&self) -> Vec<v1::StreamWatermark> {
-        self.streams
+        let mut wm: Vec<v1::StreamWatermark> = self
+            .streams
             .iter()
             .filter_map(|(s, l)| {
                 l.last_seq()
                     .map(|seq| v1::StreamWatermark { stream_id: *s, seq })
             })
-            .collect()
+            .collect();
+        wm.sort_unstable_by_key(|w| w.stream_id);
+        wm
     }
 
     fn fence(&mut self, adapter: &str, epoch: u64) -> v1::FenceReply {

@@ -257,13 +257,22 @@ async fn throughput_part(
                 .filter(|s| s.sustained)
                 .map(|s| s.accepted_points_per_s)
                 .fold(0.0, f64::max);
-            report.throughput = Some(throughput::Throughput {
-                ratio_to_baseline: if baseline.points_per_s > 0.0 {
-                    best / baseline.points_per_s
+            let peak = steps
+                .iter()
+                .map(|s| s.accepted_points_per_s)
+                .fold(0.0, f64::max);
+            let ratio = |x: f64| {
+                if baseline.points_per_s > 0.0 {
+                    x / baseline.points_per_s
                 } else {
                     0.0
-                },
+                }
+            };
+            report.throughput = Some(throughput::Throughput {
+                ratio_to_baseline: ratio(best),
+                peak_ratio_to_baseline: ratio(peak),
                 sustained_points_per_s: best,
+                peak_points_per_s: peak,
                 steps,
                 baseline,
             });
@@ -350,8 +359,13 @@ pub fn render(r: &BenchReport) -> String {
         }
         let _ = writeln!(
             out,
-            "  sustained {:.0} points/s; plain tonic baseline {:.0} points/s ({}-point batches); ratio {:.2}",
-            t.sustained_points_per_s, t.baseline.points_per_s, t.baseline.batch_points, t.ratio_to_baseline
+            "  sustained {:.0} points/s (peak {:.0}); plain tonic baseline {:.0} points/s ({}-point batches); ratio {:.2} (peak {:.2})",
+            t.sustained_points_per_s,
+            t.peak_points_per_s,
+            t.baseline.points_per_s,
+            t.baseline.batch_points,
+            t.ratio_to_baseline,
+            t.peak_ratio_to_baseline
         );
     }
     if let Some(l) = &r.loss_at_rate {

@@ -39,7 +39,7 @@ pub struct RateStep {
     /// CPU of each process over the window, percent of one core (the Primary and the
     /// Secondary by role, then source, endpoint, arbiter).
     pub cpu_percent: BTreeMap<String, f64>,
-    /// The pair kept up: accepted at least 97% of the offered rate, lost nothing, and the
+    /// The pair kept up: accepted at least 95% of the offered rate, lost nothing, and the
     /// Primary's buffer stayed under half a second of data.
     pub sustained: bool,
 }
@@ -99,10 +99,15 @@ pub struct Throughput {
     pub steps: Vec<RateStep>,
     /// The highest rate sustained (points per second), measured as accepted.
     pub sustained_points_per_s: f64,
+    /// The most the endpoint accepted at any offered rate, kept up or not (the saturated
+    /// data path).
+    pub peak_points_per_s: f64,
     /// The plain-tonic baseline.
     pub baseline: Baseline,
     /// sustained / baseline.
     pub ratio_to_baseline: f64,
+    /// peak / baseline.
+    pub peak_ratio_to_baseline: f64,
 }
 /// Settings of the data path shared by the throughput runs.
 pub fn rate_spec(base: &ClusterSpec, points_per_s: f64) -> ClusterSpec {
@@ -248,7 +253,7 @@ async fn one_rate(base: &ClusterSpec, points_per_s: f64, window: Duration) -> an
             lost,
             primary_buffered: buffered,
             cpu_percent,
-            sustained: accepted >= 0.97 * offered
+            sustained: accepted >= 0.95 * offered
                 && lost == 0
                 && (buffered as f64) < offered / 2.0,
         })
