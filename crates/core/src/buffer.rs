@@ -222,8 +222,7 @@ mod tests {
                     let all = b.front_batch(usize::MAX);
                     let wm = Watermark::from_pairs([(0, w0), (1, w1), (2, w2)]);
                     b.trim(&wm);
-                    let expected: Vec<Point> =
-                        all.into_iter().filter(|p| !wm.covers(p)).collect();
+                    let expected: Vec<Point> = all.into_iter().filter(|p| !wm.covers(p)).collect();
                     assert_eq!(b.front_batch(usize::MAX), expected, "{w0} {w1} {w2}");
                 }
             }

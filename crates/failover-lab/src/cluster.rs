@@ -588,7 +588,10 @@ impl Cluster {
             SOURCE => self.addrs.source,
             ENDPOINT => self.addrs.endpoint,
             ARBITER => self.addrs.arbiter,
-            other => bail!("no service {other:?}; links go to {}", LINK_SERVICES.join(", ")),
+            other => bail!(
+                "no service {other:?}; links go to {}",
+                LINK_SERVICES.join(", ")
+            ),
         }))
     }
 

@@ -126,7 +126,12 @@ struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// The parts to run, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "takeover,throughput,standby")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "takeover,throughput,standby"
+    )]
     parts: Vec<failover_lab::bench::Part>,
     /// Print one JSON object instead of the tables (progress still goes to stderr).
     #[arg(long)]

@@ -215,13 +215,19 @@ async fn takeover_part(
         .collect();
     if opts.other_fault_runs > 0 {
         series.push((Mode::Hot, takeover::Fault::Pause, opts.other_fault_runs));
-        series.push((Mode::Hot, takeover::Fault::SourceOutage, opts.other_fault_runs));
+        series.push((
+            Mode::Hot,
+            takeover::Fault::SourceOutage,
+            opts.other_fault_runs,
+        ));
     }
     for (i, (mode, fault, runs)) in series.into_iter().enumerate() {
         let seed = opts.seed.wrapping_add(i as u64);
         match takeover::measure(base, mode, fault, runs, seed, progress).await {
             Ok(s) => report.takeover.push(s),
-            Err(e) => report.errors.push(format!("takeover {mode} {fault}: {e:#}")),
+            Err(e) => report
+                .errors
+                .push(format!("takeover {mode} {fault}: {e:#}")),
         }
     }
 }
@@ -232,7 +238,9 @@ async fn throughput_part(
     report: &mut BenchReport,
     progress: &Progress<'_>,
 ) {
-    progress("throughput: Hot pair, 1000 streams, raising the offered rate until it stops keeping up");
+    progress(
+        "throughput: Hot pair, 1000 streams, raising the offered rate until it stops keeping up",
+    );
     let steps = throughput::find_sustained(
         base,
         opts.start_points_per_s,
@@ -332,7 +340,15 @@ pub fn render(r: &BenchReport) -> String {
     let _ = writeln!(
         out,
         "  {:<5} {:<14} {:>5}  {:<20} {:<20} {:<17} {:<17} {:<17} {:<20}",
-        "mode", "fault", "runs", "total", "detection", "decision+push", "fence+watermark", "first point", "above failoverTimeout"
+        "mode",
+        "fault",
+        "runs",
+        "total",
+        "detection",
+        "decision+push",
+        "fence+watermark",
+        "first point",
+        "above failoverTimeout"
     );
     let f = |p: &Percentiles| format!("{:.0}/{:.0}/{:.0}", p.p50, p.p95, p.max);
     let g = |p: &Percentiles| format!("{:.1}/{:.1}/{:.1}", p.p50, p.p95, p.max);
@@ -381,7 +397,10 @@ pub fn render(r: &BenchReport) -> String {
         );
     }
     if !r.standby.is_empty() {
-        let _ = writeln!(out, "\nStandby cost (CPU in % of one core, resident memory):");
+        let _ = writeln!(
+            out,
+            "\nStandby cost (CPU in % of one core, resident memory):"
+        );
         for s in &r.standby {
             let _ = writeln!(
                 out,

@@ -113,7 +113,11 @@ async fn measure_on(
         .find(|a| **a != primary)
         .cloned()
         .context("no second adapter")?;
-    let pid = |name: &str| cluster.pid(name).with_context(|| format!("{name} is not running"));
+    let pid = |name: &str| {
+        cluster
+            .pid(name)
+            .with_context(|| format!("{name} is not running"))
+    };
     let (p_pid, s_pid) = (pid(&primary)?, pid(&secondary)?);
     // Warm-up: the first second holds connection setup.
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -104,7 +104,10 @@ pub struct TakeoverSeries {
 struct StatusLog(Arc<Mutex<Vec<v1::GroupStatus>>>);
 
 impl StatusLog {
-    fn start(arbiter: std::net::SocketAddr, group: String) -> (StatusLog, tokio::task::JoinHandle<()>) {
+    fn start(
+        arbiter: std::net::SocketAddr,
+        group: String,
+    ) -> (StatusLog, tokio::task::JoinHandle<()>) {
         let log = StatusLog::default();
         let sink = log.clone();
         let task = tokio::spawn(async move {
@@ -119,7 +122,10 @@ impl StatusLog {
                 {
                     let mut stream = resp.into_inner();
                     while let Ok(Some(status)) = stream.message().await {
-                        sink.0.lock().unwrap_or_else(PoisonError::into_inner).push(status);
+                        sink.0
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(status);
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -174,9 +180,10 @@ async fn series(
     let (log, log_task) = StatusLog::start(cluster.addrs.arbiter, spec.group_id.clone());
     let settle_within = spec.failover_timeout * 3 + Duration::from_secs(10);
     observe::configure_in_order(cluster, &obs, settle_within).await?;
-    let mut endpoint =
-        v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(cluster.addrs.endpoint))
-            .await?;
+    let mut endpoint = v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(
+        cluster.addrs.endpoint,
+    ))
+    .await?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut samples = Vec::new();
     let mut failures = Vec::new();
@@ -199,7 +206,10 @@ async fn series(
                 samples.push(t);
             }
             Err(e) => {
-                progress(&format!("{} {fault} {run}/{runs}: not measured: {e:#}", spec.mode));
+                progress(&format!(
+                    "{} {fault} {run}/{runs}: not measured: {e:#}",
+                    spec.mode
+                ));
                 failures.push(format!("run {run}: {e:#}"));
                 if failures.len() >= 3 {
                     failures.push("three runs failed: series stopped".into());
@@ -253,9 +263,8 @@ async fn one_takeover(
         .wait_for(settle_within, |t| {
             let Some(p) = t.primary() else { return false };
             spec.adapters.iter().all(|a| {
-                t.session(a).is_some_and(|s| {
-                    !s.stale && (*a == p || s.score == standby_score(spec.mode))
-                })
+                t.session(a)
+                    .is_some_and(|s| !s.stale && (*a == p || s.score == standby_score(spec.mode)))
             })
         })
         .await;
@@ -283,8 +292,12 @@ async fn one_takeover(
             .min()
     };
     let deadline = Instant::now() + settle_within;
-    while writing(&endpoint.audit(audit_request.clone()).await?.into_inner(), &primary, epoch)
-        .is_none()
+    while writing(
+        &endpoint.audit(audit_request.clone()).await?.into_inner(),
+        &primary,
+        epoch,
+    )
+    .is_none()
     {
         if Instant::now() > deadline {
             bail!("{primary} wrote nothing at epoch {epoch} within {settle_within:?}");

@@ -58,7 +58,11 @@ impl RateStep {
             self.accepted_points_per_s,
             self.lost,
             self.primary_buffered,
-            if self.sustained { "kept up" } else { "did not keep up" },
+            if self.sustained {
+                "kept up"
+            } else {
+                "did not keep up"
+            },
             cpu.join(", ")
         )
     }
@@ -191,7 +195,11 @@ async fn settled_pair(spec: ClusterSpec) -> anyhow::Result<(Cluster, Observer, S
     }
 }
 
-async fn one_rate(base: &ClusterSpec, points_per_s: f64, window: Duration) -> anyhow::Result<RateStep> {
+async fn one_rate(
+    base: &ClusterSpec,
+    points_per_s: f64,
+    window: Duration,
+) -> anyhow::Result<RateStep> {
     let spec = rate_spec(base, points_per_s);
     let (mut cluster, _obs, primary) = settled_pair(spec.clone()).await?;
     let result = async {
@@ -222,7 +230,10 @@ async fn one_rate(base: &ClusterSpec, points_per_s: f64, window: Duration) -> an
         .filter_map(|(label, name)| cluster.pid(name).map(|pid| (label.to_string(), pid)))
         .collect();
         let sample = || -> Vec<Option<ProcSample>> {
-            processes.iter().map(|(_, pid)| ProcSample::read(*pid).ok()).collect()
+            processes
+                .iter()
+                .map(|(_, pid)| ProcSample::read(*pid).ok())
+                .collect()
         };
         let t0 = Instant::now();
         let cpu0 = sample();
@@ -253,9 +264,7 @@ async fn one_rate(base: &ClusterSpec, points_per_s: f64, window: Duration) -> an
             lost,
             primary_buffered: buffered,
             cpu_percent,
-            sustained: accepted >= 0.95 * offered
-                && lost == 0
-                && (buffered as f64) < offered / 2.0,
+            sustained: accepted >= 0.95 * offered && lost == 0 && (buffered as f64) < offered / 2.0,
         })
     }
     .await;
@@ -377,8 +386,10 @@ pub fn sample_batch(points: usize) -> v1::PointBatch {
         let seq = (i / streams) as u64 + 1_000_000;
         b.stream_ids.push(stream);
         b.seqs.push(seq);
-        b.timestamps_ms.push(1_700_000_000_000 + i64::try_from(seq).unwrap_or(0));
-        b.values.push(50.0 + 40.0 * (seq as f64 * 0.05 + f64::from(stream)).sin());
+        b.timestamps_ms
+            .push(1_700_000_000_000 + i64::try_from(seq).unwrap_or(0));
+        b.values
+            .push(50.0 + 40.0 * (seq as f64 * 0.05 + f64::from(stream)).sin());
     }
     b
 }
