@@ -100,6 +100,7 @@ async fn collect(
                             st.last_data_unix_ms = Some(last.timestamp_ms);
                         }
                         st.buffer.extend(points.iter().copied());
+                        st.collected += points.len() as u64;
                         if health_changed {
                             tracing::info!(?health, "data source health changed");
                             st.source_health = health.clone();

@@ -152,6 +152,9 @@ async fn write(
                 let wm = st.egress_watermark.clone();
                 st.buffer.trim(&wm);
                 st.egressed += reply.accepted;
+                if let Some(at) = st.promoted_at.take() {
+                    st.last_takeover = Some(at.elapsed());
+                }
                 st.endpoint_error.take().is_some()
             };
             if recovered {

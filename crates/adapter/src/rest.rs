@@ -100,6 +100,7 @@ pub fn router(shared: Arc<Shared>, source: Channel) -> Router {
             get(get_failover).put(put_failover),
         )
         .route("/api/v1/diagnostics/FailoverState", get(failover_state))
+        .route("/metrics", get(metrics))
         .route(
             "/api/v1/configuration/Source1/DataSource",
             get(get_data_source).put(put_data_source),
@@ -270,6 +271,107 @@ pub fn failover_state_json(st: &AdapterState) -> Value {
         "FencedAtUnixUs": st.fenced_unix_us,
         "Warnings": st.warnings(),
     })
+}
+
+/// The adapter's Prometheus metrics (names documented in the README).
+pub fn metrics_text(st: &AdapterState, adapter: &str) -> String {
+    use failover_proto::metrics::Metrics;
+    let group = st
+        .failover
+        .as_ref()
+        .map_or(crate::egress::STANDALONE_GROUP, |f| {
+            f.failover_group_id.as_str()
+        });
+    let l: &[(&str, &str)] = &[("adapter", adapter), ("group", group)];
+    let role = match (&st.failover, st.role) {
+        (None, _) => "Standalone",
+        (Some(_), Some(r)) => r.as_str(),
+        (Some(_), None) => "None",
+    };
+    let mut m = Metrics::new();
+    for r in ["Primary", "Secondary", "None", "Standalone"] {
+        m.gauge(
+            "failover_adapter_role",
+            "1 for the adapter's current role (Primary, Secondary, None or Standalone), else 0.",
+            &[("adapter", adapter), ("group", group), ("role", r)],
+            if r == role { 1.0 } else { 0.0 },
+        );
+    }
+    m.gauge(
+        "failover_adapter_score",
+        "The failover score the adapter reports (0-100).",
+        l,
+        f64::from(st.score()),
+    );
+    m.gauge(
+        "failover_adapter_epoch",
+        "Epoch of the adapter's last role assignment.",
+        l,
+        st.epoch as f64,
+    );
+    m.counter(
+        "failover_adapter_heartbeats_sent_total",
+        "Heartbeats sent to the failover service.",
+        l,
+        st.heartbeats_sent,
+    );
+    m.counter(
+        "failover_adapter_role_changes_total",
+        "Times the adapter's role changed.",
+        l,
+        st.role_changes,
+    );
+    m.gauge(
+        "failover_adapter_buffered_points",
+        "Points held for egress (a Hot Secondary's buffer, or a Primary's backlog).",
+        l,
+        st.buffer.len() as f64,
+    );
+    m.counter(
+        "failover_adapter_buffer_dropped_points_total",
+        "Points dropped because the buffer was full.",
+        l,
+        st.buffer.dropped(),
+    );
+    m.counter(
+        "failover_adapter_points_collected_total",
+        "Points received from the data source.",
+        l,
+        st.collected,
+    );
+    m.counter(
+        "failover_adapter_points_egressed_total",
+        "Points the data endpoint accepted from this adapter.",
+        l,
+        st.egressed,
+    );
+    m.counter(
+        "failover_adapter_points_refused_stale_total",
+        "Points the data endpoint refused because this adapter's epoch was stale.",
+        l,
+        st.refused_stale,
+    );
+    if let Some(t) = st.last_takeover {
+        m.gauge(
+            "failover_adapter_takeover_duration_seconds",
+            "Last takeover by this adapter: promotion to its first accepted write.",
+            l,
+            t.as_secs_f64(),
+        );
+    }
+    m.finish()
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let text = metrics_text(&api.shared.lock(), &api.shared.settings.name);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            failover_proto::metrics::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn failover_state(State(api): State<Api>) -> ApiResult {

@@ -100,6 +100,17 @@ fn config_changed(shared: &Shared, cfg: &ClientFailoverConfig) -> bool {
     }
 }
 
+/// Sends one heartbeat on the session's stream, counting it.
+async fn send_heartbeat(
+    shared: &Shared,
+    tx: &mpsc::Sender<v1::HeartbeatRequest>,
+    hb: v1::HeartbeatRequest,
+) -> Result<(), ()> {
+    tx.send(hb).await.map_err(|_| ())?;
+    shared.lock().heartbeats_sent += 1;
+    Ok(())
+}
+
 fn lease_deadline(shared: &Shared) -> Option<Instant> {
     let st = shared.lock();
     let timeout = st.failover.as_ref()?.failover_timeout;
@@ -195,7 +206,7 @@ async fn session(
     let mut client = v1::arbiter_client::ArbiterClient::new(channel);
     let (tx, rx) = mpsc::channel::<v1::HeartbeatRequest>(16);
     let (first, mut said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
-    if tx.send(first).await.is_err() {
+    if send_heartbeat(shared, &tx, first).await.is_err() {
         return End::Failed("heartbeat stream closed".into());
     }
     let mut inbound = match client.heartbeat(ReceiverStream::new(rx)).await {
@@ -213,7 +224,7 @@ async fn session(
                 let (hb, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
                 log_score_change(shared, &said, &now_said);
                 said = now_said;
-                if tx.send(hb).await.is_err() {
+                if send_heartbeat(shared, &tx, hb).await.is_err() {
                     return End::Failed("heartbeat stream closed".into());
                 }
             }
@@ -231,7 +242,7 @@ async fn session(
                 if now_said.score != said.score || now_said.mode != said.mode || now_said.claims_primary != said.claims_primary {
                     log_score_change(shared, &said, &now_said);
                     said = now_said;
-                    if tx.send(hb).await.is_err() {
+                    if send_heartbeat(shared, &tx, hb).await.is_err() {
                         return End::Failed("heartbeat stream closed".into());
                     }
                 }
@@ -316,6 +327,10 @@ fn apply_assignment(shared: &Shared, a: v1::RoleAssignment) {
             }
             st.fenced_at = None;
             st.role_since_unix_us = Some(process::unix_us());
+            if role != st.role {
+                st.role_changes += 1;
+                st.promoted_at = (role == Some(Role::Primary)).then(Instant::now);
+            }
         }
         st.role = role;
         st.epoch = a.epoch;

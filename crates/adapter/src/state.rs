@@ -109,6 +109,16 @@ pub struct AdapterState {
     pub last_data_unix_ms: Option<i64>,
     /// On-demand history recoveries.
     pub recoveries: Vec<Recovery>,
+    /// Points received from the data source.
+    pub collected: u64,
+    /// Heartbeats sent to the failover service.
+    pub heartbeats_sent: u64,
+    /// Role changes (as assigned, or stepping down).
+    pub role_changes: u64,
+    /// When this adapter last became Primary, until its first accepted write.
+    pub promoted_at: Option<Instant>,
+    /// Promotion to first accepted write, the last time this adapter took over.
+    pub last_takeover: Option<Duration>,
 }
 
 impl AdapterState {
@@ -137,6 +147,11 @@ impl AdapterState {
             refused_stale: 0,
             last_data_unix_ms: None,
             recoveries: Vec::new(),
+            collected: 0,
+            heartbeats_sent: 0,
+            role_changes: 0,
+            promoted_at: None,
+            last_takeover: None,
         }
     }
 
@@ -194,6 +209,9 @@ impl AdapterState {
     pub fn step_down(&mut self, reason: String) {
         if self.role == Some(Role::Primary) {
             tracing::warn!(event = "role", from = "Primary", to = "None", "{reason}");
+        }
+        if self.role.is_some() {
+            self.role_changes += 1;
         }
         self.role = None;
         self.fenced_at = None;

@@ -72,6 +72,7 @@ pub fn router(arbiter: Arbiter) -> Router {
             &format!("{base}/{{group}}/clientsessions/{{session}}/roleoverride"),
             post(set_override).delete(clear_override),
         )
+        .route("/metrics", get(metrics))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(arbiter)
 }
@@ -97,6 +98,88 @@ fn group_json(g: &Group, now: std::time::Duration) -> Value {
             "RoleOverride": if s.role_override.is_empty() { Value::Null } else { Value::String(s.role_override.clone()) },
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The failover service's Prometheus metrics (names documented in the README).
+async fn metrics(State(a): State<Arbiter>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use failover_proto::metrics::Metrics;
+    let now = a.now();
+    let state = a.lock();
+    let mut m = Metrics::new();
+    m.counter(
+        "failover_arbiter_heartbeats_total",
+        "Heartbeats taken from every session.",
+        &[],
+        state.heartbeats,
+    );
+    m.gauge(
+        "failover_arbiter_groups",
+        "Failover groups known.",
+        &[],
+        state.groups.len() as f64,
+    );
+    for (id, e) in &state.groups {
+        let g = &e.group;
+        let l: &[(&str, &str)] = &[("group", id)];
+        m.gauge(
+            "failover_arbiter_group_epoch",
+            "The group's epoch (grows at every change of Primary).",
+            l,
+            g.epoch() as f64,
+        );
+        m.counter(
+            "failover_arbiter_promotions_total",
+            "Members promoted to Primary.",
+            l,
+            e.promotions,
+        );
+        m.counter(
+            "failover_arbiter_stale_total",
+            "Members declared stale (no heartbeat within failoverTimeout).",
+            l,
+            e.stale_events,
+        );
+        for s in g.sessions() {
+            let ml: &[(&str, &str)] = &[("group", id), ("adapter", &s.adapter_id)];
+            m.gauge(
+                "failover_arbiter_member_score",
+                "A member's last reported failover score.",
+                ml,
+                f64::from(s.score),
+            );
+            m.gauge(
+                "failover_arbiter_member_primary",
+                "1 while the member is the group's Primary, else 0.",
+                ml,
+                if g.primary().is_some_and(|p| p.id == s.id) {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
+            m.gauge(
+                "failover_arbiter_member_stale",
+                "1 while the member is stale, else 0.",
+                ml,
+                if g.is_stale(s, now) { 1.0 } else { 0.0 },
+            );
+            m.gauge(
+                "failover_arbiter_member_heartbeat_age_seconds",
+                "Time since the member's last heartbeat.",
+                ml,
+                now.saturating_sub(s.last_heartbeat).as_secs_f64(),
+            );
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            failover_proto::metrics::CONTENT_TYPE,
+        )],
+        m.finish(),
+    )
+        .into_response()
 }
 
 async fn list_groups(State(a): State<Arbiter>) -> Json<Value> {

@@ -85,13 +85,11 @@ impl Arbiter {
         let now = self.now();
         let mut state = self.lock();
         let state = &mut *state;
+        state.heartbeats += 1;
         let entry = state
             .groups
             .entry(group_id.clone())
-            .or_insert_with(|| GroupEntry {
-                group: Group::new(group_id.clone(), &hb),
-                outbound: Default::default(),
-            });
+            .or_insert_with(|| GroupEntry::new(Group::new(group_id.clone(), &hb)));
         let (id, changes) = entry
             .group
             .heartbeat(hb, now, &mut state.next_session)

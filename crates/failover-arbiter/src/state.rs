@@ -26,12 +26,29 @@ pub(crate) type Outbound = mpsc::Sender<Result<v1::RoleAssignment, Status>>;
 pub(crate) struct GroupEntry {
     pub(crate) group: Group,
     pub(crate) outbound: HashMap<SessionId, Outbound>,
+    /// Promotions to Primary in this group (for `/metrics`).
+    pub(crate) promotions: u64,
+    /// Members declared stale in this group.
+    pub(crate) stale_events: u64,
+}
+
+impl GroupEntry {
+    pub(crate) fn new(group: Group) -> Self {
+        GroupEntry {
+            group,
+            outbound: HashMap::new(),
+            promotions: 0,
+            stale_events: 0,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) groups: BTreeMap<String, GroupEntry>,
     pub(crate) next_session: SessionId,
+    /// Heartbeats taken (for `/metrics`).
+    pub(crate) heartbeats: u64,
 }
 
 #[derive(Debug)]
@@ -62,6 +79,7 @@ impl Arbiter {
                 state: Mutex::new(State {
                     groups: BTreeMap::new(),
                     next_session: 1,
+                    heartbeats: 0,
                 }),
                 watchers: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
@@ -99,6 +117,11 @@ impl Arbiter {
             return;
         };
         for t in changes {
+            match &t.kind {
+                TransitionKind::Promoted { .. } => entry.promotions += 1,
+                TransitionKind::Stale { .. } => entry.stale_events += 1,
+                _ => {}
+            }
             match &t.kind {
                 TransitionKind::Score { .. } => {
                     tracing::info!(group = group_id, event = "score", "{}", t.reason)

@@ -232,9 +232,11 @@ pub struct Addresses {
     pub endpoint: SocketAddr,
     /// gRPC of the arbiter.
     pub arbiter: SocketAddr,
-    /// REST admin of the arbiter.
+    /// REST admin of the arbiter (and its `/metrics`).
     pub arbiter_rest: SocketAddr,
-    /// REST API of each adapter.
+    /// The endpoint's `/metrics` over HTTP.
+    pub endpoint_metrics: SocketAddr,
+    /// REST API of each adapter (and its `/metrics`).
     pub adapters: BTreeMap<String, SocketAddr>,
 }
 
@@ -306,7 +308,7 @@ impl Cluster {
             }
         };
         let ip = cluster_ip();
-        let held = hold_ports(ip, 4 + spec.adapters.len())?;
+        let held = hold_ports(ip, 5 + spec.adapters.len())?;
         let ports: Vec<u16> = held
             .iter()
             .map(|l| Ok(l.local_addr()?.port()))
@@ -317,11 +319,12 @@ impl Cluster {
             endpoint: at(1),
             arbiter: at(2),
             arbiter_rest: at(3),
+            endpoint_metrics: at(4),
             adapters: spec
                 .adapters
                 .iter()
                 .enumerate()
-                .map(|(i, a)| (a.clone(), at(4 + i)))
+                .map(|(i, a)| (a.clone(), at(5 + i)))
                 .collect(),
         };
         let mut links = BTreeMap::new();
@@ -377,7 +380,12 @@ impl Cluster {
         cluster.add(
             ENDPOINT,
             bins.join(ENDPOINT_BIN),
-            vec!["--listen".into(), s(&addrs.endpoint)],
+            vec![
+                "--listen".into(),
+                s(&addrs.endpoint),
+                "--metrics-listen".into(),
+                s(&addrs.endpoint_metrics),
+            ],
         )?;
         cluster.add(
             ARBITER,
@@ -474,6 +482,7 @@ impl Cluster {
             endpoint: lo(50052),
             arbiter: lo(50053),
             arbiter_rest: lo(5591),
+            endpoint_metrics: lo(9102),
             adapters: [
                 ("adapter-a".to_string(), lo(5590)),
                 ("adapter-b".to_string(), lo(5592)),

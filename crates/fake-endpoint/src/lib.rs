@@ -335,22 +335,112 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
     }
 }
 
-/// Serves the endpoint on `listener` until `shutdown` resolves.
+impl EndpointService {
+    /// The endpoint's Prometheus metrics (names documented in the README).
+    pub fn metrics_text(&self) -> String {
+        use failover_proto::metrics::Metrics;
+        let mut m = Metrics::new();
+        m.gauge(
+            "failover_endpoint_outage",
+            "1 while a simulated outage refuses every fence and write.",
+            &[],
+            if self.outage.load(Ordering::SeqCst) {
+                1.0
+            } else {
+                0.0
+            },
+        );
+        let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ids: Vec<&String> = groups.keys().collect();
+        ids.sort();
+        for id in ids {
+            let g = &groups[id];
+            let l: &[(&str, &str)] = &[("group", id)];
+            m.gauge(
+                "failover_endpoint_fenced_epoch",
+                "The epoch the group is fenced at: writes from older epochs are refused.",
+                l,
+                g.fenced_epoch as f64,
+            );
+            m.counter(
+                "failover_endpoint_points_accepted_total",
+                "Distinct points accepted.",
+                l,
+                g.writers.values().map(|w| w.accepted).sum(),
+            );
+            m.counter(
+                "failover_endpoint_points_duplicated_total",
+                "Points received again (not stored twice).",
+                l,
+                g.duplicated,
+            );
+            m.counter(
+                "failover_endpoint_points_refused_stale_total",
+                "Points refused because their epoch was older than the fenced one.",
+                l,
+                g.refused_stale,
+            );
+            m.counter(
+                "failover_endpoint_points_refused_not_fenced_total",
+                "Points refused because their writer had not fenced at their epoch.",
+                l,
+                g.refused_not_fenced,
+            );
+            m.gauge(
+                "failover_endpoint_largest_arrival_gap_seconds",
+                "Longest wall-clock pause between two accepted writes: the data gap of a takeover.",
+                l,
+                g.largest_arrival_gap_us as f64 / 1e6,
+            );
+        }
+        m.finish()
+    }
+}
+
+/// Serves the endpoint on `listener` until `shutdown` resolves, and its `/metrics` over HTTP
+/// on `metrics` if given.
 pub async fn run(
     listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
+    metrics: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let health = process::health_service("failover.v1.DataEndpoint").await;
     tracing::info!(addr = ?listener.local_addr().ok(), "data endpoint serving");
-    process::server_builder()
+    let service = EndpointService::default();
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let metrics_task = metrics.map(|l| {
+        let service = service.clone();
+        let stop = shutdown.clone();
+        tracing::info!(addr = ?l.local_addr().ok(), "metrics at /metrics");
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let service = service.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            failover_proto::metrics::CONTENT_TYPE,
+                        )],
+                        service.metrics_text(),
+                    )
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stop).await })
+    });
+    let result = process::server_builder()
         .add_service(health)
         .add_service(
-            v1::data_endpoint_server::DataEndpointServer::new(EndpointService::default())
+            v1::data_endpoint_server::DataEndpointServer::new(service)
                 .max_decoding_message_size(64 * 1024 * 1024),
         )
         .serve_with_incoming_shutdown(process::incoming(listener), shutdown)
-        .await
-        .map_err(Into::into)
+        .await;
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    result.map_err(Into::into)
 }
 
 #[cfg(test)]

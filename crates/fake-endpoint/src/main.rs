@@ -11,6 +11,9 @@ struct Args {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:50052", env = "ENDPOINT_LISTEN")]
     listen: std::net::SocketAddr,
+    /// Address to serve Prometheus metrics on, at /metrics (none by default).
+    #[arg(long, env = "ENDPOINT_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -21,5 +24,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     process::init_tracing(args.log_format);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    fake_endpoint::run(listener, process::shutdown_signal()).await
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
+    fake_endpoint::run(listener, metrics, process::shutdown_signal()).await
 }

@@ -5,6 +5,7 @@
 //!   `proto/failover/v1/failover.proto`. Nothing else crosses a process boundary (but the REST
 //!   APIs of the adapter and the arbiter).
 //! - [`convert`]: conversions between wire messages and `failover-core` types.
+//! - [`metrics`]: the Prometheus text format of every server's `/metrics`.
 //! - [`process`]: what every server binary does the same way: tracing setup, the gRPC health
 //!   service, and shutdown on Ctrl-C or SIGTERM.
 
@@ -20,6 +21,7 @@ pub mod v1 {
 }
 
 pub mod convert;
+pub mod metrics;
 pub mod process;
 
 pub use v1::*;
