@@ -271,6 +271,36 @@ async fn story(
     })
 }
 
+/// The run as an SVG timeline, with the takeover annotated from the kill.
+pub fn timeline_svg(report: &DemoReport, spec: &ClusterSpec) -> String {
+    let timeline = crate::observe::Timeline {
+        samples: report.samples.clone(),
+        events: report.events.clone(),
+        ..Default::default()
+    };
+    let kill_ms = report
+        .events
+        .iter()
+        .find(|e| e.kind == "fault")
+        .map(|e| e.at_ms as f64);
+    let takeover = match (kill_ms, report.takeover_ms) {
+        (Some(from_ms), Some(t)) => Some(crate::timeline_svg::TakeoverMark {
+            from_ms,
+            to_ms: from_ms + t,
+        }),
+        _ => None,
+    };
+    let title = format!(
+        "failover-lab demo: {} mode, failoverTimeout {}: {} killed, {} lost, {} duplicated",
+        report.mode,
+        format_timespan(spec.failover_timeout),
+        report.killed,
+        report.lost,
+        report.duplicated
+    );
+    crate::timeline_svg::render(&title, &spec.adapters, &timeline, takeover.as_ref())
+}
+
 /// The report as text: the story, the data flow per second, and a summary.
 pub fn render(report: &DemoReport, spec: &ClusterSpec) -> String {
     let mut out = String::new();

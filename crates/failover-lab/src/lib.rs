@@ -8,6 +8,7 @@
 //! - [`proxy`]: a fault-injecting TCP proxy on every link between an adapter and a service.
 //! - [`demo`]: `failover-lab demo`: kill the Primary, show the takeover.
 //! - [`scenario`]: scenario files (TOML): a failure story and what must follow, checked.
+//! - [`timeline_svg`]: a run's timeline as an SVG picture (`--report-dir`).
 //! - [`runner`]: `failover-lab run`: each scenario on its own pair, with a report.
 //! - [`bench`]: `failover-lab bench`: takeover latency, data-path throughput, standby cost.
 //! - [`config_client`]: `failover-lab config`: the vendor's `edgecmd ... clientfailover`.
@@ -21,3 +22,4 @@ pub mod observe;
 pub mod proxy;
 pub mod runner;
 pub mod scenario;
+pub mod timeline_svg;

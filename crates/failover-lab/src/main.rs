@@ -94,6 +94,9 @@ struct DemoArgs {
     /// Keep each component's log in this folder (default: a temporary folder, removed).
     #[arg(long)]
     keep_logs: Option<PathBuf>,
+    /// Write the run's timeline picture here, as demo-<mode>.svg.
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,6 +169,9 @@ struct RunArgs {
     /// The folder holding docker-compose.yml, for --target compose.
     #[arg(long, default_value = ".")]
     compose_dir: PathBuf,
+    /// Write one timeline picture per scenario here, as <file stem>.svg.
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -379,6 +385,7 @@ async fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
             TargetArg::Processes => runner::RunTarget::Processes,
             TargetArg::Compose => runner::RunTarget::Compose(args.compose_dir.clone()),
         },
+        report_dir: args.report_dir.clone(),
     };
     let progress = |line: &str| eprintln!("{line}");
     eprintln!(
@@ -449,6 +456,13 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = &args.keep_logs {
         eprintln!("[demo] logs kept in {}", dir.display());
+    }
+    if let Some(dir) = &args.report_dir {
+        let path = dir.join(format!("demo-{}.svg", report.mode.to_lowercase()));
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&path, demo::timeline_svg(&report, &spec)))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("[demo] timeline picture: {}", path.display());
     }
     Ok(if report.took_over() {
         ExitCode::SUCCESS

@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Where the pair runs.
     pub target: RunTarget,
+    /// Write each scenario's timeline picture here, as `<file stem>.svg`.
+    pub report_dir: Option<PathBuf>,
 }
 
 /// Where scenarios run.
@@ -266,6 +268,23 @@ pub async fn run_scenario(
         run.cluster.keep_logs();
     }
     run.cluster.shutdown().await;
+    if let Some(dir) = &opts.report_dir {
+        let stem = Path::new(&outcome.file)
+            .file_stem()
+            .map_or_else(|| tag.clone(), |s| s.to_string_lossy().into_owned());
+        let title = format!(
+            "{} ({} mode, failoverTimeout {}): {}",
+            s.name,
+            spec.mode,
+            format_timespan(spec.failover_timeout),
+            if result.is_ok() { "passed" } else { "FAILED" }
+        );
+        let svg = crate::timeline_svg::render(&title, &spec.adapters, &run.obs.snapshot(), None);
+        let path = dir.join(format!("{stem}.svg"));
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, svg)) {
+            progress(&format!("[{tag}] cannot write {}: {e}", path.display()));
+        }
+    }
     outcome.seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(()) => {

@@ -45,11 +45,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let reports = std::env::temp_dir().join(format!("failover-lab-reports-{}", std::process::id()));
     let opts = runner::RunOptions {
         seed: None,
         keep_logs: None,
         jobs,
         target: runner::RunTarget::Processes,
+        report_dir: Some(reports.clone()),
     };
     let quiet = |_: &str| {};
     let outcomes = runtime.block_on(runner::run_all(&files, &opts, &quiet));
@@ -76,6 +78,26 @@ fn main() -> ExitCode {
         total - files.len(),
         started.elapsed().as_secs_f64()
     );
+    // --report-dir: one timeline picture per scenario.
+    let pictures = std::fs::read_dir(&reports)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
+                .filter(|e| {
+                    std::fs::read_to_string(e.path())
+                        .is_ok_and(|t| t.starts_with("<svg") && t.contains("</svg>"))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&reports);
+    if pictures != outcomes.len() {
+        println!(
+            "--report-dir wrote {pictures} timeline pictures for {} scenarios",
+            outcomes.len()
+        );
+        return ExitCode::FAILURE;
+    }
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
