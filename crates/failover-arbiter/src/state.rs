@@ -135,6 +135,9 @@ impl Arbiter {
         // Drop channels of sessions that no longer exist (replaced or deleted).
         let live: Vec<SessionId> = entry.group.sessions().iter().map(|s| s.id).collect();
         entry.outbound.retain(|id, _| live.contains(id));
+        // Taken before the pushes, so its observation time is never after a member learns
+        // of the change (takeover phases are measured from it).
+        let status = status_message(&entry.group, self.now());
         let roles_may_have_changed = changes
             .iter()
             .any(|t| !matches!(t.kind, TransitionKind::Score { .. }));
@@ -145,7 +148,6 @@ impl Arbiter {
                 let _ = tx.try_send(Ok(assignment_message(&entry.group, *id)));
             }
         }
-        let status = status_message(&entry.group, self.now());
         self.publish(group_id, status);
         self.inner.changed.notify_one();
     }

@@ -137,6 +137,11 @@ impl Default for ClusterSpec {
 }
 
 impl ClusterSpec {
+    /// The first adapter that is not `name` (the other one of a pair).
+    pub fn other_adapter(&self, name: &str) -> Option<String> {
+        self.adapters.iter().find(|a| *a != name).cloned()
+    }
+
     /// The vendor's example document, with the failover service's URL, the timeout and the
     /// mode of this cluster (everything else as the vendor wrote it, password included).
     pub fn client_failover_document(&self, arbiter_url: &str) -> anyhow::Result<Value> {

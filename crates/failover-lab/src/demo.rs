@@ -168,12 +168,7 @@ async fn story(
     let snapshot = obs.snapshot();
     let killed = snapshot.primary().context("no Primary at the kill")?;
     let epoch_before = snapshot.epoch();
-    let other = spec
-        .adapters
-        .iter()
-        .find(|a| **a != killed)
-        .cloned()
-        .context("no other adapter")?;
+    let other = spec.other_adapter(&killed).context("no second adapter")?;
     let kill_us = process::unix_us();
     let kill_at_ms = obs.now_ms();
     cluster.kill(&killed).await?;

@@ -270,6 +270,23 @@ async fn watch_group(
     timeline: Arc<Mutex<Timeline>>,
     start: Instant,
 ) {
+    follow_group(arbiter, group, |status| {
+        record_status(
+            &mut timeline.lock().unwrap_or_else(PoisonError::into_inner),
+            status,
+            ms_since(start),
+        );
+    })
+    .await;
+}
+
+/// Hands every status of a group to `on_status`, reconnecting to the arbiter whenever the
+/// watch ends; runs until dropped.
+pub async fn follow_group(
+    arbiter: SocketAddr,
+    group: String,
+    mut on_status: impl FnMut(v1::GroupStatus),
+) {
     loop {
         if let Ok(mut client) =
             v1::arbiter_client::ArbiterClient::connect(Addresses::url(arbiter)).await
@@ -281,11 +298,7 @@ async fn watch_group(
         {
             let mut stream = resp.into_inner();
             while let Ok(Some(status)) = stream.message().await {
-                record_status(
-                    &mut timeline.lock().unwrap_or_else(PoisonError::into_inner),
-                    status,
-                    ms_since(start),
-                );
+                on_status(status);
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -107,12 +107,7 @@ async fn measure_on(
         bail!("the {} pair did not settle within {within:?}", spec.mode);
     }
     let primary = obs.snapshot().primary().context("no Primary")?;
-    let secondary = spec
-        .adapters
-        .iter()
-        .find(|a| **a != primary)
-        .cloned()
-        .context("no second adapter")?;
+    let secondary = spec.other_adapter(&primary).context("no second adapter")?;
     let pid = |name: &str| {
         cluster
             .pid(name)

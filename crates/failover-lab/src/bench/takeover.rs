@@ -110,27 +110,12 @@ impl StatusLog {
     ) -> (StatusLog, tokio::task::JoinHandle<()>) {
         let log = StatusLog::default();
         let sink = log.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                if let Ok(mut client) =
-                    v1::arbiter_client::ArbiterClient::connect(Addresses::url(arbiter)).await
-                    && let Ok(resp) = client
-                        .watch_group(v1::GroupRequest {
-                            group_id: group.clone(),
-                        })
-                        .await
-                {
-                    let mut stream = resp.into_inner();
-                    while let Ok(Some(status)) = stream.message().await {
-                        sink.0
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(status);
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
+        let task = tokio::spawn(observe::follow_group(arbiter, group, move |status| {
+            sink.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(status);
+        }));
         (log, task)
     }
 
@@ -274,12 +259,7 @@ async fn one_takeover(
     let snapshot = obs.snapshot();
     let primary = snapshot.primary().context("no Primary")?;
     let epoch = snapshot.epoch();
-    let other = spec
-        .adapters
-        .iter()
-        .find(|a| **a != primary)
-        .cloned()
-        .context("no second adapter")?;
+    let other = spec.other_adapter(&primary).context("no second adapter")?;
     let audit_request = v1::AuditRequest {
         group_id: spec.group_id.clone(),
         ..Default::default()

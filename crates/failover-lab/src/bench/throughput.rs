@@ -213,12 +213,7 @@ async fn one_rate(
         .await?;
         // Let the first bursts (subscription start, buffer flush) pass.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let secondary = spec
-            .adapters
-            .iter()
-            .find(|a| **a != primary)
-            .cloned()
-            .unwrap_or_default();
+        let secondary = spec.other_adapter(&primary).unwrap_or_default();
         let processes: Vec<(String, u32)> = [
             ("primary", primary.as_str()),
             ("secondary", secondary.as_str()),
@@ -281,12 +276,7 @@ pub async fn loss_at_rate(
     let spec = rate_spec(base, points_per_s);
     let (mut cluster, obs, primary) = settled_pair(spec.clone()).await?;
     let result = async {
-        let other = spec
-            .adapters
-            .iter()
-            .find(|a| **a != primary)
-            .cloned()
-            .context("no second adapter")?;
+        let other = spec.other_adapter(&primary).context("no second adapter")?;
         let epoch = obs.snapshot().epoch();
         tokio::time::sleep(Duration::from_secs(1)).await;
         let kill_us = process::unix_us();
