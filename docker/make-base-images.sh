@@ -11,7 +11,8 @@
 #                                   cargo reaches crates.io through the same (TLS-inspecting) proxy
 #
 # <version> is the RUST_VERSION default in docker/Dockerfile; this machine's toolchain must be at
-# least that. Images that already exist are kept. Needs root (debootstrap), installs debootstrap
+# least that. Images that already exist are kept. `--runtime-only` makes only debian:bookworm-slim
+# (enough for docker/Dockerfile.prebuilt). Needs root (debootstrap), installs debootstrap
 # from Debian's packages if missing, and takes about two minutes.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -21,8 +22,11 @@ builder="rust:${rust_version}-slim-bookworm"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
-if have "$runtime" && have "$builder"; then
-  echo "base images present: $runtime, $builder"
+# --runtime-only: just debian:bookworm-slim (for docker/Dockerfile.prebuilt, as in .ci/run).
+runtime_only=false
+[ "${1:-}" = "--runtime-only" ] && runtime_only=true
+if have "$runtime" && { $runtime_only || have "$builder"; }; then
+  echo "base images present: $runtime$($runtime_only || echo ", $builder")"
   exit 0
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then
@@ -41,7 +45,7 @@ if ! have "$runtime"; then
   echo "made $runtime"
 fi
 
-if ! have "$builder"; then
+if ! $runtime_only && ! have "$builder"; then
   sysroot="$(rustc --print sysroot)"
   have_version="$(rustc --version | awk '{print $2}')"
   echo "making $builder from this machine's Rust $have_version and debootstrap (with gcc, libc6-dev)"

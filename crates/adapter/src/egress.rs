@@ -99,6 +99,7 @@ async fn fence(
                 st.egress_watermark = watermark;
                 st.fenced_at = Some(epoch);
                 st.fenced_unix_us = Some(process::unix_us());
+                st.last_fence = Some((epoch, st.buffer.len() as u64));
                 st.endpoint_error = None;
             });
             Ok(())

@@ -163,6 +163,13 @@ fn heartbeat(
             egress_watermark: watermark,
             name: cfg.name.clone().unwrap_or_default(),
             description: cfg.description.clone().unwrap_or_default(),
+            stats: Some(v1::AdapterStats {
+                buffered_points: st.buffer.len() as u64,
+                egressed_points: st.egressed,
+                collected_points: st.collected,
+                fenced_epoch: st.last_fence.map_or(0, |f| f.0),
+                flushed_at_fence: st.last_fence.map_or(0, |f| f.1),
+            }),
         },
         Said {
             score,

@@ -99,6 +99,8 @@ pub struct AdapterState {
     pub role_since_unix_us: Option<i64>,
     /// When the endpoint was last fenced (unix microseconds; for takeover measurements).
     pub fenced_unix_us: Option<i64>,
+    /// The last fence: its epoch, and the buffered points after the watermark then (flushed).
+    pub last_fence: Option<(u64, u64)>,
     /// The endpoint cannot be reached.
     pub endpoint_error: Option<String>,
     /// Points the endpoint accepted from us.
@@ -142,6 +144,7 @@ impl AdapterState {
             fenced_at: None,
             role_since_unix_us: None,
             fenced_unix_us: None,
+            last_fence: None,
             endpoint_error: None,
             egressed: 0,
             refused_stale: 0,

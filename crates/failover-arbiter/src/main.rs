@@ -14,6 +14,19 @@ struct Args {
     /// Address to serve the REST admin on.
     #[arg(long, default_value = "127.0.0.1:5591", env = "ARBITER_REST_LISTEN")]
     rest_listen: std::net::SocketAddr,
+    /// Serve the live dashboard of one group here (a web page; none by default).
+    #[arg(long, env = "ARBITER_DASHBOARD_LISTEN")]
+    dashboard_listen: Option<std::net::SocketAddr>,
+    /// The failover group the dashboard shows.
+    #[arg(
+        long,
+        default_value = "FailoverGroup1",
+        env = "ARBITER_DASHBOARD_GROUP"
+    )]
+    dashboard_group: String,
+    /// gRPC URL of the data endpoint, for the dashboard's audit panel (none: not shown).
+    #[arg(long, env = "ARBITER_DASHBOARD_ENDPOINT")]
+    dashboard_endpoint: Option<String>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -25,5 +38,27 @@ async fn main() -> anyhow::Result<()> {
     process::init_tracing(args.log_format);
     let grpc = tokio::net::TcpListener::bind(args.listen).await?;
     let rest = tokio::net::TcpListener::bind(args.rest_listen).await?;
+    if let Some(addr) = args.dashboard_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        // The dashboard reads this arbiter over its own gRPC, like any observer.
+        let mut own = args.listen;
+        if own.ip().is_unspecified() {
+            own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let feed = failover_dashboard::Feed::new();
+        tokio::spawn(feed.clone().run(
+            format!("http://{own}"),
+            args.dashboard_endpoint.clone(),
+            args.dashboard_group.clone(),
+        ));
+        tracing::info!(addr = %addr, group = args.dashboard_group, "dashboard at http://{addr}/");
+        tokio::spawn(async move {
+            if let Err(e) =
+                failover_dashboard::serve(listener, feed, None, std::future::pending()).await
+            {
+                tracing::error!("dashboard: {e:#}");
+            }
+        });
+    }
     failover_arbiter::run(grpc, rest, process::shutdown_signal()).await
 }

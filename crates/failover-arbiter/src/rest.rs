@@ -21,14 +21,14 @@ use axum::{
 };
 use failover_core::{
     Role,
-    group::{Group, GroupError},
+    group::GroupError,
     timespan::{format_timespan, parse_timespan},
 };
 use serde_json::{Value, json};
 
 use crate::{
     Arbiter,
-    state::{role_name, status_message},
+    state::{GroupEntry, role_name},
 };
 
 /// An error answer: status and message.
@@ -77,8 +77,9 @@ pub fn router(arbiter: Arbiter) -> Router {
         .with_state(arbiter)
 }
 
-fn group_json(g: &Group, now: std::time::Duration) -> Value {
-    let status = status_message(g, now);
+fn group_json(e: &GroupEntry, now: std::time::Duration) -> Value {
+    let g = &e.group;
+    let status = e.status(now);
     json!({
         "Id": g.id(),
         "Name": g.name(),
@@ -186,11 +187,7 @@ async fn list_groups(State(a): State<Arbiter>) -> Json<Value> {
     let now = a.now();
     let state = a.lock();
     Json(Value::Array(
-        state
-            .groups
-            .values()
-            .map(|e| group_json(&e.group, now))
-            .collect(),
+        state.groups.values().map(|e| group_json(e, now)).collect(),
     ))
 }
 
@@ -201,7 +198,7 @@ async fn get_group(
     let now = a.now();
     let state = a.lock();
     let e = state.groups.get(&g).ok_or_else(|| no_group(&g))?;
-    Ok(Json(group_json(&e.group, now)))
+    Ok(Json(group_json(e, now)))
 }
 
 async fn list_sessions(
@@ -211,7 +208,7 @@ async fn list_sessions(
     let now = a.now();
     let state = a.lock();
     let e = state.groups.get(&g).ok_or_else(|| no_group(&g))?;
-    Ok(Json(group_json(&e.group, now)["Sessions"].clone()))
+    Ok(Json(group_json(e, now)["Sessions"].clone()))
 }
 
 async fn delete_group(
@@ -307,7 +304,7 @@ async fn set_override(
     let changes = e
         .group
         .set_override(&s, Some(role), expiration.map(|d| now + d), now)?;
-    let view = group_json(&e.group, now);
+    let view = group_json(e, now);
     a.apply(&mut state, &g, &changes);
     Ok(Json(view))
 }
@@ -320,7 +317,7 @@ async fn clear_override(
     let mut state = a.lock();
     let e = state.groups.get_mut(&g).ok_or_else(|| no_group(&g))?;
     let changes = e.group.set_override(&s, None, None, now)?;
-    let view = group_json(&e.group, now);
+    let view = group_json(e, now);
     a.apply(&mut state, &g, &changes);
     Ok(Json(view))
 }

@@ -81,6 +81,7 @@ impl Arbiter {
         hb: v1::HeartbeatRequest,
         tx: &Outbound,
     ) -> Result<(String, SessionId), Status> {
+        let stats = hb.stats;
         let (group_id, hb) = validate_heartbeat(hb)?;
         let now = self.now();
         let mut state = self.lock();
@@ -95,6 +96,9 @@ impl Arbiter {
             .heartbeat(hb, now, &mut state.next_session)
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         entry.outbound.insert(id, tx.clone());
+        if let Some(stats) = stats {
+            entry.stats.insert(id, stats);
+        }
         let reply = assignment_message(&entry.group, id);
         self.apply(state, &group_id, &changes);
         // The answer to this heartbeat (a push above may already have told it the same).

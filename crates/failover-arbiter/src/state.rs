@@ -30,6 +30,8 @@ pub(crate) struct GroupEntry {
     pub(crate) promotions: u64,
     /// Members declared stale in this group.
     pub(crate) stale_events: u64,
+    /// Each member's last reported data flow.
+    pub(crate) stats: HashMap<SessionId, v1::AdapterStats>,
 }
 
 impl GroupEntry {
@@ -39,7 +41,18 @@ impl GroupEntry {
             outbound: HashMap::new(),
             promotions: 0,
             stale_events: 0,
+            stats: HashMap::new(),
         }
+    }
+
+    /// The group's status, on the wire.
+    pub(crate) fn status(&self, now: Duration) -> v1::GroupStatus {
+        let mut status = status_message(&self.group, now);
+        for s in &mut status.sessions {
+            let id = s.session_id.parse::<SessionId>().ok();
+            s.stats = id.and_then(|id| self.stats.get(&id).cloned());
+        }
+        status
     }
 }
 
@@ -135,9 +148,10 @@ impl Arbiter {
         // Drop channels of sessions that no longer exist (replaced or deleted).
         let live: Vec<SessionId> = entry.group.sessions().iter().map(|s| s.id).collect();
         entry.outbound.retain(|id, _| live.contains(id));
+        entry.stats.retain(|id, _| live.contains(id));
         // Taken before the pushes, so its observation time is never after a member learns
         // of the change (takeover phases are measured from it).
-        let status = status_message(&entry.group, self.now());
+        let status = entry.status(self.now());
         let roles_may_have_changed = changes
             .iter()
             .any(|t| !matches!(t.kind, TransitionKind::Score { .. }));
@@ -187,7 +201,7 @@ impl Arbiter {
     pub fn status(&self, group_id: &str) -> v1::GroupStatus {
         let state = self.lock();
         match state.groups.get(group_id) {
-            Some(e) => status_message(&e.group, self.now()),
+            Some(e) => e.status(self.now()),
             None => v1::GroupStatus {
                 group_id: group_id.to_string(),
                 observed_at_unix_ms: process::unix_ms(),
@@ -228,7 +242,7 @@ pub(crate) fn assignment_message(group: &Group, id: SessionId) -> v1::RoleAssign
 }
 
 /// A group's status, on the wire.
-pub(crate) fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
+fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
     v1::GroupStatus {
         group_id: group.id().to_string(),
         epoch: group.epoch(),
@@ -249,6 +263,8 @@ pub(crate) fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
                     .unwrap_or(u64::MAX),
                 heartbeat_age_us: u64::try_from(now.saturating_sub(s.last_heartbeat).as_micros())
                     .unwrap_or(u64::MAX),
+                // Filled in by GroupEntry::status, which keeps them.
+                stats: None,
                 stale: group.is_stale(s, now),
                 registered_order: s.registered_order,
                 role_override: s

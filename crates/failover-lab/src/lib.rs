@@ -6,6 +6,7 @@
 //! - [`compose`]: the same faults on the services of `docker-compose.yml` (`--target compose`).
 //! - [`observe`]: watches the arbiter's group and the endpoint's audit into a timeline.
 //! - [`proxy`]: a fault-injecting TCP proxy on every link between an adapter and a service.
+//! - [`live`]: `failover-lab demo --dashboard`: the pair with the live dashboard and its buttons.
 //! - [`demo`]: `failover-lab demo`: kill the Primary, show the takeover.
 //! - [`scenario`]: scenario files (TOML): a failure story and what must follow, checked.
 //! - [`timeline_svg`]: a run's timeline as an SVG picture (`--report-dir`).
@@ -18,6 +19,7 @@ pub mod cluster;
 pub mod compose;
 pub mod config_client;
 pub mod demo;
+pub mod live;
 pub mod observe;
 pub mod proxy;
 pub mod runner;

@@ -97,6 +97,14 @@ struct DemoArgs {
     /// Write the run's timeline picture here, as demo-<mode>.svg.
     #[arg(long)]
     report_dir: Option<PathBuf>,
+    /// Instead of the scripted kill: serve the live dashboard (prints its URL) with buttons to
+    /// kill, pause, resume and restart either adapter, cut its source and change the mode;
+    /// runs until Ctrl-C.
+    #[arg(long)]
+    dashboard: bool,
+    /// Where the dashboard listens (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    dashboard_listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, clap::Args)]
@@ -436,6 +444,17 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         log_dir: args.keep_logs.clone(),
         ..ClusterSpec::default()
     };
+    if args.dashboard {
+        let progress = |line: &str| eprintln!("[demo] {line}");
+        failover_lab::live::run(
+            spec,
+            args.dashboard_listen,
+            failover_proto::process::shutdown_signal(),
+            &progress,
+        )
+        .await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let opts = demo::DemoOptions {
         spec: spec.clone(),
         before_kill: args.before_kill,

@@ -1,0 +1,220 @@
+// failover-lab dashboard: renders the snapshots the server pushes over server-sent events
+// (/events): one card per adapter, the score chart, the endpoint's audit and the event feed.
+// Buttons POST to /api/action (only under `failover-lab demo --dashboard`).
+"use strict";
+
+const COLOURS = ["#6a1b9a", "#ef6c00", "#00838f", "#5d4037"];
+const WINDOW_MS = 60000;
+let history = [];
+let actionsEnabled = false;
+let latest = null;
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function fmt(n) { return Math.round(n).toLocaleString("en-US"); }
+function secs(ms) { return (ms / 1000).toFixed(1) + " s"; }
+
+function renderHeader(s) {
+  $("#group").textContent = s.group;
+  $("#epoch").textContent = s.epoch;
+  $("#primary").textContent = s.primary || "none";
+  $("#timeout").textContent = secs(s.failover_timeout_ms);
+  const c = $("#connection");
+  c.textContent = s.connected ? "live" : "failover service unreachable";
+  c.className = s.connected ? "ok" : "bad";
+}
+
+function renderAdapters(s) {
+  const box = $("#adapters");
+  for (const a of s.adapters) {
+    let card = box.querySelector(`[data-adapter="${CSS.escape(a.id)}"]`);
+    if (!card) {
+      card = el("article", { class: "adapter", "data-adapter": a.id });
+      card.innerHTML = `
+        <h3><span class="name"></span><span class="role"></span></h3>
+        <div class="score"></div>
+        <dl>
+          <dt>mode</dt><dd class="mode"></dd>
+          <dt>heartbeat age</dt><dd><span class="age-text"></span><div class="age"><div></div></div></dd>
+          <dt>egress</dt><dd class="rate"></dd>
+          <dt>buffered</dt><dd class="buffered"></dd>
+          <dt>collected</dt><dd class="collected"></dd>
+          <dt>egressed</dt><dd class="egressed"></dd>
+        </dl>
+        <div class="buttons" hidden>
+          <button data-action="kill">kill</button>
+          <button data-action="pause">pause</button>
+          <button data-action="resume">resume</button>
+          <button data-action="restart">restart</button>
+          <button data-action="cut_source">cut source</button>
+          <button data-action="heal_source">restore source</button>
+        </div>`;
+      card.querySelector(".name").textContent = a.id;
+      for (const b of card.querySelectorAll("button")) b.dataset.adapter = a.id;
+      box.append(card);
+    }
+    card.className = "adapter " + a.role;
+    const role = card.querySelector(".role");
+    role.textContent = a.role;
+    role.className = "role " + a.role;
+    card.querySelector(".score").textContent = a.score;
+    card.querySelector(".mode").textContent = a.mode;
+    const timeout = s.failover_timeout_ms || 1;
+    card.querySelector(".age-text").textContent =
+      `${secs(a.heartbeat_age_ms)} of failoverTimeout ${secs(timeout)}`;
+    const bar = card.querySelector(".age");
+    bar.firstElementChild.style.width = Math.min(100, (100 * a.heartbeat_age_ms) / timeout) + "%";
+    bar.classList.toggle("late", a.heartbeat_age_ms > timeout);
+    card.querySelector(".rate").textContent = fmt(a.egress_rate) + " points/s";
+    card.querySelector(".buffered").textContent = fmt(a.buffered) + " points";
+    card.querySelector(".collected").textContent = fmt(a.collected);
+    card.querySelector(".egressed").textContent = fmt(a.egressed);
+    card.querySelector(".buttons").hidden = !actionsEnabled;
+  }
+  for (const card of box.querySelectorAll(".adapter")) {
+    if (!s.adapters.some((a) => a.id === card.dataset.adapter)) card.remove();
+  }
+}
+
+function renderChart() {
+  const svg = $("#chart");
+  const W = 900, H = 180, top = 10, bottom = 20;
+  if (history.length === 0) { svg.innerHTML = ""; return; }
+  const end = history[history.length - 1].at_ms;
+  const start = end - WINDOW_MS;
+  const x = (t) => ((t - start) / WINDOW_MS) * W;
+  const y = (score) => top + (1 - score / 100) * (H - top - bottom);
+  const ids = [];
+  for (const s of history) for (const a of s.adapters) if (!ids.includes(a.id)) ids.push(a.id);
+  let parts = [];
+  for (let t = Math.ceil(start / 10000) * 10000; t <= end; t += 10000) {
+    parts.push(`<line x1="${x(t)}" y1="${top}" x2="${x(t)}" y2="${H - bottom}" stroke="#e0e0e0"/>`);
+    parts.push(`<text x="${x(t)}" y="${H - 5}" font-size="10" text-anchor="middle" fill="#888">${Math.round((t - end) / 1000)} s</text>`);
+  }
+  for (const v of [0, 50, 100]) {
+    parts.push(`<text x="4" y="${y(v) + 4}" font-size="10" fill="#888">${v}</text>`);
+  }
+  ids.forEach((id, i) => {
+    const pts = [];
+    for (const s of history) {
+      if (s.at_ms < start) continue;
+      const a = s.adapters.find((m) => m.id === id);
+      if (a) pts.push(`${x(s.at_ms).toFixed(1)},${y(a.score).toFixed(1)}`);
+    }
+    parts.push(`<polyline fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2" points="${pts.join(" ")}"/>`);
+    // Role band under the line: green while Primary.
+    for (let k = 1; k < history.length; k++) {
+      const s = history[k - 1];
+      if (s.at_ms < start) continue;
+      const a = s.adapters.find((m) => m.id === id);
+      if (a && a.role === "Primary") {
+        parts.push(`<rect x="${x(s.at_ms)}" y="${H - bottom - 4 - i * 5}" width="${Math.max(1, x(history[k].at_ms) - x(s.at_ms))}" height="4" fill="${COLOURS[i % COLOURS.length]}" opacity="0.6"/>`);
+      }
+    }
+  });
+  svg.innerHTML = parts.join("");
+  $("#legend").innerHTML = ids
+    .map((id, i) => `<span style="color:${COLOURS[i % COLOURS.length]}">━ ${id}</span>`)
+    .join("") + `<span style="color:#888">(bars at the bottom: while Primary)</span>`;
+}
+
+function renderAudit(s) {
+  const e = s.endpoint;
+  const box = $("#audit");
+  if (!e) { box.textContent = "the endpoint's audit is not available here"; return; }
+  const cell = (label, v, bad) =>
+    `<div class="${bad ? "bad" : ""}"><b>${fmt(v)}</b>${label}</div>`;
+  box.innerHTML =
+    cell("received", e.received) + cell("expected", e.expected) +
+    cell("lost", e.lost, e.lost > 0) + cell("duplicated", e.duplicated, e.duplicated > 0) +
+    cell("refused (stale epoch)", e.refused_stale) + cell("fenced epoch", e.fenced_epoch) +
+    cell("largest gap (ms)", e.largest_gap_ms);
+}
+
+function addEvents(events) {
+  const feed = $("#feed");
+  for (const ev of events) {
+    const li = el("li", { class: ev.kind }, el("time", {}, secs(ev.at_ms)), ev.text);
+    feed.prepend(li);
+  }
+  while (feed.children.length > 500) feed.lastElementChild.remove();
+}
+
+function render(s) {
+  latest = s;
+  renderHeader(s);
+  renderAdapters(s);
+  renderChart();
+  renderAudit(s);
+}
+
+function resolveTarget(adapter) {
+  if (!latest || (adapter !== "primary" && adapter !== "secondary")) return adapter;
+  if (adapter === "primary") return latest.primary || adapter;
+  const other = latest.adapters.find((a) => a.id !== latest.primary);
+  return other ? other.id : adapter;
+}
+
+async function act(button) {
+  const body = { action: button.dataset.action };
+  if (button.dataset.adapter) body.adapter = resolveTarget(button.dataset.adapter);
+  if (button.dataset.mode) body.mode = button.dataset.mode;
+  const out = $("#action-result");
+  out.className = "";
+  out.textContent = "…";
+  try {
+    const r = await fetch("/api/action", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const answer = await r.json();
+    out.textContent = answer.done || answer.error;
+    out.className = r.ok ? "" : "error";
+  } catch (err) {
+    out.textContent = "the dashboard server did not answer: " + err;
+    out.className = "error";
+  }
+}
+
+document.addEventListener("click", (e) => {
+  const b = e.target.closest("button[data-action]");
+  if (b) act(b);
+});
+
+function connect() {
+  const source = new EventSource("/events");
+  source.addEventListener("initial", (m) => {
+    const init = JSON.parse(m.data);
+    actionsEnabled = init.actions;
+    $("#controls").hidden = !actionsEnabled;
+    history = init.history;
+    $("#feed").innerHTML = "";
+    addEvents(init.events);
+    if (history.length) render(history[history.length - 1]);
+  });
+  source.addEventListener("snapshot", (m) => {
+    const s = JSON.parse(m.data);
+    addEvents(s.events);
+    history.push(s);
+    while (history.length && history[0].at_ms < s.at_ms - WINDOW_MS - 1000) history.shift();
+    render(s);
+  });
+  source.addEventListener("lagged", () => { source.close(); connect(); });
+  source.onerror = () => {
+    const c = $("#connection");
+    c.textContent = "dashboard server unreachable; retrying";
+    c.className = "bad";
+  };
+}
+
+connect();

@@ -1,0 +1,145 @@
+//! failover-dashboard: the live web page of one failover group.
+//!
+//! - [`feed`]: samples the group at the failover service (and the endpoint's audit) every
+//!   250 ms into snapshots and a plain-words event feed ([`narrate`]).
+//! - [`router`]: serves the page (HTML, CSS and JavaScript written for this project and
+//!   embedded in the binary), the snapshots as server-sent events at `/events`, and, when given
+//!   an [`Actions`] implementation (the demo), `POST /api/action` for its buttons.
+//!
+//! `failover-lab demo --dashboard` serves it with buttons that kill, pause, resume and restart
+//! adapters, cut their source and change the mode; `failover-arbiter --dashboard-listen` serves
+//! it without buttons (in docker compose).
+
+pub mod feed;
+pub mod narrate;
+
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use tokio_stream::wrappers::{BroadcastStream, errors::BroadcastStreamRecvError};
+
+pub use feed::Feed;
+
+const INDEX_HTML: &str = include_str!("../page/index.html");
+const APP_JS: &str = include_str!("../page/app.js");
+const STYLE_CSS: &str = include_str!("../page/style.css");
+
+/// A button press from the page.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActionRequest {
+    /// kill, pause, resume, restart, cut_source, heal_source, or mode.
+    pub action: String,
+    /// The adapter's id, or "primary" / "secondary" for whoever has that role now.
+    #[serde(default)]
+    pub adapter: Option<String>,
+    /// For `mode`: Hot, Warm or Cold.
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+/// The answer to a button: what was done, or why not.
+pub type ActionResult = Result<String, String>;
+
+/// What the buttons do (the demo drives real processes).
+pub trait Actions: Send + Sync + 'static {
+    /// Carries out one button press.
+    fn act(
+        &self,
+        request: ActionRequest,
+    ) -> Pin<Box<dyn Future<Output = ActionResult> + Send + '_>>;
+}
+
+#[derive(Clone)]
+struct Page {
+    feed: Feed,
+    actions: Option<Arc<dyn Actions>>,
+}
+
+/// The page, its assets, `/events` and (with `actions`) `/api/action`.
+pub fn router(feed: Feed, actions: Option<Arc<dyn Actions>>) -> Router {
+    let asset = |ctype: &'static str, body: &'static str| {
+        get(move || async move { ([(header::CONTENT_TYPE, ctype)], body) })
+    };
+    Router::new()
+        .route("/", asset("text/html; charset=utf-8", INDEX_HTML))
+        .route("/app.js", asset("text/javascript; charset=utf-8", APP_JS))
+        .route("/style.css", asset("text/css; charset=utf-8", STYLE_CSS))
+        .route("/events", get(events))
+        .route("/api/action", post(action))
+        .layer(axum::extract::DefaultBodyLimit::max(4096))
+        .with_state(Page { feed, actions })
+}
+
+/// Serves the dashboard on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    feed: Feed,
+    actions: Option<Arc<dyn Actions>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(feed, actions))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+async fn events(State(page): State<Page>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // Subscribe before taking the history, so no snapshot falls between the two.
+    let ticks = BroadcastStream::new(page.feed.subscribe());
+    let initial = page.feed.initial(page.actions.is_some());
+    let first = Event::default()
+        .event("initial")
+        .data(serde_json::to_string(&initial).unwrap_or_default());
+    let rest = ticks.map(|t| match t {
+        Ok(json) => Event::default().event("snapshot").data(json.as_str()),
+        // A page that fell behind reloads its history.
+        Err(BroadcastStreamRecvError::Lagged(_)) => Event::default().event("lagged").data("{}"),
+    });
+    let stream = futures::stream::once(async move { first })
+        .chain(rest)
+        .map(Ok::<_, Infallible>);
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn action(State(page): State<Page>, body: axum::body::Bytes) -> Response {
+    let error = |code: StatusCode, msg: String| {
+        (code, Json(serde_json::json!({ "error": msg }))).into_response()
+    };
+    let Some(actions) = page.actions else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "this dashboard only watches; buttons work under `failover-lab demo --dashboard`"
+                .into(),
+        );
+    };
+    let request: ActionRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"action\": ..., \"adapter\": ..., \"mode\": ...}}: {e}"),
+            );
+        }
+    };
+    match actions.act(request).await {
+        Ok(done) => {
+            page.feed.say("action", done.clone());
+            Json(serde_json::json!({ "done": done })).into_response()
+        }
+        Err(why) => {
+            page.feed.say("error", why.clone());
+            error(StatusCode::CONFLICT, why)
+        }
+    }
+}

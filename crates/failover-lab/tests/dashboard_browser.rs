@@ -1,0 +1,272 @@
+//! The live dashboard in a real browser: `failover-lab demo --dashboard` is started, headless
+//! chromium opens the page through chromedriver (WebDriver, spoken with plain HTTP), the page
+//! must show both adapters with their roles, and a click on "kill Primary" must make the other
+//! adapter Primary on the page.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
+//! test says so and passes, unless FAILOVER_LAB_REQUIRE_BROWSER=1 (set by `.ci/run`).
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn which(name: &str) -> Option<String> {
+    let out = Command::new("which").arg(name).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Stops a child with SIGTERM (so the demo stops its own processes), then SIGKILL.
+struct Stopper(Child);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        if let Some(pid) = i32::try_from(self.0.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Ends a WebDriver session even when the test fails, so no browser outlives the test
+/// (a blocking HTTP DELETE: drop cannot wait for async work).
+struct SessionGuard {
+    port: u16,
+    session: String,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                conn,
+                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let _ = conn.read_to_end(&mut Vec::new());
+        }
+    }
+}
+
+struct WebDriver {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl WebDriver {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver {path}: {e}"));
+        let v: Value = resp.json().await.expect("chromedriver answers JSON");
+        assert!(
+            v["value"].get("error").is_none(),
+            "chromedriver {path}: {v}"
+        );
+        v["value"].clone()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
+    let (Some(chromium), Some(driver)) = (which("chromium"), which("chromedriver")) else {
+        assert!(
+            std::env::var("FAILOVER_LAB_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "chromium and chromedriver are required (FAILOVER_LAB_REQUIRE_BROWSER=1)"
+        );
+        eprintln!(
+            "SKIPPED: chromium or chromedriver not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
+        .args([
+            "demo",
+            "--dashboard",
+            "--dashboard-listen",
+            "127.0.0.1:0",
+            "--failover-timeout",
+            "00:00:02",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("failover-lab starts");
+    let stdout = demo.stdout.take().expect("stdout");
+    let demo = Stopper(demo);
+    // The demo prints the page's URL once the pair is configured.
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("reader")
+    .expect("the demo prints the URL");
+    let url = url.trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
+
+    let port = free_port();
+    let _driver = Stopper(
+        Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+    );
+    let wd = WebDriver {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http"),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let ready = Instant::now() + Duration::from_secs(20);
+    while wd
+        .http
+        .get(format!("{}/status", wd.base))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < ready, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let session = wd
+        .call(
+            reqwest::Method::POST,
+            "/session",
+            json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": chromium,
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+                }
+            }}}),
+        )
+        .await;
+    let sid = session["sessionId"]
+        .as_str()
+        .expect("session id")
+        .to_string();
+    let _session = SessionGuard {
+        port,
+        session: sid.clone(),
+    };
+    let s = |p: &str| format!("/session/{sid}{p}");
+    wd.call(reqwest::Method::POST, &s("/url"), json!({ "url": url }))
+        .await;
+
+    let roles_script = json!({
+        "script": "return Array.from(document.querySelectorAll('#adapters .adapter')).map(c => [c.dataset.adapter, c.querySelector('.role').textContent]);",
+        "args": []
+    });
+    let roles = || async {
+        let v = wd
+            .call(
+                reqwest::Method::POST,
+                &s("/execute/sync"),
+                roles_script.clone(),
+            )
+            .await;
+        v.as_array()
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|r| Some((r[0].as_str()?.to_string(), r[1].as_str()?.to_string())))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let wait_roles = |want: [(&'static str, &'static str); 2], within: Duration| {
+        let roles = &roles;
+        async move {
+            let deadline = Instant::now() + within;
+            loop {
+                let now = roles().await;
+                if want
+                    .iter()
+                    .all(|(a, r)| now.iter().any(|(x, y)| x == a && y == r))
+                {
+                    return now;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the page never showed {want:?}; it shows {now:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_roles(
+        [("adapter-a", "Primary"), ("adapter-b", "Secondary")],
+        Duration::from_secs(20),
+    )
+    .await;
+
+    let button = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/element"),
+            json!({"using": "css selector", "value": "#controls button[data-action='kill'][data-adapter='primary']"}),
+        )
+        .await;
+    let eid = button[ELEMENT]
+        .as_str()
+        .unwrap_or_else(|| panic!("the kill Primary button: {button}"))
+        .to_string();
+    wd.call(
+        reqwest::Method::POST,
+        &s(&format!("/element/{eid}/click")),
+        json!({}),
+    )
+    .await;
+    // failoverTimeout (2 s) plus a generous margin for a loaded machine.
+    wait_roles(
+        [("adapter-a", "Stale"), ("adapter-b", "Primary")],
+        Duration::from_secs(2 + 15),
+    )
+    .await;
+    let feed = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/execute/sync"),
+            json!({"script": "return document.querySelector('#feed').textContent;", "args": []}),
+        )
+        .await;
+    let feed = feed.as_str().unwrap_or_default();
+    assert!(feed.contains("SIGKILL adapter-a"), "{feed}");
+    assert!(feed.contains("adapter-b promoted, epoch 2"), "{feed}");
+    assert!(feed.contains("> failoverTimeout 2.0 s: stale"), "{feed}");
+    drop(demo);
+}
