@@ -245,6 +245,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         .as_str()
         .unwrap_or_else(|| panic!("the kill Primary button: {button}"))
         .to_string();
+    let clicked = Instant::now();
     wd.call(
         reqwest::Method::POST,
         &s(&format!("/element/{eid}/click")),
@@ -257,6 +258,11 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         Duration::from_secs(2 + 15),
     )
     .await;
+    // A measurement, reported (not asserted): what a user sees after the click.
+    eprintln!(
+        "the page showed adapter-b Primary {:.2} s after the click on kill Primary (failoverTimeout 2 s)",
+        clicked.elapsed().as_secs_f64()
+    );
     let feed = wd
         .call(
             reqwest::Method::POST,
