@@ -1,0 +1,122 @@
+//! The password of the ClientFailover document never leaves the adapter: a scenario runs with
+//! the vendor's document (password "Password1") and nothing it leaves behind contains it. That
+//! covers every component's log, the runner's output and JSON, the JUnit file, the timeline
+//! pictures, and the adapters' REST answers and `/metrics` while they run.
+
+mod common;
+
+use std::{path::Path, process::Command};
+
+use failover_core::Mode;
+use failover_lab::cluster::VENDOR_EXAMPLE;
+
+const PASSWORD: &str = "Password1";
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_log_report_or_output_of_a_run_holds_the_password() {
+    assert!(
+        VENDOR_EXAMPLE.contains(PASSWORD),
+        "the test needs the vendor's document to carry the password"
+    );
+    let dir = std::env::temp_dir().join(format!("failover-lab-secrets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (logs, reports, junit) = (dir.join("logs"), dir.join("reports"), dir.join("junit.xml"));
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/hot-primary-killed.toml"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
+        .arg("run")
+        .arg(scenario)
+        .arg("--json")
+        .arg("--keep-logs")
+        .arg(&logs)
+        .arg("--report-dir")
+        .arg(&reports)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .expect("failover-lab runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+    let files = files_under(&dir);
+    let adapter_logs: Vec<_> = files
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with("adapter-a.log"))
+        .collect();
+    // Not vacuous: the adapters logged, and the configuration reached them.
+    assert!(!adapter_logs.is_empty(), "no adapter log kept in {files:?}");
+    let a_log = std::fs::read_to_string(adapter_logs[0]).expect("log");
+    assert!(a_log.contains("role"), "{a_log}");
+    assert!(
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "svg"))
+    );
+    for f in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(f).expect("readable")).into_owned();
+        assert!(
+            !text.contains(PASSWORD),
+            "{} holds the password",
+            f.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_answers_and_metrics_of_a_running_pair_hold_no_password() {
+    let p = common::pair(common::spec(Mode::Hot)).await;
+    let http = reqwest::Client::new();
+    for (name, addr) in &p.cluster.addrs.adapters {
+        for path in [
+            "/api/v1/configuration/System/ClientFailover",
+            "/api/v1/ClientFailover",
+            "/api/v1/diagnostics/FailoverState",
+            "/metrics",
+        ] {
+            let body = http
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .expect("answer")
+                .text()
+                .await
+                .expect("body");
+            assert!(!body.is_empty(), "{name} {path}");
+            assert!(!body.contains(PASSWORD), "{name} {path}: {body}");
+        }
+    }
+    let arbiter = http
+        .get(format!(
+            "http://{}/api/v1/ClientFailover/groups",
+            p.cluster.addrs.arbiter_rest
+        ))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        arbiter.contains("adapter-a") && !arbiter.contains(PASSWORD),
+        "{arbiter}"
+    );
+}
