@@ -134,15 +134,23 @@ impl v1::arbiter_server::Arbiter for Arbiter {
         let arbiter = self.clone();
         let stream = process::task_stream(move |tx: Outbound| async move {
             let mut session: Option<(String, SessionId)> = None;
-            while let Ok(Some(hb)) = inbound.message().await {
-                match arbiter.on_heartbeat(hb, &tx) {
-                    Ok(s) => session = Some(s),
-                    Err(status) => {
-                        tracing::warn!(%status, "heartbeat refused");
-                        let _ = tx.send(Err(status)).await;
-                        break;
-                    }
-                }
+            loop {
+                let refused = match inbound.message().await {
+                    Ok(Some(hb)) => match arbiter.on_heartbeat(hb, &tx) {
+                        Ok(s) => {
+                            session = Some(s);
+                            continue;
+                        }
+                        Err(status) => status,
+                    },
+                    Ok(None) => break,
+                    // Undecodable (too large, malformed) or the connection failed: say why,
+                    // if anyone is still listening.
+                    Err(status) => status,
+                };
+                tracing::warn!(%refused, "heartbeat refused");
+                let _ = tx.send(Err(refused)).await;
+                break;
             }
             if let Some((g, id)) = session {
                 arbiter.detach(&g, id, &tx);

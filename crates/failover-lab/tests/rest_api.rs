@@ -140,8 +140,23 @@ async fn bad_documents_get_400_naming_the_field_and_change_nothing() {
             "out of range",
         ),
         (
+            vendor_with("failoverTimeout", json!("9.00:00:00")),
+            "failoverTimeout",
+            "out of range",
+        ),
+        (
+            vendor_with("failoverTimeout", json!("00:00:00.010")),
+            "failoverTimeout",
+            "out of range",
+        ),
+        (
             vendor_with("failoverTimeout", json!(60)),
             "failoverTimeout",
+            "string",
+        ),
+        (
+            vendor_with("failoverGroupId", json!(7)),
+            "failoverGroupId",
             "string",
         ),
         (

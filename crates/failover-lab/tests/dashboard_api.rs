@@ -1,0 +1,146 @@
+//! The dashboard's HTTP side without a browser: the page and its events are served, and bad
+//! button requests are refused with a reason (watch-only in compose: 403; an unknown adapter or
+//! action: 409; malformed: 400), changing nothing.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use failover_lab::cluster::{ARBITER_BIN, bin_dir, cluster_ip, hold_ports};
+
+struct Stopper(Child);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        if let Some(pid) = i32::try_from(self.0.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{url}api/action"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("answer");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_arbiters_dashboard_serves_the_page_and_refuses_buttons() {
+    let ip = cluster_ip();
+    let ports: Vec<u16> = hold_ports(ip, 3)
+        .expect("ports")
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect();
+    let at = |i: usize| format!("{ip}:{}", ports[i]);
+    let _arbiter = Stopper(
+        Command::new(bin_dir().expect("binaries").join(ARBITER_BIN))
+            .args(["--listen", &at(0), "--rest-listen", &at(1)])
+            .args(["--dashboard-listen", &at(2)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("arbiter starts"),
+    );
+    let url = format!("http://{}/", at(2));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        if let Ok(r) = reqwest::get(&url).await {
+            break r.text().await.expect("page");
+        }
+        assert!(Instant::now() < deadline, "no dashboard at {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(page.contains("<title>failover-lab dashboard</title>"));
+    for asset in ["app.js", "style.css"] {
+        let r = reqwest::get(format!("{url}{asset}")).await.expect(asset);
+        assert!(r.status().is_success(), "{asset}");
+    }
+    // The first server-sent event: the page's history, with buttons off.
+    let mut events = reqwest::get(format!("{url}events")).await.expect("events");
+    let mut first = String::new();
+    while !first.contains("\n\n") {
+        let chunk = events.chunk().await.expect("chunk").expect("more");
+        first.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(first.starts_with("event: initial"), "{first}");
+    assert!(first.contains("\"actions\":false"), "{first}");
+    let (status, answer) = post(&url, r#"{"action":"kill","adapter":"adapter-a"}"#).await;
+    assert_eq!(status, 403);
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("only watches")),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_buttons_refuse_unknown_adapters_actions_and_malformed_requests() {
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
+        .args(["demo", "--dashboard", "--dashboard-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("failover-lab starts");
+    let stdout = demo.stdout.take().expect("stdout");
+    let _demo = Stopper(demo);
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("reader")
+    .expect("the URL");
+    let url = url.trim();
+    let cases = [
+        (
+            r#"{"action":"kill","adapter":"adapter-z"}"#,
+            409,
+            "no adapter \"adapter-z\"; the pair is adapter-a and adapter-b",
+        ),
+        (
+            r#"{"action":"explode","adapter":"adapter-a"}"#,
+            409,
+            "unknown action \"explode\"",
+        ),
+        (
+            r#"{"action":"mode","mode":"hot"}"#,
+            409,
+            "\"Hot\", \"Warm\" or \"Cold\"",
+        ),
+        (r#"{"action":"kill""#, 400, "expected {\"action\""),
+    ];
+    for (body, code, words) in cases {
+        let (status, answer) = post(url, body).await;
+        assert_eq!(status, code, "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains(words)),
+            "{body} -> {answer}"
+        );
+    }
+    // A good press works.
+    let (status, answer) = post(url, r#"{"action":"pause","adapter":"adapter-b"}"#).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["done"], "SIGSTOP adapter-b (paused)");
+}
