@@ -216,8 +216,30 @@ async fn session(
     if send_heartbeat(shared, &tx, first).await.is_err() {
         return End::Failed("heartbeat stream closed".into());
     }
-    let mut inbound = match client.heartbeat(ReceiverStream::new(rx)).await {
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    if let (Some(username), Some(password)) = (&cfg.username, &cfg.password) {
+        let header = failover_proto::auth::basic_header(username, password.expose());
+        match tonic::metadata::MetadataValue::try_from(header) {
+            Ok(value) => {
+                request
+                    .metadata_mut()
+                    .insert(failover_proto::auth::HEADER, value);
+            }
+            Err(_) => {
+                return End::Failed(
+                    "the username or password holds characters an HTTP header cannot carry".into(),
+                );
+            }
+        }
+    }
+    let mut inbound = match client.heartbeat(request).await {
         Ok(r) => r.into_inner(),
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            return End::Failed(format!(
+                "the failover service refused our credentials: {}",
+                status.message()
+            ));
+        }
         Err(status) => return End::Failed(status.message().to_string()),
     };
     let mut ticker = tokio::time::interval(cfg.heartbeat_interval());

@@ -26,9 +26,14 @@ pub use state::Arbiter;
 pub async fn run(
     grpc: tokio::net::TcpListener,
     rest: tokio::net::TcpListener,
+    basic_auth: Option<(String, String)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let arbiter = Arbiter::new();
+    if let Some((username, password)) = &basic_auth {
+        arbiter.require_basic_auth(username, password);
+        tracing::info!(username, "heartbeat streams need basic authentication");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_rest = stop_rx.clone();
     let clock = tokio::spawn(clock::run(arbiter.clone()));

@@ -27,6 +27,14 @@ struct Args {
     /// gRPC URL of the data endpoint, for the dashboard's audit panel (none: not shown).
     #[arg(long, env = "ARBITER_DASHBOARD_ENDPOINT")]
     dashboard_endpoint: Option<String>,
+    /// Require HTTP basic authentication on heartbeat streams, with this username (and
+    /// --auth-password): adapters send the ClientFailover document's username and password.
+    #[arg(long, env = "ARBITER_AUTH_USERNAME", requires = "auth_password")]
+    auth_username: Option<String>,
+    /// The password for --auth-username (better given as ARBITER_AUTH_PASSWORD).
+    #[arg(long, env = "ARBITER_AUTH_PASSWORD", requires = "auth_username", hide_env_values = true,
+          value_parser = |s: &str| Ok::<_, String>(failover_core::config::Secret::new(s)))]
+    auth_password: Option<failover_core::config::Secret>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -60,5 +68,9 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    failover_arbiter::run(grpc, rest, process::shutdown_signal()).await
+    let basic_auth = args
+        .auth_username
+        .clone()
+        .zip(args.auth_password.as_ref().map(|p| p.expose().to_string()));
+    failover_arbiter::run(grpc, rest, basic_auth, process::shutdown_signal()).await
 }

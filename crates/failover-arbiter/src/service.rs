@@ -130,6 +130,14 @@ impl v1::arbiter_server::Arbiter for Arbiter {
         &self,
         request: Request<Streaming<v1::HeartbeatRequest>>,
     ) -> Result<Response<Self::HeartbeatStream>, Status> {
+        let presented = request
+            .metadata()
+            .get(failover_proto::auth::HEADER)
+            .and_then(|v| v.to_str().ok());
+        if let Err(status) = self.authenticate(presented) {
+            tracing::warn!(%status, "heartbeat stream refused");
+            return Err(status);
+        }
         let mut inbound = request.into_inner();
         let arbiter = self.clone();
         let stream = process::task_stream(move |tx: Outbound| async move {

@@ -64,12 +64,23 @@ pub(crate) struct State {
     pub(crate) heartbeats: u64,
 }
 
-#[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
     watchers: Mutex<HashMap<String, broadcast::Sender<v1::GroupStatus>>>,
     changed: Notify,
     origin: Instant,
+    /// The `authorization` every heartbeat stream must carry (None: no authentication).
+    required_auth: std::sync::OnceLock<String>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the expected credentials.
+        f.debug_struct("Inner")
+            .field("state", &self.state)
+            .field("authentication", &self.required_auth.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The failover service's state, shared by the gRPC service, the clock and the REST admin.
@@ -97,6 +108,7 @@ impl Arbiter {
                 watchers: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
                 origin: Instant::now(),
+                required_auth: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -109,6 +121,28 @@ impl Arbiter {
     /// The instant a group time corresponds to.
     pub fn instant_of(&self, t: Duration) -> Instant {
         self.inner.origin + t
+    }
+
+    /// From now on, every heartbeat stream must carry these credentials (HTTP basic).
+    pub fn require_basic_auth(&self, username: &str, password: &str) {
+        let _ = self
+            .inner
+            .required_auth
+            .set(failover_proto::auth::basic_header(username, password));
+    }
+
+    /// Checks a heartbeat stream's credentials.
+    pub(crate) fn authenticate(&self, presented: Option<&str>) -> Result<(), Status> {
+        let Some(expected) = self.inner.required_auth.get() else {
+            return Ok(());
+        };
+        match presented {
+            None => Err(Status::unauthenticated(
+                "this failover service requires basic authentication: set username and password in the ClientFailover document",
+            )),
+            Some(p) if failover_proto::auth::same_secret(p, expected) => Ok(()),
+            Some(_) => Err(Status::unauthenticated("wrong username or password")),
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

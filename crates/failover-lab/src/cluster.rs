@@ -113,6 +113,8 @@ pub struct ClusterSpec {
     pub direct_links: bool,
     /// Extra command-line arguments for every adapter (for example `--batch-size`).
     pub adapter_args: Vec<String>,
+    /// Extra command-line arguments for the arbiter (for example `--auth-username`).
+    pub arbiter_args: Vec<String>,
 }
 
 impl Default for ClusterSpec {
@@ -132,6 +134,7 @@ impl Default for ClusterSpec {
             history_rate: None,
             direct_links: false,
             adapter_args: Vec::new(),
+            arbiter_args: Vec::new(),
         }
     }
 }
@@ -395,12 +398,15 @@ impl Cluster {
         cluster.add(
             ARBITER,
             bins.join(ARBITER_BIN),
-            vec![
+            [
                 "--listen".into(),
                 s(&addrs.arbiter),
                 "--rest-listen".into(),
                 s(&addrs.arbiter_rest),
-            ],
+            ]
+            .into_iter()
+            .chain(spec.arbiter_args.iter().cloned())
+            .collect(),
         )?;
         for name in [SOURCE, ENDPOINT, ARBITER] {
             let addr = match name {
@@ -443,6 +449,13 @@ impl Cluster {
     /// endpoint audits it alone. The source's shape is the compose file's: 8 streams in 4
     /// components at 10 Hz.
     pub async fn start_compose(mut spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
+        if !spec.arbiter_args.is_empty() {
+            bail!(
+                "the compose failover service runs with the flags of docker-compose.yml; this \
+                 scenario needs {:?} (cluster.auth): run it with --target processes",
+                spec.arbiter_args.first().map_or("", String::as_str)
+            );
+        }
         let compose_shape = (8, 4, 10.0, None);
         if (
             spec.streams,

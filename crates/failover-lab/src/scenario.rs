@@ -482,6 +482,18 @@ impl fmt::Display for Action {
     }
 }
 
+/// The failover service's flags that require the vendor document's own username and password.
+fn basic_auth_args() -> Vec<String> {
+    let doc: Value = serde_json::from_str(crate::cluster::VENDOR_EXAMPLE).unwrap_or_default();
+    let field = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
+    vec![
+        "--auth-username".into(),
+        field("username"),
+        "--auth-password".into(),
+        field("password"),
+    ]
+}
+
 // ------------------------------------------------------------------------------------------
 // The file as written.
 
@@ -510,6 +522,7 @@ struct ClusterToml {
     adapters: Option<Vec<String>>,
     group: Option<String>,
     history_rate: Option<u32>,
+    auth: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1047,8 +1060,22 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         None => Duration::from_secs(1),
         Some(t) => ck.duration("cluster.warm_test_interval", t)?,
     };
+    let arbiter_args = match c.auth.as_deref() {
+        None => Vec::new(),
+        Some("basic") => basic_auth_args(),
+        Some(other) => {
+            return Err(ck.err(
+                "cluster.auth",
+                format!(
+                    "{other:?} is not supported; accepted: \"basic\" (the failover service then \
+                     requires the ClientFailover document's username and password)"
+                ),
+            ));
+        }
+    };
     let default_within = failover_timeout * 3 + Duration::from_secs(10);
     let spec = ClusterSpec {
+        arbiter_args,
         mode,
         failover_timeout,
         streams,
@@ -1383,6 +1410,10 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
 
         let e = err_of(&GOOD.replace("refused_stale = \">= 0\"", "refused_stale = \"lots\""));
         assert!(e.message.contains("comparison"), "{e}");
+
+        let e = err_of(&GOOD.replace("mode = \"Hot\"", "mode = \"Hot\"\nauth = \"bearer\""));
+        assert_eq!(e.field, "cluster.auth");
+        assert!(e.message.contains("accepted: \"basic\""), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`v1`]: prost messages and tonic clients and servers generated from
 //!   `proto/failover/v1/failover.proto`. Nothing else crosses a process boundary (but the REST
 //!   APIs of the adapter and the arbiter).
+//! - [`auth`]: basic authentication on the heartbeat stream.
 //! - [`convert`]: conversions between wire messages and `failover-core` types.
 //! - [`metrics`]: the Prometheus text format of every server's `/metrics`.
 //! - [`process`]: what every server binary does the same way: tracing setup, the gRPC health
@@ -20,6 +21,7 @@ pub mod v1 {
     tonic::include_proto!("failover.v1");
 }
 
+pub mod auth;
 pub mod convert;
 pub mod metrics;
 pub mod process;
