@@ -2,35 +2,15 @@
 //! button requests are refused with a reason (watch-only in compose: 403; an unknown adapter or
 //! action: 409; malformed: 400), changing nothing.
 
+mod common;
+
 use std::{
     io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use failover_lab::cluster::{ARBITER_BIN, bin_dir, cluster_ip, hold_ports};
-
-struct Stopper(Child);
-
-impl Drop for Stopper {
-    fn drop(&mut self) {
-        if let Some(pid) = i32::try_from(self.0.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
     let resp = reqwest::Client::new()
@@ -53,7 +33,7 @@ async fn the_arbiters_dashboard_serves_the_page_and_refuses_buttons() {
         .map(|l| l.local_addr().expect("addr").port())
         .collect();
     let at = |i: usize| format!("{ip}:{}", ports[i]);
-    let _arbiter = Stopper(
+    let _arbiter = common::Stopper(
         Command::new(bin_dir().expect("binaries").join(ARBITER_BIN))
             .args(["--listen", &at(0), "--rest-listen", &at(1)])
             .args(["--dashboard-listen", &at(2)])
@@ -104,7 +84,7 @@ async fn demo_buttons_refuse_unknown_adapters_actions_and_malformed_requests() {
         .spawn()
         .expect("failover-lab starts");
     let stdout = demo.stdout.take().expect("stdout");
-    let _demo = Stopper(demo);
+    let _demo = common::Stopper(demo);
     let url = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map(|_| line)

@@ -6,9 +6,11 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
 //! test says so and passes, unless FAILOVER_LAB_REQUIRE_BROWSER=1 (set by `.ci/run`).
 
+mod common;
+
 use std::{
     io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -21,29 +23,6 @@ fn which(name: &str) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Stops a child with SIGTERM (so the demo stops its own processes), then SIGKILL.
-struct Stopper(Child);
-
-impl Drop for Stopper {
-    fn drop(&mut self) {
-        if let Some(pid) = i32::try_from(self.0.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Ends a WebDriver session even when the test fails, so no browser outlives the test
@@ -124,7 +103,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         .spawn()
         .expect("failover-lab starts");
     let stdout = demo.stdout.take().expect("stdout");
-    let demo = Stopper(demo);
+    let demo = common::Stopper(demo);
     // The demo prints the page's URL once the pair is configured.
     let url = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
@@ -137,7 +116,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
 
     let port = free_port();
-    let _driver = Stopper(
+    let _driver = common::Stopper(
         Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

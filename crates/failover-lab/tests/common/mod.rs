@@ -125,3 +125,27 @@ pub async fn wait_takeover(p: &Pair, adapter: &str, epoch: u64) {
         p.obs.snapshot().events
     );
 }
+
+/// A child process stopped like an operator would: SIGTERM (so a `failover-lab demo` stops its
+/// own processes), then SIGKILL after 10 s.
+pub struct Stopper(pub std::process::Child);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        if let Some(pid) = i32::try_from(self.0.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
