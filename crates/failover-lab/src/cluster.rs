@@ -710,6 +710,19 @@ impl Cluster {
             .with_context(|| format!("no adapter {adapter:?}"))
     }
 
+    /// The endpoint's audit of this cluster's group: every stream, from its first point to its
+    /// last.
+    pub async fn audit(&self) -> anyhow::Result<failover_proto::v1::AuditReport> {
+        crate::observe::Observer::audit(
+            &self.addrs,
+            failover_proto::v1::AuditRequest {
+                group_id: self.spec.group_id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
     /// An adapter's FailoverState document.
     pub async fn failover_state(&self, adapter: &str) -> anyhow::Result<Value> {
         self.adapter_rest(

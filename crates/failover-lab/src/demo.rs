@@ -10,7 +10,7 @@ use std::{fmt::Write as _, time::Duration};
 
 use anyhow::Context;
 use failover_core::{Mode, timespan::format_timespan};
-use failover_proto::{process, v1};
+use failover_proto::process;
 use serde::Serialize;
 
 use crate::{
@@ -201,14 +201,7 @@ async fn story(
     } else {
         progress(&format!("no takeover within {within:?}"));
     }
-    let audit = Observer::audit(
-        &cluster.addrs,
-        v1::AuditRequest {
-            group_id: spec.group_id.clone(),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let audit = cluster.audit().await?;
     let timeline = obs.snapshot();
     let first_from_new = audit
         .writers

@@ -619,15 +619,10 @@ impl Run {
     }
 
     async fn audit(&self) -> Result<v1::AuditReport, String> {
-        Observer::audit(
-            &self.cluster.addrs,
-            v1::AuditRequest {
-                group_id: self.cluster.spec.group_id.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| format!("cannot read the endpoint audit: {e:#}"))
+        self.cluster
+            .audit()
+            .await
+            .map_err(|e| format!("cannot read the endpoint audit: {e:#}"))
     }
 
     async fn rest_get(&self, adapter: &str, path: &str) -> Result<Value, String> {

@@ -5,7 +5,6 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -77,22 +76,8 @@ async fn the_arbiters_dashboard_serves_the_page_and_refuses_buttons() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_buttons_refuse_unknown_adapters_actions_and_malformed_requests() {
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
-        .args(["demo", "--dashboard", "--dashboard-listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("failover-lab starts");
-    let stdout = demo.stdout.take().expect("stdout");
-    let _demo = common::Stopper(demo);
-    let url = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .expect("reader")
-    .expect("the URL");
-    let url = url.trim();
+    let (_demo, url) = common::dashboard_demo(&[]).await;
+    let url = url.as_str();
     let cases = [
         (
             r#"{"action":"kill","adapter":"adapter-z"}"#,

@@ -9,7 +9,6 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -89,31 +88,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         );
         return;
     };
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
-        .args([
-            "demo",
-            "--dashboard",
-            "--dashboard-listen",
-            "127.0.0.1:0",
-            "--failover-timeout",
-            "00:00:02",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("failover-lab starts");
-    let stdout = demo.stdout.take().expect("stdout");
-    let demo = common::Stopper(demo);
-    // The demo prints the page's URL once the pair is configured.
-    let url = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .expect("reader")
-    .expect("the demo prints the URL");
-    let url = url.trim().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
+    let (demo, url) = common::dashboard_demo(&["--failover-timeout", "00:00:02"]).await;
 
     let port = free_port();
     let _driver = common::Stopper(

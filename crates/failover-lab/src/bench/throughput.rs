@@ -290,14 +290,7 @@ pub async fn loss_at_rate(
         }
         // Run on until the flush is done and live data flows.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let audit = Observer::audit(
-            &cluster.addrs,
-            v1::AuditRequest {
-                group_id: spec.group_id.clone(),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let audit = cluster.audit().await?;
         let from_new: Vec<&v1::WriterStats> = audit
             .writers
             .iter()

@@ -97,15 +97,7 @@ pub fn accepted_from(t: &Timeline, adapter: &str, min_epoch: u64) -> u64 {
 }
 
 pub async fn audit(p: &Pair) -> v1::AuditReport {
-    Observer::audit(
-        &p.cluster.addrs,
-        v1::AuditRequest {
-            group_id: p.cluster.spec.group_id.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("audit")
+    p.cluster.audit().await.expect("audit")
 }
 
 /// Waits until `adapter` is Primary at an epoch above `epoch` and the endpoint has accepted a
@@ -148,4 +140,29 @@ impl Drop for Stopper {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts `failover-lab demo --dashboard` on a free port with `extra` flags; the process (stopped
+/// when dropped) and the page's URL, which the demo prints once the pair is configured.
+pub async fn dashboard_demo(extra: &[&str]) -> (Stopper, String) {
+    use std::io::{BufRead, BufReader};
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_failover-lab"))
+        .args(["demo", "--dashboard", "--dashboard-listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("failover-lab starts");
+    let stdout = demo.stdout.take().expect("stdout");
+    let demo = Stopper(demo);
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("reader")
+    .expect("the demo prints the URL");
+    let url = url.trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
+    (demo, url)
 }
