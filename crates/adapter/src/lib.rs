@@ -7,6 +7,7 @@
 //!
 //! The adapter is a few tasks around one shared [`state::AdapterState`]:
 //! - [`session`]: the heartbeat stream to the failover service; role, epoch, lease;
+//! - [`token`]: bearer tokens for that stream (OAuth2 client credentials), renewed early;
 //! - [`collector`]: the subscription to the data source (points and component health);
 //! - [`tester`]: connection tests of a Warm standby (and of HistoryOnly adapters);
 //! - [`egress`]: fence, read the watermark, flush what follows it, write live data;
@@ -22,6 +23,7 @@ pub mod rest;
 pub mod session;
 pub mod state;
 pub mod tester;
+pub mod token;
 
 use std::{future::Future, time::Duration};
 

@@ -269,6 +269,7 @@ pub fn failover_state_json(st: &AdapterState) -> Value {
         "RefusedStalePoints": st.refused_stale,
         "RoleSinceUnixUs": st.role_since_unix_us,
         "FencedAtUnixUs": st.fenced_unix_us,
+        "AccessTokensFetched": st.tokens_fetched,
         "Warnings": st.warnings(),
     })
 }

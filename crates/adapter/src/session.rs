@@ -16,7 +16,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
-use crate::state::{AdapterState, Backoff, Shared};
+use crate::{
+    state::{AdapterState, Backoff, Shared},
+    token,
+};
 
 /// Runs the session for as long as the adapter runs.
 pub async fn run(shared: Arc<Shared>) {
@@ -43,6 +46,8 @@ pub async fn run(shared: Arc<Shared>) {
                 config_version += 1;
                 backoff.reset();
             }
+            // Reconnect at once with a fresh token: the same incarnation, so the same member.
+            End::RenewToken => {}
             End::Failed(error) => {
                 let first = shared.update(|st| {
                     let first = st.failover_error.as_deref() != Some(error.as_str());
@@ -69,6 +74,7 @@ pub async fn run(shared: Arc<Shared>) {
 
 enum End {
     ConfigChanged,
+    RenewToken,
     Failed(String),
 }
 
@@ -217,8 +223,36 @@ async fn session(
         return End::Failed("heartbeat stream closed".into());
     }
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
-    if let (Some(username), Some(password)) = (&cfg.username, &cfg.password) {
-        let header = failover_proto::auth::basic_header(username, password.expose());
+    let mut token_renewal = None;
+    let authorization = match (
+        &cfg.client_id,
+        &cfg.client_secret,
+        &cfg.username,
+        &cfg.password,
+    ) {
+        // Bearer first: clientId and clientSecret are the document's choice of a token.
+        (Some(id), Some(secret), _, _) => {
+            let url = token::token_url(cfg);
+            let http = match reqwest::Client::builder().build() {
+                Ok(h) => h,
+                Err(e) => return End::Failed(format!("cannot make an HTTP client: {e}")),
+            };
+            match token::fetch(&http, &url, id, secret.expose()).await {
+                Ok(t) => {
+                    shared.update(|st| st.tokens_fetched += 1);
+                    token_renewal = Some(t.renew_at);
+                    Some(t.header)
+                }
+                Err(e) => return End::Failed(e),
+            }
+        }
+        (_, _, Some(username), Some(password)) => Some(failover_proto::auth::basic_header(
+            username,
+            password.expose(),
+        )),
+        _ => None,
+    };
+    if let Some(header) = authorization {
         match tonic::metadata::MetadataValue::try_from(header) {
             Ok(value) => {
                 request
@@ -227,7 +261,7 @@ async fn session(
             }
             Err(_) => {
                 return End::Failed(
-                    "the username or password holds characters an HTTP header cannot carry".into(),
+                    "the credentials hold characters an HTTP header cannot carry".into(),
                 );
             }
         }
@@ -260,6 +294,7 @@ async fn session(
             () = sleep_until_opt(lease_end) => {
                 shared.update(|st| st.check_lease(Instant::now()));
             }
+            () = sleep_until_opt(token_renewal) => return End::RenewToken,
             r = changed.changed() => {
                 if r.is_err() {
                     return End::Failed("adapter shutting down".into());

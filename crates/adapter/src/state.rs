@@ -115,6 +115,8 @@ pub struct AdapterState {
     pub collected: u64,
     /// Heartbeats sent to the failover service.
     pub heartbeats_sent: u64,
+    /// Access tokens fetched (bearer authentication).
+    pub tokens_fetched: u64,
     /// Role changes (as assigned, or stepping down).
     pub role_changes: u64,
     /// When this adapter last became Primary, until its first accepted write.
@@ -152,6 +154,7 @@ impl AdapterState {
             recoveries: Vec::new(),
             collected: 0,
             heartbeats_sent: 0,
+            tokens_fetched: 0,
             role_changes: 0,
             promoted_at: None,
             last_takeover: None,

@@ -8,11 +8,14 @@
 //!   its next heartbeat), and observers of `WatchGroup` get the new status.
 //! - [`clock`]: wakes at the exact moment a session can go stale or an override expire, so a
 //!   takeover follows failoverTimeout by milliseconds.
+//! - [`auth`]: basic credentials or bearer tokens on heartbeat streams, and the OAuth2
+//!   client-credentials token endpoint (served on the gRPC port, which also takes HTTP/1.1).
 //! - [`rest`]: the REST admin of the real service: list groups and sessions, delete a session
 //!   or an empty group, operator role override with optional expiration.
 //!
 //! [`run`] serves both on given listeners until the shutdown future resolves.
 
+pub mod auth;
 pub mod clock;
 pub mod rest;
 pub mod service;
@@ -26,14 +29,24 @@ pub use state::Arbiter;
 pub async fn run(
     grpc: tokio::net::TcpListener,
     rest: tokio::net::TcpListener,
-    basic_auth: Option<(String, String)>,
+    auth: auth::AuthConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let arbiter = Arbiter::new();
-    if let Some((username, password)) = &basic_auth {
-        arbiter.require_basic_auth(username, password);
-        tracing::info!(username, "heartbeat streams need basic authentication");
+    if let Some((username, _)) = &auth.basic {
+        tracing::info!(
+            username,
+            "heartbeat streams may authenticate with basic credentials"
+        );
     }
+    if let Some(client) = &auth.oauth {
+        tracing::info!(
+            client_id = client.client_id,
+            token_lifetime_s = client.token_lifetime.as_secs_f64(),
+            "heartbeat streams may authenticate with bearer tokens from {}",
+            auth::TOKEN_PATH
+        );
+    }
+    let arbiter = Arbiter::with_auth(auth::Authenticator::new(&auth));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_rest = stop_rx.clone();
     let clock = tokio::spawn(clock::run(arbiter.clone()));

@@ -1,6 +1,7 @@
 //! `failover-arbiter`: the failover service (see the library docs).
 
 use clap::Parser;
+use failover_arbiter::auth::{AuthConfig, OAuthClient};
 use failover_proto::process::{self, LogFormat};
 
 /// The failover service for failover-lab: adapters heartbeat to it with their failover scores
@@ -35,6 +36,22 @@ struct Args {
     #[arg(long, env = "ARBITER_AUTH_PASSWORD", requires = "auth_username", hide_env_values = true,
           value_parser = |s: &str| Ok::<_, String>(failover_core::config::Secret::new(s)))]
     auth_password: Option<failover_core::config::Secret>,
+    /// Issue bearer tokens to this OAuth2 client (client-credentials grant, at
+    /// /identity/connect/token on the gRPC port) and take them on heartbeat streams: adapters
+    /// send the ClientFailover document's clientId and clientSecret.
+    #[arg(
+        long,
+        env = "ARBITER_OAUTH_CLIENT_ID",
+        requires = "oauth_client_secret"
+    )]
+    oauth_client_id: Option<String>,
+    /// The secret of --oauth-client-id (better given as ARBITER_OAUTH_CLIENT_SECRET).
+    #[arg(long, env = "ARBITER_OAUTH_CLIENT_SECRET", requires = "oauth_client_id", hide_env_values = true,
+          value_parser = |s: &str| Ok::<_, String>(failover_core::config::Secret::new(s)))]
+    oauth_client_secret: Option<failover_core::config::Secret>,
+    /// How long an issued token is valid (hh:mm:ss); adapters renew at 80% of it.
+    #[arg(long, default_value = "01:00:00", value_parser = parse_lifetime)]
+    oauth_token_lifetime: std::time::Duration,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -68,9 +85,28 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    let basic_auth = args
-        .auth_username
-        .clone()
-        .zip(args.auth_password.as_ref().map(|p| p.expose().to_string()));
-    failover_arbiter::run(grpc, rest, basic_auth, process::shutdown_signal()).await
+    let auth = AuthConfig {
+        basic: args.auth_username.clone().zip(args.auth_password.clone()),
+        oauth: args
+            .oauth_client_id
+            .clone()
+            .zip(args.oauth_client_secret.clone())
+            .map(|(client_id, client_secret)| OAuthClient {
+                client_id,
+                client_secret,
+                token_lifetime: args.oauth_token_lifetime,
+            }),
+    };
+    failover_arbiter::run(grpc, rest, auth, process::shutdown_signal()).await
+}
+
+/// A token lifetime: a timespan of at least one second.
+fn parse_lifetime(s: &str) -> Result<std::time::Duration, String> {
+    let d = failover_core::timespan::parse_timespan(s).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!(
+            "{s:?} is shorter than the accepted minimum of 00:00:01"
+        ));
+    }
+    Ok(d)
 }

@@ -134,16 +134,29 @@ impl v1::arbiter_server::Arbiter for Arbiter {
             .metadata()
             .get(failover_proto::auth::HEADER)
             .and_then(|v| v.to_str().ok());
-        if let Err(status) = self.authenticate(presented) {
-            tracing::warn!(%status, "heartbeat stream refused");
-            return Err(status);
-        }
+        let admitted_until = self
+            .authenticator()
+            .check(presented, std::time::Instant::now())
+            .inspect_err(|status| tracing::warn!(%status, "heartbeat stream refused"))?;
         let mut inbound = request.into_inner();
         let arbiter = self.clone();
         let stream = process::task_stream(move |tx: Outbound| async move {
             let mut session: Option<(String, SessionId)> = None;
+            let token_expiry = async move {
+                match admitted_until {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(token_expiry);
             loop {
-                let refused = match inbound.message().await {
+                let message = tokio::select! {
+                    m = inbound.message() => m,
+                    () = &mut token_expiry => Err(Status::unauthenticated(
+                        "the access token expired: renew it before it does, and reconnect",
+                    )),
+                };
+                let refused = match message {
                     Ok(Some(hb)) => match arbiter.on_heartbeat(hb, &tx) {
                         Ok(s) => {
                             session = Some(s);
@@ -210,7 +223,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let health = process::health_service("failover.v1.Arbiter").await;
+    // HTTP/1.1 too, for the token endpoint.
+    let token_endpoint = tonic::service::Routes::from(arbiter.authenticator().token_router());
     process::server_builder()
+        .accept_http1(true)
+        .add_routes(token_endpoint)
         .add_service(health)
         .add_service(v1::arbiter_server::ArbiterServer::new(arbiter))
         .serve_with_incoming_shutdown(process::incoming(listener), shutdown)

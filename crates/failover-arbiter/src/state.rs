@@ -16,6 +16,8 @@ use failover_proto::{convert, process, v1};
 use tokio::sync::{Notify, broadcast, mpsc};
 use tonic::Status;
 
+use crate::auth::Authenticator;
+
 /// Statuses a slow watcher may fall behind by before it is given the current one instead.
 const WATCH_BACKLOG: usize = 4096;
 
@@ -69,8 +71,8 @@ struct Inner {
     watchers: Mutex<HashMap<String, broadcast::Sender<v1::GroupStatus>>>,
     changed: Notify,
     origin: Instant,
-    /// The `authorization` every heartbeat stream must carry (None: no authentication).
-    required_auth: std::sync::OnceLock<String>,
+    /// Who may open a heartbeat stream.
+    auth: Authenticator,
 }
 
 impl std::fmt::Debug for Inner {
@@ -78,7 +80,7 @@ impl std::fmt::Debug for Inner {
         // Never the expected credentials.
         f.debug_struct("Inner")
             .field("state", &self.state)
-            .field("authentication", &self.required_auth.get().is_some())
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }
@@ -96,8 +98,13 @@ impl Default for Arbiter {
 }
 
 impl Arbiter {
-    /// An arbiter with no groups.
+    /// An arbiter with no groups that requires no credentials.
     pub fn new() -> Self {
+        Self::with_auth(Authenticator::default())
+    }
+
+    /// An arbiter with no groups whose heartbeat streams must pass `auth`.
+    pub fn with_auth(auth: Authenticator) -> Self {
         Arbiter {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
@@ -108,7 +115,7 @@ impl Arbiter {
                 watchers: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
                 origin: Instant::now(),
-                required_auth: std::sync::OnceLock::new(),
+                auth,
             }),
         }
     }
@@ -123,26 +130,9 @@ impl Arbiter {
         self.inner.origin + t
     }
 
-    /// From now on, every heartbeat stream must carry these credentials (HTTP basic).
-    pub fn require_basic_auth(&self, username: &str, password: &str) {
-        let _ = self
-            .inner
-            .required_auth
-            .set(failover_proto::auth::basic_header(username, password));
-    }
-
-    /// Checks a heartbeat stream's credentials.
-    pub(crate) fn authenticate(&self, presented: Option<&str>) -> Result<(), Status> {
-        let Some(expected) = self.inner.required_auth.get() else {
-            return Ok(());
-        };
-        match presented {
-            None => Err(Status::unauthenticated(
-                "this failover service requires basic authentication: set username and password in the ClientFailover document",
-            )),
-            Some(p) if failover_proto::auth::same_secret(p, expected) => Ok(()),
-            Some(_) => Err(Status::unauthenticated("wrong username or password")),
-        }
+    /// Who may open a heartbeat stream (and the token endpoint).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.auth
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

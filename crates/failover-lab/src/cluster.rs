@@ -113,8 +113,58 @@ pub struct ClusterSpec {
     pub direct_links: bool,
     /// Extra command-line arguments for every adapter (for example `--batch-size`).
     pub adapter_args: Vec<String>,
-    /// Extra command-line arguments for the arbiter (for example `--auth-username`).
-    pub arbiter_args: Vec<String>,
+    /// What the failover service requires of heartbeat streams.
+    pub auth: ClusterAuth,
+}
+
+/// What the failover service of a cluster requires of heartbeat streams, and what the
+/// adapters' ClientFailover documents carry to satisfy it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterAuth {
+    /// Nothing: the vendor example's username and password are sent and not checked.
+    #[default]
+    None,
+    /// HTTP basic with the vendor example's username and password.
+    Basic,
+    /// Bearer tokens: the documents carry [`BEARER_CLIENT_ID`] and [`BEARER_CLIENT_SECRET`]
+    /// (and no username or password), `tokenEndpoint` null (the service's well-known path),
+    /// and the service issues tokens valid this long.
+    Bearer {
+        /// How long each token is valid; adapters renew at 80% of it.
+        token_lifetime: Duration,
+    },
+}
+
+/// The OAuth2 client id of a bearer-authenticated cluster's adapters.
+pub const BEARER_CLIENT_ID: &str = "failover-lab-adapter";
+/// Its client secret (a test value, like the vendor example's password).
+pub const BEARER_CLIENT_SECRET: &str = "ClientSecret1";
+
+impl ClusterAuth {
+    /// The failover service's flags.
+    pub fn arbiter_args(self) -> Vec<String> {
+        match self {
+            ClusterAuth::None => Vec::new(),
+            ClusterAuth::Basic => {
+                let doc: Value = serde_json::from_str(VENDOR_EXAMPLE).unwrap_or_default();
+                let field = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
+                vec![
+                    "--auth-username".into(),
+                    field("username"),
+                    "--auth-password".into(),
+                    field("password"),
+                ]
+            }
+            ClusterAuth::Bearer { token_lifetime } => vec![
+                "--oauth-client-id".into(),
+                BEARER_CLIENT_ID.into(),
+                "--oauth-client-secret".into(),
+                BEARER_CLIENT_SECRET.into(),
+                "--oauth-token-lifetime".into(),
+                format_timespan(token_lifetime),
+            ],
+        }
+    }
 }
 
 impl Default for ClusterSpec {
@@ -134,7 +184,7 @@ impl Default for ClusterSpec {
             history_rate: None,
             direct_links: false,
             adapter_args: Vec::new(),
-            arbiter_args: Vec::new(),
+            auth: ClusterAuth::None,
         }
     }
 }
@@ -153,6 +203,12 @@ impl ClusterSpec {
         doc["failoverTimeout"] = Value::String(format_timespan(self.failover_timeout));
         doc["mode"] = Value::String(self.mode.as_str().to_string());
         doc["failoverGroupId"] = Value::String(self.group_id.clone());
+        if let ClusterAuth::Bearer { .. } = self.auth {
+            doc["username"] = Value::Null;
+            doc["password"] = Value::Null;
+            doc["clientId"] = BEARER_CLIENT_ID.into();
+            doc["clientSecret"] = BEARER_CLIENT_SECRET.into();
+        }
         Ok(doc)
     }
 }
@@ -405,7 +461,7 @@ impl Cluster {
                 s(&addrs.arbiter_rest),
             ]
             .into_iter()
-            .chain(spec.arbiter_args.iter().cloned())
+            .chain(spec.auth.arbiter_args())
             .collect(),
         )?;
         for name in [SOURCE, ENDPOINT, ARBITER] {
@@ -449,11 +505,11 @@ impl Cluster {
     /// endpoint audits it alone. The source's shape is the compose file's: 8 streams in 4
     /// components at 10 Hz.
     pub async fn start_compose(mut spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
-        if !spec.arbiter_args.is_empty() {
+        if spec.auth != ClusterAuth::None {
             bail!(
                 "the compose failover service runs with the flags of docker-compose.yml; this \
                  scenario needs {:?} (cluster.auth): run it with --target processes",
-                spec.arbiter_args.first().map_or("", String::as_str)
+                spec.auth
             );
         }
         let compose_shape = (8, 4, 10.0, None);

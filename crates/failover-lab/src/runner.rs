@@ -760,12 +760,17 @@ impl Run {
             let state = self.rest_get(&name, "/diagnostics/FailoverState").await?;
             for (k, want) in fields {
                 let got = &state[k.as_str()];
-                // TOML has no null: the string "null" stands for it.
+                // TOML has no null: the string "null" stands for it. A number may be compared
+                // (AccessTokensFetched = ">= 3").
                 let same = got == want
                     || (got.is_null() && want.as_str() == Some("null"))
                     || got
                         .as_str()
-                        .is_some_and(|g| want.to_string().trim_matches('"') == g);
+                        .is_some_and(|g| want.to_string().trim_matches('"') == g)
+                    || got
+                        .as_i64()
+                        .zip(want.as_str().and_then(crate::scenario::Cmp::from_text))
+                        .is_some_and(|(g, cmp)| cmp.holds(g));
                 if !same {
                     return Err(format!(
                         "expected {name} FailoverState {k} = {want}, got {got}"

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
-use crate::cluster::{ARBITER, ClusterSpec, ENDPOINT, LINK_SERVICES, SOURCE};
+use crate::cluster::{ARBITER, ClusterAuth, ClusterSpec, ENDPOINT, LINK_SERVICES, SOURCE};
 
 /// A refused scenario file: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -222,6 +222,11 @@ impl Cmp {
             Op::Gt => actual > self.value,
             Op::Ge => actual >= self.value,
         }
+    }
+
+    /// A comparison written as text (`">= 3"`), if it is one.
+    pub fn from_text(text: &str) -> Option<Cmp> {
+        Self::parse(&NumOrText::Text(text.to_string())).ok()
     }
 
     fn parse(v: &NumOrText) -> Result<Cmp, String> {
@@ -482,18 +487,6 @@ impl fmt::Display for Action {
     }
 }
 
-/// The failover service's flags that require the vendor document's own username and password.
-fn basic_auth_args() -> Vec<String> {
-    let doc: Value = serde_json::from_str(crate::cluster::VENDOR_EXAMPLE).unwrap_or_default();
-    let field = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
-    vec![
-        "--auth-username".into(),
-        field("username"),
-        "--auth-password".into(),
-        field("password"),
-    ]
-}
-
 // ------------------------------------------------------------------------------------------
 // The file as written.
 
@@ -523,6 +516,7 @@ struct ClusterToml {
     group: Option<String>,
     history_rate: Option<u32>,
     auth: Option<String>,
+    token_lifetime: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1060,22 +1054,43 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         None => Duration::from_secs(1),
         Some(t) => ck.duration("cluster.warm_test_interval", t)?,
     };
-    let arbiter_args = match c.auth.as_deref() {
-        None => Vec::new(),
-        Some("basic") => basic_auth_args(),
+    let auth = match c.auth.as_deref() {
+        None => ClusterAuth::None,
+        Some("basic") => ClusterAuth::Basic,
+        Some("bearer") => ClusterAuth::Bearer {
+            token_lifetime: match &c.token_lifetime {
+                None => Duration::from_secs(3600),
+                Some(t) => ck.duration("cluster.token_lifetime", t)?,
+            },
+        },
         Some(other) => {
             return Err(ck.err(
                 "cluster.auth",
                 format!(
                     "{other:?} is not supported; accepted: \"basic\" (the failover service then \
-                     requires the ClientFailover document's username and password)"
+                     requires the ClientFailover document's username and password) or \"bearer\" \
+                     (it issues tokens to the documents' clientId and clientSecret)"
                 ),
             ));
         }
     };
+    if c.token_lifetime.is_some() && !matches!(auth, ClusterAuth::Bearer { .. }) {
+        return Err(ck.err(
+            "cluster.token_lifetime",
+            "applies only with auth = \"bearer\"",
+        ));
+    }
+    if let ClusterAuth::Bearer { token_lifetime } = auth
+        && token_lifetime < Duration::from_secs(1)
+    {
+        return Err(ck.err(
+            "cluster.token_lifetime",
+            "tokens live at least 00:00:01 (the failover service's minimum)",
+        ));
+    }
     let default_within = failover_timeout * 3 + Duration::from_secs(10);
     let spec = ClusterSpec {
-        arbiter_args,
+        auth,
         mode,
         failover_timeout,
         streams,
@@ -1411,9 +1426,20 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
         let e = err_of(&GOOD.replace("refused_stale = \">= 0\"", "refused_stale = \"lots\""));
         assert!(e.message.contains("comparison"), "{e}");
 
-        let e = err_of(&GOOD.replace("mode = \"Hot\"", "mode = \"Hot\"\nauth = \"bearer\""));
+        let e = err_of(&GOOD.replace("mode = \"Hot\"", "mode = \"Hot\"\nauth = \"kerberos\""));
         assert_eq!(e.field, "cluster.auth");
         assert!(e.message.contains("accepted: \"basic\""), "{e}");
+
+        let e = err_of(&GOOD.replace(
+            "mode = \"Hot\"",
+            "mode = \"Hot\"\nauth = \"basic\"\ntoken_lifetime = \"00:00:03\"",
+        ));
+        assert_eq!(e.field, "cluster.token_lifetime");
+        let e = err_of(&GOOD.replace(
+            "mode = \"Hot\"",
+            "mode = \"Hot\"\nauth = \"bearer\"\ntoken_lifetime = \"00:00:00.500\"",
+        ));
+        assert!(e.message.contains("at least 00:00:01"), "{e}");
     }
 
     #[test]

@@ -8,19 +8,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use failover_core::Mode;
-use failover_lab::cluster::VENDOR_EXAMPLE;
+use failover_lab::cluster::{ClusterAuth, VENDOR_EXAMPLE};
 use serde_json::Value;
 
 fn spec_with_auth() -> failover_lab::cluster::ClusterSpec {
     let mut spec = common::spec(Mode::Hot);
-    spec.arbiter_args = [
-        "--auth-username",
-        "UserName1",
-        "--auth-password",
-        "Password1",
-    ]
-    .map(String::from)
-    .to_vec();
+    spec.auth = ClusterAuth::Basic;
     spec
 }
 
@@ -42,7 +35,7 @@ async fn wrong_or_missing_credentials_are_reported_and_get_no_role() {
             Some("wrong"),
             "refused our credentials: wrong username or password",
         ),
-        (None, "requires basic authentication"),
+        (None, "requires authentication (basic"),
     ] {
         let mut doc = p
             .cluster
@@ -84,4 +77,156 @@ async fn wrong_or_missing_credentials_are_reported_and_get_no_role() {
         })
         .await;
     assert!(ok, "{:#?}", p.obs.snapshot().events);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bearer tokens (OAuth2 client credentials).
+
+fn spec_with_tokens(token_lifetime: Duration) -> failover_lab::cluster::ClusterSpec {
+    let mut spec = common::spec(Mode::Hot);
+    spec.auth = ClusterAuth::Bearer { token_lifetime };
+    spec
+}
+
+/// Tokens living 2 s are renewed at 80% of that, several times, without a role change; then
+/// the pair fails over as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_tokens_are_renewed_before_expiry_and_the_pair_fails_over() {
+    let mut p = common::pair(spec_with_tokens(Duration::from_secs(2))).await;
+    let epoch = p.obs.snapshot().epoch();
+    // Three lifetimes: at least three renewals each.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for adapter in ["adapter-a", "adapter-b"] {
+        let state = p.cluster.failover_state(adapter).await.expect("state");
+        let fetched = state["AccessTokensFetched"].as_u64().unwrap_or(0);
+        assert!(fetched >= 4, "{adapter} fetched {fetched} tokens in 6 s");
+        assert_eq!(state["FailoverServiceError"], Value::Null, "{state}");
+        assert!(!state.to_string().contains("ClientSecret1"), "{state}");
+    }
+    let snapshot = p.obs.snapshot();
+    assert_eq!(snapshot.epoch(), epoch, "a renewal changed the epoch");
+    assert_eq!(snapshot.primary().as_deref(), Some("adapter-a"));
+    p.cluster.kill("adapter-a").await.expect("kill");
+    common::wait_takeover(&p, "adapter-b", epoch).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_client_secret_is_reported_and_gets_no_role() {
+    let p = common::pair(spec_with_tokens(Duration::from_secs(3600))).await;
+    let arbiter_url = p.cluster.link_url("adapter-b", "arbiter").expect("link");
+    let mut doc = p
+        .cluster
+        .spec
+        .client_failover_document(&arbiter_url)
+        .expect("document");
+    doc["clientSecret"] = Value::String("NotTheSecret".into());
+    p.cluster
+        .put_client_failover("adapter-b", &doc.to_string())
+        .await
+        .expect("the document itself is valid");
+    let deadline = Instant::now() + common::deadline();
+    let state = loop {
+        let state = p.cluster.failover_state("adapter-b").await.expect("state");
+        if state["FailoverServiceError"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused our client credentials (invalid_client"))
+        {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "no clear error: {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(state["Role"], "None", "{state}");
+    assert!(!state.to_string().contains("NotTheSecret"), "{state}");
+    let log = std::fs::read_to_string(p.cluster.log_dir().join("adapter-b.log")).expect("log");
+    assert!(log.contains("invalid_client"), "the log says why");
+    assert!(!log.contains("NotTheSecret") && !log.contains("ClientSecret1"));
+}
+
+/// The service itself ends a heartbeat stream when its token expires, and refuses unknown
+/// tokens: renewal is not optional.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_ends_a_stream_when_its_token_expires() {
+    use failover_proto::v1;
+    let spec = spec_with_tokens(Duration::from_secs(1));
+    let cluster = failover_lab::cluster::Cluster::start(spec)
+        .await
+        .expect("cluster starts");
+    let base = failover_lab::cluster::Addresses::url(cluster.addrs.arbiter);
+    let http = reqwest::Client::new();
+    let token_url = format!("{base}/identity/connect/token");
+    let answer: Value = http
+        .post(&token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", failover_lab::cluster::BEARER_CLIENT_ID),
+            ("client_secret", failover_lab::cluster::BEARER_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .expect("token endpoint")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["token_type"], "Bearer", "{answer}");
+    assert_eq!(answer["expires_in"], 1, "{answer}");
+    let token = answer["access_token"].as_str().expect("token").to_string();
+
+    let refused = http
+        .post(&token_url)
+        .form(&[("grant_type", "client_credentials"), ("client_id", "x")])
+        .send()
+        .await
+        .expect("token endpoint");
+    assert_eq!(refused.status(), 401);
+
+    let heartbeat = v1::HeartbeatRequest {
+        group_id: "tokens".into(),
+        adapter_id: "adapter-x".into(),
+        incarnation: "x-1".into(),
+        score: 100,
+        mode: v1::Mode::Hot as i32,
+        failover_timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let mut client = v1::arbiter_client::ArbiterClient::connect(base.clone())
+        .await
+        .expect("connect");
+    let open = |header: String| {
+        use tokio_stream::StreamExt;
+        let mut request = tonic::Request::new(
+            tokio_stream::iter(vec![heartbeat.clone()]).chain(tokio_stream::pending()),
+        );
+        request
+            .metadata_mut()
+            .insert("authorization", header.parse().expect("ascii"));
+        request
+    };
+    let refused = client
+        .heartbeat(open("Bearer 00ff".into()))
+        .await
+        .expect_err("an unknown token is refused");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+    let started = Instant::now();
+    let mut stream = client
+        .heartbeat(open(format!("Bearer {token}")))
+        .await
+        .expect("a valid token is taken")
+        .into_inner();
+    let first = stream.message().await.expect("assignment").expect("one");
+    assert_eq!(first.role, v1::Role::Primary as i32, "a lone member leads");
+    let ended = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a reason"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
+    assert!(ended.message().contains("expired"), "{ended:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the stream outlived its token by far"
+    );
 }
