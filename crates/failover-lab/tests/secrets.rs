@@ -1,5 +1,6 @@
-//! The password of the ClientFailover document never leaves the adapter: a scenario runs with
-//! the vendor's document (password "Password1") and nothing it leaves behind contains it. That
+//! The password and client secret of the ClientFailover document never leave the adapter:
+//! scenarios run with the vendor's document (password "Password1") and with bearer tokens
+//! (client secret "ClientSecret1"), and nothing they leave behind contains either, or a token. That
 //! covers every component's log, the runner's output and JSON, the JUnit file, the timeline
 //! pictures, and the adapters' REST answers and `/metrics` while they run.
 
@@ -8,7 +9,7 @@ mod common;
 use std::{path::Path, process::Command};
 
 use failover_core::Mode;
-use failover_lab::cluster::VENDOR_EXAMPLE;
+use failover_lab::cluster::{BEARER_CLIENT_SECRET, VENDOR_EXAMPLE};
 
 const PASSWORD: &str = "Password1";
 
@@ -27,6 +28,13 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// An access token: 64 hex digits (after "Bearer ", or alone).
+fn holds_token(text: &str) -> bool {
+    text.as_bytes()
+        .windows(64)
+        .any(|w| w.iter().all(u8::is_ascii_hexdigit))
+}
+
 #[test]
 fn no_log_report_or_output_of_a_run_holds_the_password() {
     assert!(
@@ -36,13 +44,12 @@ fn no_log_report_or_output_of_a_run_holds_the_password() {
     let dir = std::env::temp_dir().join(format!("failover-lab-secrets-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (logs, reports, junit) = (dir.join("logs"), dir.join("reports"), dir.join("junit.xml"));
-    let scenario = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scenarios/hot-primary-killed.toml"
-    );
+    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/");
     let out = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
         .arg("run")
-        .arg(scenario)
+        .arg(format!("{scenarios}hot-primary-killed.toml"))
+        // Client secrets and bearer tokens too.
+        .arg(format!("{scenarios}bearer-token-takeover.toml"))
         .arg("--json")
         .arg("--keep-logs")
         .arg(&logs)
@@ -55,7 +62,9 @@ fn no_log_report_or_output_of_a_run_holds_the_password() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+    for secret in [PASSWORD, BEARER_CLIENT_SECRET] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
     let files = files_under(&dir);
     let adapter_logs: Vec<_> = files
         .iter()
@@ -73,10 +82,11 @@ fn no_log_report_or_output_of_a_run_holds_the_password() {
     for f in &files {
         let text = String::from_utf8_lossy(&std::fs::read(f).expect("readable")).into_owned();
         assert!(
-            !text.contains(PASSWORD),
-            "{} holds the password",
+            !text.contains(PASSWORD) && !text.contains(BEARER_CLIENT_SECRET),
+            "{} holds a password or client secret",
             f.display()
         );
+        assert!(!holds_token(&text), "{} holds a token", f.display());
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
