@@ -99,7 +99,7 @@ async fn collect(
                         if let Some(last) = points.last() {
                             st.last_data_unix_ms = Some(last.timestamp_ms);
                         }
-                        st.buffer.extend(points.iter().copied());
+                        st.buffer.extend(&points);
                         st.collected += points.len() as u64;
                         if health_changed {
                             tracing::info!(?health, "data source health changed");

@@ -87,7 +87,7 @@ async fn recover(
                 .iter()
                 .any(|r| r.id == id && r.status == RecoveryStatus::Running);
             if running {
-                st.buffer.extend(points.iter().copied());
+                st.buffer.extend(&points);
                 if let Some(r) = st.recoveries.iter_mut().find(|r| r.id == id) {
                     r.points += points.len() as u64;
                 }

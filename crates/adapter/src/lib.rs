@@ -11,6 +11,8 @@
 //! - [`collector`]: the subscription to the data source (points and component health);
 //! - [`tester`]: connection tests of a Warm standby (and of HistoryOnly adapters);
 //! - [`egress`]: fence, read the watermark, flush what follows it, write live data;
+//! - [`spool`]: the egress buffer, on disk too with `--buffer-dir`, so a restart loses
+//!   nothing collected;
 //! - [`history`]: on-demand history recoveries (HistoryOnly), never carried over a failover;
 //! - [`rest`]: the REST API (ClientFailover document, FailoverState, DataSource).
 //!
@@ -22,6 +24,7 @@ pub mod history;
 pub mod rest;
 pub mod session;
 pub mod state;
+pub mod spool;
 pub mod tester;
 pub mod token;
 
@@ -43,8 +46,13 @@ pub struct AdapterSettings {
     pub data_source: DataSourceConfig,
     /// How often a Warm standby tests its source connection (Doc: 5 minutes).
     pub warm_test_interval: Duration,
-    /// Most points held for egress; past it the oldest are dropped and counted.
+    /// Most points held for egress in memory, without a buffer directory; past it the oldest
+    /// are dropped and counted.
     pub buffer_capacity: usize,
+    /// Where the egress buffer is kept on disk too (None: memory only).
+    pub buffer_dir: Option<std::path::PathBuf>,
+    /// The cap of the buffer on disk, in bytes (its points are the cap in memory as well).
+    pub buffer_max_bytes: u64,
     /// Most points per write.
     pub batch_size: usize,
 }
@@ -67,7 +75,26 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let source = lazy_channel(&settings.source_url)?;
     let endpoint = lazy_channel(&settings.endpoint_url)?;
-    let shared = state::Shared::new(settings);
+    let buffer = match &settings.buffer_dir {
+        None => spool::DurableBuffer::in_memory(settings.buffer_capacity),
+        Some(dir) => {
+            let (buffer, restored) =
+                spool::DurableBuffer::open(dir, settings.buffer_max_bytes, spool::SEGMENT_BYTES)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot use the buffer directory {}: {e}", dir.display())
+                    })?;
+            tracing::info!(
+                dir = %dir.display(),
+                restored,
+                max_mb = settings.buffer_max_bytes >> 20,
+                "egress buffer on disk; {restored} points restored from it"
+            );
+            buffer
+        }
+    };
+    let restored = buffer.len() as u64;
+    let shared = state::Shared::new(settings, buffer);
+    shared.update(|st| st.restored = restored);
     if initial.is_some() {
         rest::apply_failover(&shared, initial);
     }
@@ -77,6 +104,7 @@ pub async fn run(
         tokio::spawn(tester::run(shared.clone(), source.clone())),
         tokio::spawn(egress::run(shared.clone(), endpoint)),
         tokio::spawn(history::run(shared.clone(), source.clone())),
+        tokio::spawn(sync_buffer(shared.clone())),
     ];
     tracing::info!(
         name = shared.settings.name,
@@ -99,4 +127,18 @@ pub async fn run(
         "adapter stopped"
     );
     served.map_err(Into::into)
+}
+
+/// Flushes the buffer's disk copy to the device every second.
+async fn sync_buffer(shared: std::sync::Arc<state::Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(file) = shared.lock().buffer.sync_handle() else {
+            return;
+        };
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || file.sync_data()).await {
+            tracing::warn!("cannot flush the egress buffer to disk: {e}");
+        }
+    }
 }

@@ -40,9 +40,19 @@ struct Args {
     /// How often a Warm standby tests its source connection (hh:mm:ss; the vendor's is 5 minutes).
     #[arg(long, default_value = "00:05:00", value_parser = |s: &str| parse_timespan(s).map_err(|e| e.to_string()))]
     warm_test_interval: std::time::Duration,
-    /// Most points held for egress; past it the oldest are dropped and counted.
+    /// Most points held for egress in memory (without --buffer-dir); past it the oldest are
+    /// dropped and counted.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     buffer_max_points: u64,
+    /// Keep the egress buffer on disk in this directory too, so that a restart loses nothing
+    /// collected and not yet egressed (the directory is created; one per adapter).
+    #[arg(long, env = "ADAPTER_BUFFER_DIR")]
+    buffer_dir: Option<PathBuf>,
+    /// The cap of the buffer on disk, in MB (the real adapters' default is 1024); past it the
+    /// oldest points are dropped and counted. With --buffer-dir it replaces --buffer-max-points
+    /// (28 bytes a point; memory holds the same points, 32 bytes each).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    buffer_max_mb: u64,
     /// Most points per write to the endpoint.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     batch_size: u64,
@@ -75,6 +85,8 @@ async fn main() -> anyhow::Result<()> {
         },
         warm_test_interval: args.warm_test_interval,
         buffer_capacity: usize::try_from(args.buffer_max_points)?,
+        buffer_dir: args.buffer_dir,
+        buffer_max_bytes: args.buffer_max_mb << 20,
         batch_size: usize::try_from(args.batch_size)?,
     };
     let rest = tokio::net::TcpListener::bind(args.rest_listen).await?;

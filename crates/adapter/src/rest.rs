@@ -265,6 +265,9 @@ pub fn failover_state_json(st: &AdapterState) -> Value {
         "EndpointError": st.endpoint_error,
         "BufferedPoints": st.buffer.len(),
         "BufferDroppedPoints": st.buffer.dropped(),
+        "BufferDiskBytes": st.buffer.disk_bytes(),
+        "BufferDiskError": st.buffer.disk_error(),
+        "RestoredPoints": st.restored,
         "EgressedPoints": st.egressed,
         "RefusedStalePoints": st.refused_stale,
         "RoleSinceUnixUs": st.role_since_unix_us,
@@ -333,6 +336,12 @@ pub fn metrics_text(st: &AdapterState, adapter: &str) -> String {
         "Points dropped because the buffer was full.",
         l,
         st.buffer.dropped(),
+    );
+    m.gauge(
+        "failover_adapter_buffer_disk_bytes",
+        "Bytes of the egress buffer on disk (0 without --buffer-dir).",
+        l,
+        st.buffer.disk_bytes() as f64,
     );
     m.counter(
         "failover_adapter_points_collected_total",

@@ -9,13 +9,12 @@ use std::{
 
 use failover_core::{
     ClientFailoverConfig, DataCollectionMode, DataSourceConfig, Mode, Role, Watermark,
-    buffer::EgressBuffer,
     config::failover_warnings,
     modes::{Activity, Component, SourceHealth, activity, collection_score, failover_score},
 };
 use tokio::sync::{Notify, watch};
 
-use crate::AdapterSettings;
+use crate::{AdapterSettings, spool::DurableBuffer};
 
 /// A history recovery requested on this adapter.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,7 +89,7 @@ pub struct AdapterState {
     /// Last Warm/HistoryOnly connection test result.
     pub connection_test: Option<bool>,
     /// Points awaiting egress.
-    pub buffer: EgressBuffer,
+    pub buffer: DurableBuffer,
     /// Last points the endpoint accepted (from us, or read when fencing).
     pub egress_watermark: Watermark,
     /// The epoch at which we fenced the endpoint; None: must fence before writing.
@@ -115,6 +114,8 @@ pub struct AdapterState {
     pub collected: u64,
     /// Heartbeats sent to the failover service.
     pub heartbeats_sent: u64,
+    /// Points the buffer held on disk at start (from before a restart).
+    pub restored: u64,
     /// Access tokens fetched (bearer authentication).
     pub tokens_fetched: u64,
     /// Role changes (as assigned, or stepping down).
@@ -126,7 +127,7 @@ pub struct AdapterState {
 }
 
 impl AdapterState {
-    fn new(settings: &AdapterSettings) -> Self {
+    fn new(settings: &AdapterSettings, buffer: DurableBuffer) -> Self {
         AdapterState {
             failover: None,
             data_source: settings.data_source.clone(),
@@ -141,7 +142,7 @@ impl AdapterState {
             components: Vec::new(),
             source_health: SourceHealth::Connecting,
             connection_test: None,
-            buffer: EgressBuffer::new(settings.buffer_capacity),
+            buffer,
             egress_watermark: Watermark::default(),
             fenced_at: None,
             role_since_unix_us: None,
@@ -155,6 +156,7 @@ impl AdapterState {
             collected: 0,
             heartbeats_sent: 0,
             tokens_fetched: 0,
+            restored: 0,
             role_changes: 0,
             promoted_at: None,
             last_takeover: None,
@@ -274,8 +276,8 @@ pub struct Shared {
 
 impl Shared {
     /// Fresh state for these settings.
-    pub fn new(settings: AdapterSettings) -> Arc<Self> {
-        let state = AdapterState::new(&settings);
+    pub fn new(settings: AdapterSettings, buffer: DurableBuffer) -> Arc<Self> {
+        let state = AdapterState::new(&settings, buffer);
         Arc::new(Shared {
             settings,
             state: Mutex::new(state),

@@ -115,6 +115,9 @@ pub struct ClusterSpec {
     pub adapter_args: Vec<String>,
     /// What the failover service requires of heartbeat streams.
     pub auth: ClusterAuth,
+    /// Keep each adapter's egress buffer on disk too (`--buffer-dir`, in the log folder), as
+    /// the real adapters do: a restarted adapter then holds what it had not egressed.
+    pub disk_buffer: bool,
 }
 
 /// What the failover service of a cluster requires of heartbeat streams, and what the
@@ -185,6 +188,7 @@ impl Default for ClusterSpec {
             direct_links: false,
             adapter_args: Vec::new(),
             auth: ClusterAuth::None,
+            disk_buffer: true,
         }
     }
 }
@@ -490,6 +494,10 @@ impl Cluster {
                 "--warm-test-interval".into(),
                 format_timespan(spec.warm_test_interval),
             ];
+            if spec.disk_buffer {
+                let dir = log_dir.join(format!("{name}.buffer"));
+                args.extend(["--buffer-dir".into(), dir.display().to_string()]);
+            }
             args.extend(spec.adapter_args.iter().cloned());
             cluster.add(name, bins.join(ADAPTER_BIN), args)?;
         }

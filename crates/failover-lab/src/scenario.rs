@@ -517,6 +517,7 @@ struct ClusterToml {
     history_rate: Option<u32>,
     auth: Option<String>,
     token_lifetime: Option<String>,
+    disk_buffer: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1091,6 +1092,7 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
     let default_within = failover_timeout * 3 + Duration::from_secs(10);
     let spec = ClusterSpec {
         auth,
+        disk_buffer: c.disk_buffer.unwrap_or(true),
         mode,
         failover_timeout,
         streams,
