@@ -23,8 +23,8 @@ pub mod egress;
 pub mod history;
 pub mod rest;
 pub mod session;
-pub mod state;
 pub mod spool;
+pub mod state;
 pub mod tester;
 pub mod token;
 
@@ -49,6 +49,9 @@ pub struct AdapterSettings {
     /// Most points held for egress in memory, without a buffer directory; past it the oldest
     /// are dropped and counted.
     pub buffer_capacity: usize,
+    /// CA certificates (PEM files) trusted for the failover service's TLS, beside the system
+    /// bundle, when the document validates its certificate.
+    pub trusted_ca: Vec<std::path::PathBuf>,
     /// Where the egress buffer is kept on disk too (None: memory only).
     pub buffer_dir: Option<std::path::PathBuf>,
     /// The cap of the buffer on disk, in bytes (its points are the cap in memory as well).

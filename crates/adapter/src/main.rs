@@ -44,6 +44,10 @@ struct Args {
     /// dropped and counted.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     buffer_max_points: u64,
+    /// Trust this CA (a PEM file; repeatable) for an https failover service, beside the
+    /// system's bundle, when validateEndpointCertificate is true.
+    #[arg(long = "trusted-ca", env = "ADAPTER_TRUSTED_CA", value_delimiter = ',')]
+    trusted_ca: Vec<PathBuf>,
     /// Keep the egress buffer on disk in this directory too, so that a restart loses nothing
     /// collected and not yet egressed (the directory is created; one per adapter).
     #[arg(long, env = "ADAPTER_BUFFER_DIR")]
@@ -86,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         warm_test_interval: args.warm_test_interval,
         buffer_capacity: usize::try_from(args.buffer_max_points)?,
         buffer_dir: args.buffer_dir,
+        trusted_ca: args.trusted_ca,
         buffer_max_bytes: args.buffer_max_mb << 20,
         batch_size: usize::try_from(args.batch_size)?,
     };

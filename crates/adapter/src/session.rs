@@ -11,7 +11,11 @@
 use std::{sync::Arc, time::Instant};
 
 use failover_core::{ClientFailoverConfig, Mode, Role};
-use failover_proto::{convert, process, v1};
+use failover_proto::{
+    convert, process,
+    tls::{self, ClientTls},
+    v1,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
@@ -25,6 +29,8 @@ use crate::{
 pub async fn run(shared: Arc<Shared>) {
     let mut changed = shared.changed.subscribe();
     let mut config_version = 0u64;
+    // The configuration whose unchecked certificate was warned about.
+    let mut warned_version = None;
     let mut backoff = Backoff::new(std::time::Duration::from_secs(1));
     loop {
         let cfg = shared.lock().failover.clone();
@@ -40,6 +46,17 @@ pub async fn run(shared: Arc<Shared>) {
             std::process::id(),
             config_version
         );
+        if warned_version != Some(config_version)
+            && cfg.endpoint.starts_with("https:")
+            && !cfg.validate_endpoint_certificate
+        {
+            tracing::warn!(
+                endpoint = cfg.endpoint,
+                "{}",
+                failover_core::config::UNCHECKED_CERTIFICATE_WARNING
+            );
+            warned_version = Some(config_version);
+        }
         let end = session(&shared, &cfg, &incarnation, &mut changed, &mut backoff).await;
         match end {
             End::ConfigChanged => {
@@ -193,12 +210,17 @@ async fn session(
     changed: &mut tokio::sync::watch::Receiver<u64>,
     backoff: &mut Backoff,
 ) -> End {
-    if cfg.endpoint.starts_with("https:") {
-        return End::Failed(format!(
-            "endpoint {} uses https, and this adapter does not speak TLS to the failover service yet; use http",
-            cfg.endpoint
-        ));
-    }
+    let tls = if cfg.endpoint.starts_with("https:") {
+        match ClientTls::new(
+            cfg.validate_endpoint_certificate,
+            &shared.settings.trusted_ca,
+        ) {
+            Ok(t) => Some(t),
+            Err(e) => return End::Failed(format!("TLS to {}: {e}", cfg.endpoint)),
+        }
+    } else {
+        None
+    };
     let channel = match Endpoint::from_shared(cfg.endpoint.clone()) {
         Ok(e) => e
             .connect_timeout(std::time::Duration::from_secs(1))
@@ -207,12 +229,16 @@ async fn session(
             .keep_alive_timeout(std::time::Duration::from_secs(2)),
         Err(e) => return End::Failed(format!("endpoint {}: {e}", cfg.endpoint)),
     };
-    let channel = match channel.connect().await {
+    let channel = match channel
+        .connect_with_connector(tls::Connector::new(tls.clone()))
+        .await
+    {
         Ok(c) => c,
         Err(e) => {
             return End::Failed(format!(
-                "cannot reach the failover service at {}: {e}",
-                cfg.endpoint
+                "cannot reach the failover service at {}: {}",
+                cfg.endpoint,
+                tls::explain(&e)
             ));
         }
     };
@@ -233,7 +259,13 @@ async fn session(
         // Bearer first: clientId and clientSecret are the document's choice of a token.
         (Some(id), Some(secret), _, _) => {
             let url = token::token_url(cfg);
-            let http = match reqwest::Client::builder().build() {
+            let http = match tls
+                .as_ref()
+                .map_or_else(reqwest::Client::builder, |t| {
+                    reqwest::Client::builder().use_preconfigured_tls(t.http1_config())
+                })
+                .build()
+            {
                 Ok(h) => h,
                 Err(e) => return End::Failed(format!("cannot make an HTTP client: {e}")),
             };

@@ -270,7 +270,11 @@ impl Spool {
             }
             Err(e) => self.failed("cannot write the buffer to disk", &e),
         }
-        if self.segments.back().is_some_and(|s| s.bytes >= self.segment_bytes) {
+        if self
+            .segments
+            .back()
+            .is_some_and(|s| s.bytes >= self.segment_bytes)
+        {
             let next = self.segments.back().map_or(0, |s| s.id + 1);
             if let Err(e) = self.start_segment(next) {
                 self.failed("cannot start a buffer segment", &e);
@@ -298,7 +302,12 @@ impl Spool {
 
     /// Deletes the oldest closed segments the watermark covers.
     fn forget_covered(&mut self, watermark: &Watermark) {
-        while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.covered_by(watermark)) {
+        while self.segments.len() > 1
+            && self
+                .segments
+                .front()
+                .is_some_and(|s| s.covered_by(watermark))
+        {
             self.delete_oldest();
         }
     }
@@ -328,7 +337,10 @@ impl Spool {
     }
 
     fn failed(&mut self, what: &str, e: &std::io::Error) {
-        let msg = format!("{what} in {}: {e}; buffering in memory only", self.dir.display());
+        let msg = format!(
+            "{what} in {}: {e}; buffering in memory only",
+            self.dir.display()
+        );
         if self.error.as_deref() != Some(msg.as_str()) {
             tracing::error!("{msg}");
         }
@@ -440,7 +452,10 @@ mod tests {
         let wm = Watermark::from_pairs([(0, 24), (1, 24)]);
         b.trim(&wm);
         assert_eq!(contents(&b), ticks(25, 15, 2));
-        assert!(segment_files(&dir.0) < files_before, "covered segments deleted");
+        assert!(
+            segment_files(&dir.0) < files_before,
+            "covered segments deleted"
+        );
         drop(b);
         // The reload may hold more (a partly covered segment), never less; trimming it by the
         // same watermark, as a restarted adapter does before egress, gives the same points.

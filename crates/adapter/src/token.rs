@@ -74,7 +74,12 @@ pub async fn fetch(
         .timeout(Duration::from_secs(5))
         .send()
         .await
-        .map_err(|e| format!("cannot reach the token endpoint {url}: {}", error_chain(&e)))?;
+        .map_err(|e| {
+            format!(
+                "cannot reach the token endpoint {url}: {}",
+                failover_proto::tls::explain(&e)
+            )
+        })?;
     let status = response.status();
     let body = response
         .bytes()
@@ -109,18 +114,6 @@ pub async fn fetch(
         header: format!("Bearer {}", token.access_token),
         renew_at: asked + lifetime.mul_f64(0.8),
     })
-}
-
-/// An error with its causes, which reqwest keeps apart.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -529,8 +529,19 @@ pub fn failover_warnings(
             DataCollectionMode::CurrentOnly => {}
         }
     }
+    if let Some(f) = failover
+        && f.endpoint.starts_with("https:")
+        && !f.validate_endpoint_certificate
+    {
+        warnings.push(UNCHECKED_CERTIFICATE_WARNING.to_string());
+    }
     warnings
 }
+
+/// The warning of an https endpoint whose certificate is not validated.
+pub const UNCHECKED_CERTIFICATE_WARNING: &str = "validateEndpointCertificate is false: the failover \
+    service's certificate is not checked, so the connection is encrypted but the service is not \
+    authenticated";
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 //!   takeover follows failoverTimeout by milliseconds.
 //! - [`auth`]: basic credentials or bearer tokens on heartbeat streams, and the OAuth2
 //!   client-credentials token endpoint (served on the gRPC port, which also takes HTTP/1.1).
+//! - [`demo_cert`]: a self-signed TLS identity for demos (`--tls-self-signed`).
 //! - [`rest`]: the REST admin of the real service: list groups and sessions, delete a session
 //!   or an empty group, operator role override with optional expiration.
 //!
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod demo_cert;
 pub mod rest;
 pub mod service;
 mod state;
@@ -30,6 +32,7 @@ pub async fn run(
     grpc: tokio::net::TcpListener,
     rest: tokio::net::TcpListener,
     auth: auth::AuthConfig,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if let Some((username, _)) = &auth.basic {
@@ -60,7 +63,10 @@ pub async fn run(
             .await
     });
     let mut stop_grpc = stop_rx;
-    let grpc_task = service::serve(arbiter, grpc, async move {
+    if tls.is_some() {
+        tracing::info!("gRPC and the token endpoint over TLS");
+    }
+    let grpc_task = service::serve(arbiter, grpc, tls, async move {
         let _ = stop_grpc.wait_for(|s| *s).await;
     });
     tokio::spawn(async move {

@@ -1,8 +1,11 @@
 //! `failover-arbiter`: the failover service (see the library docs).
 
+use std::{path::PathBuf, sync::Arc};
+
 use clap::Parser;
 use failover_arbiter::auth::{AuthConfig, OAuthClient};
 use failover_proto::process::{self, LogFormat};
+use failover_proto::tls;
 
 /// The failover service for failover-lab: adapters heartbeat to it with their failover scores
 /// and it decides who is Primary, pushing role changes at once. Also serves the REST admin.
@@ -52,6 +55,26 @@ struct Args {
     /// How long an issued token is valid (hh:mm:ss); adapters renew at 80% of it.
     #[arg(long, default_value = "01:00:00", value_parser = parse_lifetime)]
     oauth_token_lifetime: std::time::Duration,
+    /// Serve gRPC (and the token endpoint) over TLS with this certificate chain (PEM).
+    #[arg(
+        long,
+        env = "ARBITER_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "ARBITER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve over TLS with a self-signed identity kept in this directory (made at first start:
+    /// ca.pem, cert.pem, key.pem). Adapters trust it with --trusted-ca DIR/ca.pem, or take it
+    /// unchecked with validateEndpointCertificate false.
+    #[arg(long, env = "ARBITER_TLS_SELF_SIGNED")]
+    tls_self_signed: Option<PathBuf>,
+    /// A name or address the self-signed certificate is valid for (repeatable; localhost,
+    /// 127.0.0.1, ::1 and the --listen address are always in).
+    #[arg(long = "tls-san", requires = "tls_self_signed")]
+    tls_sans: Vec<String>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -97,7 +120,30 @@ async fn main() -> anyhow::Result<()> {
                 token_lifetime: args.oauth_token_lifetime,
             }),
     };
-    failover_arbiter::run(grpc, rest, auth, process::shutdown_signal()).await
+    let tls = tls_config(&args)?;
+    failover_arbiter::run(grpc, rest, auth, tls, process::shutdown_signal()).await
+}
+
+/// The TLS identity the flags ask for, if any.
+fn tls_config(args: &Args) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let (chain, key) = match (&args.tls_cert, &args.tls_key, &args.tls_self_signed) {
+        (Some(cert), Some(key), _) => (tls::load_certs(cert)?, tls::load_key(key)?),
+        (_, _, Some(dir)) => {
+            let mut names: Vec<String> =
+                ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+            if !args.listen.ip().is_unspecified() {
+                names.push(args.listen.ip().to_string());
+            }
+            for n in &args.tls_sans {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+            failover_arbiter::demo_cert::ensure(dir, &names)?
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(tls::server_config(chain, key)?))
 }
 
 /// A token lifetime: a timespan of at least one second.

@@ -1,6 +1,6 @@
 //! The `failover.v1.Arbiter` gRPC service: heartbeat streams, group status and watch.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use failover_core::{
     config::{MAX_FAILOVER_TIMEOUT, MAX_TEXT_LEN, MIN_FAILOVER_TIMEOUT},
@@ -220,17 +220,31 @@ impl v1::arbiter_server::Arbiter for Arbiter {
 pub async fn serve(
     arbiter: Arbiter,
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let health = process::health_service("failover.v1.Arbiter").await;
     // HTTP/1.1 too, for the token endpoint.
     let token_endpoint = tonic::service::Routes::from(arbiter.authenticator().token_router());
-    process::server_builder()
+    let router = process::server_builder()
         .accept_http1(true)
         .add_routes(token_endpoint)
         .add_service(health)
-        .add_service(v1::arbiter_server::ArbiterServer::new(arbiter))
-        .serve_with_incoming_shutdown(process::incoming(listener), shutdown)
-        .await
-        .map_err(Into::into)
+        .add_service(v1::arbiter_server::ArbiterServer::new(arbiter));
+    match tls {
+        Some(config) => {
+            router
+                .serve_with_incoming_shutdown(
+                    failover_proto::tls::incoming(listener, config),
+                    shutdown,
+                )
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(process::incoming(listener), shutdown)
+                .await
+        }
+    }
+    .map_err(Into::into)
 }

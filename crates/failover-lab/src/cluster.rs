@@ -115,6 +115,8 @@ pub struct ClusterSpec {
     pub adapter_args: Vec<String>,
     /// What the failover service requires of heartbeat streams.
     pub auth: ClusterAuth,
+    /// TLS between the adapters (and the lab) and the failover service.
+    pub tls: ClusterTls,
     /// Keep each adapter's egress buffer on disk too (`--buffer-dir`, in the log folder), as
     /// the real adapters do: a restarted adapter then holds what it had not egressed.
     pub disk_buffer: bool,
@@ -137,6 +139,24 @@ pub enum ClusterAuth {
         token_lifetime: Duration,
     },
 }
+
+/// TLS to the failover service of a cluster. With TLS, the service makes a self-signed identity
+/// (`--tls-self-signed`, in the log folder) and the documents' endpoint is `https://`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterTls {
+    /// Plain HTTP/2.
+    #[default]
+    Off,
+    /// `validateEndpointCertificate: true`, and the adapters are given the service's CA
+    /// (`--trusted-ca`).
+    TrustedCa,
+    /// `validateEndpointCertificate: false` and no CA given: the adapters take the certificate
+    /// unchecked, with a warning.
+    Unchecked,
+}
+
+/// Where a cluster's failover service keeps its self-signed TLS identity, under the log folder.
+pub const TLS_DIR: &str = "arbiter-tls";
 
 /// The OAuth2 client id of a bearer-authenticated cluster's adapters.
 pub const BEARER_CLIENT_ID: &str = "failover-lab-adapter";
@@ -189,6 +209,7 @@ impl Default for ClusterSpec {
             adapter_args: Vec::new(),
             auth: ClusterAuth::None,
             disk_buffer: true,
+            tls: ClusterTls::Off,
         }
     }
 }
@@ -207,6 +228,10 @@ impl ClusterSpec {
         doc["failoverTimeout"] = Value::String(format_timespan(self.failover_timeout));
         doc["mode"] = Value::String(self.mode.as_str().to_string());
         doc["failoverGroupId"] = Value::String(self.group_id.clone());
+        if self.tls != ClusterTls::Off {
+            doc["endpoint"] = Value::String(arbiter_url.replacen("http://", "https://", 1));
+            doc["validateEndpointCertificate"] = Value::Bool(self.tls == ClusterTls::TrustedCa);
+        }
         if let ClusterAuth::Bearer { .. } = self.auth {
             doc["username"] = Value::Null;
             doc["password"] = Value::Null;
@@ -306,6 +331,8 @@ pub struct Addresses {
     pub endpoint_metrics: SocketAddr,
     /// REST API of each adapter (and its `/metrics`).
     pub adapters: BTreeMap<String, SocketAddr>,
+    /// How to reach the arbiter's gRPC over TLS (trusting its CA), when it serves TLS.
+    pub arbiter_tls: Option<failover_proto::tls::ClientTls>,
 }
 
 /// The services an adapter talks to, each over a link with its own fault-injecting proxy.
@@ -315,6 +342,24 @@ impl Addresses {
     /// `http://` URL of a gRPC address.
     pub fn url(addr: SocketAddr) -> String {
         format!("http://{addr}")
+    }
+
+    /// URL of the arbiter's gRPC: `https://` when it serves TLS.
+    pub fn arbiter_url(&self) -> String {
+        match &self.arbiter_tls {
+            Some(_) => format!("https://{}", self.arbiter),
+            None => Self::url(self.arbiter),
+        }
+    }
+
+    /// A connection to the arbiter's gRPC, over TLS when it serves TLS.
+    pub async fn arbiter_channel(&self) -> anyhow::Result<tonic::transport::Channel> {
+        Ok(tonic::transport::Endpoint::from_shared(self.arbiter_url())?
+            .connect_timeout(Duration::from_millis(500))
+            .connect_with_connector(failover_proto::tls::Connector::new(
+                self.arbiter_tls.clone(),
+            ))
+            .await?)
     }
 }
 
@@ -394,6 +439,7 @@ impl Cluster {
                 .enumerate()
                 .map(|(i, a)| (a.clone(), at(5 + i)))
                 .collect(),
+            arbiter_tls: None,
         };
         let mut links = BTreeMap::new();
         for adapter in spec.adapters.iter().filter(|_| !spec.direct_links) {
@@ -466,8 +512,19 @@ impl Cluster {
             ]
             .into_iter()
             .chain(spec.auth.arbiter_args())
+            .chain(match spec.tls {
+                ClusterTls::Off => Vec::new(),
+                _ => vec![
+                    "--tls-self-signed".into(),
+                    log_dir.join(TLS_DIR).display().to_string(),
+                ],
+            })
             .collect(),
         )?;
+        if spec.tls != ClusterTls::Off {
+            cluster.addrs.arbiter_tls = Some(cluster.wait_arbiter_ca().await?);
+        }
+        let addrs = cluster.addrs.clone();
         for name in [SOURCE, ENDPOINT, ARBITER] {
             let addr = match name {
                 SOURCE => addrs.source,
@@ -494,6 +551,10 @@ impl Cluster {
                 "--warm-test-interval".into(),
                 format_timespan(spec.warm_test_interval),
             ];
+            if spec.tls == ClusterTls::TrustedCa {
+                let ca = log_dir.join(TLS_DIR).join("ca.pem");
+                args.extend(["--trusted-ca".into(), ca.display().to_string()]);
+            }
             if spec.disk_buffer {
                 let dir = log_dir.join(format!("{name}.buffer"));
                 args.extend(["--buffer-dir".into(), dir.display().to_string()]);
@@ -513,11 +574,13 @@ impl Cluster {
     /// endpoint audits it alone. The source's shape is the compose file's: 8 streams in 4
     /// components at 10 Hz.
     pub async fn start_compose(mut spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
-        if spec.auth != ClusterAuth::None {
+        if spec.auth != ClusterAuth::None || spec.tls != ClusterTls::Off {
             bail!(
                 "the compose failover service runs with the flags of docker-compose.yml; this \
-                 scenario needs {:?} (cluster.auth): run it with --target processes",
-                spec.auth
+                 scenario needs {:?} and TLS {:?} (cluster.auth, cluster.tls): run it with \
+                 --target processes",
+                spec.auth,
+                spec.tls
             );
         }
         let compose_shape = (8, 4, 10.0, None);
@@ -570,6 +633,7 @@ impl Cluster {
                 ("adapter-b".to_string(), lo(5592)),
             ]
             .into(),
+            arbiter_tls: None,
         };
         let mut cluster = Cluster {
             spec: spec.clone(),
@@ -817,8 +881,39 @@ impl Cluster {
         addr: SocketAddr,
         within: Duration,
     ) -> anyhow::Result<()> {
+        if name == ARBITER && self.addrs.arbiter_tls.is_some() {
+            let addrs = self.addrs.clone();
+            return self
+                .wait_serving(name, within, "become healthy over TLS", || {
+                    let addrs = addrs.clone();
+                    async move {
+                        match addrs.arbiter_channel().await {
+                            Ok(channel) => channel_healthy(channel).await,
+                            Err(_) => false,
+                        }
+                    }
+                })
+                .await;
+        }
         self.wait_serving(name, within, "become healthy", || grpc_healthy(addr))
             .await
+    }
+
+    /// Waits for the arbiter to write its self-signed CA, and trusts it.
+    async fn wait_arbiter_ca(&mut self) -> anyhow::Result<failover_proto::tls::ClientTls> {
+        let ca = self.log_dir.join(TLS_DIR).join("ca.pem");
+        let probe_ca = ca.clone();
+        self.wait_serving(
+            ARBITER,
+            Duration::from_secs(10),
+            "write its TLS CA",
+            move || {
+                let exists = probe_ca.exists();
+                async move { exists }
+            },
+        )
+        .await?;
+        Ok(failover_proto::tls::ClientTls::new(true, &[ca])?)
     }
 
     /// Polls `probe` every 50 ms until it answers true; fails if the process exits (on the
@@ -1144,6 +1239,11 @@ pub async fn grpc_healthy_at(addr: &str) -> bool {
     else {
         return false;
     };
+    channel_healthy(channel).await
+}
+
+/// True when the gRPC health service on `channel` answers SERVING.
+async fn channel_healthy(channel: tonic::transport::Channel) -> bool {
     let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
     matches!(
         tokio::time::timeout(

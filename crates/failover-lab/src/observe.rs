@@ -182,7 +182,7 @@ impl Observer {
         let timeline = Arc::new(Mutex::new(Timeline::default()));
         let start = Instant::now();
         let watch = tokio::spawn(watch_group(
-            addrs.arbiter,
+            addrs.clone(),
             group_id.to_string(),
             timeline.clone(),
             start,
@@ -265,7 +265,7 @@ fn ms_since(start: Instant) -> u64 {
 }
 
 async fn watch_group(
-    arbiter: SocketAddr,
+    arbiter: Addresses,
     group: String,
     timeline: Arc<Mutex<Timeline>>,
     start: Instant,
@@ -280,16 +280,18 @@ async fn watch_group(
     .await;
 }
 
-/// Hands every status of a group to `on_status`, reconnecting to the arbiter whenever the
-/// watch ends; runs until dropped.
+/// Hands every status of a group to `on_status`, reconnecting to the arbiter (of `addrs`)
+/// whenever the watch ends; runs until dropped.
 pub async fn follow_group(
-    arbiter: SocketAddr,
+    addrs: Addresses,
     group: String,
     mut on_status: impl FnMut(v1::GroupStatus),
 ) {
     loop {
-        if let Ok(mut client) =
-            v1::arbiter_client::ArbiterClient::connect(Addresses::url(arbiter)).await
+        if let Ok(mut client) = addrs
+            .arbiter_channel()
+            .await
+            .map(v1::arbiter_client::ArbiterClient::new)
             && let Ok(resp) = client
                 .watch_group(v1::GroupRequest {
                     group_id: group.clone(),

@@ -17,7 +17,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
-use crate::cluster::{ARBITER, ClusterAuth, ClusterSpec, ENDPOINT, LINK_SERVICES, SOURCE};
+use crate::cluster::{
+    ARBITER, ClusterAuth, ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, SOURCE,
+};
 
 /// A refused scenario file: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -518,6 +520,7 @@ struct ClusterToml {
     auth: Option<String>,
     token_lifetime: Option<String>,
     disk_buffer: Option<bool>,
+    tls: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1089,10 +1092,26 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
             "tokens live at least 00:00:01 (the failover service's minimum)",
         ));
     }
+    let tls = match c.tls.as_deref() {
+        None | Some("off") => ClusterTls::Off,
+        Some("trusted-ca") => ClusterTls::TrustedCa,
+        Some("unchecked") => ClusterTls::Unchecked,
+        Some(other) => {
+            return Err(ck.err(
+                "cluster.tls",
+                format!(
+                    "{other:?} is not supported; accepted: \"off\", \"trusted-ca\" (the failover \
+                     service serves TLS with a self-signed certificate, the adapters validate it \
+                     against its CA) or \"unchecked\" (validateEndpointCertificate false)"
+                ),
+            ));
+        }
+    };
     let default_within = failover_timeout * 3 + Duration::from_secs(10);
     let spec = ClusterSpec {
         auth,
         disk_buffer: c.disk_buffer.unwrap_or(true),
+        tls,
         mode,
         failover_timeout,
         streams,
@@ -1442,6 +1461,10 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
             "mode = \"Hot\"\nauth = \"bearer\"\ntoken_lifetime = \"00:00:00.500\"",
         ));
         assert!(e.message.contains("at least 00:00:01"), "{e}");
+
+        let e = err_of(&GOOD.replace("mode = \"Hot\"", "mode = \"Hot\"\ntls = \"yes\""));
+        assert_eq!(e.field, "cluster.tls");
+        assert!(e.message.contains("\"trusted-ca\""), "{e}");
     }
 
     #[test]

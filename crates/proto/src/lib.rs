@@ -9,6 +9,8 @@
 //! - [`metrics`]: the Prometheus text format of every server's `/metrics`.
 //! - [`process`]: what every server binary does the same way: tracing setup, the gRPC health
 //!   service, and shutdown on Ctrl-C or SIGTERM.
+//! - [`tls`]: TLS to the failover service (rustls): the server's acceptor and the clients'
+//!   connector, with the `validateEndpointCertificate` policy.
 
 /// Generated code for package `failover.v1`.
 #[allow(
@@ -25,5 +27,6 @@ pub mod auth;
 pub mod convert;
 pub mod metrics;
 pub mod process;
+pub mod tls;
 
 pub use v1::*;

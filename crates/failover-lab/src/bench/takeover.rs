@@ -105,12 +105,12 @@ struct StatusLog(Arc<Mutex<Vec<v1::GroupStatus>>>);
 
 impl StatusLog {
     fn start(
-        arbiter: std::net::SocketAddr,
+        addrs: crate::cluster::Addresses,
         group: String,
     ) -> (StatusLog, tokio::task::JoinHandle<()>) {
         let log = StatusLog::default();
         let sink = log.clone();
-        let task = tokio::spawn(observe::follow_group(arbiter, group, move |status| {
+        let task = tokio::spawn(observe::follow_group(addrs, group, move |status| {
             sink.0
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -162,7 +162,7 @@ async fn series(
 ) -> anyhow::Result<TakeoverSeries> {
     let spec = cluster.spec.clone();
     let obs = Observer::start(&cluster.addrs, &spec.group_id);
-    let (log, log_task) = StatusLog::start(cluster.addrs.arbiter, spec.group_id.clone());
+    let (log, log_task) = StatusLog::start(cluster.addrs.clone(), spec.group_id.clone());
     let settle_within = spec.failover_timeout * 3 + Duration::from_secs(10);
     observe::configure_in_order(cluster, &obs, settle_within).await?;
     let mut endpoint = v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(

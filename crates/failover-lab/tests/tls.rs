@@ -1,0 +1,110 @@
+//! TLS to the failover service (`--tls-self-signed`): it speaks only TLS; an adapter that
+//! validates the certificate needs the service's CA and says clearly when it does not have it;
+//! `validateEndpointCertificate: false` takes the certificate unchecked. The scenarios
+//! `tls-bearer-takeover` and `tls-unchecked-certificate` run whole failovers over it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use failover_core::Mode;
+use failover_lab::cluster::{Addresses, Cluster, ClusterTls};
+use failover_proto::tls::{ClientTls, Connector};
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_speaks_only_tls_with_a_certificate_of_its_own_ca() {
+    let mut spec = common::spec(Mode::Hot);
+    spec.tls = ClusterTls::TrustedCa;
+    let cluster = Cluster::start(spec).await.expect("cluster starts");
+    let health = |channel| async move {
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+    };
+    // The lab's own client trusts the CA the service made.
+    let channel = cluster
+        .addrs
+        .arbiter_channel()
+        .await
+        .expect("TLS with the CA");
+    health(channel).await.expect("healthy over TLS");
+
+    // Plain HTTP/2 gets no answer.
+    let plain = tonic::transport::Endpoint::from_shared(Addresses::url(cluster.addrs.arbiter))
+        .expect("url")
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await;
+    if let Ok(channel) = plain {
+        assert!(health(channel).await.is_err(), "plain text was served");
+    }
+
+    // TLS that validates without the CA refuses the certificate, and says why.
+    let url = format!("https://{}", cluster.addrs.arbiter);
+    let untrusted = tonic::transport::Endpoint::from_shared(url.clone())
+        .expect("url")
+        .connect_with_connector(Connector::new(Some(
+            ClientTls::new(true, &[]).expect("system trust"),
+        )))
+        .await
+        .expect_err("an unknown CA is refused");
+    let why = failover_proto::tls::explain(&untrusted);
+    assert!(why.contains("invalid peer certificate"), "{why}");
+    assert!(why.contains("--trusted-ca"), "{why}");
+
+    // Unchecked, it connects.
+    let unchecked = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect_with_connector(Connector::new(Some(
+            ClientTls::new(false, &[]).expect("unchecked"),
+        )))
+        .await
+        .expect("unchecked TLS connects");
+    health(unchecked).await.expect("healthy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_adapter_without_the_ca_refuses_the_certificate_clearly_and_gets_no_role() {
+    // The adapters are not given the CA; adapter-b's document asks for validation.
+    let mut spec = common::spec(Mode::Hot);
+    spec.tls = ClusterTls::Unchecked;
+    let p = common::pair(spec).await;
+    let url = p.cluster.link_url("adapter-b", "arbiter").expect("link");
+    let mut doc = p
+        .cluster
+        .spec
+        .client_failover_document(&url)
+        .expect("document");
+    assert!(
+        doc["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("https://"))
+    );
+    doc["validateEndpointCertificate"] = Value::Bool(true);
+    p.cluster
+        .put_client_failover("adapter-b", &doc.to_string())
+        .await
+        .expect("the document itself is valid");
+    let deadline = Instant::now() + common::deadline();
+    let state = loop {
+        let state = p.cluster.failover_state("adapter-b").await.expect("state");
+        if state["FailoverServiceError"]
+            .as_str()
+            .is_some_and(|e| e.contains("certificate is not trusted"))
+        {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "no clear error: {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(state["Role"], "None", "{state}");
+    let a = p.cluster.failover_state("adapter-a").await.expect("state");
+    assert_eq!(a["Role"], "Primary", "{a}");
+    let warnings = a["Warnings"].to_string();
+    assert!(
+        warnings.contains("validateEndpointCertificate is false"),
+        "{a}"
+    );
+}
