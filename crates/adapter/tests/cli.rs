@@ -53,3 +53,23 @@ fn bad_flags_and_documents_are_refused_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mode") && err.contains("\"Hot\""), "{err}");
 }
+
+#[test]
+fn an_unusable_buffer_directory_is_refused_at_start() {
+    let file = std::env::temp_dir().join(format!("not-a-dir-{}", std::process::id()));
+    std::fs::write(&file, b"a file").expect("write");
+    let out = adapter(&[
+        "--buffer-dir",
+        file.to_str().expect("path"),
+        "--rest-listen",
+        "127.0.0.1:0",
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot use the buffer directory"), "{err}");
+
+    let out = adapter(&["--buffer-max-mb", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--buffer-max-mb"));
+}

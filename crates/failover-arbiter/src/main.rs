@@ -135,6 +135,12 @@ fn tls_config(args: &Args) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> 
                 names.push(args.listen.ip().to_string());
             }
             for n in &args.tls_sans {
+                if rustls::pki_types::ServerName::try_from(n.as_str()).is_err() {
+                    anyhow::bail!(
+                        "--tls-san {n:?} is neither a DNS name nor an IP address (such as \
+                         arbiter.example or 10.0.0.5)"
+                    );
+                }
                 if !names.contains(n) {
                     names.push(n.clone());
                 }

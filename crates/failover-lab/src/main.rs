@@ -136,6 +136,10 @@ struct BenchArgs {
     /// Seed of the fault timing (where in the heartbeat cycle each fault lands).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Give the adapters their egress buffer on disk too (--buffer-dir), to measure its cost;
+    /// without it the buffer is in memory only.
+    #[arg(long)]
+    disk_buffer: bool,
     /// The parts to run, comma-separated.
     #[arg(
         long,
@@ -358,6 +362,7 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         batch_points: usize::try_from(args.batch_size)?,
         seed: args.seed,
         parts: args.parts,
+        disk_buffer: args.disk_buffer,
     };
     let progress = |line: &str| eprintln!("[bench] {line}");
     let report = tokio::select! {
