@@ -29,7 +29,6 @@ async fn the_right_credentials_fail_over_as_usual() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_or_missing_credentials_are_reported_and_get_no_role() {
     let p = common::pair(spec_with_auth()).await;
-    let arbiter_url = p.cluster.link_url("adapter-b", "arbiter").expect("link");
     for (password, words) in [
         (
             Some("wrong"),
@@ -37,33 +36,18 @@ async fn wrong_or_missing_credentials_are_reported_and_get_no_role() {
         ),
         (None, "requires authentication (basic"),
     ] {
-        let mut doc = p
-            .cluster
-            .spec
-            .client_failover_document(&arbiter_url)
-            .expect("document");
-        match password {
-            Some(pw) => doc["password"] = Value::String(pw.into()),
-            None => {
-                doc.as_object_mut().expect("object").remove("password");
-            }
-        }
-        p.cluster
-            .put_client_failover("adapter-b", &doc.to_string())
-            .await
-            .expect("the document itself is valid");
-        let deadline = Instant::now() + common::deadline();
-        let state = loop {
-            let state = p.cluster.failover_state("adapter-b").await.expect("state");
-            if state["FailoverServiceError"]
-                .as_str()
-                .is_some_and(|e| e.contains(words))
-            {
-                break state;
-            }
-            assert!(Instant::now() < deadline, "no clear error: {state}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let state = common::reconfigure_until_error(
+            &p,
+            "adapter-b",
+            |doc| match password {
+                Some(pw) => doc["password"] = Value::String(pw.into()),
+                None => {
+                    doc.as_object_mut().expect("object").remove("password");
+                }
+            },
+            words,
+        )
+        .await;
         assert_eq!(state["Role"], "None", "{state}");
         assert!(!state.to_string().contains("Password1"), "{state}");
         assert!(!state.to_string().contains("\"wrong\""), "{state}");
@@ -113,29 +97,13 @@ async fn bearer_tokens_are_renewed_before_expiry_and_the_pair_fails_over() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_client_secret_is_reported_and_gets_no_role() {
     let p = common::pair(spec_with_tokens(Duration::from_secs(3600))).await;
-    let arbiter_url = p.cluster.link_url("adapter-b", "arbiter").expect("link");
-    let mut doc = p
-        .cluster
-        .spec
-        .client_failover_document(&arbiter_url)
-        .expect("document");
-    doc["clientSecret"] = Value::String("NotTheSecret".into());
-    p.cluster
-        .put_client_failover("adapter-b", &doc.to_string())
-        .await
-        .expect("the document itself is valid");
-    let deadline = Instant::now() + common::deadline();
-    let state = loop {
-        let state = p.cluster.failover_state("adapter-b").await.expect("state");
-        if state["FailoverServiceError"]
-            .as_str()
-            .is_some_and(|e| e.contains("refused our client credentials (invalid_client"))
-        {
-            break state;
-        }
-        assert!(Instant::now() < deadline, "no clear error: {state}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let state = common::reconfigure_until_error(
+        &p,
+        "adapter-b",
+        |doc| doc["clientSecret"] = Value::String("NotTheSecret".into()),
+        "refused our client credentials (invalid_client",
+    )
+    .await;
     assert_eq!(state["Role"], "None", "{state}");
     assert!(!state.to_string().contains("NotTheSecret"), "{state}");
     let log = std::fs::read_to_string(p.cluster.log_dir().join("adapter-b.log")).expect("log");

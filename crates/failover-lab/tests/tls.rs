@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use failover_core::Mode;
 use failover_lab::cluster::{Addresses, Cluster, ClusterTls};
@@ -71,34 +71,20 @@ async fn an_adapter_without_the_ca_refuses_the_certificate_clearly_and_gets_no_r
     let mut spec = common::spec(Mode::Hot);
     spec.tls = ClusterTls::Unchecked;
     let p = common::pair(spec).await;
-    let url = p.cluster.link_url("adapter-b", "arbiter").expect("link");
-    let mut doc = p
-        .cluster
-        .spec
-        .client_failover_document(&url)
-        .expect("document");
-    assert!(
-        doc["endpoint"]
-            .as_str()
-            .is_some_and(|e| e.starts_with("https://"))
-    );
-    doc["validateEndpointCertificate"] = Value::Bool(true);
-    p.cluster
-        .put_client_failover("adapter-b", &doc.to_string())
-        .await
-        .expect("the document itself is valid");
-    let deadline = Instant::now() + common::deadline();
-    let state = loop {
-        let state = p.cluster.failover_state("adapter-b").await.expect("state");
-        if state["FailoverServiceError"]
-            .as_str()
-            .is_some_and(|e| e.contains("certificate is not trusted"))
-        {
-            break state;
-        }
-        assert!(Instant::now() < deadline, "no clear error: {state}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let state = common::reconfigure_until_error(
+        &p,
+        "adapter-b",
+        |doc| {
+            assert!(
+                doc["endpoint"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("https://"))
+            );
+            doc["validateEndpointCertificate"] = Value::Bool(true);
+        },
+        "certificate is not trusted",
+    )
+    .await;
     assert_eq!(state["Role"], "None", "{state}");
     let a = p.cluster.failover_state("adapter-a").await.expect("state");
     assert_eq!(a["Role"], "Primary", "{a}");

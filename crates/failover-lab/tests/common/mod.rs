@@ -166,3 +166,40 @@ pub async fn dashboard_demo(extra: &[&str]) -> (Stopper, String) {
     assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
     (demo, url)
 }
+
+/// Puts an edited copy of the cluster's ClientFailover document to `adapter` (its failover
+/// service URL through the adapter's link), then waits until the adapter's FailoverServiceError
+/// contains `words`; the FailoverState then.
+pub async fn reconfigure_until_error(
+    p: &Pair,
+    adapter: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+    words: &str,
+) -> serde_json::Value {
+    let url = p.cluster.link_url(adapter, "arbiter").expect("link");
+    let mut doc = p
+        .cluster
+        .spec
+        .client_failover_document(&url)
+        .expect("document");
+    edit(&mut doc);
+    p.cluster
+        .put_client_failover(adapter, &doc.to_string())
+        .await
+        .expect("the document itself is valid");
+    let deadline = std::time::Instant::now() + deadline();
+    loop {
+        let state = p.cluster.failover_state(adapter).await.expect("state");
+        if state["FailoverServiceError"]
+            .as_str()
+            .is_some_and(|e| e.contains(words))
+        {
+            return state;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no error saying {words:?}: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
