@@ -27,7 +27,7 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
     loop {
         let (may, group, epoch, fenced_at) = {
             let mut st = shared.lock();
-            st.check_lease(std::time::Instant::now());
+            st.check_lease(tokio::time::Instant::now());
             let group = st
                 .failover
                 .as_ref()

@@ -31,7 +31,7 @@ pub mod token;
 use std::{future::Future, time::Duration};
 
 use failover_core::{ClientFailoverConfig, DataSourceConfig};
-use tonic::transport::Endpoint;
+use failover_proto::net;
 
 /// What an adapter is started with.
 #[derive(Debug, Clone)]
@@ -49,6 +49,8 @@ pub struct AdapterSettings {
     /// Most points held for egress in memory, without a buffer directory; past it the oldest
     /// are dropped and counted.
     pub buffer_capacity: usize,
+    /// Where connections come from: TCP, or a simulator's network.
+    pub network: net::Network,
     /// CA certificates (PEM files) trusted for the failover service's TLS, beside the system
     /// bundle, when the document validates its certificate.
     pub trusted_ca: Vec<std::path::PathBuf>,
@@ -60,24 +62,16 @@ pub struct AdapterSettings {
     pub batch_size: usize,
 }
 
-fn lazy_channel(url: &str) -> anyhow::Result<tonic::transport::Channel> {
-    Ok(Endpoint::from_shared(url.to_string())?
-        .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(1))
-        .keep_alive_timeout(Duration::from_secs(2))
-        .connect_lazy())
-}
-
-/// Runs the adapter, serving its REST API on `rest`, until `shutdown` resolves.
+/// Runs the adapter, serving its REST API on `rest` (None: no REST API; configured by
+/// `initial` only), until `shutdown` resolves.
 pub async fn run(
-    rest: tokio::net::TcpListener,
+    rest: Option<tokio::net::TcpListener>,
     settings: AdapterSettings,
     initial: Option<ClientFailoverConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let source = lazy_channel(&settings.source_url)?;
-    let endpoint = lazy_channel(&settings.endpoint_url)?;
+    let source = net::lazy_channel(&settings.source_url, &settings.network, None)?;
+    let endpoint = net::lazy_channel(&settings.endpoint_url, &settings.network, None)?;
     let buffer = match &settings.buffer_dir {
         None => spool::DurableBuffer::in_memory(settings.buffer_capacity),
         Some(dir) => {
@@ -111,15 +105,23 @@ pub async fn run(
     ];
     tracing::info!(
         name = shared.settings.name,
-        rest = ?rest.local_addr().ok(),
+        rest = ?rest.as_ref().and_then(|r| r.local_addr().ok()),
         source = shared.settings.source_url,
         endpoint = shared.settings.endpoint_url,
         "adapter running"
     );
-    let app = rest::router(shared.clone(), source);
-    let served = axum::serve(rest, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = match rest {
+        Some(rest) => {
+            axum::serve(rest, rest::router(shared.clone(), source))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        // Configured at start only (the simulator's adapters).
+        None => {
+            shutdown.await;
+            Ok(())
+        }
+    };
     for t in tasks {
         t.abort();
     }

@@ -91,9 +91,10 @@ async fn main() -> anyhow::Result<()> {
         buffer_capacity: usize::try_from(args.buffer_max_points)?,
         buffer_dir: args.buffer_dir,
         trusted_ca: args.trusted_ca,
+        network: failover_proto::net::Network::tcp(),
         buffer_max_bytes: args.buffer_max_mb << 20,
         batch_size: usize::try_from(args.batch_size)?,
     };
     let rest = tokio::net::TcpListener::bind(args.rest_listen).await?;
-    adapter::run(rest, settings, initial, process::shutdown_signal()).await
+    adapter::run(Some(rest), settings, initial, process::shutdown_signal()).await
 }

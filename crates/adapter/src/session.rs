@@ -8,17 +8,18 @@
 //! The session's incarnation changes only with the configuration, so a reconnect after a blip
 //! continues the same session, while a restarted adapter or a new group rejoins as a new member.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
+
+use tokio::time::Instant;
 
 use failover_core::{ClientFailoverConfig, Mode, Role};
 use failover_proto::{
-    convert, process,
+    convert, net, process,
     tls::{self, ClientTls},
     v1,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 
 use crate::{
     state::{AdapterState, Backoff, Shared},
@@ -142,9 +143,7 @@ fn lease_deadline(shared: &Shared) -> Option<Instant> {
 
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
-        Some(at) => {
-            tokio::time::sleep_until((at + std::time::Duration::from_millis(1)).into()).await
-        }
+        Some(at) => tokio::time::sleep_until(at + std::time::Duration::from_millis(1)).await,
         None => std::future::pending().await,
     }
 }
@@ -221,16 +220,15 @@ async fn session(
     } else {
         None
     };
-    let channel = match Endpoint::from_shared(cfg.endpoint.clone()) {
-        Ok(e) => e
-            .connect_timeout(std::time::Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(std::time::Duration::from_secs(1))
-            .keep_alive_timeout(std::time::Duration::from_secs(2)),
+    let channel = match net::client_endpoint(&cfg.endpoint) {
+        Ok(e) => e,
         Err(e) => return End::Failed(format!("endpoint {}: {e}", cfg.endpoint)),
     };
     let channel = match channel
-        .connect_with_connector(tls::Connector::new(tls.clone()))
+        .connect_with_connector(net::Connector::new(
+            shared.settings.network.clone(),
+            tls.clone(),
+        ))
         .await
     {
         Ok(c) => c,

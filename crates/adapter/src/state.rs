@@ -4,8 +4,9 @@
 
 use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::{Duration, Instant},
+    time::Duration,
 };
+use tokio::time::Instant;
 
 use failover_core::{
     ClientFailoverConfig, DataCollectionMode, DataSourceConfig, Mode, Role, Watermark,

@@ -6,7 +6,9 @@
 //! (the same incarnation, so the same member and role), well before the service would end the
 //! stream at expiry. The client secret goes only into the token request's form body.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use failover_core::ClientFailoverConfig;
 use serde::Deserialize;

@@ -25,7 +25,7 @@ pub async fn run(arbiter: Arbiter) {
             None => arbiter.instant_of(arbiter.now() + IDLE),
         };
         tokio::select! {
-            () = tokio::time::sleep_until(wake_at.into()) => {
+            () = tokio::time::sleep_until(wake_at) => {
                 let now = arbiter.now();
                 let mut state = arbiter.lock();
                 let ids: Vec<String> = state.groups.keys().cloned().collect();

@@ -136,7 +136,7 @@ impl v1::arbiter_server::Arbiter for Arbiter {
             .and_then(|v| v.to_str().ok());
         let admitted_until = self
             .authenticator()
-            .check(presented, std::time::Instant::now())
+            .check(presented, tokio::time::Instant::now())
             .inspect_err(|status| tracing::warn!(%status, "heartbeat stream refused"))?;
         let mut inbound = request.into_inner();
         let arbiter = self.clone();
@@ -144,7 +144,7 @@ impl v1::arbiter_server::Arbiter for Arbiter {
             let mut session: Option<(String, SessionId)> = None;
             let token_expiry = async move {
                 match admitted_until {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    Some(t) => tokio::time::sleep_until(t).await,
                     None => std::future::pending().await,
                 }
             };
@@ -223,28 +223,35 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    match tls {
+        Some(config) => {
+            serve_incoming(
+                arbiter,
+                failover_proto::tls::incoming(listener, config),
+                shutdown,
+            )
+            .await
+        }
+        None => serve_incoming(arbiter, process::incoming(listener), shutdown).await,
+    }
+}
+
+/// Serves gRPC (and the token endpoint) on the connections of `incoming` until `shutdown`
+/// resolves: TCP or TLS for [`serve`], a simulator's network otherwise.
+pub async fn serve_incoming<IO: process::ServerConn>(
+    arbiter: Arbiter,
+    incoming: impl Stream<Item = std::io::Result<IO>> + Send,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let health = process::health_service("failover.v1.Arbiter").await;
     // HTTP/1.1 too, for the token endpoint.
     let token_endpoint = tonic::service::Routes::from(arbiter.authenticator().token_router());
-    let router = process::server_builder()
+    process::server_builder()
         .accept_http1(true)
         .add_routes(token_endpoint)
         .add_service(health)
-        .add_service(v1::arbiter_server::ArbiterServer::new(arbiter));
-    match tls {
-        Some(config) => {
-            router
-                .serve_with_incoming_shutdown(
-                    failover_proto::tls::incoming(listener, config),
-                    shutdown,
-                )
-                .await
-        }
-        None => {
-            router
-                .serve_with_incoming_shutdown(process::incoming(listener), shutdown)
-                .await
-        }
-    }
-    .map_err(Into::into)
+        .add_service(v1::arbiter_server::ArbiterServer::new(arbiter))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(Into::into)
 }

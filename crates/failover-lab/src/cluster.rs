@@ -356,7 +356,8 @@ impl Addresses {
     pub async fn arbiter_channel(&self) -> anyhow::Result<tonic::transport::Channel> {
         Ok(tonic::transport::Endpoint::from_shared(self.arbiter_url())?
             .connect_timeout(Duration::from_millis(500))
-            .connect_with_connector(failover_proto::tls::Connector::new(
+            .connect_with_connector(failover_proto::net::Connector::new(
+                failover_proto::net::Network::tcp(),
                 self.arbiter_tls.clone(),
             ))
             .await?)

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use failover_core::Mode;
 use failover_lab::cluster::{Addresses, Cluster, ClusterTls};
-use failover_proto::tls::{ClientTls, Connector};
+use failover_proto::{
+    net::{Connector, Network},
+    tls::ClientTls,
+};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -45,9 +48,10 @@ async fn the_service_speaks_only_tls_with_a_certificate_of_its_own_ca() {
     let url = format!("https://{}", cluster.addrs.arbiter);
     let untrusted = tonic::transport::Endpoint::from_shared(url.clone())
         .expect("url")
-        .connect_with_connector(Connector::new(Some(
-            ClientTls::new(true, &[]).expect("system trust"),
-        )))
+        .connect_with_connector(Connector::new(
+            Network::tcp(),
+            Some(ClientTls::new(true, &[]).expect("system trust")),
+        ))
         .await
         .expect_err("an unknown CA is refused");
     let why = failover_proto::tls::explain(&untrusted);
@@ -57,9 +61,10 @@ async fn the_service_speaks_only_tls_with_a_certificate_of_its_own_ca() {
     // Unchecked, it connects.
     let unchecked = tonic::transport::Endpoint::from_shared(url)
         .expect("url")
-        .connect_with_connector(Connector::new(Some(
-            ClientTls::new(false, &[]).expect("unchecked"),
-        )))
+        .connect_with_connector(Connector::new(
+            Network::tcp(),
+            Some(ClientTls::new(false, &[]).expect("unchecked")),
+        ))
         .await
         .expect("unchecked TLS connects");
     health(unchecked).await.expect("healthy");

@@ -480,6 +480,17 @@ pub async fn run(
     settings: SourceSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    tracing::info!(addr = ?listener.local_addr().ok(), ?settings, "data source serving");
+    serve(process::incoming(listener), settings, shutdown).await
+}
+
+/// Serves the data source on the connections of `incoming` until `shutdown` resolves: TCP for
+/// [`run`], a simulator's network otherwise.
+pub async fn serve<IO: process::ServerConn>(
+    incoming: impl tokio_stream::Stream<Item = std::io::Result<IO>> + Send,
+    settings: SourceSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     settings.validate().map_err(anyhow::Error::msg)?;
     let (ticks, _) = broadcast::channel(4096);
     let shared = Arc::new(Shared {
@@ -493,11 +504,10 @@ pub async fn run(
     let producer = tokio::spawn(produce(shared.clone()));
     let service = DataSourceService { shared };
     let health = process::health_service("failover.v1.DataSource").await;
-    tracing::info!(addr = ?listener.local_addr().ok(), ?settings, "data source serving");
     let result = process::server_builder()
         .add_service(health)
         .add_service(v1::data_source_server::DataSourceServer::new(service))
-        .serve_with_incoming_shutdown(process::incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     producer.abort();
     result.map_err(Into::into)

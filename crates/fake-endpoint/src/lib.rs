@@ -404,7 +404,6 @@ pub async fn run(
     metrics: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let health = process::health_service("failover.v1.DataEndpoint").await;
     tracing::info!(addr = ?listener.local_addr().ok(), "data endpoint serving");
     let service = EndpointService::default();
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
@@ -429,18 +428,30 @@ pub async fn run(
         );
         tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stop).await })
     });
-    let result = process::server_builder()
+    let result = serve(process::incoming(listener), service, shutdown).await;
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    result
+}
+
+/// Serves `service` (and the health service) on the connections of `incoming` until
+/// `shutdown` resolves: TCP for [`run`], a simulator's network otherwise.
+pub async fn serve<IO: process::ServerConn>(
+    incoming: impl tokio_stream::Stream<Item = std::io::Result<IO>> + Send,
+    service: EndpointService,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let health = process::health_service("failover.v1.DataEndpoint").await;
+    process::server_builder()
         .add_service(health)
         .add_service(
             v1::data_endpoint_server::DataEndpointServer::new(service)
                 .max_decoding_message_size(64 * 1024 * 1024),
         )
-        .serve_with_incoming_shutdown(process::incoming(listener), shutdown)
-        .await;
-    if let Some(t) = metrics_task {
-        t.abort();
-    }
-    result.map_err(Into::into)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //! - [`metrics`]: the Prometheus text format of every server's `/metrics`.
 //! - [`process`]: what every server binary does the same way: tracing setup, the gRPC health
 //!   service, and shutdown on Ctrl-C or SIGTERM.
+//! - [`net`]: how clients connect: TCP or a network given from outside (the simulator's),
+//!   with TLS for https.
 //! - [`tls`]: TLS to the failover service (rustls): the server's acceptor and the clients'
 //!   connector, with the `validateEndpointCertificate` policy.
 
@@ -26,6 +28,7 @@ pub mod v1 {
 pub mod auth;
 pub mod convert;
 pub mod metrics;
+pub mod net;
 pub mod process;
 pub mod tls;
 

@@ -92,6 +92,26 @@ pub fn incoming(
     })
 }
 
+/// A connection a gRPC server can take: TCP, TLS, or a simulator's stream.
+pub trait ServerConn:
+    tokio::io::AsyncRead
+    + tokio::io::AsyncWrite
+    + tonic::transport::server::Connected
+    + Unpin
+    + Send
+    + 'static
+{
+}
+impl<T> ServerConn for T where
+    T: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static
+{
+}
+
 /// A stream fed by a task: `body` gets the sending end of a channel and runs spawned; the
 /// stream ends when the task drops it. For server-streaming gRPC answers.
 pub fn task_stream<T, F, Fut>(

@@ -1,6 +1,6 @@
 //! TLS to the failover service, with rustls (the ring provider) and without tonic's own TLS:
-//! the server side is an acceptor whose connections feed tonic's `serve_with_incoming`, the
-//! client side a connector for `Endpoint::connect_with_connector`. One port carries gRPC
+//! the server side is an acceptor whose connections feed tonic's `serve_with_incoming`; the
+//! client side is the [`crate::net::Connector`] with a [`ClientTls`]. One port carries gRPC
 //! (ALPN `h2`) and the token endpoint (ALPN `http/1.1`).
 //!
 //! The client's policy is the ClientFailover document's `validateEndpointCertificate`:
@@ -10,12 +10,9 @@
 //!   connection is encrypted, but to whom is not known), and the adapter logs a warning.
 
 use std::{
-    future::Future,
     io,
     path::{Path, PathBuf},
-    pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
     time::Duration,
 };
 
@@ -25,11 +22,7 @@ use rustls::{
     crypto::CryptoProvider,
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject},
 };
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
-use tonic::codegen::http;
+use tokio::net::TcpStream;
 
 /// The system's CA bundle (Debian's `ca-certificates`), trusted when present.
 pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -123,6 +116,11 @@ impl ClientTls {
         })
     }
 
+    /// The configuration for gRPC clients (ALPN h2).
+    pub fn h2_config(&self) -> Arc<ClientConfig> {
+        self.h2.clone()
+    }
+
     /// The configuration for HTTP/1.1 clients (the token request).
     pub fn http1_config(&self) -> ClientConfig {
         (*self.http1).clone()
@@ -184,96 +182,28 @@ impl ServerCertVerifier for AnyCertificate {
     }
 }
 
-/// A client connection: plain TCP for `http://`, TLS for `https://`.
-#[derive(Debug)]
-pub enum ClientIo {
-    /// `http://`.
-    Plain(TcpStream),
-    /// `https://`.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-/// Connects to a URI's host and port, with TLS for `https` (which needs `tls`).
-pub async fn connect(uri: &http::Uri, tls: Option<&ClientTls>) -> io::Result<ClientIo> {
-    let https = uri.scheme_str() == Some("https");
-    let host = uri
-        .host()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the URL has no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let tcp = TcpStream::connect((host.as_str(), port)).await?;
-    let _ = tcp.set_nodelay(true);
-    if !https {
-        return Ok(ClientIo::Plain(tcp));
-    }
-    let tls = tls.ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "an https URL needs TLS settings",
-        )
-    })?;
-    let name =
-        ServerName::try_from(host).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let stream = tokio_rustls::TlsConnector::from(tls.h2.clone())
-        .connect(name, tcp)
-        .await?;
-    Ok(ClientIo::Tls(Box::new(stream)))
-}
-
-/// A connector for `tonic::transport::Endpoint::connect_with_connector`: plain or TLS by the
-/// URI's scheme.
-#[derive(Debug, Clone, Default)]
-pub struct Connector {
-    tls: Option<ClientTls>,
-}
-
-impl Connector {
-    /// With `tls` for `https` URIs (None: `https` is refused).
-    pub fn new(tls: Option<ClientTls>) -> Self {
-        Connector { tls }
-    }
-}
-
-impl tower_service::Service<http::Uri> for Connector {
-    type Response = hyper_util::rt::TokioIo<ClientIo>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let tls = self.tls.clone();
-        Box::pin(async move {
-            connect(&uri, tls.as_ref())
-                .await
-                .map(hyper_util::rt::TokioIo::new)
-        })
-    }
-}
-
+/// Implements `AsyncRead` and `AsyncWrite` for an enum of streams by delegating to each variant.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! delegate_io {
     ($ty:ty, $($variant:path),+) => {
-        impl AsyncRead for $ty {
-            fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() { $($variant(s) => Pin::new(s).poll_read(cx, buf),)+ }
+        impl tokio::io::AsyncRead for $ty {
+            fn poll_read(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+                match self.get_mut() { $($variant(s) => std::pin::Pin::new(s).poll_read(cx, buf),)+ }
             }
         }
-        impl AsyncWrite for $ty {
-            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                match self.get_mut() { $($variant(s) => Pin::new(s).poll_write(cx, buf),)+ }
+        impl tokio::io::AsyncWrite for $ty {
+            fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+                match self.get_mut() { $($variant(s) => std::pin::Pin::new(s).poll_write(cx, buf),)+ }
             }
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() { $($variant(s) => Pin::new(s).poll_flush(cx),)+ }
+            fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+                match self.get_mut() { $($variant(s) => std::pin::Pin::new(s).poll_flush(cx),)+ }
             }
-            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() { $($variant(s) => Pin::new(s).poll_shutdown(cx),)+ }
+            fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+                match self.get_mut() { $($variant(s) => std::pin::Pin::new(s).poll_shutdown(cx),)+ }
             }
-            fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-                match self.get_mut() { $($variant(s) => Pin::new(s).poll_write_vectored(cx, bufs),)+ }
+            fn poll_write_vectored(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> std::task::Poll<std::io::Result<usize>> {
+                match self.get_mut() { $($variant(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),)+ }
             }
             fn is_write_vectored(&self) -> bool {
                 match self { $($variant(s) => s.is_write_vectored(),)+ }
@@ -281,8 +211,6 @@ macro_rules! delegate_io {
         }
     };
 }
-
-delegate_io!(ClientIo, ClientIo::Plain, ClientIo::Tls);
 
 // ---------------------------------------------------------------------------------------------
 // Server.
@@ -313,7 +241,7 @@ pub enum ServerIo {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
-delegate_io!(ServerIo, ServerIo::Tls);
+crate::delegate_io!(ServerIo, ServerIo::Tls);
 
 impl tonic::transport::server::Connected for ServerIo {
     type ConnectInfo = ();
