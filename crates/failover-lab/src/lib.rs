@@ -12,6 +12,8 @@
 //! - [`timeline_svg`]: a run's timeline as an SVG picture (`--report-dir`).
 //! - [`runner`]: `failover-lab run`: each scenario on its own pair, with a report.
 //! - [`bench`]: `failover-lab bench`: takeover latency, data-path throughput, standby cost.
+//! - [`sim`]: `failover-lab sim`: seeded deterministic simulations ([`failover_sim`]) on every
+//!   core, with progress, a summary and each failing seed in full.
 //! - [`config_client`]: `failover-lab config`: the vendor's `edgecmd ... clientfailover`.
 
 pub mod bench;
@@ -24,4 +26,5 @@ pub mod observe;
 pub mod proxy;
 pub mod runner;
 pub mod scenario;
+pub mod sim;
 pub mod timeline_svg;

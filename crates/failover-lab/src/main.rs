@@ -47,6 +47,13 @@ enum Command {
     /// duplicates of a Hot takeover at that rate; CPU and memory of the standby per mode, bytes
     /// per buffered point and CPU per heartbeat. BENCHMARKS.md explains every figure.
     Bench(BenchArgs),
+    /// Deterministic simulation: the real adapter, failover service, source and endpoint code
+    /// on simulated hosts, network and clock (turmoil), each seed a random fault schedule
+    /// (crashes, pauses, partitions, one-way partitions, latency, source and endpoint outages,
+    /// failover service restarts) in a mode with a random failoverTimeout; invariants checked
+    /// on every run. Prints progress, a summary, and each failing seed's schedule and timeline
+    /// with the command that replays it. Exit status 1 if an invariant broke.
+    Sim(SimArgs),
     /// The counting gRPC server of the bench's baseline (started by `bench`).
     #[command(hide = true)]
     BenchSink {
@@ -105,6 +112,36 @@ struct DemoArgs {
     /// Where the dashboard listens (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     dashboard_listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, clap::Args)]
+struct SimArgs {
+    /// How many seeds to run (from --first-seed on).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    seeds: u64,
+    /// The first seed of --seeds.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    /// Run this one seed and show it in full (replays a failing seed exactly).
+    #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
+    seed: Option<u64>,
+    /// Modes, comma-separated, taken in turn by seed (seed modulo their number).
+    #[arg(long, default_value = "Hot,Warm,Cold", value_delimiter = ',', value_parser = |s: &str| s.parse::<Mode>().map_err(|e| e.to_string()))]
+    modes: Vec<Mode>,
+    /// Fault kinds to draw from, comma-separated (default: all): crash, pause, partition,
+    /// one-way, endpoint-link, latency, source-outage, endpoint-outage, arbiter-restart.
+    #[arg(long, value_delimiter = ',', value_parser = |s: &str| s.parse::<failover_sim::FaultKind>())]
+    faults: Vec<failover_sim::FaultKind>,
+    /// Break a rule on purpose, to see the invariants catch it: epoch-check (the endpoint takes
+    /// writes whatever their epoch).
+    #[arg(long = "break", value_parser = ["epoch-check"])]
+    broken: Option<String>,
+    /// Threads (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// How many failing seeds to show in full.
+    #[arg(long, default_value_t = 3)]
+    show: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -260,6 +297,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => run_demo(args).await,
         Command::Run(args) => run_scenarios(args).await,
         Command::Bench(args) => run_bench(args).await,
+        Command::Sim(args) => run_sim(args),
         Command::BenchSink { listen } => {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             failover_lab::bench::throughput::serve_sink(
@@ -489,6 +527,48 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("[demo] timeline picture: {}", path.display());
     }
     Ok(if report.took_over() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+    use failover_lab::sim;
+    if args.modes.is_empty() {
+        anyhow::bail!("--modes needs at least one of Hot, Warm, Cold");
+    }
+    let seeds: Vec<u64> = match args.seed {
+        Some(s) => vec![s],
+        None => (args.first_seed..)
+            .take(usize::try_from(args.seeds)?)
+            .collect(),
+    };
+    let plan = sim::SimPlan {
+        seeds,
+        modes: args.modes,
+        kinds: if args.faults.is_empty() {
+            failover_sim::FaultKind::ALL.to_vec()
+        } else {
+            args.faults
+        },
+        broken: args.broken.map(|_| failover_sim::BrokenRule::EpochCheck),
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }),
+    };
+    let total = plan.seeds.len();
+    let summary = sim::run(&plan, &sim::printer(total));
+    if let Some(o) = &summary.single {
+        // One seed: show it in full, failing or not.
+        print!("{}", sim::outcome_text(o, &sim::replay_command(o, &plan)));
+    } else {
+        for o in summary.failing.iter().take(args.show) {
+            println!("{}", sim::outcome_text(o, &sim::replay_command(o, &plan)));
+        }
+    }
+    print!("{}", sim::summary_text(&summary));
+    Ok(if summary.failing.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

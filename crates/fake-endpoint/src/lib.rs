@@ -234,6 +234,8 @@ impl GroupRecord {
 pub struct EndpointService {
     groups: Arc<Mutex<HashMap<String, GroupRecord>>>,
     outage: Arc<AtomicBool>,
+    /// The deliberately broken rule of the simulator's self-test: writes skip the epoch check.
+    skip_epoch_check: Arc<AtomicBool>,
 }
 
 /// Largest group id accepted.
@@ -256,6 +258,13 @@ fn check_ids(group: &str, adapter: Option<&str>) -> Result<(), Status> {
 }
 
 impl EndpointService {
+    /// Breaks the fencing rule on purpose: every write is taken, whatever its epoch. Only for
+    /// the simulator's self-test (`failover-lab sim --break epoch-check`), which must catch it;
+    /// the endpoint binary never calls it.
+    pub fn break_epoch_check(&self) {
+        self.skip_epoch_check.store(true, Ordering::SeqCst);
+    }
+
     fn check_outage(&self) -> Result<(), Status> {
         if self.outage.load(Ordering::SeqCst) {
             Err(Status::unavailable("data endpoint outage (simulated)"))
@@ -295,7 +304,18 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?,
             None => Vec::new(),
         };
+        let skip = self.skip_epoch_check.load(Ordering::SeqCst);
         let reply = self.with_group(&req.group_id, |g| {
+            if skip {
+                // The broken rule: write as whoever holds the fence, at its epoch.
+                let (holder, epoch) = (g.fenced_by.clone(), g.fenced_epoch);
+                g.fenced_by = Some(req.adapter_id.clone());
+                g.fenced_epoch = req.epoch;
+                let reply = g.write(&req.adapter_id, req.epoch, &points);
+                g.fenced_by = holder;
+                g.fenced_epoch = epoch.max(req.epoch);
+                return reply;
+            }
             g.write(&req.adapter_id, req.epoch, &points)
         });
         if reply.outcome == v1::WriteOutcome::StaleEpoch as i32 {

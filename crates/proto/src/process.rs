@@ -127,16 +127,26 @@ where
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
+/// The process's wall clock, if one was installed (the simulator's): microseconds since the
+/// unix epoch.
+static WALL_CLOCK: std::sync::OnceLock<fn() -> i64> = std::sync::OnceLock::new();
+
+/// Makes [`unix_us`] and [`unix_ms`] read `clock` instead of the system's wall clock, for the
+/// rest of the process (a simulator's time). The first call wins.
+pub fn install_wall_clock(clock: fn() -> i64) {
+    let _ = WALL_CLOCK.set(clock);
+}
+
 /// Milliseconds since the unix epoch, from the wall clock.
 pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    unix_us().div_euclid(1000)
 }
 
 /// Microseconds since the unix epoch, from the wall clock.
 pub fn unix_us() -> i64 {
+    if let Some(clock) = WALL_CLOCK.get() {
+        return clock();
+    }
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))

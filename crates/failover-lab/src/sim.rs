@@ -1,0 +1,263 @@
+//! `failover-lab sim`: runs seeded simulations ([`failover_sim`]) on every core, shows progress,
+//! and reports runs, simulated time, faults by kind and broken invariants, with each failing
+//! seed's schedule and timeline up to the violation and the command that replays it.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use failover_core::Mode;
+use failover_sim::{BrokenRule, FaultKind, Outcome, SimOptions};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SimPlan {
+    /// The seeds.
+    pub seeds: Vec<u64>,
+    /// Modes, taken in turn by seed (seed % modes).
+    pub modes: Vec<Mode>,
+    /// Fault kinds to draw from.
+    pub kinds: Vec<FaultKind>,
+    /// A rule broken on purpose.
+    pub broken: Option<BrokenRule>,
+    /// Threads.
+    pub jobs: usize,
+}
+
+impl SimPlan {
+    /// The options of one seed.
+    pub fn options(&self, seed: u64) -> SimOptions {
+        let mode = self.modes[usize::try_from(seed).unwrap_or(0) % self.modes.len().max(1)];
+        let mut o = SimOptions::for_seed(seed, mode);
+        o.kinds.clone_from(&self.kinds);
+        o.broken = self.broken;
+        o
+    }
+}
+
+/// The totals of a set of runs.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Runs done.
+    pub runs: usize,
+    /// Simulated time, summed.
+    pub simulated: Duration,
+    /// Wall time of the whole set.
+    pub wall: Duration,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<&'static str, usize>,
+    /// Violations, by rule.
+    pub violations: BTreeMap<u8, usize>,
+    /// The runs that broke an invariant.
+    pub failing: Vec<Outcome>,
+    /// With a single seed: its run, failing or not.
+    pub single: Option<Outcome>,
+}
+
+/// Runs every seed of `plan` on `plan.jobs` threads, calling `progress` after each run.
+pub fn run(plan: &SimPlan, progress: &(dyn Fn(&Summary) + Sync)) -> Summary {
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let summary = Mutex::new(Summary::default());
+    std::thread::scope(|scope| {
+        for _ in 0..plan.jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(seed) = plan.seeds.get(i) else {
+                        return;
+                    };
+                    let outcome = failover_sim::run(&plan.options(*seed));
+                    let mut s = summary.lock().unwrap_or_else(PoisonError::into_inner);
+                    s.runs += 1;
+                    s.simulated += outcome.simulated;
+                    s.wall = started.elapsed();
+                    for f in &outcome.faults {
+                        *s.faults.entry(f.kind.name()).or_default() += 1;
+                    }
+                    for v in &outcome.violations {
+                        *s.violations.entry(v.rule).or_default() += 1;
+                    }
+                    if plan.seeds.len() == 1 {
+                        s.single = Some(outcome.clone());
+                    }
+                    if !outcome.violations.is_empty() {
+                        s.failing.push(outcome);
+                    }
+                    progress(&s);
+                }
+            });
+        }
+    });
+    let mut s = summary.into_inner().unwrap_or_else(PoisonError::into_inner);
+    s.wall = started.elapsed();
+    s.failing.sort_by_key(|o| o.options.seed);
+    s
+}
+
+/// One line of progress.
+pub fn progress_line(s: &Summary, total: usize) -> String {
+    let width = 30;
+    let done = (s.runs * width).checked_div(total).unwrap_or(width);
+    format!(
+        "[{}{}] {}/{} runs, {} failing, {:.1} runs/s, {:.0}x real time",
+        "#".repeat(done),
+        "-".repeat(width - done),
+        s.runs,
+        total,
+        s.failing.len(),
+        s.runs as f64 / s.wall.as_secs_f64().max(1e-9),
+        s.simulated.as_secs_f64() / s.wall.as_secs_f64().max(1e-9)
+    )
+}
+
+/// The summary in words.
+pub fn summary_text(s: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} runs, {:.2} simulated hours in {:.1} s ({:.1} runs/s, {:.0}x faster than real time)",
+        s.runs,
+        s.simulated.as_secs_f64() / 3600.0,
+        s.wall.as_secs_f64(),
+        s.runs as f64 / s.wall.as_secs_f64().max(1e-9),
+        s.simulated.as_secs_f64() / s.wall.as_secs_f64().max(1e-9)
+    );
+    let faults: Vec<String> = s.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(out, "faults injected: {}", faults.join(", "));
+    if s.violations.is_empty() {
+        let _ = writeln!(out, "invariant violations: none");
+    } else {
+        let v: Vec<String> = s
+            .violations
+            .iter()
+            .map(|(rule, n)| format!("rule {rule}: {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "invariant violations: {} in {} runs ({})",
+            s.violations.values().sum::<usize>(),
+            s.failing.len(),
+            v.join(", ")
+        );
+        let seeds: Vec<String> = s
+            .failing
+            .iter()
+            .map(|o| format!("{} ({})", o.options.seed, o.options.mode.as_str()))
+            .collect();
+        let _ = writeln!(out, "failing seeds: {}", seeds.join(", "));
+    }
+    out
+}
+
+/// A run in full: options, schedule, timeline up to the first violation (or all of it), the
+/// audit, the violations, and how to replay it.
+pub fn outcome_text(o: &Outcome, replay: &str) -> String {
+    let mut out = String::new();
+    let opt = &o.options;
+    let _ = writeln!(
+        out,
+        "seed {} · {} · failoverTimeout {} ms · {:.1} s simulated in {:.2} s{}",
+        opt.seed,
+        opt.mode.as_str(),
+        opt.failover_timeout.as_millis(),
+        o.simulated.as_secs_f64(),
+        o.wall.as_secs_f64(),
+        opt.broken
+            .map(|b| format!(" · broken rule: {b:?}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "schedule ({} faults, all healed by {:.2}s):",
+        o.faults.len(),
+        opt.faults_end().as_secs_f64()
+    );
+    for f in &o.faults {
+        let _ = writeln!(out, "  {f}");
+    }
+    let until = o
+        .violations
+        .iter()
+        .filter_map(|v| v.at)
+        .min()
+        .unwrap_or(o.simulated);
+    let _ = writeln!(
+        out,
+        "timeline (group status changes, up to {:.2}s):",
+        until.as_secs_f64()
+    );
+    for s in o.timeline.iter().filter(|s| s.at <= until) {
+        let live: Vec<String> = s.live.iter().map(|(a, r)| format!("{a} {r}")).collect();
+        let _ = writeln!(
+            out,
+            "  {:7.2}s  epoch {:<3} Primary {:<10} live: {}",
+            s.at.as_secs_f64(),
+            s.epoch,
+            s.primary.as_deref().unwrap_or("none"),
+            live.join(", ")
+        );
+    }
+    if let Some(a) = &o.audit {
+        let writers: Vec<String> = a
+            .writers
+            .iter()
+            .map(|w| format!("{}@{}: {}", w.adapter_id, w.epoch, w.accepted))
+            .collect();
+        let _ = writeln!(
+            out,
+            "endpoint: received {}, lost {}, duplicated {}, out of order {}; writers {}",
+            a.received,
+            a.lost,
+            a.duplicated,
+            a.out_of_order,
+            writers.join(", ")
+        );
+    }
+    if o.violations.is_empty() {
+        let _ = writeln!(out, "every invariant held");
+    }
+    for v in &o.violations {
+        let _ = writeln!(out, "VIOLATION {v}");
+    }
+    let _ = writeln!(out, "replay: {replay}");
+    out
+}
+
+/// The command that replays a run.
+pub fn replay_command(o: &Outcome, plan: &SimPlan) -> String {
+    let mut cmd = format!(
+        "failover-lab sim --seed {} --modes {}",
+        o.options.seed,
+        o.options.mode.as_str()
+    );
+    if plan.kinds.len() != FaultKind::ALL.len() {
+        let kinds: Vec<&str> = plan.kinds.iter().map(|k| k.name()).collect();
+        let _ = write!(cmd, " --faults {}", kinds.join(","));
+    }
+    if plan.broken.is_some() {
+        cmd.push_str(" --break epoch-check");
+    }
+    cmd
+}
+
+/// Shared progress printing: a line on stderr at most every 200 ms, and the last one.
+pub fn printer(total: usize) -> impl Fn(&Summary) + Sync {
+    let last = Arc::new(Mutex::new(None::<Instant>));
+    move |s: &Summary| {
+        let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
+        if s.runs == total || last.is_none_or(|t| t.elapsed() > Duration::from_millis(200)) {
+            *last = Some(Instant::now());
+            eprint!("\r{}", progress_line(s, total));
+            if s.runs == total {
+                eprintln!();
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The simulated machines: each service's real code on a turmoil host, reached by name over
+//! turmoil's network, in turmoil's time.
+//!
+//! Hosts: `source`, `endpoint`, `arbiter`, `adapter-a`, `adapter-b`, and the `observer`
+//! client that watches the group and injects the source and endpoint outages. Servers take
+//! turmoil's connections through [`incoming`]; clients dial through [`network`]; the wall
+//! clock of every service reads simulated time ([`install_wall_clock`]).
+
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use failover_proto::net::{Network, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The data source's host.
+pub const SOURCE: &str = "source";
+/// The data endpoint's host.
+pub const ENDPOINT: &str = "endpoint";
+/// The failover service's host.
+pub const ARBITER: &str = "arbiter";
+/// The adapters' hosts (and names).
+pub const ADAPTERS: [&str; 2] = ["adapter-a", "adapter-b"];
+/// The observer client's host.
+pub const OBSERVER: &str = "observer";
+
+/// The gRPC port of the source.
+pub const SOURCE_PORT: u16 = 50051;
+/// The gRPC port of the endpoint.
+pub const ENDPOINT_PORT: u16 = 50052;
+/// The gRPC port of the failover service.
+pub const ARBITER_PORT: u16 = 50053;
+
+/// The unix time at which every simulation starts (2026-01-01T00:00:00Z).
+pub const EPOCH_UNIX_US: i64 = 1_767_225_600_000_000;
+
+/// `http://host:port`.
+pub fn url(host: &str, port: u16) -> String {
+    format!("http://{host}:{port}")
+}
+
+/// Makes the services' wall clock read simulated time (once per process).
+pub fn install_wall_clock() {
+    fn simulated() -> i64 {
+        let elapsed = turmoil::sim_elapsed().unwrap_or(Duration::ZERO);
+        EPOCH_UNIX_US + i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX / 2)
+    }
+    failover_proto::process::install_wall_clock(simulated);
+}
+
+/// Connections over turmoil's network, by host name.
+pub fn network() -> Network {
+    Network::custom(Arc::new(|host: String, port: u16| {
+        Box::pin(async move {
+            let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
+            Ok(Box::new(stream) as Box<dyn Stream>)
+        })
+    }))
+}
+
+/// A turmoil connection a tonic server can take.
+#[derive(Debug)]
+pub struct SimConn(turmoil::net::TcpStream);
+
+impl AsyncRead for SimConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SimConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for SimConn {
+    type ConnectInfo = ();
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+/// The connections a turmoil listener on `port` accepts.
+pub async fn incoming(
+    port: u16,
+) -> io::Result<impl tokio_stream::Stream<Item = io::Result<SimConn>> + Send> {
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    Ok(futures::stream::unfold(listener, |listener| async move {
+        let conn = listener.accept().await.map(|(s, _)| SimConn(s));
+        Some((conn, listener))
+    }))
+}
