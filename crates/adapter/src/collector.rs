@@ -33,6 +33,14 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
                 let first = shared.update(|st| {
                     let first = st.source_health != SourceHealth::Unreachable;
                     st.source_health = SourceHealth::Unreachable;
+                    st.source_failed_at = Some(tokio::time::Instant::now());
+                    // A failed collection is a failed connection test: a Warm adapter demoted
+                    // for it stands by at 0 until a test passes, instead of claiming 100 and
+                    // taking the role straight back (found by the simulator: `failover-lab sim
+                    // --seed 4 --modes Warm`, 150 promotions in 3 s with the source down).
+                    if st.mode() == Some(failover_core::Mode::Warm) {
+                        st.connection_test = Some(false);
+                    }
                     first
                 });
                 if first {

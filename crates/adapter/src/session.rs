@@ -379,6 +379,10 @@ fn log_score_change(shared: &Shared, before: &Said, after: &Said) {
 pub fn score_reason(st: &AdapterState) -> String {
     use failover_core::modes::SourceHealth;
     match (st.mode(), st.role, &st.source_health, st.connection_test) {
+        (Some(Mode::Cold), r, _, _) if r != Some(Role::Primary) && st.cold_source_failed() => {
+            "Cold standby that just failed to collect as Primary (score 0 for failoverTimeout)"
+                .into()
+        }
         (Some(Mode::Cold), r, _, _) if r != Some(Role::Primary) => "Cold standby (score 1)".into(),
         (Some(Mode::Warm), r, _, t) if r != Some(Role::Primary) => match t {
             Some(false) => "Warm standby: source connection test failed".into(),

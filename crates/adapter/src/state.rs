@@ -89,6 +89,9 @@ pub struct AdapterState {
     pub source_health: SourceHealth,
     /// Last Warm/HistoryOnly connection test result.
     pub connection_test: Option<bool>,
+    /// When collecting from the source last failed (a Cold standby scores 0 for failoverTimeout
+    /// after it).
+    pub source_failed_at: Option<Instant>,
     /// Points awaiting egress.
     pub buffer: DurableBuffer,
     /// Last points the endpoint accepted (from us, or read when fencing).
@@ -143,6 +146,7 @@ impl AdapterState {
             components: Vec::new(),
             source_health: SourceHealth::Connecting,
             connection_test: None,
+            source_failed_at: None,
             buffer,
             egress_watermark: Watermark::default(),
             fenced_at: None,
@@ -203,9 +207,23 @@ impl AdapterState {
             collection_score(&self.components, &self.source_health)
         };
         match self.mode() {
+            Some(Mode::Cold) => failover_score(
+                Mode::Cold,
+                self.role,
+                collection,
+                self.cold_source_failed().then_some(false),
+            ),
             Some(mode) => failover_score(mode, self.role, collection, self.connection_test),
             None => collection,
         }
+    }
+
+    /// True while a Cold adapter's last failure to collect is under failoverTimeout old.
+    pub fn cold_source_failed(&self) -> bool {
+        let timeout = self.failover.as_ref().map(|f| f.failover_timeout);
+        self.source_failed_at
+            .zip(timeout)
+            .is_some_and(|(at, timeout)| at.elapsed() < timeout)
     }
 
     /// Warnings for the configuration in force.

@@ -123,8 +123,14 @@ pub fn collection_score(components: &[Component], health: &SourceHealth) -> u32 
 }
 
 /// The failover score the adapter reports (Doc): Hot, from collection in both roles; Warm
-/// standby, 100 when the last connection test passed (or none ran yet), else 0; Cold standby, 1;
-/// a promoted Warm or Cold adapter, from its collection.
+/// standby, 100 when the last connection test passed (or none ran yet), else 0; Cold standby, 1,
+/// or 0 while its own last attempt to collect failed (`last_connection_test` Some(false): it
+/// lost the source as Primary within failoverTimeout); a promoted Warm or Cold adapter, from its
+/// collection.
+///
+/// The Cold standby's 0 is ours: with 1 there, two Cold adapters that both cannot reach the
+/// source hand the role back and forth as fast as they can connect and fail (the simulator
+/// found 530 promotions in 5 s: `failover-lab sim --seed 185 --modes Cold`).
 pub fn failover_score(
     mode: Mode,
     role: Option<Role>,
@@ -138,7 +144,10 @@ pub fn failover_score(
             Some(false) => 0,
             Some(true) | None => FULL_SCORE,
         },
-        (Mode::Cold, false) => COLD_STANDBY_SCORE,
+        (Mode::Cold, false) => match last_connection_test {
+            Some(false) => 0,
+            Some(true) | None => COLD_STANDBY_SCORE,
+        },
     }
 }
 
@@ -276,5 +285,7 @@ mod tests {
         assert_eq!(failover_score(Cold, Some(Secondary), 100, None), 1);
         assert_eq!(failover_score(Cold, None, 100, None), 1);
         assert_eq!(failover_score(Cold, Some(Primary), 100, None), 100);
+        // A Cold standby that just lost the source as Primary does not claim it back.
+        assert_eq!(failover_score(Cold, Some(Secondary), 0, Some(false)), 0);
     }
 }

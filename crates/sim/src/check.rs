@@ -6,8 +6,12 @@
 //!    again, and is checked from its restart);
 //! 4. once the faults stop, a live member is Primary within failoverTimeout plus a heartbeat
 //!    interval, and the endpoint receives data after that;
-//! 5. nothing is duplicated; in Hot mode nothing is lost either;
-//! 6. no service fails or panics.
+//! 5. nothing is duplicated, and nothing is lost that the mode must keep: in Hot mode every
+//!    point produced while the source was up, in Warm and Cold every point produced outside a
+//!    failure and its takeover;
+//! 6. no service fails or panics;
+//! 7. roles settle: the epoch rises by at most 3 within any failoverTimeout (more is a flap,
+//!    the role handed back and forth).
 
 use std::{fmt, time::Duration};
 
@@ -108,6 +112,35 @@ pub fn invariants(o: &Outcome, error: Option<String>) -> Vec<Violation> {
         }
     }
 
+    // 7: no flapping.
+    for (i, s) in o.timeline.iter().enumerate() {
+        let window_end = s.at + o.options.failover_timeout;
+        if let Some(peak) = o.timeline[i..]
+            .iter()
+            .take_while(|t| t.at <= window_end)
+            // A restarted service learns the epoch back from the heartbeats: not a flap.
+            .filter(|t| {
+                !restarts
+                    .iter()
+                    .any(|r| s.at <= *r + o.options.failover_timeout * 2 && *r <= t.at)
+            })
+            .max_by_key(|t| t.epoch)
+            && peak.epoch > s.epoch + 3
+        {
+            add(
+                7,
+                Some(peak.at),
+                format!(
+                    "the epoch rose from {} to {} within {:.2}s: the role is handed back and forth",
+                    s.epoch,
+                    peak.epoch,
+                    (peak.at - s.at).as_secs_f64()
+                ),
+            );
+            break;
+        }
+    }
+
     // 4: a Primary soon after the faults stop, and data after that.
     let end = o.options.faults_end();
     let timeout = o.options.failover_timeout;
@@ -156,18 +189,22 @@ pub fn invariants(o: &Outcome, error: Option<String>) -> Vec<Violation> {
     if audit.duplicated > 0 {
         add(5, None, format!("{} points duplicated", audit.duplicated));
     }
-    if o.options.mode == Mode::Hot {
-        for ((from, through), a) in &o.clean_audits {
-            if a.lost > 0 {
-                add(
-                    5,
-                    None,
-                    format!(
-                        "Hot mode lost {} of the {} points produced from seq {from} to {through} (the source was up)",
-                        a.lost, a.expected
-                    ),
-                );
-            }
+    let why = match o.options.mode {
+        Mode::Hot => "the source was up",
+        _ => "no failure to take over from",
+    };
+    for ((from, through), a) in &o.clean_audits {
+        if a.lost > 0 {
+            add(
+                5,
+                None,
+                format!(
+                    "{} mode lost {} of the {} points produced from seq {from} to {through} ({why})",
+                    o.options.mode.as_str(),
+                    a.lost,
+                    a.expected
+                ),
+            );
         }
     }
     v

@@ -325,7 +325,7 @@ fn add_hosts(sim: &mut turmoil::Sim<'_>, options: &SimOptions) {
                     data_source: DataSourceConfig {
                         data_collection_mode: DataCollectionMode::CurrentOnly,
                     },
-                    warm_test_interval: Duration::from_secs(1),
+                    warm_test_interval: WARM_TEST_INTERVAL,
                     buffer_capacity: 1_000_000,
                     buffer_dir: None,
                     buffer_max_bytes: 0,
@@ -354,22 +354,39 @@ fn serde_document(options: &SimOptions) -> String {
 /// The source's rate, in ticks per second (each tick one point per stream).
 pub const RATE_HZ: u64 = 10;
 
+/// How far a Primary's writes may trail collection (a write in flight, the next batch).
+const EGRESS_LAG: Duration = Duration::from_millis(500);
+
+/// How often a Warm standby tests its source connection in the simulation.
+const WARM_TEST_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A source outage takes this long to heal for the adapters: their resubscription backoff
 /// (at most 1 s) and the way back.
 const RESUBSCRIBE: Duration = Duration::from_millis(1500);
 
-/// The stretches of sequence numbers produced while the source was up (and the adapters
-/// subscribed), from 2 s in to 2 s before the end.
+/// The stretches of sequence numbers in which no point may be lost, from 2 s in to 2 s before
+/// the end. Hot: every point produced while the source was up (and the adapters subscribed).
+/// Warm and Cold lose what is produced between a failure and the takeover, so there every fault
+/// window is left out too, from what the Primary may not have written yet to the takeover's
+/// bound (two failoverTimeouts, a Warm standby's connection test, and the resubscription after).
 fn clean_ranges(options: &SimOptions, faults: &[Fault]) -> Vec<(u64, u64)> {
     let seq = |t: Duration| u64::try_from(t.as_millis()).unwrap_or(u64::MAX) * RATE_HZ / 1000;
+    let takeover = options.failover_timeout * 2 + WARM_TEST_INTERVAL + RESUBSCRIBE;
     let mut ranges = Vec::new();
     let mut from = seq(Duration::from_secs(2));
-    for f in faults.iter().filter(|f| f.kind == FaultKind::SourceOutage) {
-        let down = seq(f.at);
+    for f in faults {
+        let (since, until) = match (f.kind, options.mode) {
+            (FaultKind::SourceOutage, Mode::Hot) => (f.at, f.at + f.lasts + RESUBSCRIBE),
+            (_, Mode::Hot) => continue,
+            // What a failed Warm or Cold Primary had collected and not yet written is part of
+            // its failure's loss too.
+            _ => (f.at.saturating_sub(EGRESS_LAG), f.at + f.lasts + takeover),
+        };
+        let down = seq(since);
         if down > from {
             ranges.push((from, down - 1));
         }
-        from = seq(f.at + f.lasts + RESUBSCRIBE) + 1;
+        from = from.max(seq(until) + 1);
     }
     let last = seq(options.duration().saturating_sub(Duration::from_secs(2)));
     if last > from {

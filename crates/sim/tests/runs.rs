@@ -49,6 +49,30 @@ fn regression_seed_21_a_restarted_primary_is_a_new_member() {
     assert!(o.violations.is_empty(), "{:?}", o.violations);
 }
 
+/// Found by the simulator: with the whole source down, two Cold adapters handed the role back
+/// and forth as fast as they could connect and fail (530 promotions in 5 s), since a Cold
+/// standby always scored 1.
+#[test]
+fn regression_seed_185_cold_standbys_without_a_source_do_not_flap() {
+    let o = run(&SimOptions::for_seed(185, Mode::Cold));
+    assert!(
+        o.faults.iter().any(|f| f.kind == FaultKind::SourceOutage),
+        "the seed still takes the source down"
+    );
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+    let last = o.timeline.last().map_or(0, |s| s.epoch);
+    assert!(last < 20, "epoch {last} at the end");
+}
+
+/// Found by the simulator: the same with two Warm adapters, since a Warm adapter demoted for
+/// failing to collect still scored 100 from its last connection test.
+#[test]
+fn regression_seed_4_warm_standbys_without_a_source_do_not_flap() {
+    let o = run(&SimOptions::for_seed(4, Mode::Warm));
+    assert!(o.faults.iter().any(|f| f.kind == FaultKind::SourceOutage));
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
+
 #[test]
 fn an_endpoint_that_skips_the_epoch_check_is_caught_and_replays() {
     let mut options = SimOptions::for_seed(1, Mode::Warm);
