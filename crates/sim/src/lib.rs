@@ -310,7 +310,7 @@ fn add_hosts(sim: &mut turmoil::Sim<'_>, options: &SimOptions) {
             .await
             .map_err(boxed)
     });
-    let document = serde_document(options);
+    let document = client_failover_document(options);
     for name in ADAPTERS {
         let document = document.clone();
         sim.host(name, move || {
@@ -342,7 +342,7 @@ fn add_hosts(sim: &mut turmoil::Sim<'_>, options: &SimOptions) {
 }
 
 /// The ClientFailover document of the simulated pair.
-fn serde_document(options: &SimOptions) -> String {
+fn client_failover_document(options: &SimOptions) -> String {
     format!(
         r#"{{"failoverGroupId":"{GROUP}","failoverTimeout":"{}","mode":"{}","endpoint":"{}"}}"#,
         timespan::format_timespan(options.failover_timeout),
