@@ -1,18 +1,22 @@
 //! Collection from the data source: while the mode and role say so, a subscription whose points
 //! go into the egress buffer and whose component reports set the source health (the score).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use failover_core::modes::{Component, SourceHealth};
 use failover_proto::{convert, v1};
 use tonic::transport::Channel;
 
-use crate::state::{Backoff, Shared};
+use failover_core::retry::{Backoff, RepeatLog};
+
+use crate::state::Shared;
 
 /// Runs for as long as the adapter runs.
 pub async fn run(shared: Arc<Shared>, source: Channel) {
     let mut changed = shared.changed.subscribe();
-    let mut backoff = Backoff::new(Duration::from_secs(1));
+    let mut backoff = Backoff::seeded(&format!("{}/collector", shared.settings.name));
+    let mut errors = RepeatLog::new(crate::session::REPEAT_LOG_INTERVAL);
+    let origin = tokio::time::Instant::now();
     loop {
         if !shared.lock().activity().collect {
             // Only a real change is announced: every announcement wakes this loop again.
@@ -28,25 +32,39 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
             continue;
         }
         match collect(&shared, source.clone(), &mut changed, &mut backoff).await {
-            Ok(()) => continue,
+            Ok(()) => {
+                errors.clear();
+                continue;
+            }
             Err(error) => {
-                let first = shared.update(|st| {
-                    let first = st.source_health != SourceHealth::Unreachable;
+                let cap = shared.update(|st| {
                     st.source_health = SourceHealth::Unreachable;
                     st.source_failed_at = Some(tokio::time::Instant::now());
-                    // A failed collection is a failed connection test: a Warm adapter demoted
-                    // for it stands by at 0 until a test passes, instead of claiming 100 and
-                    // taking the role straight back (found by the simulator: `failover-lab sim
-                    // --seed 4 --modes Warm`, 150 promotions in 3 s with the source down).
-                    if st.mode() == Some(failover_core::Mode::Warm) {
+                    // A failed collection is a failed connection test: a Warm or Cold adapter
+                    // demoted for it stands by at 0 until a test passes, instead of claiming
+                    // 100 (Warm) or 1 (Cold) and taking the role straight back. Found by the
+                    // simulator: `failover-lab sim --seed 4 --modes Warm`, 150 promotions in
+                    // 3 s, and `--seed 185 --modes Cold`, 530 in 5 s, with the source down.
+                    if matches!(
+                        st.mode(),
+                        Some(failover_core::Mode::Warm | failover_core::Mode::Cold)
+                    ) {
                         st.connection_test = Some(false);
                     }
-                    first
+                    st.retry_cap()
                 });
-                if first {
-                    tracing::warn!("data source: {error}");
+                if let Some(line) =
+                    errors.record(&format!("data source: {error}"), origin.elapsed())
+                {
+                    tracing::warn!("{line}");
                 }
-                tokio::time::sleep(backoff.next_delay()).await;
+                let delay = backoff.next_delay(cap);
+                // Our own update above is no reason to retry early.
+                changed.borrow_and_update();
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    r = changed.changed() => { if r.is_err() { return; } }
+                }
             }
         }
     }

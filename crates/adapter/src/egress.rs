@@ -4,8 +4,13 @@
 //! the per-stream watermark in the same call, drops from its buffer everything the watermark
 //! covers, and then writes the rest in order: a promoted Hot Secondary flushes exactly the
 //! points after the watermark, then live data. After any failed write it fences again (which
-//! re-reads the watermark), so a write whose reply was lost is never sent twice. A write
-//! refused as stale means another adapter was promoted: this one steps down at once.
+//! re-reads the watermark), so a write whose reply was lost is never sent twice. A fence or a
+//! write refused because the endpoint holds a newer epoch means another writer fenced it: this
+//! one steps down at once and reports the epoch in its next heartbeat (sent at once), and the
+//! service answers with a promotion above it or a demotion. Every retry backs off.
+//!
+//! A standalone adapter (no failover configured) egresses as itself, in a group of its own
+//! (`standalone/<name>`), so any number of them share an endpoint.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,28 +18,41 @@ use failover_core::{Point, Watermark};
 use failover_proto::{convert, process, v1};
 use tonic::transport::Channel;
 
-use crate::state::{Backoff, Shared};
+use failover_core::retry::{Backoff, RepeatLog};
 
-/// Group id used by an adapter without failover configuration.
-pub const STANDALONE_GROUP: &str = "standalone";
+use crate::state::Shared;
+
+/// The endpoint group of an adapter without failover configuration: one of its own.
+pub fn standalone_group(name: &str) -> String {
+    format!("standalone/{name}")
+}
+
+/// The endpoint group this adapter egresses to now.
+pub fn egress_group(shared: &Shared, st: &crate::state::AdapterState) -> String {
+    st.failover.as_ref().map_or_else(
+        || standalone_group(&shared.settings.name),
+        |f| f.failover_group_id.clone(),
+    )
+}
 
 /// Runs for as long as the adapter runs.
 pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
     let mut changed = shared.changed.subscribe();
     let mut client = v1::data_endpoint_client::DataEndpointClient::new(endpoint)
         .max_decoding_message_size(64 * 1024 * 1024);
-    let mut backoff = Backoff::new(Duration::from_secs(1));
+    let mut backoff = Backoff::seeded(&format!("{}/egress", shared.settings.name));
+    let mut errors = RepeatLog::new(crate::session::REPEAT_LOG_INTERVAL);
+    let origin = tokio::time::Instant::now();
     loop {
-        let (may, group, epoch, fenced_at) = {
-            let mut st = shared.lock();
-            st.check_lease(tokio::time::Instant::now());
-            let group = st
-                .failover
-                .as_ref()
-                .map_or(STANDALONE_GROUP.to_string(), |f| {
-                    f.failover_group_id.clone()
-                });
-            (st.may_egress(), group, st.epoch, st.fenced_at)
+        let (may, group, epoch, fenced_at, cap) = {
+            let st = shared.lock();
+            (
+                st.may_egress(),
+                egress_group(&shared, &st),
+                st.epoch,
+                st.fenced_at,
+                st.retry_cap(),
+            )
         };
         if !may {
             if changed.changed().await.is_err() {
@@ -44,8 +62,23 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
         }
         if fenced_at != Some(epoch) {
             match fence(&shared, &mut client, &group, epoch).await {
-                Ok(()) => backoff.reset(),
-                Err(()) => tokio::time::sleep(backoff.next_delay()).await,
+                Ok(()) => {
+                    backoff.reset();
+                    errors.clear();
+                }
+                Err(why) => {
+                    if let Some(line) = errors.record(&why, origin.elapsed()) {
+                        tracing::warn!(buffered = shared.lock().buffer.len(), "{line}");
+                    }
+                    let delay = backoff.next_delay(cap);
+                    // Our own update (the refusal) is no reason to retry early.
+                    changed.borrow_and_update();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        // A new role or epoch: try at once.
+                        r = changed.changed() => { if r.is_err() { return; } }
+                    }
+                }
             }
             continue;
         }
@@ -62,8 +95,16 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
             continue;
         }
         match write(&shared, &mut client, &group, epoch, &batch).await {
-            Ok(()) => backoff.reset(),
-            Err(()) => tokio::time::sleep(backoff.next_delay()).await,
+            Ok(()) => {
+                backoff.reset();
+                errors.clear();
+            }
+            Err(why) => {
+                if let Some(line) = errors.record(&why, origin.elapsed()) {
+                    tracing::warn!(buffered = shared.lock().buffer.len(), "{line}");
+                }
+                tokio::time::sleep(backoff.next_delay(cap)).await;
+            }
         }
     }
 }
@@ -73,7 +114,7 @@ async fn fence(
     client: &mut v1::data_endpoint_client::DataEndpointClient<Channel>,
     group: &str,
     epoch: u64,
-) -> Result<(), ()> {
+) -> Result<(), String> {
     let request = v1::FenceRequest {
         group_id: group.to_string(),
         adapter_id: shared.settings.name.clone(),
@@ -105,19 +146,21 @@ async fn fence(
             Ok(())
         }
         Ok(reply) => {
+            let why = format!(
+                "the endpoint refused to fence at epoch {epoch}: {}",
+                reply.detail
+            );
             shared.update(|st| {
-                st.known_epoch = st.known_epoch.max(reply.fenced_epoch);
-                st.step_down(format!(
-                    "the endpoint refused to fence at epoch {epoch}: {}",
-                    reply.detail
-                ));
+                if st.failover.is_some() {
+                    st.fenced_out(reply.fenced_epoch, why.clone());
+                } else {
+                    // Standalone: nobody else should write in our group; say so and retry.
+                    st.endpoint_error = Some(why.clone());
+                }
             });
-            Ok(())
+            Err(why)
         }
-        Err(status) => {
-            endpoint_failed(shared, &status);
-            Err(())
-        }
+        Err(status) => Err(endpoint_failed(shared, &status)),
     }
 }
 
@@ -127,7 +170,7 @@ async fn write(
     group: &str,
     epoch: u64,
     batch: &[Point],
-) -> Result<(), ()> {
+) -> Result<(), String> {
     let request = v1::WriteRequest {
         group_id: group.to_string(),
         adapter_id: shared.settings.name.clone(),
@@ -136,10 +179,7 @@ async fn write(
     };
     let reply = match client.write(request).await {
         Ok(r) => r.into_inner(),
-        Err(status) => {
-            endpoint_failed(shared, &status);
-            return Err(());
-        }
+        Err(status) => return Err(endpoint_failed(shared, &status)),
     };
     match v1::WriteOutcome::try_from(reply.outcome) {
         Ok(v1::WriteOutcome::Accepted) => {
@@ -165,32 +205,40 @@ async fn write(
             Ok(())
         }
         Ok(v1::WriteOutcome::StaleEpoch) => {
+            let why = format!(
+                "the endpoint refused a write: epoch {epoch} is older than the fenced epoch {}",
+                reply.fenced_epoch
+            );
             shared.update(|st| {
                 st.refused_stale += batch.len() as u64;
-                st.known_epoch = st.known_epoch.max(reply.fenced_epoch);
-                st.step_down(format!(
-                    "the endpoint refused a write: epoch {epoch} is older than the fenced epoch {}",
-                    reply.fenced_epoch
-                ));
+                if st.failover.is_some() {
+                    st.fenced_out(reply.fenced_epoch, why.clone());
+                } else {
+                    st.fenced_at = None;
+                    st.endpoint_error = Some(why.clone());
+                }
             });
-            Ok(())
+            Err(why)
         }
         _ => {
-            // Not fenced at this epoch (the endpoint restarted, say): fence again.
+            // Not fenced at this epoch (the endpoint restarted, say): fence again, after a
+            // backoff if it keeps happening.
             shared.update(|st| st.fenced_at = None);
-            Ok(())
+            Err(format!(
+                "the endpoint says epoch {epoch} is not fenced (fenced epoch {}): fencing again",
+                reply.fenced_epoch
+            ))
         }
     }
 }
 
-fn endpoint_failed(shared: &Shared, status: &tonic::Status) {
+/// Records an endpoint failure; returns its description.
+fn endpoint_failed(shared: &Shared, status: &tonic::Status) -> String {
+    let msg = format!("data endpoint: {}", status.message());
     shared.update(|st| {
-        let msg = format!("data endpoint: {}", status.message());
-        if st.endpoint_error.as_deref() != Some(msg.as_str()) {
-            tracing::warn!(buffered = st.buffer.len(), "{msg}; keeping data buffered");
-        }
-        st.endpoint_error = Some(msg);
+        st.endpoint_error = Some(msg.clone());
         // Re-read the watermark before writing again: the failed write may have landed.
         st.fenced_at = None;
     });
+    format!("{msg}; keeping data buffered")
 }

@@ -16,7 +16,8 @@
 //! - [`history`]: on-demand history recoveries (HistoryOnly), never carried over a failover;
 //! - [`rest`]: the REST API (ClientFailover document, FailoverState, DataSource).
 //!
-//! [`run`] starts them all on a given REST listener and stops them when shutdown resolves.
+//! [`run`] starts them all on a given REST listener and stops them when shutdown resolves;
+//! a graceful stop leaves the failover group, so the other member takes over at once.
 
 pub mod collector;
 pub mod egress;
@@ -95,8 +96,8 @@ pub async fn run(
     if initial.is_some() {
         rest::apply_failover(&shared, initial);
     }
+    let session_task = tokio::spawn(session::run(shared.clone()));
     let tasks = [
-        tokio::spawn(session::run(shared.clone())),
         tokio::spawn(collector::run(shared.clone(), source.clone())),
         tokio::spawn(tester::run(shared.clone(), source.clone())),
         tokio::spawn(egress::run(shared.clone(), endpoint)),
@@ -122,9 +123,27 @@ pub async fn run(
             Ok(())
         }
     };
+    // A graceful stop: stop collecting and egressing, then leave the failover group, so the
+    // other member takes over at once instead of after failoverTimeout.
     for t in tasks {
         t.abort();
     }
+    let leave_within =
+        shared.lock().failover.as_ref().map(|f| {
+            f.heartbeat_interval().min(Duration::from_secs(2)) + Duration::from_millis(500)
+        });
+    shared.update(|st| st.leaving = true);
+    let mut session_task = session_task;
+    if let Some(bound) = leave_within
+        && tokio::time::timeout(bound, &mut session_task)
+            .await
+            .is_err()
+    {
+        tracing::warn!(
+            "could not leave the failover group in time; the service will find the session stale"
+        );
+    }
+    session_task.abort();
     let st = shared.lock();
     tracing::info!(
         buffered = st.buffer.len(),

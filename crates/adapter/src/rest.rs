@@ -158,10 +158,16 @@ pub fn apply_failover(shared: &Shared, new: Option<ClientFailoverConfig>) -> Vec
                     if new.is_some() { "configured" } else { "removed: standalone" }
                 );
             }
+            let same_group = matches!((&old, &new), (Some(o), Some(n)) if o.failover_group_id == n.failover_group_id);
             st.role = None;
             st.fenced_at = None;
             st.epoch = 0;
-            st.known_epoch = 0;
+            if !same_group {
+                // Epochs belong to a group: a new group starts from nothing. Within the same
+                // group they are kept, so a rejoining member tells the service the newest it saw.
+                st.known_epoch = 0;
+                st.fenced_out_through = 0;
+            }
             st.session_id.clear();
             st.primary_adapter_id.clear();
             st.failover_error = None;
@@ -280,12 +286,11 @@ pub fn failover_state_json(st: &AdapterState) -> Value {
 /// The adapter's Prometheus metrics (names documented in the README).
 pub fn metrics_text(st: &AdapterState, adapter: &str) -> String {
     use failover_proto::metrics::Metrics;
+    let standalone = crate::egress::standalone_group(adapter);
     let group = st
         .failover
         .as_ref()
-        .map_or(crate::egress::STANDALONE_GROUP, |f| {
-            f.failover_group_id.as_str()
-        });
+        .map_or(standalone.as_str(), |f| f.failover_group_id.as_str());
     let l: &[(&str, &str)] = &[("adapter", adapter), ("group", group)];
     let role = match (&st.failover, st.role) {
         (None, _) => "Standalone",

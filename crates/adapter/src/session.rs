@@ -1,9 +1,20 @@
 //! The adapter's failover session: one heartbeat stream to the failover service.
 //!
-//! Heartbeats go every failoverTimeout/2, and at once when the score, mode or claimed role
-//! changes. Every assignment the service sends (answers and pushes) sets the role and epoch.
-//! A Primary that hears nothing for failoverTimeout steps down by itself (the service has
-//! surely promoted someone else by then); fencing at the endpoint covers the rest.
+//! Heartbeats go every failoverTimeout/2, and at once when the score, mode, claimed role or
+//! known epoch changes. Every assignment the service sends (answers and pushes) sets the role
+//! and epoch.
+//!
+//! The failover service is no single point of failure for data (ours; Patroni calls it
+//! failsafe mode): a Primary that loses the service keeps its role and egresses until the
+//! service demotes it or the endpoint refuses its write (another member fenced it out). A
+//! Secondary never promotes itself. The endpoint's fence keeps that safe: a new Primary fences
+//! at a newer epoch before it writes, and from then on every write of the old one is refused.
+//!
+//! Leaving: when the document is deleted or replaced, or the adapter stops gracefully, the
+//! session says so in a last heartbeat (`leaving`), so its role passes on at once.
+//!
+//! Retries back off with jitter, capped at a quarter of failoverTimeout; a repeated error is
+//! logged once per 10 s with a count.
 //!
 //! The session's incarnation (name, process id, process start time, configuration version)
 //! changes only with the configuration or a restart, so a reconnect after a blip continues the
@@ -22,10 +33,15 @@ use failover_proto::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use failover_core::retry::{Backoff, RepeatLog};
+
 use crate::{
-    state::{AdapterState, Backoff, Shared},
+    state::{AdapterState, Shared},
     token,
 };
+
+/// How often a repeated error is logged.
+pub const REPEAT_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the session for as long as the adapter runs.
 pub async fn run(shared: Arc<Shared>) {
@@ -39,8 +55,13 @@ pub async fn run(shared: Arc<Shared>) {
     let started_us = process::unix_us();
     // The configuration whose unchecked certificate was warned about.
     let mut warned_version = None;
-    let mut backoff = Backoff::new(std::time::Duration::from_secs(1));
+    let mut backoff = Backoff::seeded(&format!("{}/{started_us}/session", shared.settings.name));
+    let mut errors = RepeatLog::new(REPEAT_LOG_INTERVAL);
+    let origin = Instant::now();
     loop {
+        if shared.lock().leaving {
+            return;
+        }
         let cfg = shared.lock().failover.clone();
         let Some(cfg) = cfg else {
             if changed.changed().await.is_err() {
@@ -69,26 +90,31 @@ pub async fn run(shared: Arc<Shared>) {
             End::ConfigChanged => {
                 config_version += 1;
                 backoff.reset();
+                errors.clear();
             }
+            End::Left => return,
             // Reconnect at once with a fresh token: the same incarnation, so the same member.
             End::RenewToken => {}
             End::Failed(error) => {
-                let first = shared.update(|st| {
-                    let first = st.failover_error.as_deref() != Some(error.as_str());
+                let primary = shared.update(|st| {
                     st.failover_error = Some(error.clone());
-                    st.check_lease(Instant::now());
-                    first
+                    st.role == Some(Role::Primary)
                 });
-                if first {
-                    tracing::warn!(endpoint = cfg.endpoint, "failover service: {error}");
+                if let Some(line) = errors.record(&error, origin.elapsed()) {
+                    if primary {
+                        tracing::warn!(
+                            endpoint = cfg.endpoint,
+                            "failover service: {line}; keeping the Primary role (failsafe) until the service demotes us or the endpoint refuses our write"
+                        );
+                    } else {
+                        tracing::warn!(endpoint = cfg.endpoint, "failover service: {line}");
+                    }
                 }
-                let delay = backoff.next_delay();
-                let lease_end = lease_deadline(&shared);
+                let delay = backoff.next_delay(failover_core::retry::cap_for(cfg.failover_timeout));
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    () = sleep_until_opt(lease_end) => { shared.update(|st| st.check_lease(Instant::now())); }
                     r = wait_config_change(&shared, &cfg, &mut changed) => {
-                        if r { config_version += 1; backoff.reset(); }
+                        if r { config_version += 1; backoff.reset(); errors.clear(); }
                     }
                 }
             }
@@ -99,6 +125,7 @@ pub async fn run(shared: Arc<Shared>) {
 enum End {
     ConfigChanged,
     RenewToken,
+    Left,
     Failed(String),
 }
 
@@ -120,7 +147,11 @@ async fn wait_config_change(
 }
 
 fn config_changed(shared: &Shared, cfg: &ClientFailoverConfig) -> bool {
-    match &shared.lock().failover {
+    let st = shared.lock();
+    if st.leaving {
+        return true;
+    }
+    match &st.failover {
         Some(now) => {
             let mut same_mode = now.clone();
             same_mode.mode = cfg.mode;
@@ -141,12 +172,6 @@ async fn send_heartbeat(
     Ok(())
 }
 
-fn lease_deadline(shared: &Shared) -> Option<Instant> {
-    let st = shared.lock();
-    let timeout = st.failover.as_ref()?.failover_timeout;
-    (st.role == Some(Role::Primary)).then(|| st.last_assignment_at.map(|t| t + timeout))?
-}
-
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at + std::time::Duration::from_millis(1)).await,
@@ -161,6 +186,7 @@ struct Said {
     mode: Mode,
     claims_primary: bool,
     epoch: u64,
+    known_epoch: u64,
 }
 
 fn heartbeat(
@@ -198,12 +224,14 @@ fn heartbeat(
                 fenced_epoch: st.last_fence.map_or(0, |f| f.0),
                 flushed_at_fence: st.last_fence.map_or(0, |f| f.1),
             }),
+            leaving: false,
         },
         Said {
             score,
             mode,
             claims_primary,
             epoch: st.epoch,
+            known_epoch: st.known_epoch,
         },
     )
 }
@@ -226,7 +254,7 @@ async fn session(
     } else {
         None
     };
-    let channel = match net::client_endpoint(&cfg.endpoint) {
+    let channel = match net::failover_service_endpoint(&cfg.endpoint, cfg.failover_timeout) {
         Ok(e) => e,
         Err(e) => return End::Failed(format!("endpoint {}: {e}", cfg.endpoint)),
     };
@@ -248,7 +276,7 @@ async fn session(
     };
     let mut client = v1::arbiter_client::ArbiterClient::new(channel);
     let (tx, rx) = mpsc::channel::<v1::HeartbeatRequest>(16);
-    let (first, mut said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
+    let (first, said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
     if send_heartbeat(shared, &tx, first).await.is_err() {
         return End::Failed("heartbeat stream closed".into());
     }
@@ -312,37 +340,120 @@ async fn session(
         }
         Err(status) => return End::Failed(status.message().to_string()),
     };
+    let end = heartbeats(
+        shared,
+        cfg,
+        incarnation,
+        changed,
+        backoff,
+        &tx,
+        &mut inbound,
+        said,
+        token_renewal,
+    )
+    .await;
+    if matches!(end, End::ConfigChanged | End::Left) {
+        leave(shared, cfg, incarnation, &tx, &mut inbound).await;
+    }
+    end
+}
+
+/// Says goodbye on the session's stream: a last heartbeat with `leaving`, and its answer
+/// awaited for at most a heartbeat interval (capped at 2 s), so the role passes on at once.
+async fn leave(
+    shared: &Shared,
+    cfg: &ClientFailoverConfig,
+    incarnation: &str,
+    tx: &mpsc::Sender<v1::HeartbeatRequest>,
+    inbound: &mut tonic::Streaming<v1::RoleAssignment>,
+) {
+    let (mut hb, _) = heartbeat(shared, &shared.lock(), cfg, incarnation);
+    hb.leaving = true;
+    if send_heartbeat(shared, tx, hb).await.is_err() {
+        return;
+    }
+    let wait = cfg
+        .heartbeat_interval()
+        .min(std::time::Duration::from_secs(2));
+    let answered = tokio::time::timeout(wait, async {
+        loop {
+            match inbound.message().await {
+                Ok(Some(a)) if a.role == v1::Role::Unspecified as i32 => return true,
+                Ok(Some(_)) => continue,
+                _ => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    shared.update(|st| {
+        if st.role.is_some() {
+            st.role_changes += 1;
+        }
+        st.role = None;
+        st.fenced_at = None;
+        st.role_reason = format!("left group {}", cfg.failover_group_id);
+    });
+    tracing::info!(
+        event = "left",
+        group = cfg.failover_group_id,
+        answered,
+        "left failover group {}{}",
+        cfg.failover_group_id,
+        if answered {
+            ""
+        } else {
+            " (no answer: the service will find the session stale)"
+        }
+    );
+}
+
+/// The heartbeat loop of an open session, until it ends.
+#[allow(clippy::too_many_arguments)]
+async fn heartbeats(
+    shared: &Arc<Shared>,
+    cfg: &ClientFailoverConfig,
+    incarnation: &str,
+    changed: &mut tokio::sync::watch::Receiver<u64>,
+    backoff: &mut Backoff,
+    tx: &mpsc::Sender<v1::HeartbeatRequest>,
+    inbound: &mut tonic::Streaming<v1::RoleAssignment>,
+    mut said: Said,
+    token_renewal: Option<Instant>,
+) -> End {
     let mut ticker = tokio::time::interval(cfg.heartbeat_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
-        let lease_end = lease_deadline(shared);
         tokio::select! {
             _ = ticker.tick() => {
-                shared.update(|st| st.check_lease(Instant::now()));
                 let (hb, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
                 log_score_change(shared, &said, &now_said);
                 said = now_said;
-                if send_heartbeat(shared, &tx, hb).await.is_err() {
+                if send_heartbeat(shared, tx, hb).await.is_err() {
                     return End::Failed("heartbeat stream closed".into());
                 }
-            }
-            () = sleep_until_opt(lease_end) => {
-                shared.update(|st| st.check_lease(Instant::now()));
             }
             () = sleep_until_opt(token_renewal) => return End::RenewToken,
             r = changed.changed() => {
                 if r.is_err() {
                     return End::Failed("adapter shutting down".into());
                 }
+                if shared.lock().leaving {
+                    return End::Left;
+                }
                 if config_changed(shared, cfg) {
                     return End::ConfigChanged;
                 }
                 let (hb, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
-                if now_said.score != said.score || now_said.mode != said.mode || now_said.claims_primary != said.claims_primary {
+                if now_said.score != said.score
+                    || now_said.mode != said.mode
+                    || now_said.claims_primary != said.claims_primary
+                    || now_said.known_epoch != said.known_epoch
+                {
                     log_score_change(shared, &said, &now_said);
                     said = now_said;
-                    if send_heartbeat(shared, &tx, hb).await.is_err() {
+                    if send_heartbeat(shared, tx, hb).await.is_err() {
                         return End::Failed("heartbeat stream closed".into());
                     }
                 }
@@ -379,8 +490,8 @@ fn log_score_change(shared: &Shared, before: &Said, after: &Said) {
 pub fn score_reason(st: &AdapterState) -> String {
     use failover_core::modes::SourceHealth;
     match (st.mode(), st.role, &st.source_health, st.connection_test) {
-        (Some(Mode::Cold), r, _, _) if r != Some(Role::Primary) && st.cold_source_failed() => {
-            "Cold standby that just failed to collect as Primary (score 0 for failoverTimeout)"
+        (Some(Mode::Cold), r, _, _) if r != Some(Role::Primary) && st.own_collection_failed() => {
+            "Cold standby whose own collection failed (score 0 until a connection test passes)"
                 .into()
         }
         (Some(Mode::Cold), r, _, _) if r != Some(Role::Primary) => "Cold standby (score 1)".into(),
@@ -404,9 +515,13 @@ fn apply_assignment(shared: &Shared, a: v1::RoleAssignment) {
         st.failover_error = None;
         st.session_id = a.session_id.clone();
         st.known_epoch = st.known_epoch.max(a.epoch);
-        // An assignment older than an epoch we have seen (a refusal from the endpoint) is stale.
+        // An assignment older than an epoch we have seen is stale; one at or below the epoch
+        // another writer holds at the endpoint cannot be fenced: wait for the promotion above
+        // it (our heartbeat has told the service).
         let role = match assigned {
-            Some(Role::Primary) if a.epoch < st.known_epoch => None,
+            Some(Role::Primary) if a.epoch < st.known_epoch || a.epoch <= st.fenced_out_through => {
+                None
+            }
             r => r,
         };
         if role != st.role || a.epoch != st.epoch {

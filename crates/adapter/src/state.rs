@@ -73,11 +73,17 @@ pub struct AdapterState {
     pub epoch: u64,
     /// Highest epoch seen anywhere (assignments, endpoint refusals).
     pub known_epoch: u64,
+    /// The endpoint is fenced by another writer at this epoch: an assignment as Primary at it
+    /// or below is useless (its fence would be refused). The service hears it in our next
+    /// heartbeat's known epoch and promotes again above it.
+    pub fenced_out_through: u64,
+    /// The adapter is stopping: its session leaves the group.
+    pub leaving: bool,
     /// Who the arbiter says is Primary.
     pub primary_adapter_id: String,
     /// Why the role is what it is.
     pub role_reason: String,
-    /// When the last assignment arrived (the role's lease).
+    /// When the last assignment arrived.
     pub last_assignment_at: Option<Instant>,
     /// Arbiter session id.
     pub session_id: String,
@@ -89,8 +95,7 @@ pub struct AdapterState {
     pub source_health: SourceHealth,
     /// Last Warm/HistoryOnly connection test result.
     pub connection_test: Option<bool>,
-    /// When collecting from the source last failed (a Cold standby scores 0 for failoverTimeout
-    /// after it).
+    /// When collecting from the source last failed.
     pub source_failed_at: Option<Instant>,
     /// Points awaiting egress.
     pub buffer: DurableBuffer,
@@ -138,6 +143,8 @@ impl AdapterState {
             role: None,
             epoch: 0,
             known_epoch: 0,
+            fenced_out_through: 0,
+            leaving: false,
             primary_adapter_id: String::new(),
             role_reason: "failover not configured".into(),
             last_assignment_at: None,
@@ -188,7 +195,20 @@ impl AdapterState {
             a.collect = false;
             a.test_connection = true;
         }
+        if self.own_collection_failed() {
+            // A standby whose own collection failed stands at 0 until a connection test
+            // passes, whatever its mode (a Cold standby tests too, until then).
+            a.test_connection = true;
+        }
         a
+    }
+
+    /// True for a standby (Warm or Cold) whose own last collection or connection test failed:
+    /// it scores 0 until a connection test passes.
+    pub fn own_collection_failed(&self) -> bool {
+        self.role != Some(Role::Primary)
+            && matches!(self.mode(), Some(Mode::Cold | Mode::Warm))
+            && self.connection_test == Some(false)
     }
 
     /// True when this adapter may write to the endpoint now.
@@ -207,23 +227,18 @@ impl AdapterState {
             collection_score(&self.components, &self.source_health)
         };
         match self.mode() {
-            Some(Mode::Cold) => failover_score(
-                Mode::Cold,
-                self.role,
-                collection,
-                self.cold_source_failed().then_some(false),
-            ),
             Some(mode) => failover_score(mode, self.role, collection, self.connection_test),
             None => collection,
         }
     }
 
-    /// True while a Cold adapter's last failure to collect is under failoverTimeout old.
-    pub fn cold_source_failed(&self) -> bool {
-        let timeout = self.failover.as_ref().map(|f| f.failover_timeout);
-        self.source_failed_at
-            .zip(timeout)
-            .is_some_and(|(at, timeout)| at.elapsed() < timeout)
+    /// The longest retry delay now: a quarter of failoverTimeout (see `failover_core::retry`).
+    pub fn retry_cap(&self) -> Duration {
+        self.failover
+            .as_ref()
+            .map_or(failover_core::retry::DEFAULT_CAP, |f| {
+                failover_core::retry::cap_for(f.failover_timeout)
+            })
     }
 
     /// Warnings for the configuration in force.
@@ -260,24 +275,13 @@ impl AdapterState {
         }
     }
 
-    /// Steps down when the last assignment is older than failoverTimeout: the arbiter has
-    /// surely declared this session stale by now.
-    pub fn check_lease(&mut self, now: Instant) {
-        let Some(cfg) = &self.failover else { return };
-        if self.role != Some(Role::Primary) {
-            return;
-        }
-        let timeout = cfg.failover_timeout;
-        if self
-            .last_assignment_at
-            .is_none_or(|t| now.duration_since(t) > timeout)
-        {
-            self.step_down(format!(
-                "no answer from the failover service for more than failoverTimeout {:.1} s: \
-                 stepping down until it answers",
-                timeout.as_secs_f64()
-            ));
-        }
+    /// The endpoint refused our fence or write: another writer holds `fenced_epoch`. Steps
+    /// down, and remembers the epoch so the next heartbeat tells the service (which promotes
+    /// again above it, or demotes us).
+    pub fn fenced_out(&mut self, fenced_epoch: u64, reason: String) {
+        self.known_epoch = self.known_epoch.max(fenced_epoch);
+        self.fenced_out_through = self.fenced_out_through.max(fenced_epoch);
+        self.step_down(reason);
     }
 }
 
@@ -320,32 +324,5 @@ impl Shared {
     /// Wakes every task.
     pub fn notify(&self) {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
-    }
-}
-
-/// Sleeps with exponential backoff between attempts: 100 ms doubling to `max`.
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// Starts at 100 ms.
-    pub fn new(max: Duration) -> Self {
-        Backoff {
-            next: Duration::from_millis(100),
-            max,
-        }
-    }
-    /// The next delay.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-    /// Back to 100 ms after a success.
-    pub fn reset(&mut self) {
-        self.next = Duration::from_millis(100);
     }
 }

@@ -1,6 +1,9 @@
 //! Connection tests: a Warm standby (and a HistoryOnly adapter, which has no live subscription)
 //! tests its source connection when it starts standing by and then every warm test interval
-//! (default 5 minutes, Doc); the result sets its score (100 passed, 0 failed).
+//! (default 5 minutes, Doc); the result sets its score (100 passed, 0 failed). A standby whose
+//! own collection failed (Warm or Cold) tests too, and stands at 0 until a test passes; after a
+//! failed test the next comes within failoverTimeout (at least 1 s), not the whole interval,
+//! so a pair whose source returns takes the role again within a failoverTimeout.
 
 use std::{sync::Arc, time::Duration};
 
@@ -41,7 +44,10 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
                     }
                     st.connection_test = Some(ok);
                 });
-                next_test = Some(Instant::now() + interval);
+                let retest = shared.lock().failover.as_ref().map_or(interval, |f| {
+                    f.failover_timeout.max(Duration::from_secs(1))
+                });
+                next_test = Some(Instant::now() + if ok { interval } else { interval.min(retest) });
             }
             r = changed.changed() => { if r.is_err() { return; } }
         }

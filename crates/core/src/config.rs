@@ -8,12 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::timespan::{format_timespan, parse_timespan};
 
-/// Shortest failoverTimeout accepted (heartbeats then go every 50 ms).
-pub const MIN_FAILOVER_TIMEOUT: Duration = Duration::from_millis(100);
-/// Longest failoverTimeout accepted.
-pub const MAX_FAILOVER_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-/// Longest string accepted in any text field.
-pub const MAX_TEXT_LEN: usize = 1024;
+pub use crate::limits::{MAX_FAILOVER_TIMEOUT, MAX_ID_LEN, MAX_TEXT_LEN, MIN_FAILOVER_TIMEOUT};
 
 /// Hot, Warm or Cold standby (see DOMAIN.md, "The three modes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -295,6 +290,13 @@ pub fn validate_http_url(field: &str, text: &str) -> Result<(), ConfigError> {
             format!("{text:?} is not a URL ({e}); expected http://host:port or https://host:port"),
         )
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Never echo the URL: it holds a secret.
+        return Err(ConfigError::new(
+            field,
+            "must not hold credentials (user:password@); give them as username and password",
+        ));
+    }
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(ConfigError::new(
             field,
@@ -335,6 +337,8 @@ impl ClientFailoverConfig {
                 "adapters with the same failoverGroupId form a failover pair",
             )?
             .to_string();
+        crate::limits::check_id("failoverGroupId", &failover_group_id)
+            .map_err(|e| ConfigError::new("failoverGroupId", e))?;
         let timeout_text = f.required_text(
             "failoverTimeout",
             "a timespan hh:mm:ss such as \"00:01:00\"",

@@ -12,7 +12,16 @@
 //! - an operator override forces a session's role until it expires;
 //! - a group recreated by heartbeats that carry an epoch (the failover service restarted) waits
 //!   one heartbeat interval before promoting anyone, so the old Primary can reclaim its role at
-//!   its epoch instead of causing a needless failover.
+//!   its epoch instead of causing a needless failover;
+//! - the epoch moves only with a promotion. When a member reports an epoch newer than the
+//!   group's (it fenced the endpoint at it, or the endpoint refused it for one), the Primary is
+//!   promoted again above every epoch seen, so its fence is granted and the pair converges in
+//!   one heartbeat instead of wedging;
+//! - one name, one live member: a heartbeat with a new incarnation for a name whose session is
+//!   live and connected is refused (two adapters were given one name); a restart, whose old
+//!   stream closed or went stale, replaces the old session at once;
+//! - a member may leave (its document deleted, a graceful stop): its session ends at once and
+//!   its role passes on without waiting for failoverTimeout.
 
 use std::time::Duration;
 
@@ -63,6 +72,22 @@ pub enum GroupError {
         /// The heartbeat's value.
         given: String,
     },
+    /// Another live, connected session already has this adapter name.
+    #[error(
+        "{adapter} is already a live member of group {group:?} (session {session}, joined {joined_ago} ago, last heartbeat {heartbeat_ago} ago); give each adapter its own --name"
+    )]
+    NameInUse {
+        /// The group.
+        group: String,
+        /// The name.
+        adapter: String,
+        /// The live session holding it.
+        session: SessionId,
+        /// How long ago it joined, in words.
+        joined_ago: String,
+        /// How long ago it last heartbeat, in words.
+        heartbeat_ago: String,
+    },
     /// No session with that id or adapter name.
     #[error("group {group:?} has no session {session:?}")]
     NoSuchSession {
@@ -103,6 +128,10 @@ pub struct Session {
     pub role_override: Option<RoleOverride>,
     /// Last reported egress watermark.
     pub watermark: Vec<(u32, u64)>,
+    /// True while the member's heartbeat stream is open (set by the service shell).
+    pub connected: bool,
+    /// When the session joined.
+    pub joined_at: Duration,
 }
 
 /// Something that changed, with its reason in plain words.
@@ -119,6 +148,11 @@ pub struct Transition {
 pub enum TransitionKind {
     /// A new session joined.
     Joined {
+        /// The adapter.
+        adapter_id: String,
+    },
+    /// A member left the group (unregistered, or stopped gracefully).
+    Left {
         /// The adapter.
         adapter_id: String,
     },
@@ -192,6 +226,9 @@ pub struct Group {
     description: Option<String>,
     failover_timeout: Duration,
     epoch: u64,
+    /// The newest epoch any member has reported (it may be ahead of `epoch`: the next promotion
+    /// goes above it).
+    highest_seen: u64,
     primary: Option<SessionId>,
     sessions: Vec<Session>,
     next_order: u64,
@@ -215,6 +252,7 @@ impl Group {
             description: first.description.clone(),
             failover_timeout: first.failover_timeout,
             epoch: 0,
+            highest_seen: 0,
             primary: None,
             sessions: Vec::new(),
             next_order: 0,
@@ -244,9 +282,14 @@ impl Group {
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
     }
-    /// The current epoch (0 before the first promotion).
+    /// The current epoch: the epoch of the last promotion (0 before the first).
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+    /// The newest epoch seen anywhere: the group's, or one a member reported. The next
+    /// promotion goes above it.
+    pub fn highest_epoch(&self) -> u64 {
+        self.epoch.max(self.highest_seen)
     }
     /// Why the group is as it is.
     pub fn note(&self) -> &str {
@@ -332,19 +375,32 @@ impl Group {
             &format!("{:?}", hb.description),
         )?;
         let mut changes = Vec::new();
-        if self.sessions.is_empty() && self.epoch == 0 && hb.known_epoch > 0 {
+        if self.sessions.is_empty() && self.highest_epoch() == 0 && hb.known_epoch > 0 {
             // A group that existed before this service started: give its Primary one heartbeat
             // interval to come back and reclaim the role.
             self.hold_until = Some(now + self.heartbeat_interval());
-        }
-        if hb.known_epoch > self.epoch {
-            // A restarted arbiter learns the epoch from its members: epochs only grow.
-            self.epoch = hb.known_epoch;
         }
         let existing = self
             .sessions
             .iter()
             .position(|s| s.adapter_id == hb.adapter_id);
+        if let Some(i) = existing {
+            let old = &self.sessions[i];
+            if old.incarnation != hb.incarnation && old.connected && !self.is_stale(old, now) {
+                return Err(GroupError::NameInUse {
+                    group: self.id.clone(),
+                    adapter: hb.adapter_id.clone(),
+                    session: old.id,
+                    joined_ago: secs(now.saturating_sub(old.joined_at)),
+                    heartbeat_ago: secs(now.saturating_sub(old.last_heartbeat)),
+                });
+            }
+        }
+        if hb.known_epoch > self.highest_seen {
+            // Epochs only grow: a restarted service learns them from its members, and a member
+            // that saw a newer one (at the endpoint) makes the next promotion go above it.
+            self.highest_seen = hb.known_epoch;
+        }
         let id = match existing {
             Some(i) if self.sessions[i].incarnation == hb.incarnation => {
                 let s = &mut self.sessions[i];
@@ -362,6 +418,7 @@ impl Group {
                 s.mode = hb.mode;
                 s.last_heartbeat = now;
                 s.watermark = hb.watermark;
+                s.connected = true;
                 s.id
             }
             found => {
@@ -383,7 +440,7 @@ impl Group {
                 let id = *next_session_id;
                 *next_session_id += 1;
                 let adopt = hb.claims_primary
-                    && hb.known_epoch == self.epoch
+                    && hb.known_epoch == self.highest_epoch()
                     && hb.known_epoch > 0
                     && self.primary.is_none()
                     && hb.score > 0;
@@ -406,9 +463,12 @@ impl Group {
                     registered_order: self.next_order,
                     role_override: None,
                     watermark: hb.watermark,
+                    connected: true,
+                    joined_at: now,
                 });
                 self.next_order += 1;
                 if adopt {
+                    self.epoch = hb.known_epoch;
                     self.primary = Some(id);
                     self.hold_until = None;
                     changes.push(Transition {
@@ -445,6 +505,42 @@ impl Group {
     /// Lets time pass: sessions go stale, overrides expire.
     pub fn tick(&mut self, now: Duration) -> Vec<Transition> {
         self.recompute(now)
+    }
+
+    /// A member's heartbeat stream closed (the session stays until it is stale or replaced:
+    /// failover follows failoverTimeout, not a closed connection).
+    pub fn disconnected(&mut self, id: SessionId) {
+        if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+            s.connected = false;
+        }
+    }
+
+    /// A member leaves the group (its document was deleted, or it stops gracefully): its
+    /// session ends at once, and its role passes on as the rules say.
+    pub fn leave(&mut self, id: SessionId, now: Duration) -> Vec<Transition> {
+        let Some(s) = self.session(id) else {
+            return Vec::new();
+        };
+        let adapter = s.adapter_id.clone();
+        self.sessions.retain(|s| s.id != id);
+        self.stale_seen.retain(|(s, _)| *s != id);
+        let mut changes = vec![Transition {
+            kind: TransitionKind::Left {
+                adapter_id: adapter.clone(),
+            },
+            reason: format!("{adapter} left group {}", self.id),
+        }];
+        if self.primary == Some(id) {
+            self.primary = None;
+            changes.push(Transition {
+                kind: TransitionKind::Demoted {
+                    adapter_id: adapter.clone(),
+                },
+                reason: format!("{adapter}, the Primary, left the group"),
+            });
+        }
+        changes.extend(self.recompute(now));
+        changes
     }
 
     /// Removes a session (admin). Its role passes on as the rules say.
@@ -620,6 +716,29 @@ impl Group {
             }
         });
         let had_primary = self.primary.is_some();
+        if let Some(id) = keep
+            && self.highest_seen > self.epoch
+        {
+            // A member knows a newer epoch than the Primary's (the endpoint is fenced at it):
+            // the Primary's fence would be refused. Promote it again above every epoch seen.
+            let adapter = self
+                .session(id)
+                .map(|p| p.adapter_id.clone())
+                .unwrap_or_default();
+            let seen = self.highest_seen;
+            self.epoch = seen + 1;
+            self.note = format!(
+                "{adapter} promoted again, epoch {} (an epoch {seen} newer than its own was reported: the Primary's epoch must be above every epoch seen)",
+                self.epoch
+            );
+            changes.push(Transition {
+                kind: TransitionKind::Promoted {
+                    adapter_id: adapter,
+                    epoch: self.epoch,
+                },
+                reason: self.note.clone(),
+            });
+        }
         if let Some(id) = keep {
             self.primary = Some(id);
             if let Some(p) = self.session(id) {
@@ -673,7 +792,7 @@ impl Group {
         match candidate {
             Some(c) => {
                 let (cid, adapter, score) = (c.id, c.adapter_id.clone(), c.score);
-                self.epoch += 1;
+                self.epoch = self.highest_epoch() + 1;
                 self.primary = Some(cid);
                 let why = if forced == Some(cid) {
                     "operator override".to_string()
@@ -751,7 +870,17 @@ mod tests {
                 next: 1,
             }
         }
+        /// A heartbeat; a new incarnation comes after its old stream closed (a restart).
         fn beat(&mut self, h: Heartbeat, now: u64) -> Vec<Transition> {
+            let restarted = self
+                .g
+                .sessions()
+                .iter()
+                .find(|s| s.adapter_id == h.adapter_id && s.incarnation != h.incarnation)
+                .map(|s| s.id);
+            if let Some(old) = restarted {
+                self.g.disconnected(old);
+            }
             self.g
                 .heartbeat(h, ms(now), &mut self.next)
                 .expect("heartbeat accepted")
@@ -1045,6 +1174,99 @@ mod tests {
         let c = s.g.remove_session("a", ms(10)).expect("removed");
         assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
         assert_eq!(s.g.sessions().len(), 1);
+    }
+
+    /// Issue 13, item 1: a member reporting an epoch ahead of the group's (the other adapter of
+    /// a recreated group, or the endpoint fenced ahead) used to raise the group's epoch with no
+    /// promotion, so the Primary's fence was refused for ever.
+    #[test]
+    fn a_newer_epoch_reported_by_a_member_promotes_the_primary_again_above_it() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        assert_eq!(s.g.epoch(), 1);
+        let mut b = hb("b", 100);
+        b.known_epoch = 6;
+        let c = s.beat(b.clone(), 10);
+        assert_eq!(promoted(&c), vec![("a".to_string(), 7)]);
+        assert!(
+            s.g.note().contains("promoted again, epoch 7"),
+            "{}",
+            s.g.note()
+        );
+        assert_eq!(s.g.epoch(), 7);
+        // Once above, the same report changes nothing: no loop.
+        assert!(promoted(&s.beat(b, 20)).is_empty());
+        // The Primary itself reports the endpoint's newer fence (its fence was refused).
+        let mut a = hb("a", 100);
+        a.known_epoch = 9;
+        let c = s.beat(a, 30);
+        assert_eq!(promoted(&c), vec![("a".to_string(), 10)]);
+        // Without a Primary, the next promotion goes above the newest epoch seen.
+        let mut s = Sim::new();
+        s.beat(hb("a", 0), 0);
+        let mut b = hb("b", 0);
+        b.known_epoch = 4;
+        s.beat(b, 0);
+        assert_eq!(s.g.epoch(), 0, "the epoch moves only with a promotion");
+        assert_eq!(
+            promoted(&s.beat(hb("a", 100), 10)),
+            vec![("a".to_string(), 5)]
+        );
+    }
+
+    /// Issue 13, item 2: two adapters with one name replaced each other's session at every
+    /// heartbeat.
+    #[test]
+    fn a_second_live_adapter_with_the_same_name_is_refused_and_a_restart_is_not() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        let mut twin = hb("a", 100);
+        twin.incarnation = "a-twin".into();
+        let err =
+            s.g.heartbeat(twin.clone(), ms(500), &mut s.next)
+                .expect_err("refused");
+        assert!(matches!(err, GroupError::NameInUse { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("a is already a live member of group \"g\"")
+                && text.contains("give each adapter its own --name"),
+            "{text}"
+        );
+        assert_eq!(s.primary(), Some("a"));
+        assert_eq!(s.g.epoch(), 1);
+        // The first one's stream closes (a restart): the newcomer replaces it at once.
+        let a = s.g.find_session("a").expect("a");
+        s.g.disconnected(a);
+        s.beat(twin.clone(), 600);
+        assert_ne!(s.g.find_session("a").expect("a"), a);
+        // A stale session is replaced too, even if its stream looks open.
+        let mut third = hb("a", 100);
+        third.incarnation = "a-3".into();
+        s.beat(third, 600 + 4001);
+        assert_eq!(s.g.sessions().len(), 1);
+    }
+
+    /// Issue 13, item 9: a member that leaves hands its role on at once.
+    #[test]
+    fn a_primary_that_leaves_hands_over_at_once_and_the_group_empties() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        let a = s.g.find_session("a").expect("a");
+        let c = s.g.leave(a, ms(100));
+        assert!(
+            c.iter()
+                .any(|t| matches!(t.kind, TransitionKind::Left { .. }))
+        );
+        assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
+        let b = s.g.find_session("b").expect("b");
+        s.g.leave(b, ms(200));
+        assert!(s.g.sessions().is_empty());
+        assert_eq!(s.primary(), None);
+        assert!(
+            s.g.leave(b, ms(300)).is_empty(),
+            "leaving twice is harmless"
+        );
     }
 
     /// Exhaustive over small worlds: whatever the order of heartbeats, scores and ticks, there

@@ -11,6 +11,9 @@
 //! - [`points`]: data points and per-stream watermarks.
 //! - [`buffer`]: the adapter's bounded egress buffer, trimmed by watermarks.
 //! - [`ledger`]: the endpoint's per-stream record for audits (lost, duplicated, gaps).
+//! - [`limits`]: the one set of limits (id lengths, timeouts, scores, batch sizes) every
+//!   part enforces alike.
+//! - [`retry`]: backoff with jitter capped by failoverTimeout, and repeat-limited error logs.
 //! - [`clock_time`]: UTC timestamps for the REST APIs, to and from unix milliseconds.
 //!
 //! The service crates (`adapter`, `failover-arbiter`, `fake-endpoint`, `fake-data-source`)
@@ -21,8 +24,10 @@ pub mod clock_time;
 pub mod config;
 pub mod group;
 pub mod ledger;
+pub mod limits;
 pub mod modes;
 pub mod points;
+pub mod retry;
 pub mod timespan;
 
 pub use config::{ClientFailoverConfig, ConfigError, DataCollectionMode, DataSourceConfig, Mode};

@@ -12,6 +12,9 @@ const IDLE: Duration = Duration::from_secs(3600);
 /// Runs forever; abort the task to stop it.
 pub async fn run(arbiter: Arbiter) {
     loop {
+        if arbiter.is_stopping() {
+            return;
+        }
         let next = {
             let state = arbiter.lock();
             state
@@ -26,6 +29,9 @@ pub async fn run(arbiter: Arbiter) {
         };
         tokio::select! {
             () = tokio::time::sleep_until(wake_at) => {
+                if arbiter.is_stopping() {
+                    return;
+                }
                 let now = arbiter.now();
                 let mut state = arbiter.lock();
                 let ids: Vec<String> = state.groups.keys().cloned().collect();

@@ -66,11 +66,15 @@ pub async fn run(
     if tls.is_some() {
         tracing::info!("gRPC and the token endpoint over TLS");
     }
+    let arbiter_handle = arbiter.clone();
     let grpc_task = service::serve(arbiter, grpc, tls, async move {
         let _ = stop_grpc.wait_for(|s| *s).await;
     });
+    let stopping = arbiter_handle.clone();
     tokio::spawn(async move {
         shutdown.await;
+        // Decide nothing more before the servers drain: a graceful restart must not fail over.
+        stopping.stop_deciding();
         let _ = stop_tx.send(true);
     });
     let grpc_result = grpc_task.await;

@@ -227,7 +227,10 @@ async fn delete_group(
         ));
     }
     state.groups.remove(&g);
+    drop(state);
     tracing::info!(group = g, "group deleted by an operator");
+    // Watchers learn that it is gone.
+    a.publish(&g, a.status(&g));
     Ok(StatusCode::NO_CONTENT)
 }
 

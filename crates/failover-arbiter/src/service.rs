@@ -3,8 +3,8 @@
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use failover_core::{
-    config::{MAX_FAILOVER_TIMEOUT, MAX_TEXT_LEN, MIN_FAILOVER_TIMEOUT},
-    group::{Group, Heartbeat, SessionId},
+    group::{Group, GroupError, Heartbeat, SessionId},
+    limits::{self, MAX_FAILOVER_TIMEOUT, MAX_SCORE, MIN_FAILOVER_TIMEOUT},
 };
 use failover_proto::{convert, process, v1};
 use futures::Stream;
@@ -16,25 +16,18 @@ use crate::{
 };
 
 /// Most watermark entries a heartbeat may carry.
-pub const MAX_WATERMARK_STREAMS: usize = 1_000_000;
+pub const MAX_WATERMARK_STREAMS: usize = limits::MAX_WATERMARK_STREAMS;
 
-/// Checks a heartbeat and turns it into the group's form.
+/// Checks a heartbeat against the limits of `failover_core::limits` and turns it into the
+/// group's form.
 pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat), Status> {
-    let text = |name: &str, v: &str, required: bool| -> Result<(), Status> {
-        if (required && v.is_empty()) || v.len() > MAX_TEXT_LEN {
-            return Err(Status::invalid_argument(format!(
-                "{name} must be {} to {MAX_TEXT_LEN} bytes",
-                if required { 1 } else { 0 }
-            )));
-        }
-        Ok(())
-    };
-    text("group_id", &hb.group_id, true)?;
-    text("adapter_id", &hb.adapter_id, true)?;
-    text("incarnation", &hb.incarnation, true)?;
-    text("name", &hb.name, false)?;
-    text("description", &hb.description, false)?;
-    if hb.score > 100 {
+    let invalid = Status::invalid_argument;
+    limits::check_id("group_id", &hb.group_id).map_err(invalid)?;
+    limits::check_id("adapter_id", &hb.adapter_id).map_err(invalid)?;
+    limits::check_id("incarnation", &hb.incarnation).map_err(invalid)?;
+    limits::check_text("name", &hb.name).map_err(invalid)?;
+    limits::check_text("description", &hb.description).map_err(invalid)?;
+    if hb.score > MAX_SCORE {
         return Err(Status::invalid_argument(format!(
             "score must be 0 to 100, not {}",
             hb.score
@@ -74,19 +67,58 @@ pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat
     ))
 }
 
+/// The status a refused heartbeat ends its stream with.
+fn refusal(e: GroupError) -> Status {
+    match e {
+        GroupError::NameInUse { .. } => Status::already_exists(e.to_string()),
+        GroupError::NoSuchSession { .. } => Status::not_found(e.to_string()),
+        GroupError::FixedField { .. } => Status::failed_precondition(e.to_string()),
+    }
+}
+
+/// What became of one heartbeat.
+enum Taken {
+    /// The session it belongs to.
+    Member(String, SessionId),
+    /// The member left; the stream ends.
+    Left,
+}
+
 impl Arbiter {
     /// Takes one heartbeat from a session's stream; answers on `tx`.
-    fn on_heartbeat(
-        &self,
-        hb: v1::HeartbeatRequest,
-        tx: &Outbound,
-    ) -> Result<(String, SessionId), Status> {
+    fn on_heartbeat(&self, hb: v1::HeartbeatRequest, tx: &Outbound) -> Result<Taken, Status> {
+        if self.is_stopping() {
+            return Err(Status::unavailable(
+                "the failover service is stopping; reconnect to the next one (roles are kept meanwhile)",
+            ));
+        }
         let stats = hb.stats;
+        let leaving = hb.leaving;
         let (group_id, hb) = validate_heartbeat(hb)?;
         let now = self.now();
         let mut state = self.lock();
         let state = &mut *state;
         state.heartbeats += 1;
+        if leaving {
+            let left = state.groups.get_mut(&group_id).and_then(|e| {
+                let s =
+                    e.group.sessions().iter().find(|s| {
+                        s.adapter_id == hb.adapter_id && s.incarnation == hb.incarnation
+                    })?;
+                let id = s.id;
+                e.outbound.remove(&id);
+                Some(e.group.leave(id, now))
+            });
+            if let Some(changes) = left {
+                self.apply(state, &group_id, &changes);
+            }
+            let _ = tx.try_send(Ok(v1::RoleAssignment {
+                role: v1::Role::Unspecified as i32,
+                reason: format!("{} left group {group_id}", hb.adapter_id),
+                ..Default::default()
+            }));
+            return Ok(Taken::Left);
+        }
         let entry = state
             .groups
             .entry(group_id.clone())
@@ -94,7 +126,7 @@ impl Arbiter {
         let (id, changes) = entry
             .group
             .heartbeat(hb, now, &mut state.next_session)
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+            .map_err(refusal)?;
         entry.outbound.insert(id, tx.clone());
         if let Some(stats) = stats {
             entry.stats.insert(id, stats);
@@ -103,7 +135,7 @@ impl Arbiter {
         self.apply(state, &group_id, &changes);
         // The answer to this heartbeat (a push above may already have told it the same).
         let _ = tx.try_send(Ok(reply));
-        Ok((group_id, id))
+        Ok(Taken::Member(group_id, id))
     }
 
     /// A session's stream ended: stop pushing to it. The session itself stays until it is
@@ -114,6 +146,7 @@ impl Arbiter {
             && e.outbound.get(&id).is_some_and(|t| t.same_channel(tx))
         {
             e.outbound.remove(&id);
+            e.group.disconnected(id);
         }
     }
 }
@@ -158,9 +191,13 @@ impl v1::arbiter_server::Arbiter for Arbiter {
                 };
                 let refused = match message {
                     Ok(Some(hb)) => match arbiter.on_heartbeat(hb, &tx) {
-                        Ok(s) => {
-                            session = Some(s);
+                        Ok(Taken::Member(g, id)) => {
+                            session = Some((g, id));
                             continue;
+                        }
+                        Ok(Taken::Left) => {
+                            session = None;
+                            break;
                         }
                         Err(status) => status,
                     },
@@ -246,7 +283,8 @@ pub async fn serve_incoming<IO: process::ServerConn>(
     let health = process::health_service("failover.v1.Arbiter").await;
     // HTTP/1.1 too, for the token endpoint.
     let token_endpoint = tonic::service::Routes::from(arbiter.authenticator().token_router());
-    process::server_builder()
+    let (interval, timeout) = process::FAILOVER_SERVICE_KEEPALIVE;
+    process::server_builder_with_keepalive(interval, timeout)
         .accept_http1(true)
         .add_routes(token_endpoint)
         .add_service(health)

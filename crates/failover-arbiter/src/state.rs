@@ -74,6 +74,9 @@ struct Inner {
     origin: Instant,
     /// Who may open a heartbeat stream.
     auth: Authenticator,
+    /// Set at the shutdown signal: from then on nothing is decided (no promotion, no
+    /// staleness), so a graceful restart of the service causes no failover by itself.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -117,6 +120,7 @@ impl Arbiter {
                 changed: Notify::new(),
                 origin: Instant::now(),
                 auth,
+                stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -129,6 +133,25 @@ impl Arbiter {
     /// The instant a group time corresponds to.
     pub fn instant_of(&self, t: Duration) -> Instant {
         self.inner.origin + t
+    }
+
+    /// Stops deciding: heartbeats are refused as UNAVAILABLE and time no longer changes any
+    /// group. Called at the shutdown signal, before the servers drain.
+    pub fn stop_deciding(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!(
+            "stopping: no more decisions (members keep their roles until a new service decides)"
+        );
+        self.inner.changed.notify_one();
+    }
+
+    /// True once [`Arbiter::stop_deciding`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.inner
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Who may open a heartbeat stream (and the token endpoint).
@@ -170,9 +193,18 @@ impl Arbiter {
                 other => tracing::info!(group = group_id, event = kind_name(other), "{}", t.reason),
             }
         }
-        // Drop channels of sessions that no longer exist (replaced or deleted).
+        // Drop channels of sessions that no longer exist (replaced, deleted or left), telling
+        // each stream why, so its adapter reconnects instead of heartbeating into nothing.
         let live: Vec<SessionId> = entry.group.sessions().iter().map(|s| s.id).collect();
-        entry.outbound.retain(|id, _| live.contains(id));
+        entry.outbound.retain(|id, tx| {
+            let keep = live.contains(id);
+            if !keep {
+                let _ = tx.try_send(Err(Status::aborted(format!(
+                    "session {id} of group {group_id} ended (replaced by a restart, deleted by an operator, or left); reconnect to rejoin"
+                ))));
+            }
+            keep
+        });
         entry.stats.retain(|id, _| live.contains(id));
         // Taken before the pushes, so its observation time is never after a member learns
         // of the change (takeover phases are measured from it).
@@ -240,6 +272,7 @@ impl Arbiter {
 pub(crate) fn kind_name(kind: &TransitionKind) -> &'static str {
     match kind {
         TransitionKind::Joined { .. } => "joined",
+        TransitionKind::Left { .. } => "left",
         TransitionKind::Stale { .. } => "stale",
         TransitionKind::Recovered { .. } => "recovered",
         TransitionKind::Score { .. } => "score",
@@ -291,6 +324,7 @@ fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
                 // Filled in by GroupEntry::status, which keeps them.
                 stats: None,
                 stale: group.is_stale(s, now),
+                connected: s.connected,
                 registered_order: s.registered_order,
                 role_override: s
                     .role_override
@@ -308,6 +342,9 @@ fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
         failover_timeout_ms: u64::try_from(group.failover_timeout().as_millis())
             .unwrap_or(u64::MAX),
         note: group.note().to_string(),
+        name: group.name().unwrap_or_default().to_string(),
+        description: group.description().unwrap_or_default().to_string(),
+        highest_epoch: group.highest_epoch(),
         observed_at_unix_ms: process::unix_ms(),
         observed_at_unix_us: process::unix_us(),
         exists: true,

@@ -178,6 +178,26 @@ pub fn lazy_channel(
     Ok(client_endpoint(url)?.connect_with_connector_lazy(Connector::new(network.clone(), tls)))
 }
 
+/// An endpoint for the failover service at `url`, with keepalives and deadlines derived from
+/// failoverTimeout: a keepalive ping every failoverTimeout/4 that must be answered within
+/// failoverTimeout/2, and a connect timeout of failoverTimeout/2 (at least 1 s). So a link whose
+/// round trip stays under failoverTimeout/2 never breaks, and a dead one is noticed within
+/// 3/4 of failoverTimeout, before the service declares the session stale.
+pub fn failover_service_endpoint(
+    url: &str,
+    failover_timeout: std::time::Duration,
+) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+    use std::time::Duration;
+    let ping = (failover_timeout / 4).max(Duration::from_millis(50));
+    let answer = (failover_timeout / 2).max(Duration::from_millis(100));
+    Ok(tonic::transport::Endpoint::from_shared(url.to_string())?
+        .connect_timeout((failover_timeout / 2).max(Duration::from_secs(1)))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(ping)
+        .keep_alive_timeout(answer)
+        .keep_alive_while_idle(true))
+}
+
 /// An endpoint for `url` with the settings every client of the services uses: 1 s connect
 /// timeout, no Nagle, HTTP/2 keepalive every second with a 2 s timeout.
 pub fn client_endpoint(url: &str) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {

@@ -71,10 +71,25 @@ pub const KEEPALIVE: Duration = Duration::from_secs(2);
 
 /// A tonic server builder with the settings every failover-lab server uses.
 pub fn server_builder() -> tonic::transport::Server {
+    server_builder_with_keepalive(KEEPALIVE, KEEPALIVE)
+}
+
+/// The failover service's keepalive: lenient, since its clients' own keepalives derive from
+/// their failoverTimeout (a slow link with a long failoverTimeout must not break) and a member
+/// that vanishes is declared stale by its missing heartbeats anyway. A round trip up to 20 s is
+/// tolerated.
+pub const FAILOVER_SERVICE_KEEPALIVE: (Duration, Duration) =
+    (Duration::from_secs(10), Duration::from_secs(20));
+
+/// A tonic server builder with the given HTTP/2 keepalive interval and timeout.
+pub fn server_builder_with_keepalive(
+    interval: Duration,
+    timeout: Duration,
+) -> tonic::transport::Server {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(KEEPALIVE))
-        .http2_keepalive_timeout(Some(KEEPALIVE))
+        .http2_keepalive_interval(Some(interval))
+        .http2_keepalive_timeout(Some(timeout))
 }
 
 /// The connections a listener accepts, with `TCP_NODELAY` set on each: tonic's own nodelay
