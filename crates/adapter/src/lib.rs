@@ -61,6 +61,9 @@ pub struct AdapterSettings {
     pub buffer_max_bytes: u64,
     /// Most points per write.
     pub batch_size: usize,
+    /// ClientFailover documents applied while running, as a PUT (Some) or DELETE (None) of the
+    /// REST API would: the simulator's operator. None: only the REST API changes it.
+    pub documents: Option<tokio::sync::watch::Receiver<Option<ClientFailoverConfig>>>,
 }
 
 /// Runs the adapter, serving its REST API on `rest` (None: no REST API; configured by
@@ -96,6 +99,15 @@ pub async fn run(
     if initial.is_some() {
         rest::apply_failover(&shared, initial);
     }
+    let operator = shared.settings.documents.clone().map(|mut documents| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while documents.changed().await.is_ok() {
+                let document = documents.borrow_and_update().clone();
+                rest::apply_failover(&shared, document);
+            }
+        })
+    });
     let session_task = tokio::spawn(session::run(shared.clone()));
     let tasks = [
         tokio::spawn(collector::run(shared.clone(), source.clone())),
@@ -125,7 +137,7 @@ pub async fn run(
     };
     // A graceful stop: stop collecting and egressing, then leave the failover group, so the
     // other member takes over at once instead of after failoverTimeout.
-    for t in tasks {
+    for t in tasks.into_iter().chain(operator) {
         t.abort();
     }
     let leave_within =

@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         network: failover_proto::net::Network::tcp(),
         buffer_max_bytes: args.buffer_max_mb << 20,
         batch_size: usize::try_from(args.batch_size)?,
+        documents: None,
     };
     let rest = tokio::net::TcpListener::bind(args.rest_listen).await?;
     adapter::run(Some(rest), settings, initial, process::shutdown_signal()).await

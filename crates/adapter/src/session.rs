@@ -98,6 +98,7 @@ pub async fn run(shared: Arc<Shared>) {
             End::Failed(error) => {
                 let primary = shared.update(|st| {
                     st.failover_error = Some(error.clone());
+                    crate::state::broken_lease(st);
                     st.role == Some(Role::Primary)
                 });
                 if let Some(line) = errors.record(&error, origin.elapsed()) {

@@ -285,6 +285,31 @@ impl AdapterState {
     }
 }
 
+thread_local! {
+    static NO_FAILSAFE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Breaks the failsafe on purpose on this thread: a Primary that hears nothing from the failover
+/// service for failoverTimeout steps down (the old lease). Only for the simulator's self-test
+/// (`failover-lab sim --break no-failsafe`); the adapter never calls it.
+pub fn break_failsafe(broken: bool) {
+    NO_FAILSAFE.with(|b| b.set(broken));
+}
+
+/// With the failsafe broken on purpose ([`break_failsafe`]): steps down when the last
+/// assignment is older than failoverTimeout.
+pub fn broken_lease(st: &mut AdapterState) {
+    if !NO_FAILSAFE.with(std::cell::Cell::get) || st.role != Some(Role::Primary) {
+        return;
+    }
+    let Some(timeout) = st.failover.as_ref().map(|f| f.failover_timeout) else {
+        return;
+    };
+    if st.last_assignment_at.is_none_or(|t| t.elapsed() > timeout) {
+        st.step_down("no answer from the failover service (failsafe broken on purpose)".into());
+    }
+}
+
 /// The state and the signals around it.
 #[derive(Debug)]
 pub struct Shared {

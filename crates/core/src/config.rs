@@ -306,8 +306,76 @@ pub fn validate_http_url(field: &str, text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Parses a JSON text into an object, naming the document when it is not one.
+/// The first key that appears twice in one object of a JSON text (matched without regard to
+/// case, as the fields are), found while reading it.
+#[derive(Debug)]
+struct DuplicateKey(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for DuplicateKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DuplicateKeyVisitor)
+    }
+}
+
+struct DuplicateKeyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DuplicateKeyVisitor {
+    type Value = DuplicateKey;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<DuplicateKey, E> {
+        Ok(DuplicateKey(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<DuplicateKey, E> {
+        Ok(DuplicateKey(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<DuplicateKey, E> {
+        Ok(DuplicateKey(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<DuplicateKey, E> {
+        Ok(DuplicateKey(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<DuplicateKey, E> {
+        Ok(DuplicateKey(None))
+    }
+    fn visit_unit<E>(self) -> Result<DuplicateKey, E> {
+        Ok(DuplicateKey(None))
+    }
+    fn visit_none<E>(self) -> Result<DuplicateKey, E> {
+        Ok(DuplicateKey(None))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<DuplicateKey, A::Error> {
+        let mut found = None;
+        while let Some(DuplicateKey(d)) = a.next_element::<DuplicateKey>()? {
+            found = found.or(d);
+        }
+        Ok(DuplicateKey(found))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<DuplicateKey, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        let mut found = None;
+        while let Some(key) = a.next_key::<String>()? {
+            let DuplicateKey(inner) = a.next_value::<DuplicateKey>()?;
+            if !seen.insert(key.to_ascii_lowercase()) {
+                found = found.or(Some(key));
+            }
+            found = found.or(inner);
+        }
+        Ok(DuplicateKey(found))
+    }
+}
+
+/// Parses a JSON text into an object, naming the document when it is not one, and a key that
+/// appears twice (`"mode":"Hot","mode":"Cold"`, or `"mode"` and `"Mode"`): JSON readers
+/// disagree on which one wins, so neither is taken.
 pub fn parse_json_object(text: &str) -> Result<Map<String, Value>, ConfigError> {
+    if let Ok(DuplicateKey(Some(key))) = serde_json::from_str::<DuplicateKey>(text) {
+        return Err(ConfigError::new(
+            key.chars().take(80).collect::<String>(),
+            "appears twice in one object (keys are matched without regard to case); give it once",
+        ));
+    }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(ConfigError::new(
@@ -595,6 +663,31 @@ mod tests {
             .expect(good);
             assert_eq!(cfg.mode.as_str(), good);
         }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_naming_the_key() {
+        let e = ClientFailoverConfig::from_json(
+            r#"{"failoverGroupId":"g","failoverTimeout":"00:00:04","mode":"Hot","mode":"Cold","endpoint":"http://h:1"}"#,
+        )
+        .expect_err("duplicate");
+        assert_eq!(e.field, "mode");
+        assert!(e.message.contains("appears twice"), "{e}");
+        let e = ClientFailoverConfig::from_json(
+            r#"{"failoverGroupId":"g","failoverTimeout":"00:00:04","mode":"Hot","Mode":"Cold","endpoint":"http://h:1"}"#,
+        )
+        .expect_err("duplicate in another case");
+        assert_eq!(e.field, "Mode");
+    }
+
+    #[test]
+    fn credentials_in_the_endpoint_url_are_refused_without_echoing_them() {
+        let e = ClientFailoverConfig::from_json(
+            r#"{"failoverGroupId":"g","failoverTimeout":"00:00:04","mode":"Hot","endpoint":"http://user:hunter2@h:1"}"#,
+        )
+        .expect_err("credentials");
+        assert_eq!(e.field, "endpoint");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]

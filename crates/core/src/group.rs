@@ -334,7 +334,8 @@ impl Group {
     /// The next moment at which time alone can change something (a session going stale or an
     /// override expiring), for the arbiter to wake at exactly then.
     pub fn next_deadline(&self) -> Option<Duration> {
-        let hold = self.hold_until;
+        // A hold matters only while nobody is Primary.
+        let hold = self.hold_until.filter(|_| self.primary.is_none());
         let stale = self
             .sessions
             .iter()
@@ -741,6 +742,8 @@ impl Group {
         }
         if let Some(id) = keep {
             self.primary = Some(id);
+            // Somebody is Primary: nothing left to hold promotions for.
+            self.hold_until = None;
             if let Some(p) = self.session(id) {
                 if p.score < crate::modes::FULL_SCORE {
                     self.note = format!(
@@ -1246,6 +1249,32 @@ mod tests {
         assert_eq!(s.g.sessions().len(), 1);
     }
 
+    /// Found by the simulator (`failover-lab sim --seed 155`): a group recreated by members that
+    /// knew an epoch holds promotions for a heartbeat interval; a Primary forced meanwhile kept
+    /// the role, the hold was never cleared, and `next_deadline` stayed in the past, so the
+    /// service's clock woke again at once, for ever (a busy loop).
+    #[test]
+    fn a_hold_ends_when_a_primary_is_kept_so_no_deadline_lies_in_the_past() {
+        let mut s = Sim::new();
+        let mut b = hb("b", 100);
+        b.known_epoch = 3;
+        s.beat(b, 0);
+        s.beat(hb("a", 100), 10);
+        assert_eq!(s.primary(), None, "holding for the previous Primary");
+        s.g.set_override("a", Some(Role::Primary), None, ms(20))
+            .expect("override");
+        assert_eq!(s.primary(), Some("a"));
+        s.beat(hb("a", 100), 1900);
+        s.beat(hb("b", 100), 1900);
+        let now = ms(2500);
+        s.g.tick(now);
+        assert!(
+            s.g.next_deadline().is_none_or(|d| d > now),
+            "deadline {:?} is not after {now:?}",
+            s.g.next_deadline()
+        );
+    }
+
     /// Issue 13, item 9: a member that leaves hands its role on at once.
     #[test]
     fn a_primary_that_leaves_hands_over_at_once_and_the_group_empties() {
@@ -1335,6 +1364,11 @@ mod tests {
                                         .any(|x| x.score > 0 && !s.g.is_stale(x, ms(now - 10)));
                                 assert!(!live_above_zero, "nobody Primary: {:?}", s.g);
                             }
+                            let at = ms(now - 10);
+                            assert!(
+                                s.g.next_deadline().is_none_or(|d| d > at),
+                                "a deadline in the past makes the service's clock spin: {events:?}"
+                            );
                             let primaries =
                                 s.g.sessions()
                                     .iter()

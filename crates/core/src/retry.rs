@@ -6,6 +6,17 @@
 
 use std::time::Duration;
 
+thread_local! {
+    static BROKEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Breaks backoff on purpose on this thread: every delay is 1 ms. Only for the simulator's
+/// self-test (`failover-lab sim --break fixed-retry`), which must catch the busy loops it makes;
+/// the services never call it.
+pub fn break_backoff(broken: bool) {
+    BROKEN.with(|b| b.set(broken));
+}
+
 /// The first retry delay.
 pub const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The longest delay when no failoverTimeout is known (a standalone adapter).
@@ -47,6 +58,9 @@ impl Backoff {
 
     /// The next delay, at most `cap`.
     pub fn next_delay(&mut self, cap: Duration) -> Duration {
+        if BROKEN.with(std::cell::Cell::get) {
+            return Duration::from_millis(1);
+        }
         let exp = FIRST_DELAY.saturating_mul(1u32 << self.attempt.min(16));
         let ceiling = exp.min(cap.max(Duration::from_millis(1)));
         self.attempt = self.attempt.saturating_add(1);

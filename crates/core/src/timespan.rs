@@ -35,10 +35,16 @@ fn digits(text: &str, part: &str, max: u64, reason: &'static str) -> Result<u64,
 
 /// Parses `[d.]hh:mm:ss[.f…]` into a duration.
 pub fn parse_timespan(text: &str) -> Result<Duration, TimespanError> {
+    if text.starts_with('-') {
+        return Err(refuse(text, "a timespan cannot be negative"));
+    }
     let (days, clock) = match text.split_once('.') {
         // A dot before the first colon separates days; a dot after it starts the fraction.
         Some((d, rest)) if !d.contains(':') => {
-            (digits(text, d, 10_000, "days must be digits")?, rest)
+            if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(refuse(text, "days must be digits"));
+            }
+            (digits(text, d, 10_000, "days must be 0 to 10000")?, rest)
         }
         _ => (0, text),
     };
@@ -91,6 +97,14 @@ pub fn format_timespan(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_point_at_what_is_wrong() {
+        let why = |t: &str| parse_timespan(t).expect_err(t).reason;
+        assert_eq!(why("-00:00:01"), "a timespan cannot be negative");
+        assert_eq!(why("99999.00:00:00"), "days must be 0 to 10000");
+        assert_eq!(why("x.00:00:01"), "days must be digits");
+    }
 
     #[test]
     fn parses_the_documented_forms() {

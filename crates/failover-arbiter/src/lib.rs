@@ -8,6 +8,8 @@
 //!   its next heartbeat), and observers of `WatchGroup` get the new status.
 //! - [`clock`]: wakes at the exact moment a session can go stale or an override expire, so a
 //!   takeover follows failoverTimeout by milliseconds.
+//! - [`admin`]: operator actions (delete a session or an empty group, force a role), shared
+//!   by the REST admin and the simulator.
 //! - [`auth`]: basic credentials or bearer tokens on heartbeat streams, and the OAuth2
 //!   client-credentials token endpoint (served on the gRPC port, which also takes HTTP/1.1).
 //! - [`demo_cert`]: a self-signed TLS identity for demos (`--tls-self-signed`).
@@ -16,6 +18,7 @@
 //!
 //! [`run`] serves both on given listeners until the shutdown future resolves.
 
+pub mod admin;
 pub mod auth;
 pub mod clock;
 pub mod demo_cert;

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 
 use crate::{
     Arbiter,
+    admin::AdminError,
     state::{GroupEntry, role_name},
 };
 
@@ -44,6 +45,16 @@ impl IntoResponse for ApiError {
 impl From<GroupError> for ApiError {
     fn from(e: GroupError) -> Self {
         ApiError(StatusCode::NOT_FOUND, e.to_string())
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        let status = match e {
+            AdminError::NotEmpty { .. } => StatusCode::CONFLICT,
+            AdminError::NoGroup(_) | AdminError::Group(_) => StatusCode::NOT_FOUND,
+        };
+        ApiError(status, e.to_string())
     }
 }
 
@@ -215,22 +226,7 @@ async fn delete_group(
     State(a): State<Arbiter>,
     Path(g): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut state = a.lock();
-    let e = state.groups.get(&g).ok_or_else(|| no_group(&g))?;
-    if !e.group.sessions().is_empty() {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            format!(
-                "group {g:?} still has {} session(s); delete them first",
-                e.group.sessions().len()
-            ),
-        ));
-    }
-    state.groups.remove(&g);
-    drop(state);
-    tracing::info!(group = g, "group deleted by an operator");
-    // Watchers learn that it is gone.
-    a.publish(&g, a.status(&g));
+    a.delete_group(&g)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -238,12 +234,16 @@ async fn delete_session(
     State(a): State<Arbiter>,
     Path((g, s)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let now = a.now();
-    let mut state = a.lock();
-    let e = state.groups.get_mut(&g).ok_or_else(|| no_group(&g))?;
-    let changes = e.group.remove_session(&s, now)?;
-    a.apply(&mut state, &g, &changes);
+    a.delete_session(&g, &s)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The group as the admin shows it now.
+fn group_view(a: &Arbiter, g: &str) -> Result<Json<Value>, ApiError> {
+    let now = a.now();
+    let state = a.lock();
+    let e = state.groups.get(g).ok_or_else(|| no_group(g))?;
+    Ok(Json(group_json(e, now)))
 }
 
 /// Parses `{"Value":"Primary"|"Secondary","ExpirationPeriod":"hh:mm:ss"|null}`.
@@ -301,28 +301,16 @@ async fn set_override(
     let Json(body) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
     let (role, expiration) =
         parse_override(&body).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
-    let now = a.now();
-    let mut state = a.lock();
-    let e = state.groups.get_mut(&g).ok_or_else(|| no_group(&g))?;
-    let changes = e
-        .group
-        .set_override(&s, Some(role), expiration.map(|d| now + d), now)?;
-    let view = group_json(e, now);
-    a.apply(&mut state, &g, &changes);
-    Ok(Json(view))
+    a.set_role_override(&g, &s, Some(role), expiration)?;
+    group_view(&a, &g)
 }
 
 async fn clear_override(
     State(a): State<Arbiter>,
     Path((g, s)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let now = a.now();
-    let mut state = a.lock();
-    let e = state.groups.get_mut(&g).ok_or_else(|| no_group(&g))?;
-    let changes = e.group.set_override(&s, None, None, now)?;
-    let view = group_json(e, now);
-    a.apply(&mut state, &g, &changes);
-    Ok(Json(view))
+    a.set_role_override(&g, &s, None, None)?;
+    group_view(&a, &g)
 }
 
 #[cfg(test)]

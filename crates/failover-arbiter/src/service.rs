@@ -123,6 +123,7 @@ impl Arbiter {
             .groups
             .entry(group_id.clone())
             .or_insert_with(|| GroupEntry::new(Group::new(group_id.clone(), &hb)));
+        entry.heartbeats += 1;
         let (id, changes) = entry
             .group
             .heartbeat(hb, now, &mut state.next_session)

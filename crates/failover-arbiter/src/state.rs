@@ -33,6 +33,8 @@ pub(crate) struct GroupEntry {
     pub(crate) promotions: u64,
     /// Members declared stale in this group.
     pub(crate) stale_events: u64,
+    /// Heartbeats taken for this group.
+    pub(crate) heartbeats: u64,
     /// Each member's last reported data flow.
     pub(crate) stats: HashMap<SessionId, v1::AdapterStats>,
 }
@@ -44,6 +46,7 @@ impl GroupEntry {
             outbound: HashMap::new(),
             promotions: 0,
             stale_events: 0,
+            heartbeats: 0,
             stats: HashMap::new(),
         }
     }
@@ -51,6 +54,8 @@ impl GroupEntry {
     /// The group's status, on the wire.
     pub(crate) fn status(&self, now: Duration) -> v1::GroupStatus {
         let mut status = status_message(&self.group, now);
+        status.heartbeats = self.heartbeats;
+        status.promotions = self.promotions;
         for s in &mut status.sessions {
             let id = s.session_id.parse::<SessionId>().ok();
             s.stats = id.and_then(|id| self.stats.get(&id).cloned());
@@ -345,6 +350,9 @@ fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
         name: group.name().unwrap_or_default().to_string(),
         description: group.description().unwrap_or_default().to_string(),
         highest_epoch: group.highest_epoch(),
+        // Filled in by GroupEntry::status, which counts them.
+        heartbeats: 0,
+        promotions: 0,
         observed_at_unix_ms: process::unix_ms(),
         observed_at_unix_us: process::unix_us(),
         exists: true,

@@ -128,14 +128,19 @@ struct SimArgs {
     /// Modes, comma-separated, taken in turn by seed (seed modulo their number).
     #[arg(long, default_value = "Hot,Warm,Cold", value_delimiter = ',', value_parser = |s: &str| s.parse::<Mode>().map_err(|e| e.to_string()))]
     modes: Vec<Mode>,
-    /// Fault kinds to draw from, comma-separated (default: all): crash, pause, partition,
-    /// one-way, endpoint-link, latency, source-outage, endpoint-outage, arbiter-restart.
+    /// Fault kinds to draw from, comma-separated (default: all). Machines and networks: crash,
+    /// pause, partition, one-way, endpoint-link, latency, source-outage, endpoint-outage,
+    /// arbiter-restart, arbiter-outage. Operators and misconfigured members: mode-switch,
+    /// timeout-change, session-delete, group-delete, role-override, restart-changed,
+    /// graceful-stop, unregister, twin, standalone, epoch-ahead.
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| s.parse::<failover_sim::FaultKind>())]
     faults: Vec<failover_sim::FaultKind>,
     /// Break a rule on purpose, to see the invariants catch it: epoch-check (the endpoint takes
-    /// writes whatever their epoch).
-    #[arg(long = "break", value_parser = ["epoch-check"])]
-    broken: Option<String>,
+    /// writes whatever their epoch), fixed-retry (retries every 1 ms, no backoff: a busy loop),
+    /// no-failsafe (a Primary that loses the failover service steps down after failoverTimeout,
+    /// so data stops while the service is down).
+    #[arg(long = "break", value_parser = |s: &str| s.parse::<failover_sim::BrokenRule>())]
+    broken: Option<failover_sim::BrokenRule>,
     /// Threads (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -552,7 +557,7 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         } else {
             args.faults
         },
-        broken: args.broken.map(|_| failover_sim::BrokenRule::EpochCheck),
+        broken: args.broken,
         jobs: args.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         }),

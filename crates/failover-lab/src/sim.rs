@@ -170,7 +170,7 @@ pub fn outcome_text(o: &Outcome, replay: &str) -> String {
         o.simulated.as_secs_f64(),
         o.wall.as_secs_f64(),
         opt.broken
-            .map(|b| format!(" · broken rule: {b:?}"))
+            .map(|b| format!(" · broken rule: {}", b.name()))
             .unwrap_or_default()
     );
     let _ = writeln!(
@@ -241,22 +241,36 @@ pub fn replay_command(o: &Outcome, plan: &SimPlan) -> String {
         let kinds: Vec<&str> = plan.kinds.iter().map(|k| k.name()).collect();
         let _ = write!(cmd, " --faults {}", kinds.join(","));
     }
-    if plan.broken.is_some() {
-        cmd.push_str(" --break epoch-check");
+    if let Some(b) = plan.broken {
+        cmd.push_str(" --break ");
+        cmd.push_str(b.name());
     }
     cmd
 }
 
-/// Shared progress printing: a line on stderr at most every 200 ms, and the last one.
+/// Shared progress printing on stderr. On a terminal: one line redrawn at most every 200 ms,
+/// and the last one. Elsewhere (a log file, CI): a plain line every 10 s and the last one, so a
+/// log holds no carriage-return frames.
 pub fn printer(total: usize) -> impl Fn(&Summary) + Sync {
+    use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
+    let every = if terminal {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(10)
+    };
     let last = Arc::new(Mutex::new(None::<Instant>));
     move |s: &Summary| {
         let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.runs == total || last.is_none_or(|t| t.elapsed() > Duration::from_millis(200)) {
+        if s.runs == total || last.is_none_or(|t| t.elapsed() > every) {
             *last = Some(Instant::now());
-            eprint!("\r{}", progress_line(s, total));
-            if s.runs == total {
-                eprintln!();
+            if terminal {
+                eprint!("\r{}", progress_line(s, total));
+                if s.runs == total {
+                    eprintln!();
+                }
+            } else {
+                eprintln!("{}", progress_line(s, total));
             }
         }
     }

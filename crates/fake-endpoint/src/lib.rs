@@ -49,6 +49,8 @@ struct GroupRecord {
     writers: BTreeMap<(String, u64), WriterTally>,
     last_accept_unix_us: Option<i64>,
     largest_arrival_gap_us: i64,
+    fence_calls: u64,
+    write_calls: u64,
 }
 
 impl GroupRecord {
@@ -205,6 +207,8 @@ impl GroupRecord {
             received,
             lost,
             duplicated: self.duplicated,
+            fence_calls: self.fence_calls,
+            write_calls: self.write_calls,
             out_of_order: self.out_of_order,
             refused_stale: self.refused_stale,
             refused_not_fenced: self.refused_not_fenced,
@@ -285,9 +289,10 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
         &self,
         request: Request<v1::FenceRequest>,
     ) -> Result<Response<v1::FenceReply>, Status> {
-        self.check_outage()?;
         let req = request.into_inner();
         check_ids(&req.group_id, Some(&req.adapter_id))?;
+        self.with_group(&req.group_id, |g| g.fence_calls += 1);
+        self.check_outage()?;
         let reply = self.with_group(&req.group_id, |g| g.fence(&req.adapter_id, req.epoch));
         Ok(Response::new(reply))
     }
@@ -296,9 +301,10 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
         &self,
         request: Request<v1::WriteRequest>,
     ) -> Result<Response<v1::WriteReply>, Status> {
-        self.check_outage()?;
         let req = request.into_inner();
         check_ids(&req.group_id, Some(&req.adapter_id))?;
+        self.with_group(&req.group_id, |g| g.write_calls += 1);
+        self.check_outage()?;
         let points = match &req.batch {
             Some(b) => convert::points_from_batch(b)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?,

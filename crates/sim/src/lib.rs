@@ -2,10 +2,13 @@
 //!
 //! The real adapter, failover service, data source and endpoint code (not copies) run together
 //! on turmoil's simulated hosts, network and clock ([`world`]), in simulated time, while a fault
-//! schedule drawn from a seed ([`schedule`]) crashes, holds, partitions and slows them, and
-//! takes the source and the endpoint down. An observer records the group's status, and at the
-//! end the endpoint's audit; [`check`] then tests the invariants every run must keep. A failing
-//! seed is replayed by running it again.
+//! schedule drawn from a seed ([`schedule`]) crashes, holds, partitions and slows them, takes the
+//! source and the endpoint down, and plays the operator and the misconfigured member: documents
+//! changed at runtime and at restart, sessions and groups deleted, roles forced, graceful stops,
+//! a second adapter with the same name, a standalone adapter, a far-ahead epoch. An observer
+//! records the group's status and the data flow, and at the end the endpoint's audit; [`check`]
+//! then tests the invariants every run must keep. A failing seed is replayed by running it
+//! again.
 //!
 //! The services take their transport (`failover_proto::net::Network`, servers fed from any
 //! incoming stream) and their clocks (tokio's, which turmoil drives; the wall clock through
@@ -17,18 +20,22 @@ pub mod schedule;
 pub mod world;
 
 use std::{
-    collections::VecDeque,
+    collections::{BTreeMap, VecDeque},
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
-use failover_core::{ClientFailoverConfig, DataCollectionMode, DataSourceConfig, Mode, timespan};
+use failover_core::{
+    ClientFailoverConfig, DataCollectionMode, DataSourceConfig, Mode, Role, timespan,
+};
 use failover_proto::v1;
+use tokio::sync::{mpsc, watch};
 
 pub use check::Violation;
 pub use schedule::{Fault, FaultKind};
 use world::{
-    ADAPTERS, ARBITER, ARBITER_PORT, ENDPOINT, ENDPOINT_PORT, OBSERVER, SOURCE, SOURCE_PORT, url,
+    ADAPTERS, ARBITER, ARBITER_PORT, ENDPOINT, ENDPOINT_PORT, OBSERVER, SOURCE, SOURCE_PORT,
+    STANDALONE, STANDALONE_NAME, TWIN, url,
 };
 
 /// How far simulated time moves per step: finer than any timeout or latency that matters
@@ -37,7 +44,7 @@ pub const TICK: Duration = Duration::from_millis(5);
 
 /// The seeds CI runs (modes in turn, as [`SimOptions::for_ci`]): enough that every fault kind
 /// meets every mode (a test checks it), in well under a minute.
-pub const CI_SEEDS: std::ops::RangeInclusive<u64> = 1..=60;
+pub const CI_SEEDS: std::ops::RangeInclusive<u64> = 1..=90;
 
 /// The failover group of every simulation.
 pub const GROUP: &str = "sim";
@@ -64,6 +71,44 @@ pub struct SimOptions {
 pub enum BrokenRule {
     /// The endpoint takes writes whatever their epoch.
     EpochCheck,
+    /// Retries do not back off: every retry comes after a fixed 1 ms.
+    FixedRetry,
+    /// A Primary that loses the failover service steps down after failoverTimeout (the old
+    /// lease), so the service is a single point of failure for data.
+    NoFailsafe,
+}
+
+impl BrokenRule {
+    /// Every broken rule.
+    pub const ALL: [BrokenRule; 3] = [
+        BrokenRule::EpochCheck,
+        BrokenRule::FixedRetry,
+        BrokenRule::NoFailsafe,
+    ];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BrokenRule::EpochCheck => "epoch-check",
+            BrokenRule::FixedRetry => "fixed-retry",
+            BrokenRule::NoFailsafe => "no-failsafe",
+        }
+    }
+}
+
+impl std::str::FromStr for BrokenRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        BrokenRule::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not a rule to break; accepted: {}",
+                    BrokenRule::ALL.map(BrokenRule::name).join(", ")
+                )
+            })
+    }
 }
 
 impl SimOptions {
@@ -115,6 +160,26 @@ pub struct Seen {
     pub primary: Option<String>,
     /// Members that are live (not stale), with their role.
     pub live: Vec<(String, String)>,
+    /// False while the group does not exist (deleted, or the service restarted).
+    pub exists: bool,
+    /// Promotions the failover service has made in the group since it started.
+    pub promotions: u64,
+}
+
+/// The data flow and the work of the services at one moment, as the observer sampled it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Sample {
+    /// Simulated time.
+    pub at: Duration,
+    /// Points the endpoint holds for the group.
+    pub received: u64,
+    /// Fence calls the endpoint has taken for the group.
+    pub fences: u64,
+    /// Write calls the endpoint has taken for the group.
+    pub writes: u64,
+    /// Heartbeats the failover service has taken for the group since it started (None: it
+    /// did not answer).
+    pub heartbeats: Option<u64>,
 }
 
 /// What a run found.
@@ -132,6 +197,10 @@ pub struct Outcome {
     pub timeline: Vec<Seen>,
     /// The endpoint's audit at the end.
     pub audit: Option<v1::AuditReport>,
+    /// The data flow, sampled every [`SAMPLE_EVERY`].
+    pub samples: Vec<Sample>,
+    /// Points the standalone adapter egressed, if one ran.
+    pub standalone_received: u64,
     /// Points the endpoint had received when the faults stopped (plus the settling bound).
     pub received_after_faults: Option<u64>,
     /// The endpoint's audit of each stretch of sequence numbers produced while the source was
@@ -141,20 +210,100 @@ pub struct Outcome {
     pub violations: Vec<Violation>,
 }
 
+/// How often the observer samples the data flow.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+
 /// A command for the observer, which talks to the services.
 #[derive(Debug, Clone, Copy)]
 enum Command {
     SourceDown(bool),
     EndpointDown(bool),
+    /// Fence the endpoint for an intruder, far ahead of the group's epoch.
+    FenceAhead,
+    /// A member that announces a far-ahead epoch joins (true) or leaves (false).
+    IntruderMember(bool),
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     commands: VecDeque<Command>,
     timeline: Vec<Seen>,
+    samples: Vec<Sample>,
+    /// The failover service's heartbeat count for the group, as last seen (None: no answer).
+    last_heartbeats: Option<u64>,
     audit: Option<v1::AuditReport>,
+    standalone_received: u64,
     received_after_faults: Option<u64>,
     clean_audits: Vec<((u64, u64), v1::AuditReport)>,
+}
+
+/// An operator action on the failover service, carried out on its host.
+#[derive(Debug, Clone)]
+enum Admin {
+    DeleteSession(&'static str),
+    /// Delete every session, then the group, retrying until the group is gone (members that
+    /// are still live rejoin in between).
+    ResetGroup,
+    Override(&'static str, Option<Role>, Option<Duration>),
+}
+
+/// The operator's handles on the simulated hosts.
+#[derive(Debug)]
+struct Control {
+    /// Each adapter host's ClientFailover document (what its REST API holds): applied at once
+    /// while it runs, and at each start.
+    documents: BTreeMap<&'static str, watch::Sender<Option<ClientFailoverConfig>>>,
+    /// Whether each adapter host's adapter runs (false: stopped gracefully, or not started).
+    running: BTreeMap<&'static str, watch::Sender<bool>>,
+    /// The name the twin host's adapter takes.
+    twin_of: Mutex<&'static str>,
+    /// Operator actions for the failover service, replaced at each start of its host.
+    admin: Mutex<Option<mpsc::UnboundedSender<Admin>>>,
+}
+
+impl Control {
+    fn new(document: &ClientFailoverConfig) -> Self {
+        let mut documents = BTreeMap::new();
+        let mut running = BTreeMap::new();
+        for host in ADAPTERS {
+            documents.insert(host, watch::Sender::new(Some(document.clone())));
+            running.insert(host, watch::Sender::new(true));
+        }
+        documents.insert(TWIN, watch::Sender::new(Some(document.clone())));
+        running.insert(TWIN, watch::Sender::new(false));
+        documents.insert(STANDALONE, watch::Sender::new(None));
+        running.insert(STANDALONE, watch::Sender::new(false));
+        Control {
+            documents,
+            running,
+            twin_of: Mutex::new(ADAPTERS[0]),
+            admin: Mutex::new(None),
+        }
+    }
+
+    fn set_document(&self, host: &str, document: Option<ClientFailoverConfig>) {
+        if let Some(d) = self.documents.get(host) {
+            d.send_replace(document);
+        }
+    }
+
+    fn document(&self, host: &str) -> Option<ClientFailoverConfig> {
+        self.documents.get(host).and_then(|d| d.borrow().clone())
+    }
+
+    fn set_running(&self, host: &str, run: bool) {
+        if let Some(r) = self.running.get(host) {
+            r.send_replace(run);
+        }
+    }
+
+    fn admin(&self, action: Admin) {
+        let admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        // A failover service that is down takes no operator action.
+        if let Some(tx) = admin.as_ref() {
+            let _ = tx.send(action);
+        }
+    }
 }
 
 fn lock(s: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -172,6 +321,20 @@ pub fn run(options: &SimOptions) -> Outcome {
         options.failover_timeout,
     );
     let shared = Arc::new(Mutex::new(Shared::default()));
+    let document = match ClientFailoverConfig::from_json(&client_failover_document(options)) {
+        Ok(d) => d,
+        Err(e) => {
+            let mut outcome = empty_outcome(options, faults, started);
+            outcome.violations = vec![Violation {
+                rule: 6,
+                at: None,
+                what: format!("the simulated pair's document is invalid: {e}"),
+            }];
+            return outcome;
+        }
+    };
+    let control = Arc::new(Control::new(&document));
+    let _broken = BrokenGuard::set(options.broken);
     let mut sim = turmoil::Builder::new()
         .simulation_duration(options.duration() + Duration::from_secs(60))
         .tick_duration(TICK)
@@ -179,7 +342,7 @@ pub fn run(options: &SimOptions) -> Outcome {
         .max_message_latency(Duration::from_millis(2))
         .rng_seed(options.seed)
         .build();
-    add_hosts(&mut sim, options);
+    add_hosts(&mut sim, options, &control);
     let clean = clean_ranges(options, &faults);
     add_observer(&mut sim, options, clean, shared.clone());
 
@@ -196,7 +359,7 @@ pub fn run(options: &SimOptions) -> Outcome {
             if sim.elapsed() < at {
                 break;
             }
-            apply(&mut sim, &faults[i], start, &shared);
+            apply(&mut sim, &faults[i], start, &shared, &control, &document);
             next += 1;
         }
         match sim.step() {
@@ -218,6 +381,8 @@ pub fn run(options: &SimOptions) -> Outcome {
         wall: started.elapsed(),
         timeline: shared.timeline,
         audit: shared.audit,
+        samples: shared.samples,
+        standalone_received: shared.standalone_received,
         received_after_faults: shared.received_after_faults,
         clean_audits: shared.clean_audits,
         violations: Vec::new(),
@@ -226,25 +391,82 @@ pub fn run(options: &SimOptions) -> Outcome {
     outcome
 }
 
-fn apply(sim: &mut turmoil::Sim<'_>, f: &Fault, start: bool, shared: &Mutex<Shared>) {
-    let others: Vec<&str> = [SOURCE, ENDPOINT, ARBITER, OBSERVER]
+/// An outcome with nothing seen (the run could not start).
+fn empty_outcome(options: &SimOptions, faults: Vec<Fault>, started: Instant) -> Outcome {
+    Outcome {
+        options: options.clone(),
+        faults,
+        simulated: Duration::ZERO,
+        wall: started.elapsed(),
+        timeline: Vec::new(),
+        audit: None,
+        samples: Vec::new(),
+        standalone_received: 0,
+        received_after_faults: None,
+        clean_audits: Vec::new(),
+        violations: Vec::new(),
+    }
+}
+
+/// Sets the run's broken rule for this thread (turmoil runs every host on it), and clears it
+/// when dropped.
+struct BrokenGuard;
+
+impl BrokenGuard {
+    fn set(broken: Option<BrokenRule>) -> Self {
+        failover_core::retry::break_backoff(broken == Some(BrokenRule::FixedRetry));
+        adapter::state::break_failsafe(broken == Some(BrokenRule::NoFailsafe));
+        BrokenGuard
+    }
+}
+
+impl Drop for BrokenGuard {
+    fn drop(&mut self) {
+        failover_core::retry::break_backoff(false);
+        adapter::state::break_failsafe(false);
+    }
+}
+
+/// Another mode than `mode`.
+fn other_mode(mode: Mode) -> Mode {
+    match mode {
+        Mode::Hot => Mode::Warm,
+        Mode::Warm => Mode::Cold,
+        Mode::Cold => Mode::Hot,
+    }
+}
+
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    f: &Fault,
+    start: bool,
+    shared: &Mutex<Shared>,
+    control: &Control,
+    document: &ClientFailoverConfig,
+) {
+    let others: Vec<&str> = [SOURCE, ENDPOINT, ARBITER, OBSERVER, TWIN, STANDALONE]
         .into_iter()
         .chain(ADAPTERS)
         .filter(|h| *h != f.adapter)
         .collect();
-    match (f.kind, start) {
-        (FaultKind::Crash, true) => sim.crash(f.adapter),
-        (FaultKind::Crash, false) => sim.bounce(f.adapter),
-        (FaultKind::Pause, true) => {
-            for o in &others {
+    let hold = |sim: &mut turmoil::Sim<'_>, held: bool| {
+        for o in &others {
+            if held {
                 sim.hold(f.adapter, *o);
-            }
-        }
-        (FaultKind::Pause, false) => {
-            for o in &others {
+            } else {
                 sim.release(f.adapter, *o);
             }
         }
+    };
+    let changed = |edit: &dyn Fn(&mut ClientFailoverConfig)| {
+        let mut d = document.clone();
+        edit(&mut d);
+        d
+    };
+    match (f.kind, start) {
+        (FaultKind::Crash, true) => sim.crash(f.adapter),
+        (FaultKind::Crash, false) => sim.bounce(f.adapter),
+        (FaultKind::Pause, held) => hold(sim, held),
         (FaultKind::Partition, true) => sim.partition(f.adapter, ARBITER),
         (FaultKind::Partition, false) => sim.repair(f.adapter, ARBITER),
         (FaultKind::OneWayPartition, true) if f.outbound => {
@@ -267,8 +489,74 @@ fn apply(sim: &mut turmoil::Sim<'_>, f: &Fault, start: bool, shared: &Mutex<Shar
         (FaultKind::EndpointOutage, down) => {
             lock(shared).commands.push_back(Command::EndpointDown(down));
         }
-        (FaultKind::ArbiterRestart, true) => sim.crash(ARBITER),
-        (FaultKind::ArbiterRestart, false) => sim.bounce(ARBITER),
+        (FaultKind::ArbiterRestart | FaultKind::ArbiterOutage, true) => {
+            *control.admin.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            sim.crash(ARBITER);
+        }
+        (FaultKind::ArbiterRestart | FaultKind::ArbiterOutage, false) => sim.bounce(ARBITER),
+        (FaultKind::ModeSwitch, true) => {
+            let mode = other_mode(document.mode);
+            control.set_document(f.adapter, Some(changed(&|d| d.mode = mode)));
+        }
+        (FaultKind::ModeSwitch | FaultKind::Unregister, false) => {
+            control.set_document(f.adapter, Some(document.clone()));
+        }
+        (FaultKind::TimeoutChange, start) => {
+            let timeout = if start {
+                document.failover_timeout * 2
+            } else {
+                document.failover_timeout
+            };
+            for host in ADAPTERS {
+                control.set_document(host, Some(changed(&|d| d.failover_timeout = timeout)));
+            }
+            control.admin(Admin::ResetGroup);
+        }
+        (FaultKind::SessionDelete, true) => control.admin(Admin::DeleteSession(f.adapter)),
+        (FaultKind::GroupDelete, true) => control.admin(Admin::ResetGroup),
+        (FaultKind::SessionDelete | FaultKind::GroupDelete, false) => {}
+        (FaultKind::RoleOverride, true) => {
+            if f.variant {
+                hold(sim, true);
+            }
+            // Until cleared, or expiring at the fault's end.
+            let expires = (!f.outbound && !f.variant).then_some(f.lasts);
+            control.admin(Admin::Override(f.adapter, Some(Role::Primary), expires));
+        }
+        (FaultKind::RoleOverride, false) => {
+            control.admin(Admin::Override(f.adapter, None, None));
+            if f.variant {
+                hold(sim, false);
+            }
+        }
+        (FaultKind::RestartChanged, start) => {
+            sim.crash(f.adapter);
+            let d = if start {
+                let mode = other_mode(document.mode);
+                changed(&|d| d.mode = mode)
+            } else {
+                document.clone()
+            };
+            control.set_document(f.adapter, Some(d));
+            sim.bounce(f.adapter);
+        }
+        (FaultKind::GracefulStop, stop) => control.set_running(f.adapter, !stop),
+        (FaultKind::Unregister, true) => control.set_document(f.adapter, None),
+        (FaultKind::Twin, start) => {
+            *control
+                .twin_of
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = f.adapter;
+            control.set_running(TWIN, start);
+        }
+        (FaultKind::Standalone, start) => control.set_running(STANDALONE, start),
+        (FaultKind::EpochAhead, start) if f.variant => {
+            lock(shared)
+                .commands
+                .push_back(Command::IntruderMember(start));
+        }
+        (FaultKind::EpochAhead, true) => lock(shared).commands.push_back(Command::FenceAhead),
+        (FaultKind::EpochAhead, false) => {}
     }
 }
 
@@ -276,7 +564,7 @@ fn boxed(e: anyhow::Error) -> Box<dyn std::error::Error> {
     e.into()
 }
 
-fn add_hosts(sim: &mut turmoil::Sim<'_>, options: &SimOptions) {
+fn add_hosts(sim: &mut turmoil::Sim<'_>, options: &SimOptions, control: &Arc<Control>) {
     sim.host(SOURCE, || async {
         let settings = fake_data_source::SourceSettings {
             streams: 8,
@@ -302,42 +590,106 @@ fn add_hosts(sim: &mut turmoil::Sim<'_>, options: &SimOptions) {
             .await
             .map_err(boxed)
     });
-    sim.host(ARBITER, || async {
-        let arbiter = failover_arbiter::Arbiter::new();
-        tokio::spawn(failover_arbiter::clock::run(arbiter.clone()));
-        let incoming = world::incoming(ARBITER_PORT).await?;
-        failover_arbiter::service::serve_incoming(arbiter, incoming, std::future::pending())
-            .await
-            .map_err(boxed)
+    let arbiter_control = control.clone();
+    sim.host(ARBITER, move || {
+        let control = arbiter_control.clone();
+        async move {
+            let arbiter = failover_arbiter::Arbiter::new();
+            tokio::spawn(failover_arbiter::clock::run(arbiter.clone()));
+            let (tx, rx) = mpsc::unbounded_channel();
+            *control.admin.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+            tokio::spawn(operator(arbiter.clone(), rx));
+            let incoming = world::incoming(ARBITER_PORT).await?;
+            failover_arbiter::service::serve_incoming(arbiter, incoming, std::future::pending())
+                .await
+                .map_err(boxed)
+        }
     });
-    let document = client_failover_document(options);
-    for name in ADAPTERS {
-        let document = document.clone();
-        sim.host(name, move || {
-            let document = document.clone();
-            async move {
-                let config =
-                    ClientFailoverConfig::from_json(&document).map_err(|e| e.to_string())?;
-                let settings = adapter::AdapterSettings {
-                    name: name.to_string(),
-                    source_url: url(SOURCE, SOURCE_PORT),
-                    endpoint_url: url(ENDPOINT, ENDPOINT_PORT),
-                    data_source: DataSourceConfig {
-                        data_collection_mode: DataCollectionMode::CurrentOnly,
-                    },
-                    warm_test_interval: WARM_TEST_INTERVAL,
-                    buffer_capacity: 1_000_000,
-                    buffer_dir: None,
-                    buffer_max_bytes: 0,
-                    trusted_ca: Vec::new(),
-                    network: world::network(),
-                    batch_size: 5000,
-                };
-                adapter::run(None, settings, Some(config), std::future::pending())
-                    .await
-                    .map_err(boxed)
+    for host in ADAPTERS.into_iter().chain([TWIN, STANDALONE]) {
+        let control = control.clone();
+        sim.host(host, move || adapter_host(host, control.clone()));
+    }
+}
+
+/// Carries out the operator's actions on the failover service, on its host.
+async fn operator(arbiter: failover_arbiter::Arbiter, mut actions: mpsc::UnboundedReceiver<Admin>) {
+    while let Some(action) = actions.recv().await {
+        match action {
+            Admin::DeleteSession(name) => {
+                let _ = arbiter.delete_session(GROUP, name);
             }
-        });
+            Admin::Override(name, role, expires) => {
+                let _ = arbiter.set_role_override(GROUP, name, role, expires);
+            }
+            Admin::ResetGroup => {
+                // The documented way: delete the sessions, then the group; members still live
+                // rejoin in between, so try again until the group is gone (at most 10 s).
+                for _ in 0..100 {
+                    let sessions: Vec<String> = arbiter
+                        .status(GROUP)
+                        .sessions
+                        .iter()
+                        .map(|s| s.session_id.clone())
+                        .collect();
+                    for s in sessions {
+                        let _ = arbiter.delete_session(GROUP, &s);
+                    }
+                    match arbiter.delete_group(GROUP) {
+                        Ok(()) | Err(failover_arbiter::admin::AdminError::NoGroup(_)) => break,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An adapter host: runs the adapter while the operator wants it running (a graceful stop
+/// ends it, a start begins a new process), with the document its REST API holds.
+async fn adapter_host(
+    host: &'static str,
+    control: Arc<Control>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    loop {
+        let Some(running) = control.running.get(host) else {
+            return Ok(());
+        };
+        let mut running = running.subscribe();
+        if running.wait_for(|r| *r).await.is_err() {
+            return Ok(());
+        }
+        let name = match host {
+            TWIN => *control
+                .twin_of
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            STANDALONE => STANDALONE_NAME,
+            other => other,
+        };
+        let documents = control.documents.get(host).map(watch::Sender::subscribe);
+        let initial = control.document(host);
+        let settings = adapter::AdapterSettings {
+            name: name.to_string(),
+            source_url: url(SOURCE, SOURCE_PORT),
+            endpoint_url: url(ENDPOINT, ENDPOINT_PORT),
+            data_source: DataSourceConfig {
+                data_collection_mode: DataCollectionMode::CurrentOnly,
+            },
+            warm_test_interval: WARM_TEST_INTERVAL,
+            buffer_capacity: 1_000_000,
+            buffer_dir: None,
+            buffer_max_bytes: 0,
+            trusted_ca: Vec::new(),
+            network: world::network(),
+            batch_size: 5000,
+            documents,
+        };
+        let stop = async move {
+            let _ = running.wait_for(|r| !*r).await;
+        };
+        adapter::run(None, settings, initial, stop)
+            .await
+            .map_err(boxed)?;
     }
 }
 
@@ -395,6 +747,98 @@ fn clean_ranges(options: &SimOptions, faults: &[Fault]) -> Vec<(u64, u64)> {
     ranges
 }
 
+/// How far ahead of the group's epoch an intruder fences or announces.
+const EPOCH_AHEAD: u64 = 5;
+
+/// A member named `intruder` that announces an epoch far ahead in its heartbeats (score 0),
+/// until `stop` says so; then it leaves.
+async fn intruder_member(
+    network: failover_proto::net::Network,
+    epoch: u64,
+    options: SimOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Ok(channel) =
+        failover_proto::net::lazy_channel(&url(ARBITER, ARBITER_PORT), &network, None)
+    else {
+        return;
+    };
+    let mut client = v1::arbiter_client::ArbiterClient::new(channel);
+    let (tx, rx) = mpsc::channel(4);
+    let beat = |leaving: bool| v1::HeartbeatRequest {
+        group_id: GROUP.into(),
+        adapter_id: "intruder".into(),
+        incarnation: format!("intruder-{epoch}"),
+        score: 0,
+        mode: failover_proto::convert::mode_to_wire(options.mode) as i32,
+        failover_timeout_ms: u64::try_from(options.failover_timeout.as_millis()).unwrap_or(0),
+        known_epoch: epoch,
+        leaving,
+        ..Default::default()
+    };
+    if tx.send(beat(false)).await.is_err() {
+        return;
+    }
+    let Ok(response) = client
+        .heartbeat(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    else {
+        return;
+    };
+    let mut answers = response.into_inner();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(options.failover_timeout / 2) => {
+                if tx.send(beat(false)).await.is_err() { return; }
+            }
+            r = stop.changed() => {
+                let stopped = r.is_ok() && *stop.borrow();
+                if !stopped && r.is_ok() {
+                    continue;
+                }
+                if stopped {
+                    let _ = tx.send(beat(true)).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), answers.message()).await;
+                }
+                return;
+            }
+            m = answers.message() => if !matches!(m, Ok(Some(_))) { return; },
+        }
+    }
+}
+
+/// Samples the endpoint's record of the group every [`SAMPLE_EVERY`], with the failover
+/// service's heartbeat count as the status loop last saw it.
+async fn sample_data_flow(
+    mut endpoint: v1::data_endpoint_client::DataEndpointClient<tonic::transport::Channel>,
+    shared: Arc<Mutex<Shared>>,
+    end: Duration,
+) {
+    let request = v1::AuditRequest {
+        group_id: GROUP.into(),
+        ..Default::default()
+    };
+    loop {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        if now >= end {
+            return;
+        }
+        if let Ok(a) = endpoint.audit(request.clone()).await {
+            let a = a.into_inner();
+            let mut sh = lock(&shared);
+            let heartbeats = sh.last_heartbeats;
+            sh.samples.push(Sample {
+                at: now,
+                received: a.received,
+                fences: a.fence_calls,
+                writes: a.write_calls,
+                heartbeats,
+            });
+        }
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    }
+}
+
 fn add_observer(
     sim: &mut turmoil::Sim<'_>,
     options: &SimOptions,
@@ -405,6 +849,7 @@ fn add_observer(
         options.duration(),
         options.faults_end() + options.failover_timeout * 3 / 2 + Duration::from_secs(1),
     );
+    let options = options.clone();
     sim.client(OBSERVER, async move {
         let network = world::network();
         let arbiter =
@@ -415,10 +860,13 @@ fn add_observer(
         let mut arbiter = v1::arbiter_client::ArbiterClient::new(arbiter);
         let mut endpoint = v1::data_endpoint_client::DataEndpointClient::new(endpoint);
         let mut source = v1::data_source_client::DataSourceClient::new(source);
+        tokio::spawn(sample_data_flow(endpoint.clone(), shared.clone(), end));
         let audit_request = v1::AuditRequest {
             group_id: GROUP.into(),
             ..Default::default()
         };
+        let mut highest_epoch = 0;
+        let mut intruder: Option<watch::Sender<bool>> = None;
         loop {
             let now = turmoil::sim_elapsed().unwrap_or_default();
             let commands: Vec<Command> = lock(&shared).commands.drain(..).collect();
@@ -438,6 +886,31 @@ fn add_observer(
                             .set_outage(v1::OutageRequest { down })
                             .await
                             .is_ok(),
+                        Command::FenceAhead => endpoint
+                            .fence(v1::FenceRequest {
+                                group_id: GROUP.into(),
+                                adapter_id: "intruder".into(),
+                                epoch: highest_epoch + EPOCH_AHEAD,
+                            })
+                            .await
+                            .is_ok(),
+                        Command::IntruderMember(true) => {
+                            let (stop, stopped) = watch::channel(false);
+                            intruder = Some(stop);
+                            tokio::spawn(intruder_member(
+                                network.clone(),
+                                highest_epoch + EPOCH_AHEAD,
+                                options.clone(),
+                                stopped,
+                            ));
+                            true
+                        }
+                        Command::IntruderMember(false) => {
+                            if let Some(stop) = intruder.take() {
+                                stop.send_replace(true);
+                            }
+                            true
+                        }
                     };
                     if done {
                         break;
@@ -445,36 +918,44 @@ fn add_observer(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
-            if let Ok(status) = arbiter
+            match arbiter
                 .get_group(v1::GroupRequest {
                     group_id: GROUP.into(),
                 })
                 .await
             {
-                let s = status.into_inner();
-                let seen = Seen {
-                    at: now,
-                    epoch: s.epoch,
-                    primary: (!s.primary_adapter_id.is_empty())
-                        .then(|| s.primary_adapter_id.clone()),
-                    live: s
-                        .sessions
-                        .iter()
-                        .filter(|x| !x.stale)
-                        .map(|x| {
-                            (
-                                x.adapter_id.clone(),
-                                format!("{:?}", v1::Role::try_from(x.role).unwrap_or_default()),
-                            )
-                        })
-                        .collect(),
-                };
-                let mut sh = lock(&shared);
-                if sh.timeline.last().is_none_or(|l| {
-                    (l.epoch, &l.primary, &l.live) != (seen.epoch, &seen.primary, &seen.live)
-                }) {
-                    sh.timeline.push(seen);
+                Ok(status) => {
+                    let s = status.into_inner();
+                    highest_epoch = highest_epoch.max(s.highest_epoch).max(s.epoch);
+                    let seen = Seen {
+                        at: now,
+                        epoch: s.epoch,
+                        primary: (!s.primary_adapter_id.is_empty())
+                            .then(|| s.primary_adapter_id.clone()),
+                        live: s
+                            .sessions
+                            .iter()
+                            .filter(|x| !x.stale)
+                            .map(|x| {
+                                (
+                                    x.adapter_id.clone(),
+                                    format!("{:?}", v1::Role::try_from(x.role).unwrap_or_default()),
+                                )
+                            })
+                            .collect(),
+                        exists: s.exists,
+                        promotions: s.promotions,
+                    };
+                    let mut sh = lock(&shared);
+                    sh.last_heartbeats = Some(s.heartbeats);
+                    if sh.timeline.last().is_none_or(|l| {
+                        (l.epoch, &l.primary, &l.live, l.exists)
+                            != (seen.epoch, &seen.primary, &seen.live, seen.exists)
+                    }) {
+                        sh.timeline.push(seen);
+                    }
                 }
+                Err(_) => lock(&shared).last_heartbeats = None,
             }
             if now >= settled
                 && lock(&shared).received_after_faults.is_none()
@@ -485,6 +966,13 @@ fn add_observer(
             if now >= end {
                 if let Ok(a) = endpoint.audit(audit_request.clone()).await {
                     lock(&shared).audit = Some(a.into_inner());
+                }
+                let standalone = v1::AuditRequest {
+                    group_id: format!("standalone/{STANDALONE_NAME}"),
+                    ..Default::default()
+                };
+                if let Ok(a) = endpoint.audit(standalone).await {
+                    lock(&shared).standalone_received = a.into_inner().received;
                 }
                 for (from, through) in &clean {
                     let request = v1::AuditRequest {

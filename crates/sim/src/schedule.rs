@@ -1,5 +1,12 @@
 //! Fault schedules drawn from a seed: what fails, when, for how long. One fault at a time,
 //! each healed before the next begins, all within the fault window; the seed alone decides.
+//!
+//! Two families: the classic faults of machines and networks (crashes, pauses, partitions,
+//! latency, outages), and what operators and misconfigured members do (mode switches,
+//! failoverTimeout changes done the documented way, deleted sessions and groups, role
+//! overrides, restarts with a changed document, unregistering, graceful stops, a second adapter
+//! with the same name, a standalone adapter on the same endpoint, a far-ahead epoch, and the
+//! failover service down for several failoverTimeouts).
 
 use std::{fmt, time::Duration};
 
@@ -29,11 +36,65 @@ pub enum FaultKind {
     EndpointOutage,
     /// The failover service crashes and starts again (its state is lost).
     ArbiterRestart,
+    /// An adapter's mode is changed at runtime (PUT of its document), and back.
+    ModeSwitch,
+    /// failoverTimeout changed the documented way: both documents changed (refused by the
+    /// group), sessions and group deleted, both rejoin; and back the same way.
+    TimeoutChange,
+    /// An operator deletes an adapter's session.
+    SessionDelete,
+    /// An operator deletes both sessions and the group.
+    GroupDelete,
+    /// An operator forces an adapter Primary (with an expiration, or until cleared; on a held,
+    /// stale adapter in the `variant` case), then clears it.
+    RoleOverride,
+    /// An adapter crashes and starts with a changed document (another mode), and again with
+    /// its own.
+    RestartChanged,
+    /// An adapter stops gracefully (it leaves its group) and starts again.
+    GracefulStop,
+    /// An adapter's document is deleted (it unregisters and egresses standalone), then put back.
+    Unregister,
+    /// A second adapter with the same name and document runs for a while.
+    Twin,
+    /// A standalone adapter (no failover document) egresses to the same endpoint for a while.
+    Standalone,
+    /// An epoch far ahead of the group's: the endpoint fenced by an intruder, or (`variant`) a
+    /// member announcing it in its heartbeats.
+    EpochAhead,
+    /// The failover service is down for several failoverTimeouts, then starts again.
+    ArbiterOutage,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 21] = [
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::Partition,
+        FaultKind::OneWayPartition,
+        FaultKind::EndpointLink,
+        FaultKind::Latency,
+        FaultKind::SourceOutage,
+        FaultKind::EndpointOutage,
+        FaultKind::ArbiterRestart,
+        FaultKind::ModeSwitch,
+        FaultKind::TimeoutChange,
+        FaultKind::SessionDelete,
+        FaultKind::GroupDelete,
+        FaultKind::RoleOverride,
+        FaultKind::RestartChanged,
+        FaultKind::GracefulStop,
+        FaultKind::Unregister,
+        FaultKind::Twin,
+        FaultKind::Standalone,
+        FaultKind::EpochAhead,
+        FaultKind::ArbiterOutage,
+    ];
+
+    /// The faults of machines and networks (the first simulator's kinds; its regression seeds
+    /// replay with these).
+    pub const CLASSIC: [FaultKind; 9] = [
         FaultKind::Crash,
         FaultKind::Pause,
         FaultKind::Partition,
@@ -57,6 +118,29 @@ impl FaultKind {
             FaultKind::SourceOutage => "source-outage",
             FaultKind::EndpointOutage => "endpoint-outage",
             FaultKind::ArbiterRestart => "arbiter-restart",
+            FaultKind::ModeSwitch => "mode-switch",
+            FaultKind::TimeoutChange => "timeout-change",
+            FaultKind::SessionDelete => "session-delete",
+            FaultKind::GroupDelete => "group-delete",
+            FaultKind::RoleOverride => "role-override",
+            FaultKind::RestartChanged => "restart-changed",
+            FaultKind::GracefulStop => "graceful-stop",
+            FaultKind::Unregister => "unregister",
+            FaultKind::Twin => "twin",
+            FaultKind::Standalone => "standalone",
+            FaultKind::EpochAhead => "epoch-ahead",
+            FaultKind::ArbiterOutage => "arbiter-outage",
+        }
+    }
+
+    /// How many promotions this fault may cause at most (the no-ping-pong rule): a takeover,
+    /// and for some a second one (the role back, a promotion above a foreign epoch, the group
+    /// recreated).
+    pub fn promotions_allowed(self) -> u64 {
+        match self {
+            FaultKind::Latency | FaultKind::Standalone | FaultKind::EndpointOutage => 1,
+            FaultKind::TimeoutChange | FaultKind::GroupDelete => 4,
+            _ => 2,
         }
     }
 }
@@ -88,6 +172,9 @@ pub struct Fault {
     pub outbound: bool,
     /// Added latency, for [`FaultKind::Latency`].
     pub latency: Duration,
+    /// A second choice for some kinds: a role override on a stale member, an epoch announced
+    /// by a member rather than fenced at the endpoint.
+    pub variant: bool,
     /// Start, in simulated time.
     pub at: Duration,
     /// How long until it is healed.
@@ -114,6 +201,35 @@ impl fmt::Display for Fault {
             FaultKind::SourceOutage => "source down".to_string(),
             FaultKind::EndpointOutage => "endpoint refuses writes".to_string(),
             FaultKind::ArbiterRestart => "arbiter crashes, restarts".to_string(),
+            FaultKind::ModeSwitch => format!("{} mode switched at runtime, and back", self.adapter),
+            FaultKind::TimeoutChange => {
+                "failoverTimeout changed (documents, sessions and group deleted), and back"
+                    .to_string()
+            }
+            FaultKind::SessionDelete => format!("{}'s session deleted", self.adapter),
+            FaultKind::GroupDelete => "both sessions and the group deleted".to_string(),
+            FaultKind::RoleOverride if self.variant => {
+                format!("{} held, forced Primary while stale", self.adapter)
+            }
+            FaultKind::RoleOverride if self.outbound => {
+                format!("{} forced Primary until cleared", self.adapter)
+            }
+            FaultKind::RoleOverride => format!("{} forced Primary, expiring", self.adapter),
+            FaultKind::RestartChanged => {
+                format!(
+                    "{} restarts with a changed document, and again",
+                    self.adapter
+                )
+            }
+            FaultKind::GracefulStop => format!("{} stops gracefully, starts", self.adapter),
+            FaultKind::Unregister => format!("{}'s document deleted, put back", self.adapter),
+            FaultKind::Twin => format!("a second {} runs", self.adapter),
+            FaultKind::Standalone => "a standalone adapter egresses too".to_string(),
+            FaultKind::EpochAhead if self.variant => {
+                "a member announces an epoch far ahead".to_string()
+            }
+            FaultKind::EpochAhead => "the endpoint is fenced far ahead".to_string(),
+            FaultKind::ArbiterOutage => "arbiter down".to_string(),
         };
         write!(f, "{at:7.2}s..{to:7.2}s  {what}")
     }
@@ -135,18 +251,31 @@ pub fn draw(
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
     loop {
         // Short faults (under failoverTimeout) and long ones (several), in equal measure.
-        let lasts = Duration::from_millis(
+        let mut lasts = Duration::from_millis(
             rng.random_range(ms(failover_timeout) / 4..=ms(failover_timeout) * 4),
         );
+        let kind = kinds[rng.random_range(0..kinds.len())];
+        let adapter = ADAPTERS[rng.random_range(0..ADAPTERS.len())];
+        let outbound = rng.random_bool(0.5);
+        let latency = Duration::from_millis(rng.random_range(5..=ms(failover_timeout) / 2 + 5));
+        // Drawn for the new kinds only, so the classic kinds' seeds replay as before.
+        let variant = match kind {
+            FaultKind::ArbiterOutage => {
+                lasts = failover_timeout * rng.random_range(3..=10);
+                false
+            }
+            FaultKind::RoleOverride | FaultKind::EpochAhead => rng.random_bool(0.5),
+            _ => false,
+        };
         if t + lasts > window.1 {
             break;
         }
-        let kind = kinds[rng.random_range(0..kinds.len())];
         faults.push(Fault {
             kind,
-            adapter: ADAPTERS[rng.random_range(0..ADAPTERS.len())],
-            outbound: rng.random_bool(0.5),
-            latency: Duration::from_millis(rng.random_range(5..=ms(failover_timeout) / 2 + 5)),
+            adapter,
+            outbound,
+            latency,
+            variant,
             at: t,
             lasts,
         });
@@ -164,6 +293,12 @@ mod tests {
     fn the_seed_alone_decides_and_faults_stay_in_the_window() {
         let window = (Duration::from_secs(5), Duration::from_secs(60));
         let a = draw(7, &FaultKind::ALL, window, Duration::from_secs(2));
+        assert_eq!(FaultKind::ALL.len(), 21);
+        assert!(
+            FaultKind::CLASSIC
+                .iter()
+                .all(|k| FaultKind::ALL.contains(k))
+        );
         assert_eq!(a, draw(7, &FaultKind::ALL, window, Duration::from_secs(2)));
         assert_ne!(a, draw(8, &FaultKind::ALL, window, Duration::from_secs(2)));
         assert!(!a.is_empty());

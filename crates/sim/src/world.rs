@@ -1,8 +1,9 @@
 //! The simulated machines: each service's real code on a turmoil host, reached by name over
 //! turmoil's network, in turmoil's time.
 //!
-//! Hosts: `source`, `endpoint`, `arbiter`, `adapter-a`, `adapter-b`, and the `observer`
-//! client that watches the group and injects the source and endpoint outages. Servers take
+//! Hosts: `source`, `endpoint`, `arbiter`, `adapter-a`, `adapter-b`, `twin` and `standalone`
+//! (adapters that run only during their faults), and the `observer` client that watches the
+//! group and the data flow and injects the source and endpoint faults. Servers take
 //! turmoil's connections through [`incoming`]; clients dial through [`network`]; the wall
 //! clock of every service reads simulated time ([`install_wall_clock`]).
 
@@ -27,6 +28,12 @@ pub const ARBITER: &str = "arbiter";
 pub const ADAPTERS: [&str; 2] = ["adapter-a", "adapter-b"];
 /// The observer client's host.
 pub const OBSERVER: &str = "observer";
+/// The host of a second adapter that takes the name of one of the pair (fault `twin`).
+pub const TWIN: &str = "twin";
+/// The host of a standalone adapter on the same endpoint (fault `standalone`).
+pub const STANDALONE: &str = "standalone";
+/// The standalone adapter's name.
+pub const STANDALONE_NAME: &str = "adapter-s";
 
 /// The gRPC port of the source.
 pub const SOURCE_PORT: u16 = 50051;

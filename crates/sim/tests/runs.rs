@@ -75,7 +75,8 @@ fn regression_seed_4_warm_standbys_without_a_source_do_not_flap() {
 
 #[test]
 fn an_endpoint_that_skips_the_epoch_check_is_caught_and_replays() {
-    let mut options = SimOptions::for_seed(1, Mode::Warm);
+    // Seed 2 (Cold): the old Primary, cut from the endpoint, writes again after the takeover.
+    let mut options = SimOptions::for_seed(2, Mode::Cold);
     options.broken = Some(BrokenRule::EpochCheck);
     let o = run(&options);
     assert!(!o.violations.is_empty(), "the broken rule went unnoticed");
