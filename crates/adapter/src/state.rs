@@ -206,7 +206,8 @@ impl AdapterState {
     /// True for a standby (Warm or Cold) whose own last collection or connection test failed:
     /// it scores 0 until a connection test passes.
     pub fn own_collection_failed(&self) -> bool {
-        self.role != Some(Role::Primary)
+        !FAILED_STANDBY_SCORES.with(std::cell::Cell::get)
+            && self.role != Some(Role::Primary)
             && matches!(self.mode(), Some(Mode::Cold | Mode::Warm))
             && self.connection_test == Some(false)
     }
@@ -227,7 +228,13 @@ impl AdapterState {
             collection_score(&self.components, &self.source_health)
         };
         match self.mode() {
-            Some(mode) => failover_score(mode, self.role, collection, self.connection_test),
+            Some(mode) => failover_score(
+                mode,
+                self.role,
+                collection,
+                self.connection_test
+                    .filter(|ok| *ok || !FAILED_STANDBY_SCORES.with(std::cell::Cell::get)),
+            ),
             None => collection,
         }
     }
@@ -287,6 +294,14 @@ impl AdapterState {
 
 thread_local! {
     static NO_FAILSAFE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static FAILED_STANDBY_SCORES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Breaks the failed-standby rule on purpose on this thread: a standby whose own collection
+/// failed scores as usual (a Cold one 1) instead of 0. Only for the simulator's self-test
+/// (`failover-lab sim --break failed-standby-scores`); the adapter never calls it.
+pub fn break_failed_standby_score(broken: bool) {
+    FAILED_STANDBY_SCORES.with(|b| b.set(broken));
 }
 
 /// Breaks the failsafe on purpose on this thread: a Primary that hears nothing from the failover

@@ -138,7 +138,9 @@ struct SimArgs {
     /// Break a rule on purpose, to see the invariants catch it: epoch-check (the endpoint takes
     /// writes whatever their epoch), fixed-retry (retries every 1 ms, no backoff: a busy loop),
     /// no-failsafe (a Primary that loses the failover service steps down after failoverTimeout,
-    /// so data stops while the service is down).
+    /// so data stops while the service is down), failed-standby-scores (a standby whose own
+    /// collection failed scores as usual, a Cold one 1: the role is handed back and forth with
+    /// the source down).
     #[arg(long = "break", value_parser = |s: &str| s.parse::<failover_sim::BrokenRule>())]
     broken: Option<failover_sim::BrokenRule>,
     /// Threads (default: one per core).

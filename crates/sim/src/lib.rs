@@ -76,14 +76,17 @@ pub enum BrokenRule {
     /// A Primary that loses the failover service steps down after failoverTimeout (the old
     /// lease), so the service is a single point of failure for data.
     NoFailsafe,
+    /// A standby whose own collection failed scores as usual (a Cold one 1) instead of 0.
+    FailedStandbyScores,
 }
 
 impl BrokenRule {
     /// Every broken rule.
-    pub const ALL: [BrokenRule; 3] = [
+    pub const ALL: [BrokenRule; 4] = [
         BrokenRule::EpochCheck,
         BrokenRule::FixedRetry,
         BrokenRule::NoFailsafe,
+        BrokenRule::FailedStandbyScores,
     ];
 
     /// The name on the command line.
@@ -92,6 +95,7 @@ impl BrokenRule {
             BrokenRule::EpochCheck => "epoch-check",
             BrokenRule::FixedRetry => "fixed-retry",
             BrokenRule::NoFailsafe => "no-failsafe",
+            BrokenRule::FailedStandbyScores => "failed-standby-scores",
         }
     }
 }
@@ -416,6 +420,7 @@ impl BrokenGuard {
     fn set(broken: Option<BrokenRule>) -> Self {
         failover_core::retry::break_backoff(broken == Some(BrokenRule::FixedRetry));
         adapter::state::break_failsafe(broken == Some(BrokenRule::NoFailsafe));
+        adapter::state::break_failed_standby_score(broken == Some(BrokenRule::FailedStandbyScores));
         BrokenGuard
     }
 }
@@ -424,6 +429,7 @@ impl Drop for BrokenGuard {
     fn drop(&mut self) {
         failover_core::retry::break_backoff(false);
         adapter::state::break_failsafe(false);
+        adapter::state::break_failed_standby_score(false);
     }
 }
 
