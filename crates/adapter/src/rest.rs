@@ -116,7 +116,24 @@ pub fn router(shared: Arc<Shared>, source: Channel) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(too_large_as_json))
         .with_state(Api { shared, source })
+}
+
+/// The body limit's own answer is plain text: give it the documented `{"error","field"}` shape.
+async fn too_large_as_json(response: Response) -> Response {
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!(
+            "the body is larger than {} MiB; a ClientFailover document is a few hundred bytes",
+            MAX_BODY >> 20
+        ),
+        field: Some("document".into()),
+    }
+    .into_response()
 }
 
 fn text(body: &Bytes) -> Result<&str, ApiError> {

@@ -465,7 +465,7 @@ async fn heartbeats(
                     apply_assignment(shared, a);
                 }
                 Ok(None) => return End::Failed("the failover service ended the session".into()),
-                Err(status) => return End::Failed(format!("failover service: {}", status.message())),
+                Err(status) => return End::Failed(status.message().to_string()),
             }
         }
     }

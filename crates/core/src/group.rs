@@ -73,8 +73,10 @@ pub enum GroupError {
         given: String,
     },
     /// Another live, connected session already has this adapter name.
+    // The same words at every refusal (no ages), so a refused adapter's repeated error is
+    // logged once per interval, not at every retry.
     #[error(
-        "{adapter} is already a live member of group {group:?} (session {session}, joined {joined_ago} ago, last heartbeat {heartbeat_ago} ago); give each adapter its own --name"
+        "{adapter} is already a live member of group {group:?} as session {session} (its heartbeat stream is open and it heartbeats within failoverTimeout); give each adapter its own --name"
     )]
     NameInUse {
         /// The group.
@@ -83,10 +85,6 @@ pub enum GroupError {
         adapter: String,
         /// The live session holding it.
         session: SessionId,
-        /// How long ago it joined, in words.
-        joined_ago: String,
-        /// How long ago it last heartbeat, in words.
-        heartbeat_ago: String,
     },
     /// No session with that id or adapter name.
     #[error("group {group:?} has no session {session:?}")]
@@ -392,8 +390,6 @@ impl Group {
                     group: self.id.clone(),
                     adapter: hb.adapter_id.clone(),
                     session: old.id,
-                    joined_ago: secs(now.saturating_sub(old.joined_at)),
-                    heartbeat_ago: secs(now.saturating_sub(old.last_heartbeat)),
                 });
             }
         }

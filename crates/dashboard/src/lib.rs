@@ -112,10 +112,50 @@ async fn events(State(page): State<Page>) -> Sse<impl Stream<Item = Result<Event
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-async fn action(State(page): State<Page>, body: axum::body::Bytes) -> Response {
+/// Refuses a request another web page could make: one without a JSON content type (a
+/// cross-site form or `text/plain` POST needs no CORS preflight; `application/json` does, and
+/// none is answered), or one whose `Origin` is not this dashboard's own.
+fn same_origin_json(headers: &axum::http::HeaderMap) -> Result<(), (StatusCode, String)> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "an action must be sent as Content-Type: application/json".into(),
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let origin = origin.to_str().unwrap_or_default();
+        let same = host
+            .is_some_and(|h| origin == format!("http://{h}") || origin == format!("https://{h}"));
+        if !same {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "actions are taken only from this dashboard's own page (the Origin differs)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn action(
+    State(page): State<Page>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let error = |code: StatusCode, msg: String| {
         (code, Json(serde_json::json!({ "error": msg }))).into_response()
     };
+    if let Err((code, msg)) = same_origin_json(&headers) {
+        return error(code, msg);
+    }
     let Some(actions) = page.actions else {
         return error(
             StatusCode::FORBIDDEN,

@@ -375,7 +375,10 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
             });
         }
     }
-    if status.exists {
+    // Epoch 0 is a group (re)created by the failover service (a restart, a deleted group) that
+    // has not promoted anyone yet; only the epochs of promotions are fencing tokens, and those
+    // must never go down.
+    if status.exists && status.epoch > 0 {
         if status.epoch < t.max_epoch {
             t.epoch_regressions.push(format!(
                 "at {:.2}s the epoch went from {} to {}",

@@ -3,8 +3,6 @@
 //! same username and password (the vendor's example: UserName1 / Password1), and refuses others
 //! with a clear error in their FailoverState and no role.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use failover_core::Mode;
@@ -12,7 +10,7 @@ use failover_lab::cluster::{ClusterAuth, VENDOR_EXAMPLE};
 use serde_json::Value;
 
 fn spec_with_auth() -> failover_lab::cluster::ClusterSpec {
-    let mut spec = common::spec(Mode::Hot);
+    let mut spec = crate::common::spec(Mode::Hot);
     spec.auth = ClusterAuth::Basic;
     spec
 }
@@ -20,15 +18,15 @@ fn spec_with_auth() -> failover_lab::cluster::ClusterSpec {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_right_credentials_fail_over_as_usual() {
     assert!(VENDOR_EXAMPLE.contains("\"Password1\""));
-    let mut p = common::pair(spec_with_auth()).await;
+    let mut p = crate::common::pair(spec_with_auth()).await;
     let epoch = p.obs.snapshot().epoch();
     p.cluster.kill("adapter-a").await.expect("kill");
-    common::wait_takeover(&p, "adapter-b", epoch).await;
+    crate::common::wait_takeover(&p, "adapter-b", epoch).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_or_missing_credentials_are_reported_and_get_no_role() {
-    let p = common::pair(spec_with_auth()).await;
+    let p = crate::common::pair(spec_with_auth()).await;
     for (password, words) in [
         (
             Some("wrong"),
@@ -36,7 +34,7 @@ async fn wrong_or_missing_credentials_are_reported_and_get_no_role() {
         ),
         (None, "requires authentication (basic"),
     ] {
-        let state = common::reconfigure_until_error(
+        let state = crate::common::reconfigure_until_error(
             &p,
             "adapter-b",
             |doc| match password {
@@ -55,7 +53,7 @@ async fn wrong_or_missing_credentials_are_reported_and_get_no_role() {
     // adapter-a, with the right credentials, stays Primary; adapter-b's session went stale.
     let ok = p
         .obs
-        .wait_for(common::deadline(), |t| {
+        .wait_for(crate::common::deadline(), |t| {
             t.primary().as_deref() == Some("adapter-a")
                 && t.session("adapter-b").is_none_or(|s| s.stale)
         })
@@ -67,7 +65,7 @@ async fn wrong_or_missing_credentials_are_reported_and_get_no_role() {
 // Bearer tokens (OAuth2 client credentials).
 
 fn spec_with_tokens(token_lifetime: Duration) -> failover_lab::cluster::ClusterSpec {
-    let mut spec = common::spec(Mode::Hot);
+    let mut spec = crate::common::spec(Mode::Hot);
     spec.auth = ClusterAuth::Bearer { token_lifetime };
     spec
 }
@@ -76,7 +74,7 @@ fn spec_with_tokens(token_lifetime: Duration) -> failover_lab::cluster::ClusterS
 /// the pair fails over as usual.
 #[tokio::test(flavor = "multi_thread")]
 async fn bearer_tokens_are_renewed_before_expiry_and_the_pair_fails_over() {
-    let mut p = common::pair(spec_with_tokens(Duration::from_secs(2))).await;
+    let mut p = crate::common::pair(spec_with_tokens(Duration::from_secs(2))).await;
     let epoch = p.obs.snapshot().epoch();
     // Three lifetimes: at least three renewals each.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -91,13 +89,13 @@ async fn bearer_tokens_are_renewed_before_expiry_and_the_pair_fails_over() {
     assert_eq!(snapshot.epoch(), epoch, "a renewal changed the epoch");
     assert_eq!(snapshot.primary().as_deref(), Some("adapter-a"));
     p.cluster.kill("adapter-a").await.expect("kill");
-    common::wait_takeover(&p, "adapter-b", epoch).await;
+    crate::common::wait_takeover(&p, "adapter-b", epoch).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_client_secret_is_reported_and_gets_no_role() {
-    let p = common::pair(spec_with_tokens(Duration::from_secs(3600))).await;
-    let state = common::reconfigure_until_error(
+    let p = crate::common::pair(spec_with_tokens(Duration::from_secs(3600))).await;
+    let state = crate::common::reconfigure_until_error(
         &p,
         "adapter-b",
         |doc| doc["clientSecret"] = Value::String("NotTheSecret".into()),

@@ -6,8 +6,6 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
 //! test says so and passes, unless FAILOVER_LAB_REQUIRE_BROWSER=1 (set by `.ci/run`).
 
-mod common;
-
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -88,10 +86,10 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         );
         return;
     };
-    let (demo, url) = common::dashboard_demo(&["--failover-timeout", "00:00:02"]).await;
+    let (demo, url) = crate::common::dashboard_demo(&["--failover-timeout", "00:00:02"]).await;
 
     let port = free_port();
-    let _driver = common::Stopper(
+    let _driver = crate::common::Stopper(
         Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -4,8 +4,6 @@
 //! covers every component's log, the runner's output and JSON, the JUnit file, the timeline
 //! pictures, and the adapters' REST answers and `/metrics` while they run.
 
-mod common;
-
 use std::{path::Path, process::Command};
 
 use failover_core::Mode;
@@ -93,7 +91,7 @@ fn no_log_report_or_output_of_a_run_holds_the_password() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rest_answers_and_metrics_of_a_running_pair_hold_no_password() {
-    let p = common::pair(common::spec(Mode::Hot)).await;
+    let p = crate::common::pair(crate::common::spec(Mode::Hot)).await;
     let http = reqwest::Client::new();
     for (name, addr) in &p.cluster.addrs.adapters {
         for path in [

@@ -3,8 +3,6 @@
 //! order when the endpoint returns. What is lost is only what the source produced while no
 //! process was collecting (the restart itself), not the data collected before the kill.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use failover_core::Mode;
@@ -16,7 +14,7 @@ async fn state(cluster: &Cluster) -> Value {
 }
 
 async fn wait_state(cluster: &Cluster, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + common::deadline();
+    let deadline = Instant::now() + crate::common::deadline();
     loop {
         if let Ok(s) = cluster.failover_state("adapter-a").await
             && ok(&s)
@@ -34,7 +32,7 @@ async fn a_killed_primary_restores_its_buffer_from_disk_and_egresses_it() {
     let spec = ClusterSpec {
         adapters: vec!["adapter-a".into()],
         disk_buffer: true,
-        ..common::spec(Mode::Hot)
+        ..crate::common::spec(Mode::Hot)
     };
     let mut cluster = Cluster::start(spec).await.expect("cluster starts");
     cluster.configure("adapter-a").await.expect("configured");

@@ -2,8 +2,6 @@
 //! button requests are refused with a reason (watch-only in compose: 403; an unknown adapter or
 //! action: 409; malformed: 400), changing nothing.
 
-mod common;
-
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -32,7 +30,7 @@ async fn the_arbiters_dashboard_serves_the_page_and_refuses_buttons() {
         .map(|l| l.local_addr().expect("addr").port())
         .collect();
     let at = |i: usize| format!("{ip}:{}", ports[i]);
-    let _arbiter = common::Stopper(
+    let _arbiter = crate::common::Stopper(
         Command::new(bin_dir().expect("binaries").join(ARBITER_BIN))
             .args(["--listen", &at(0), "--rest-listen", &at(1)])
             .args(["--dashboard-listen", &at(2)])
@@ -76,7 +74,7 @@ async fn the_arbiters_dashboard_serves_the_page_and_refuses_buttons() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_buttons_refuse_unknown_adapters_actions_and_malformed_requests() {
-    let (_demo, url) = common::dashboard_demo(&[]).await;
+    let (_demo, url) = crate::common::dashboard_demo(&[]).await;
     let url = url.as_str();
     let cases = [
         (
@@ -104,7 +102,45 @@ async fn demo_buttons_refuse_unknown_adapters_actions_and_malformed_requests() {
             "{body} -> {answer}"
         );
     }
-    // A good press works.
+    // Another web page cannot press: a cross-site text/plain POST (no CORS preflight) is
+    // refused, and so is a JSON one from another origin.
+    let http = reqwest::Client::new();
+    let body = r#"{"action":"kill","adapter":"adapter-a"}"#;
+    let r = http
+        .post(format!("{url}api/action"))
+        .header("content-type", "text/plain")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 415);
+    let r = http
+        .post(format!("{url}api/action"))
+        .header("content-type", "application/json")
+        .header("origin", "http://evil.example")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    let answer: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Origin")),
+        "{answer}"
+    );
+    // A good press works, with the page's own origin too.
+    let origin = url.trim_end_matches('/').to_string();
+    let r = http
+        .post(format!("{url}api/action"))
+        .header("content-type", "application/json")
+        .header("origin", origin)
+        .body(r#"{"action":"resume","adapter":"adapter-b"}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
     let (status, answer) = post(url, r#"{"action":"pause","adapter":"adapter-b"}"#).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["done"], "SIGSTOP adapter-b (paused)");

@@ -1,8 +1,6 @@
 //! The adapter's REST API, against a real adapter process: the vendor's document accepted
 //! byte for byte, bad documents refused with the field named, secrets never shown.
 
-mod common;
-
 use failover_lab::cluster::{Cluster, ClusterSpec, VENDOR_EXAMPLE};
 use serde_json::{Value, json};
 
@@ -190,9 +188,17 @@ async fn bad_documents_get_400_naming_the_field_and_change_nothing() {
     let (_, doc) = api.get(CF).await;
     assert_eq!(doc["mode"], "Hot");
     assert_eq!(doc["failoverTimeout"], "00:01:00");
-    // Oversize bodies: 413.
+    // Oversize bodies: 413, in the documented shape.
     let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    assert_eq!(api.put(CF, huge).await.0, 413);
+    let (status, answer) = api.put(CF, huge).await;
+    assert_eq!(status, 413);
+    assert_eq!(answer["field"], "document", "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("larger than 1 MiB")),
+        "{answer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,8 +1,6 @@
 //! `/metrics` on the adapters, the failover service and the endpoint: the documented names are
 //! there, in Prometheus text format, and their values move when the Primary is killed.
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use failover_core::Mode;
@@ -38,7 +36,7 @@ fn get(m: &BTreeMap<String, f64>, key: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_of_every_service_follow_a_takeover() {
-    let mut p = common::pair(common::spec(Mode::Hot)).await;
+    let mut p = crate::common::pair(crate::common::spec(Mode::Hot)).await;
     let addrs = p.cluster.addrs.clone();
     let adapter = |name: &str| format!("http://{}/metrics", addrs.adapters[name]);
     let arbiter = format!("http://{}/metrics", addrs.arbiter_rest);
@@ -94,7 +92,7 @@ async fn metrics_of_every_service_follow_a_takeover() {
 
     let epoch = p.obs.snapshot().epoch();
     p.cluster.kill("adapter-a").await.expect("kill");
-    common::wait_takeover(&p, "adapter-b", epoch).await;
+    crate::common::wait_takeover(&p, "adapter-b", epoch).await;
 
     let b = scrape(adapter("adapter-b")).await;
     let arb = scrape(arbiter).await;
@@ -118,7 +116,7 @@ async fn metrics_of_every_service_follow_a_takeover() {
         &format!("failover_adapter_takeover_duration_seconds{b_labels}"),
     );
     assert!(
-        takeover > 0.0 && takeover < common::deadline().as_secs_f64(),
+        takeover > 0.0 && takeover < crate::common::deadline().as_secs_f64(),
         "{takeover}"
     );
     assert!(get(&arb, &format!("failover_arbiter_group_epoch{group}")) > epoch_before);

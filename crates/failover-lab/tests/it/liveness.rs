@@ -2,24 +2,22 @@
 //! misconfigured members do, the failover service is no single point of failure for data, and
 //! nothing spins. One test per item of the issue; each failed on the main it was filed against.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{TIMEOUT, accepted_from, audit, deadline, pair, spec};
+use crate::common::{TIMEOUT, accepted_from, audit, deadline, pair, spec};
 use failover_core::Mode;
 use failover_lab::cluster::{Addresses, SourceFaultTarget};
 use failover_proto::v1;
 
 /// Lines in a component's log.
-fn log_lines(p: &common::Pair, name: &str) -> usize {
+fn log_lines(p: &crate::common::Pair, name: &str) -> usize {
     std::fs::read_to_string(p.cluster.log_dir().join(format!("{name}.log")))
         .map(|s| s.lines().count())
         .unwrap_or(0)
 }
 
 /// The group as the failover service reports it now.
-async fn group_status(p: &common::Pair) -> v1::GroupStatus {
+async fn group_status(p: &crate::common::Pair) -> v1::GroupStatus {
     let channel = p.cluster.addrs.arbiter_channel().await.expect("arbiter");
     v1::arbiter_client::ArbiterClient::new(channel)
         .get_group(v1::GroupRequest {
@@ -139,7 +137,7 @@ async fn a_second_adapter_with_the_same_name_is_refused_and_does_not_spin() {
     .stderr(log)
     .spawn()
     .expect("twin starts");
-    let twin = common::Stopper(twin);
+    let twin = crate::common::Stopper(twin);
     let doc = p
         .cluster
         .spec
@@ -488,7 +486,7 @@ async fn a_graceful_stop_hands_over_at_once_and_an_empty_group_can_be_deleted() 
         .stop("adapter-a", Duration::from_secs(5))
         .await
         .expect("stop");
-    common::wait_takeover(&p, "adapter-b", epoch).await;
+    crate::common::wait_takeover(&p, "adapter-b", epoch).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let a = audit(&p).await;
     let first_b = a

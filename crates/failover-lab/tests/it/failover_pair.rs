@@ -1,15 +1,15 @@
 //! The failover pair as real processes on loopback, with real faults: what a user relies on.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TIMEOUT, accepted_from, audit, deadline, pair, spec, wait_takeover};
+use crate::common::{TIMEOUT, accepted_from, audit, deadline, pair, spec, wait_takeover};
 use failover_core::Mode;
 use failover_lab::cluster::SourceFaultTarget;
 
 /// Kills the Primary and checks the takeover; returns the audit.
-async fn kill_primary_and_take_over(mode: Mode) -> (common::Pair, failover_proto::v1::AuditReport) {
+async fn kill_primary_and_take_over(
+    mode: Mode,
+) -> (crate::common::Pair, failover_proto::v1::AuditReport) {
     let mut p = pair(spec(mode)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let epoch = p.obs.snapshot().epoch();

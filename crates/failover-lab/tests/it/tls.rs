@@ -3,8 +3,6 @@
 //! `validateEndpointCertificate: false` takes the certificate unchecked. The scenarios
 //! `tls-bearer-takeover` and `tls-unchecked-certificate` run whole failovers over it.
 
-mod common;
-
 use std::time::Duration;
 
 use failover_core::Mode;
@@ -17,7 +15,7 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_service_speaks_only_tls_with_a_certificate_of_its_own_ca() {
-    let mut spec = common::spec(Mode::Hot);
+    let mut spec = crate::common::spec(Mode::Hot);
     spec.tls = ClusterTls::TrustedCa;
     let cluster = Cluster::start(spec).await.expect("cluster starts");
     let health = |channel| async move {
@@ -73,10 +71,10 @@ async fn the_service_speaks_only_tls_with_a_certificate_of_its_own_ca() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_adapter_without_the_ca_refuses_the_certificate_clearly_and_gets_no_role() {
     // The adapters are not given the CA; adapter-b's document asks for validation.
-    let mut spec = common::spec(Mode::Hot);
+    let mut spec = crate::common::spec(Mode::Hot);
     spec.tls = ClusterTls::Unchecked;
-    let p = common::pair(spec).await;
-    let state = common::reconfigure_until_error(
+    let p = crate::common::pair(spec).await;
+    let state = crate::common::reconfigure_until_error(
         &p,
         "adapter-b",
         |doc| {
