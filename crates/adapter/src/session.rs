@@ -515,6 +515,13 @@ fn apply_assignment(shared: &Shared, a: v1::RoleAssignment) {
         st.last_assignment_at = Some(Instant::now());
         st.failover_error = None;
         st.session_id = a.session_id.clone();
+        if st.role == Some(Role::Primary) && assigned != Some(Role::Primary) && a.epoch < st.epoch {
+            // A service that knows only an older epoch than ours (it restarted, or the group
+            // was recreated, and it is still waiting for us to reclaim the role) has decided
+            // nothing about us: keep the role (failsafe) and keep claiming it.
+            st.role_reason = a.reason.clone();
+            return;
+        }
         st.known_epoch = st.known_epoch.max(a.epoch);
         // An assignment older than an epoch we have seen is stale; one at or below the epoch
         // another writer holds at the endpoint cannot be fenced: wait for the promotion above

@@ -416,7 +416,15 @@ impl Group {
                 s.last_heartbeat = now;
                 s.watermark = hb.watermark;
                 s.connected = true;
-                s.id
+                let id = s.id;
+                self.adopt_claim(
+                    id,
+                    hb.claims_primary,
+                    hb.known_epoch,
+                    hb.score,
+                    &mut changes,
+                );
+                id
             }
             found => {
                 if let Some(i) = found {
@@ -436,11 +444,6 @@ impl Group {
                 }
                 let id = *next_session_id;
                 *next_session_id += 1;
-                let adopt = hb.claims_primary
-                    && hb.known_epoch == self.highest_epoch()
-                    && hb.known_epoch > 0
-                    && self.primary.is_none()
-                    && hb.score > 0;
                 changes.push(Transition {
                     kind: TransitionKind::Joined {
                         adapter_id: hb.adapter_id.clone(),
@@ -464,26 +467,56 @@ impl Group {
                     joined_at: now,
                 });
                 self.next_order += 1;
-                if adopt {
-                    self.epoch = hb.known_epoch;
-                    self.primary = Some(id);
-                    self.hold_until = None;
-                    changes.push(Transition {
-                        kind: TransitionKind::Adopted {
-                            adapter_id: hb.adapter_id.clone(),
-                            epoch: self.epoch,
-                        },
-                        reason: format!(
-                            "{} was Primary at epoch {} and nobody else is: it keeps the role",
-                            hb.adapter_id, self.epoch
-                        ),
-                    });
-                }
+                self.adopt_claim(
+                    id,
+                    hb.claims_primary,
+                    hb.known_epoch,
+                    hb.score,
+                    &mut changes,
+                );
                 id
             }
         };
         changes.extend(self.recompute(now));
         Ok((id, changes))
+    }
+
+    /// Adopts a member's claim to be Primary at the newest epoch seen, while nobody is Primary
+    /// (the service restarted, or the group was recreated): it keeps its role at its epoch, with
+    /// no failover. Its score must be above 0; a claim made while it scored 0 (resubscribing
+    /// to its source, say) is adopted at its next heartbeat above 0.
+    fn adopt_claim(
+        &mut self,
+        id: SessionId,
+        claims_primary: bool,
+        known_epoch: u64,
+        score: u32,
+        changes: &mut Vec<Transition>,
+    ) {
+        if !claims_primary
+            || known_epoch == 0
+            || known_epoch != self.highest_epoch()
+            || self.primary.is_some()
+            || score == 0
+        {
+            return;
+        }
+        let Some(adapter) = self.session(id).map(|s| s.adapter_id.clone()) else {
+            return;
+        };
+        self.epoch = known_epoch;
+        self.primary = Some(id);
+        self.hold_until = None;
+        changes.push(Transition {
+            kind: TransitionKind::Adopted {
+                adapter_id: adapter.clone(),
+                epoch: self.epoch,
+            },
+            reason: format!(
+                "{adapter} was Primary at epoch {} and nobody else is: it keeps the role",
+                self.epoch
+            ),
+        });
     }
 
     fn check_fixed(&self, field: &'static str, fixed: &str, given: &str) -> Result<(), GroupError> {
@@ -1269,6 +1302,32 @@ mod tests {
             "deadline {:?} is not after {now:?}",
             s.g.next_deadline()
         );
+    }
+
+    /// Found by `liveness::a_stopping_failover_service_promotes_nobody`: after a restart of the
+    /// service, the old Primary's first heartbeat scored 0 (it was resubscribing to its
+    /// source), so it was not adopted, and a needless failover followed. A claim is adopted as
+    /// soon as its score is above 0, within the hold.
+    #[test]
+    fn a_restarted_service_adopts_the_primary_once_it_scores_again() {
+        let mut s = Sim::new();
+        let mut a = hb("a", 0);
+        a.known_epoch = 1;
+        a.claims_primary = true;
+        s.beat(a.clone(), 0);
+        assert_eq!(s.primary(), None);
+        let mut b = hb("b", 100);
+        b.known_epoch = 1;
+        s.beat(b, 100);
+        a.score = 100;
+        let c = s.beat(a, 300);
+        assert!(
+            c.iter()
+                .any(|t| matches!(t.kind, TransitionKind::Adopted { epoch: 1, .. })),
+            "{c:?}"
+        );
+        assert_eq!((s.primary(), s.g.epoch()), (Some("a"), 1));
+        assert!(promoted(&s.g.tick(ms(2000))).is_empty());
     }
 
     /// Issue 13, item 9: a member that leaves hands its role on at once.

@@ -14,7 +14,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State, rejection::JsonRejection},
+    extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -34,17 +34,21 @@ use crate::{
 
 /// An error answer: status and message.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(StatusCode, String, Option<String>);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        let mut body = json!({ "error": self.1 });
+        if let Some(f) = self.2 {
+            body["field"] = Value::String(f);
+        }
+        (self.0, Json(body)).into_response()
     }
 }
 
 impl From<GroupError> for ApiError {
     fn from(e: GroupError) -> Self {
-        ApiError(StatusCode::NOT_FOUND, e.to_string())
+        ApiError(StatusCode::NOT_FOUND, e.to_string(), None)
     }
 }
 
@@ -54,12 +58,12 @@ impl From<AdminError> for ApiError {
             AdminError::NotEmpty { .. } => StatusCode::CONFLICT,
             AdminError::NoGroup(_) | AdminError::Group(_) => StatusCode::NOT_FOUND,
         };
-        ApiError(status, e.to_string())
+        ApiError(status, e.to_string(), None)
     }
 }
 
 fn no_group(g: &str) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, format!("no group {g:?}"))
+    ApiError(StatusCode::NOT_FOUND, format!("no group {g:?}"), None)
 }
 
 /// The admin routes.
@@ -247,14 +251,19 @@ fn group_view(a: &Arbiter, g: &str) -> Result<Json<Value>, ApiError> {
 }
 
 /// Parses `{"Value":"Primary"|"Secondary","ExpirationPeriod":"hh:mm:ss"|null}`.
-pub fn parse_override(body: &Value) -> Result<(Role, Option<std::time::Duration>), String> {
+/// A refusal names its field (`Value`, `ExpirationPeriod`, an unknown one, or `document`).
+pub fn parse_override(
+    body: &Value,
+) -> Result<(Role, Option<std::time::Duration>), (String, String)> {
+    let refuse = |field: &str, message: String| (field.to_string(), message);
     let Value::Object(map) = body else {
-        return Err("body must be a JSON object like {\"Value\":\"Primary\",\"ExpirationPeriod\":\"08:00:00\"}".into());
+        return Err(refuse("document", "body must be a JSON object like {\"Value\":\"Primary\",\"ExpirationPeriod\":\"08:00:00\"}".into()));
     };
     for key in map.keys() {
         if !["value", "expirationperiod"].contains(&key.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "unknown field {key:?}; accepted: Value, ExpirationPeriod"
+            return Err(refuse(
+                key,
+                format!("unknown field {key:?}; accepted: Value, ExpirationPeriod"),
             ));
         }
     }
@@ -267,26 +276,35 @@ pub fn parse_override(body: &Value) -> Result<(Role, Option<std::time::Duration>
         Some(Value::String(v)) if v == "Primary" => Role::Primary,
         Some(Value::String(v)) if v == "Secondary" => Role::Secondary,
         Some(other) => {
-            return Err(format!(
-                "Value: {other} is not accepted; use \"Primary\" or \"Secondary\""
+            return Err(refuse(
+                "Value",
+                format!("Value: {other} is not accepted; use \"Primary\" or \"Secondary\""),
             ));
         }
-        None => return Err("Value: required; \"Primary\" or \"Secondary\"".into()),
+        None => {
+            return Err(refuse(
+                "Value",
+                "Value: required; \"Primary\" or \"Secondary\"".into(),
+            ));
+        }
     };
     let expiration = match field("ExpirationPeriod") {
         None | Some(Value::Null) => None,
         Some(Value::String(t)) => {
-            let d = parse_timespan(t).map_err(|e| format!("ExpirationPeriod: {e}"))?;
+            let d = parse_timespan(t)
+                .map_err(|e| refuse("ExpirationPeriod", format!("ExpirationPeriod: {e}")))?;
             if d.is_zero() {
-                return Err(
+                return Err(refuse(
+                    "ExpirationPeriod",
                     "ExpirationPeriod: must be above 00:00:00 (omit it for no expiration)".into(),
-                );
+                ));
             }
             Some(d)
         }
         Some(other) => {
-            return Err(format!(
-                "ExpirationPeriod: {other} must be a timespan string such as \"08:00:00\""
+            return Err(refuse(
+                "ExpirationPeriod",
+                format!("ExpirationPeriod: {other} must be a timespan string such as \"08:00:00\""),
             ));
         }
     };
@@ -296,11 +314,18 @@ pub fn parse_override(body: &Value) -> Result<(Role, Option<std::time::Duration>
 async fn set_override(
     State(a): State<Arbiter>,
     Path((g, s)): Path<(String, String)>,
-    body: Result<Json<Value>, JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
+    // Any content type (curl's default, text/plain, JSON): the body is read as JSON.
+    let body: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid JSON ({e})"),
+            Some("document".into()),
+        )
+    })?;
     let (role, expiration) =
-        parse_override(&body).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
+        parse_override(&body).map_err(|(f, m)| ApiError(StatusCode::BAD_REQUEST, m, Some(f)))?;
     a.set_role_override(&g, &s, Some(role), expiration)?;
     group_view(&a, &g)
 }
@@ -335,16 +360,19 @@ mod tests {
         assert!(
             parse_override(&json!({"Value":"primary"}))
                 .unwrap_err()
+                .1
                 .contains("\"Primary\"")
         );
         assert!(
             parse_override(&json!({"Value":"Primary","ExpirationPeriod":"8h"}))
                 .unwrap_err()
+                .1
                 .contains("ExpirationPeriod")
         );
         assert!(
             parse_override(&json!({"Value":"Primary","Extra":1}))
                 .unwrap_err()
+                .1
                 .contains("unknown field")
         );
         assert!(parse_override(&json!([])).is_err());

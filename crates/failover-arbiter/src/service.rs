@@ -24,7 +24,11 @@ pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat
     let invalid = Status::invalid_argument;
     limits::check_id("group_id", &hb.group_id).map_err(invalid)?;
     limits::check_id("adapter_id", &hb.adapter_id).map_err(invalid)?;
-    limits::check_id("incarnation", &hb.incarnation).map_err(invalid)?;
+    // An incarnation holds the adapter's name and more: it gets the text limit.
+    if hb.incarnation.is_empty() {
+        return Err(invalid("incarnation must not be empty".to_string()));
+    }
+    limits::check_text("incarnation", &hb.incarnation).map_err(invalid)?;
     limits::check_text("name", &hb.name).map_err(invalid)?;
     limits::check_text("description", &hb.description).map_err(invalid)?;
     if hb.score > MAX_SCORE {

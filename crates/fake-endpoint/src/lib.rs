@@ -242,21 +242,11 @@ pub struct EndpointService {
     skip_epoch_check: Arc<AtomicBool>,
 }
 
-/// Largest group id accepted.
-const MAX_ID_LEN: usize = 256;
-
+/// Checks ids against the limits every part shares (`failover_core::limits`).
 fn check_ids(group: &str, adapter: Option<&str>) -> Result<(), Status> {
-    if group.is_empty() || group.len() > MAX_ID_LEN {
-        return Err(Status::invalid_argument(format!(
-            "group_id must be 1 to {MAX_ID_LEN} bytes"
-        )));
-    }
-    if let Some(a) = adapter
-        && (a.is_empty() || a.len() > MAX_ID_LEN)
-    {
-        return Err(Status::invalid_argument(format!(
-            "adapter_id must be 1 to {MAX_ID_LEN} bytes"
-        )));
+    failover_core::limits::check_id("group_id", group).map_err(Status::invalid_argument)?;
+    if let Some(a) = adapter {
+        failover_core::limits::check_id("adapter_id", a).map_err(Status::invalid_argument)?;
     }
     Ok(())
 }

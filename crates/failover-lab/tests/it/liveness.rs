@@ -416,14 +416,17 @@ async fn a_stopping_failover_service_promotes_nobody() {
     p.cluster.pause("adapter-a").await.expect("pause");
     p.cluster.stop("arbiter", TIMEOUT * 2).await.expect("stop");
     let log = std::fs::read_to_string(p.cluster.log_dir().join("arbiter.log")).expect("log");
-    let after_stop = log.split("stopping: no more decisions").nth(1);
+    let after_signal = log
+        .split("shutdown signal received")
+        .nth(1)
+        .expect("the service logged its shutdown signal");
     assert!(
-        after_stop.is_some(),
-        "the service never said it stopped deciding: {log}"
+        !after_signal.contains("promoted"),
+        "promoted after its shutdown signal: {log}"
     );
     assert!(
-        !after_stop.is_some_and(|rest| rest.contains("promoted")),
-        "promoted after its shutdown signal: {log}"
+        after_signal.contains("stopping: no more decisions"),
+        "the service never said it stopped deciding: {log}"
     );
     // Back up, with the Primary back: no failover.
     p.cluster.resume("adapter-a").await.expect("resume");

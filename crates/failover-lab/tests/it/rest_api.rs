@@ -291,3 +291,43 @@ async fn config_client_sets_and_gets_like_edgecmd() {
     assert!(err.to_string().contains("mode"), "{err}");
     let _ = std::fs::remove_file(file);
 }
+
+/// The failover service's admin takes the requests as curl sends them (`-d` is
+/// `application/x-www-form-urlencoded`; some send `text/plain`), and every refusal names its
+/// field. Before: 415 for anything but `application/json`, and no field.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_services_admin_takes_any_content_type_and_names_the_field() {
+    let p = crate::common::pair(crate::common::spec(failover_core::Mode::Hot)).await;
+    let url = format!(
+        "http://{}/api/v1/ClientFailover/groups/{}/clientsessions/adapter-b/roleoverride",
+        p.cluster.addrs.arbiter_rest, p.cluster.spec.group_id
+    );
+    let http = p.cluster.http();
+    let send = |content_type: &'static str, body: &'static str| {
+        http.post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let r = send(
+        "application/x-www-form-urlencoded",
+        r#"{"Value":"Primary","ExpirationPeriod":"00:00:01"}"#,
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 200);
+    for (body, field) in [
+        (r#"{"Value":"primary"}"#, "Value"),
+        (
+            r#"{"Value":"Primary","ExpirationPeriod":"8h"}"#,
+            "ExpirationPeriod",
+        ),
+        (r#"{"Value":"Primary","Extra":1}"#, "Extra"),
+        (r#"{"Value":"#, "document"),
+    ] {
+        let r = send("text/plain", body).await.expect("post");
+        assert_eq!(r.status(), 400, "{body}");
+        let answer: Value = r.json().await.expect("json");
+        assert_eq!(answer["field"], field, "{body} -> {answer}");
+    }
+}
