@@ -31,7 +31,7 @@ if have "$runtime" && { $runtime_only || have "$builder"; }; then
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then
   echo "installing debootstrap from Debian's packages"
-  apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq debootstrap >/dev/null
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

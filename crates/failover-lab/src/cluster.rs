@@ -726,7 +726,7 @@ impl Cluster {
     /// service URL goes through the adapter's link proxy to the arbiter.
     pub async fn configure(&self, adapter: &str) -> anyhow::Result<Value> {
         let arbiter = if self.compose.is_some() {
-            "http://failover-arbiter:50053".to_string()
+            "http://failover-arbiter-control:50053".to_string()
         } else {
             self.link_url(adapter, ARBITER)?
         };

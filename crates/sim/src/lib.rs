@@ -19,6 +19,10 @@ pub mod check;
 pub mod schedule;
 pub mod world;
 
+// Whole simulations (in the lib's own test binary: one link of the stack, not two).
+#[cfg(test)]
+mod tests;
+
 use std::{
     collections::{BTreeMap, VecDeque},
     sync::{Arc, Mutex, PoisonError},

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::{BrokenRule, CI_SEEDS, FaultKind, SimOptions, run};
 use failover_core::Mode;
-use failover_sim::{BrokenRule, CI_SEEDS, FaultKind, SimOptions, run};
 
 #[test]
 fn a_calm_run_keeps_every_invariant_and_runs_much_faster_than_real_time() {
