@@ -119,6 +119,7 @@ async fn fence(
         group_id: group.to_string(),
         adapter_id: shared.settings.name.clone(),
         epoch,
+        writer: shared.writer.clone(),
     };
     match client.fence(request).await.map(tonic::Response::into_inner) {
         Ok(reply) if reply.granted => {
@@ -176,6 +177,7 @@ async fn write(
         adapter_id: shared.settings.name.clone(),
         epoch,
         batch: Some(convert::batch_from_points(batch)),
+        writer: shared.writer.clone(),
     };
     let reply = match client.write(request).await {
         Ok(r) => r.into_inner(),

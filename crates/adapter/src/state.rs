@@ -330,6 +330,9 @@ pub fn broken_lease(st: &mut AdapterState) {
 pub struct Shared {
     /// Fixed at start.
     pub settings: AdapterSettings,
+    /// This process as a writer at the endpoint: its name and start time (unix microseconds),
+    /// so a fence is never shared with another process of the same name.
+    pub writer: String,
     state: Mutex<AdapterState>,
     /// Bumped on every change of configuration, role, health or score.
     pub changed: watch::Sender<u64>,
@@ -341,7 +344,9 @@ impl Shared {
     /// Fresh state for these settings.
     pub fn new(settings: AdapterSettings, buffer: DurableBuffer) -> Arc<Self> {
         let state = AdapterState::new(&settings, buffer);
+        let writer = format!("{}@{}", settings.name, failover_proto::process::unix_us());
         Arc::new(Shared {
+            writer,
             settings,
             state: Mutex::new(state),
             changed: watch::Sender::new(0),

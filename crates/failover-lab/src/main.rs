@@ -542,6 +542,10 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     use failover_lab::sim;
+    if std::env::var_os("RUST_LOG").is_some() {
+        // The services' own logs, all hosts mixed, for replaying one seed (RUST_LOG=info).
+        failover_proto::process::init_tracing(failover_proto::process::LogFormat::Text);
+    }
     if args.modes.is_empty() {
         anyhow::bail!("--modes needs at least one of Hot, Warm, Cold");
     }

@@ -41,6 +41,8 @@ struct WriterTally {
 struct GroupRecord {
     fenced_epoch: u64,
     fenced_by: Option<String>,
+    /// The writer process holding the fence (see `FenceRequest.writer`).
+    fenced_writer: Option<String>,
     streams: StreamMap<StreamLedger>,
     duplicated: u64,
     out_of_order: u64,
@@ -67,11 +69,13 @@ impl GroupRecord {
         wm
     }
 
-    fn fence(&mut self, adapter: &str, epoch: u64) -> v1::FenceReply {
-        let same_holder = self
-            .fenced_by
-            .as_deref()
-            .is_none_or(|holder| holder == adapter);
+    fn fence(&mut self, adapter: &str, writer: &str, epoch: u64) -> v1::FenceReply {
+        // The holder is the writer process, not only its name: a second process with the same
+        // name (a twin, found by the simulator: `failover-lab sim --seed 650 --modes Cold`, 688
+        // points written twice) must not share a fence at the same epoch.
+        let same_holder = self.fenced_by.as_deref().is_none_or(|holder| {
+            holder == adapter && self.fenced_writer.as_deref().unwrap_or("") == writer
+        });
         let granted = epoch > self.fenced_epoch || (epoch == self.fenced_epoch && same_holder);
         let detail = if granted {
             if epoch > self.fenced_epoch || self.fenced_by.is_none() {
@@ -79,12 +83,18 @@ impl GroupRecord {
             }
             self.fenced_epoch = epoch;
             self.fenced_by = Some(adapter.to_string());
+            self.fenced_writer = Some(writer.to_string());
             format!("fenced at epoch {epoch}; writes from older epochs are refused")
         } else {
             format!(
-                "epoch {epoch} of {adapter} is not newer than the fenced epoch {} of {}",
+                "epoch {epoch} of {adapter} is not newer than the fenced epoch {} of {}{}",
                 self.fenced_epoch,
-                self.fenced_by.as_deref().unwrap_or("nobody")
+                self.fenced_by.as_deref().unwrap_or("nobody"),
+                if self.fenced_by.as_deref() == Some(adapter) {
+                    " (another process with the same name)"
+                } else {
+                    ""
+                }
             )
         };
         v1::FenceReply {
@@ -102,6 +112,7 @@ impl GroupRecord {
     fn write(
         &mut self,
         adapter: &str,
+        writer: &str,
         epoch: u64,
         points: &[failover_core::Point],
     ) -> v1::WriteReply {
@@ -116,7 +127,10 @@ impl GroupRecord {
                 ..Default::default()
             };
         }
-        if epoch > self.fenced_epoch || self.fenced_by.as_deref() != Some(adapter) {
+        if epoch > self.fenced_epoch
+            || self.fenced_by.as_deref() != Some(adapter)
+            || self.fenced_writer.as_deref().unwrap_or("") != writer
+        {
             self.refused_not_fenced += n;
             return v1::WriteReply {
                 outcome: v1::WriteOutcome::NotFenced as i32,
@@ -283,7 +297,9 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
         check_ids(&req.group_id, Some(&req.adapter_id))?;
         self.with_group(&req.group_id, |g| g.fence_calls += 1);
         self.check_outage()?;
-        let reply = self.with_group(&req.group_id, |g| g.fence(&req.adapter_id, req.epoch));
+        let reply = self.with_group(&req.group_id, |g| {
+            g.fence(&req.adapter_id, &req.writer, req.epoch)
+        });
         Ok(Response::new(reply))
     }
 
@@ -304,15 +320,18 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
         let reply = self.with_group(&req.group_id, |g| {
             if skip {
                 // The broken rule: write as whoever holds the fence, at its epoch.
-                let (holder, epoch) = (g.fenced_by.clone(), g.fenced_epoch);
+                let (holder, writer, epoch) =
+                    (g.fenced_by.clone(), g.fenced_writer.clone(), g.fenced_epoch);
                 g.fenced_by = Some(req.adapter_id.clone());
+                g.fenced_writer = Some(req.writer.clone());
                 g.fenced_epoch = req.epoch;
-                let reply = g.write(&req.adapter_id, req.epoch, &points);
+                let reply = g.write(&req.adapter_id, &req.writer, req.epoch, &points);
                 g.fenced_by = holder;
+                g.fenced_writer = writer;
                 g.fenced_epoch = epoch.max(req.epoch);
                 return reply;
             }
-            g.write(&req.adapter_id, req.epoch, &points)
+            g.write(&req.adapter_id, &req.writer, req.epoch, &points)
         });
         if reply.outcome == v1::WriteOutcome::StaleEpoch as i32 {
             tracing::warn!(
@@ -493,13 +512,13 @@ mod tests {
     fn fencing_refuses_older_epochs_and_unfenced_writers() {
         let mut g = GroupRecord::default();
         assert!(
-            !accepted(&g.write("a", 1, &pts(0, 0..5))),
+            !accepted(&g.write("a", "a@1", 1, &pts(0, 0..5))),
             "must fence first"
         );
-        assert!(g.fence("a", 1).granted);
-        assert!(accepted(&g.write("a", 1, &pts(0, 0..5))));
+        assert!(g.fence("a", "a@1", 1).granted);
+        assert!(accepted(&g.write("a", "a@1", 1, &pts(0, 0..5))));
         // b takes over at epoch 2 and reads the watermark.
-        let f = g.fence("b", 2);
+        let f = g.fence("b", "b@1", 2);
         assert!(f.granted);
         assert_eq!(
             f.watermark,
@@ -509,15 +528,17 @@ mod tests {
             }]
         );
         // a, resumed, is refused as stale.
-        let r = g.write("a", 1, &pts(0, 5..8));
+        let r = g.write("a", "a@1", 1, &pts(0, 5..8));
         assert_eq!(r.outcome, v1::WriteOutcome::StaleEpoch as i32);
         assert_eq!(g.refused_stale, 3);
         // a cannot fence back at its old epoch, nor at b's.
-        assert!(!g.fence("a", 1).granted);
-        assert!(!g.fence("a", 2).granted);
+        assert!(!g.fence("a", "a@1", 1).granted);
+        assert!(!g.fence("a", "a@1", 2).granted);
+        // Another process named b cannot share b's fence at 2 (a twin).
+        assert!(!g.fence("b", "b@2", 2).granted);
         // b re-fencing at its own epoch (after a lost reply) is fine.
-        assert!(g.fence("b", 2).granted);
-        assert!(accepted(&g.write("b", 2, &pts(0, 5..10))));
+        assert!(g.fence("b", "b@1", 2).granted);
+        assert!(accepted(&g.write("b", "b@1", 2, &pts(0, 5..10))));
         let report = g.audit("g", &v1::AuditRequest::default());
         assert_eq!(
             (
@@ -535,11 +556,11 @@ mod tests {
     #[test]
     fn audit_counts_gaps_duplicates_and_expected_range() {
         let mut g = GroupRecord::default();
-        g.fence("a", 1);
-        g.write("a", 1, &pts(0, 0..10));
-        g.write("a", 1, &pts(0, 8..12));
-        g.write("a", 1, &pts(0, 20..25));
-        g.write("a", 1, &pts(1, 0..25));
+        g.fence("a", "a@1", 1);
+        g.write("a", "a@1", 1, &pts(0, 0..10));
+        g.write("a", "a@1", 1, &pts(0, 8..12));
+        g.write("a", "a@1", 1, &pts(0, 20..25));
+        g.write("a", "a@1", 1, &pts(1, 0..25));
         let report = g.audit("g", &v1::AuditRequest::default());
         assert_eq!(report.duplicated, 2);
         assert_eq!(report.lost, 8);

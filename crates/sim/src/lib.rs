@@ -252,6 +252,10 @@ enum Admin {
     /// Delete every session, then the group, retrying until the group is gone (members that
     /// are still live rejoin in between).
     ResetGroup,
+    /// failoverTimeout changed the documented way: while the group exists with another
+    /// failoverTimeout, delete its sessions and the group again (a member may rejoin with its
+    /// old document in between), until the members have rejoined with this one.
+    ChangeTimeout(Duration),
     Override(&'static str, Option<Role>, Option<Duration>),
 }
 
@@ -520,7 +524,7 @@ fn apply(
             for host in ADAPTERS {
                 control.set_document(host, Some(changed(&|d| d.failover_timeout = timeout)));
             }
-            control.admin(Admin::ResetGroup);
+            control.admin(Admin::ChangeTimeout(timeout));
         }
         (FaultKind::SessionDelete, true) => control.admin(Admin::DeleteSession(f.adapter)),
         (FaultKind::GroupDelete, true) => control.admin(Admin::ResetGroup),
@@ -648,6 +652,23 @@ async fn operator(arbiter: failover_arbiter::Arbiter, mut actions: mpsc::Unbound
                         Ok(()) | Err(failover_arbiter::admin::AdminError::NoGroup(_)) => break,
                         Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                     }
+                }
+            }
+            Admin::ChangeTimeout(timeout) => {
+                let want = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+                for _ in 0..100 {
+                    let status = arbiter.status(GROUP);
+                    if status.exists && status.failover_timeout_ms == want {
+                        if !status.sessions.is_empty() {
+                            break;
+                        }
+                    } else if status.exists {
+                        for s in &status.sessions {
+                            let _ = arbiter.delete_session(GROUP, &s.session_id);
+                        }
+                        let _ = arbiter.delete_group(GROUP);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }
@@ -901,6 +922,7 @@ fn add_observer(
                                 group_id: GROUP.into(),
                                 adapter_id: "intruder".into(),
                                 epoch: highest_epoch + EPOCH_AHEAD,
+                                writer: "intruder".into(),
                             })
                             .await
                             .is_ok(),

@@ -90,6 +90,18 @@ fn regression_seed_155_the_service_clock_never_spins() {
     assert!(o.violations.is_empty(), "{:?}", o.violations);
 }
 
+/// Found by the simulator's operator faults (seed 650, Cold): after a restart of the failover
+/// service, a second adapter named adapter-a joined first, knew no epoch, and was promoted at
+/// epoch 1, the epoch the real adapter-a still held; the endpoint knew a fence's holder by name
+/// only, granted the twin's fence, and 688 points were written twice. A fence now belongs to
+/// one writer process (`FenceRequest.writer`).
+#[test]
+fn regression_seed_650_a_twin_cannot_share_a_fence() {
+    let o = run(&SimOptions::for_ci(650));
+    assert!(o.faults.iter().any(|f| f.kind == FaultKind::Twin));
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
+
 /// Each rule broken on purpose is caught on a default seed, by the invariant meant for it,
 /// and replays exactly; the same seed with the rule intact keeps every invariant.
 #[test]

@@ -142,6 +142,7 @@ async fn bad_writes_are_refused_and_accept_nothing() {
         adapter_id: adapter.into(),
         epoch,
         batch: Some(batch),
+        writer: format!("{adapter}@1"),
     };
     // Unfenced writer.
     let r = ep
@@ -156,11 +157,27 @@ async fn bad_writes_are_refused_and_accept_nothing() {
             group_id: g.into(),
             adapter_id: "adapter-a".into(),
             epoch: 2,
+            writer: "adapter-a@1".into(),
         })
         .await
         .expect("fence")
         .into_inner();
     assert!(f.granted);
+    // A second process with the same name (another writer) cannot share the fence at 2.
+    let twin = ep
+        .fence(v1::FenceRequest {
+            group_id: g.into(),
+            adapter_id: "adapter-a".into(),
+            epoch: 2,
+            writer: "adapter-a@2".into(),
+        })
+        .await
+        .expect("fence")
+        .into_inner();
+    assert!(
+        !twin.granted && twin.detail.contains("another process with the same name"),
+        "{twin:?}"
+    );
     let r = ep
         .write(write("adapter-a", 1, batch()))
         .await
@@ -173,6 +190,7 @@ async fn bad_writes_are_refused_and_accept_nothing() {
             group_id: g.into(),
             adapter_id: "adapter-b".into(),
             epoch: 1,
+            writer: "adapter-b@1".into(),
         })
         .await
         .expect("fence")

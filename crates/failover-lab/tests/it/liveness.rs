@@ -67,6 +67,7 @@ async fn a_fence_ahead_of_the_primary_is_overtaken_by_a_promotion_not_a_wedge() 
             group_id: group.clone(),
             adapter_id: "intruder".into(),
             epoch: intruder_epoch,
+            writer: "intruder@1".into(),
         })
         .await
         .expect("fence")
