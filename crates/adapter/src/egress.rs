@@ -60,41 +60,28 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
             }
             continue;
         }
-        if fenced_at != Some(epoch) {
-            match fence(&shared, &mut client, &group, epoch).await {
-                Ok(()) => {
-                    backoff.reset();
-                    errors.clear();
+        // A fence first (whose failure may end early on a new role or epoch), else a write.
+        let (outcome, wake_on_change) = if fenced_at != Some(epoch) {
+            (fence(&shared, &mut client, &group, epoch).await, true)
+        } else {
+            let batch = {
+                let st = shared.lock();
+                st.buffer.front_batch(shared.settings.batch_size)
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    () = shared.data.notified() => {}
+                    r = changed.changed() => { if r.is_err() { return; } }
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
-                Err(why) => {
-                    if let Some(line) = errors.record(&why, origin.elapsed()) {
-                        tracing::warn!(buffered = shared.lock().buffer.len(), "{line}");
-                    }
-                    let delay = backoff.next_delay(cap);
-                    // Our own update (the refusal) is no reason to retry early.
-                    changed.borrow_and_update();
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        // A new role or epoch: try at once.
-                        r = changed.changed() => { if r.is_err() { return; } }
-                    }
-                }
+                continue;
             }
-            continue;
-        }
-        let batch = {
-            let st = shared.lock();
-            st.buffer.front_batch(shared.settings.batch_size)
+            (
+                write(&shared, &mut client, &group, epoch, &batch).await,
+                false,
+            )
         };
-        if batch.is_empty() {
-            tokio::select! {
-                () = shared.data.notified() => {}
-                r = changed.changed() => { if r.is_err() { return; } }
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-            continue;
-        }
-        match write(&shared, &mut client, &group, epoch, &batch).await {
+        match outcome {
             Ok(()) => {
                 backoff.reset();
                 errors.clear();
@@ -103,7 +90,18 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
                 if let Some(line) = errors.record(&why, origin.elapsed()) {
                     tracing::warn!(buffered = shared.lock().buffer.len(), "{line}");
                 }
-                tokio::time::sleep(backoff.next_delay(cap)).await;
+                let delay = backoff.next_delay(cap);
+                if wake_on_change {
+                    // Our own update (the refusal) is no reason to retry early.
+                    changed.borrow_and_update();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        // A new role or epoch: try at once.
+                        r = changed.changed() => { if r.is_err() { return; } }
+                    }
+                } else {
+                    tokio::time::sleep(delay).await;
+                }
             }
         }
     }
