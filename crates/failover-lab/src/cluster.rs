@@ -570,8 +570,9 @@ impl Cluster {
     }
 
     /// Uses the services of the compose project in `dir` (started if they are not), instead of
-    /// processes: their published ports on 127.0.0.1 (source 50051, endpoint 50052, arbiter
-    /// 50053 and 5591, adapter-a 5590, adapter-b 5592). Each run uses a group of its own, so the
+    /// processes: their published ports on 127.0.0.1, as compose reports them (by default source
+    /// 50051, endpoint 50052, arbiter 50053 and 5591, adapter-a 5590, adapter-b 5592; moved by
+    /// `FAILOVER_LAB_<SERVICE>_PORT`). Each run uses a group of its own, so the
     /// endpoint audits it alone. The source's shape is the compose file's: 8 streams in 4
     /// components at 10 Hz.
     pub async fn start_compose(mut spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
@@ -622,16 +623,21 @@ impl Cluster {
                 (d.clone(), Some(TempDir(d)))
             }
         };
-        let lo = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         let addrs = Addresses {
-            source: lo(50051),
-            endpoint: lo(50052),
-            arbiter: lo(50053),
-            arbiter_rest: lo(5591),
-            endpoint_metrics: lo(9102),
+            source: compose.host_addr("fake-data-source", 50051).await?,
+            endpoint: compose.host_addr("fake-endpoint", 50052).await?,
+            arbiter: compose.host_addr("failover-arbiter", 50053).await?,
+            arbiter_rest: compose.host_addr("failover-arbiter", 5591).await?,
+            endpoint_metrics: compose.host_addr("fake-endpoint", 9102).await?,
             adapters: [
-                ("adapter-a".to_string(), lo(5590)),
-                ("adapter-b".to_string(), lo(5592)),
+                (
+                    "adapter-a".to_string(),
+                    compose.host_addr("adapter-a", 5590).await?,
+                ),
+                (
+                    "adapter-b".to_string(),
+                    compose.host_addr("adapter-b", 5590).await?,
+                ),
             ]
             .into(),
             arbiter_tls: None,

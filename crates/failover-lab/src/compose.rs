@@ -108,6 +108,26 @@ impl Compose {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Where a service's published `container_port` answers on this host (127.0.0.1 and the
+    /// host port compose gave it: the default, or `FAILOVER_LAB_<SERVICE>_PORT`).
+    pub async fn host_addr(
+        &self,
+        service: &str,
+        container_port: u16,
+    ) -> anyhow::Result<std::net::SocketAddr> {
+        let out = self
+            .run(&["port", service, &container_port.to_string()])
+            .await?;
+        parse_published_port(&out)
+            .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .with_context(|| {
+                format!(
+                    "compose publishes no host port for {service}:{container_port} (it answered {:?})",
+                    out.trim()
+                )
+            })
+    }
+
     /// The container id of a service.
     pub async fn container(&self, service: &str) -> anyhow::Result<String> {
         let id = self.run(&["ps", "-q", service]).await?.trim().to_string();
@@ -245,5 +265,29 @@ impl Compose {
     pub async fn save_logs(&self, file: &Path) -> anyhow::Result<()> {
         let logs = self.run(&["logs", "--no-color", "--timestamps"]).await?;
         std::fs::write(file, logs).with_context(|| format!("cannot write {}", file.display()))
+    }
+}
+
+/// The host port in `docker compose port`'s answer (`0.0.0.0:50052`, `[::]:50052`, one per
+/// line; the first that parses).
+fn parse_published_port(out: &str) -> Option<u16> {
+    out.lines()
+        .filter_map(|l| l.trim().rsplit_once(':'))
+        .find_map(|(_, port)| port.parse::<u16>().ok().filter(|p| *p != 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_published_port;
+
+    #[test]
+    fn published_ports_are_read_from_either_compose() {
+        assert_eq!(parse_published_port("0.0.0.0:25052\n"), Some(25052));
+        assert_eq!(
+            parse_published_port("[::]:5590\n0.0.0.0:5590\n"),
+            Some(5590)
+        );
+        assert_eq!(parse_published_port(":0\n"), None);
+        assert_eq!(parse_published_port(""), None);
     }
 }
