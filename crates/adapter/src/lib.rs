@@ -7,6 +7,8 @@
 //!
 //! The adapter is a few tasks around one shared [`state::AdapterState`]:
 //! - [`session`]: the heartbeat stream to the failover service; role, epoch, lease;
+//! - [`cfs_client`]: the same session over the vendor's Client Failover Service REST API
+//!   (register, heartbeat, role pulled from each answer);
 //! - [`token`]: bearer tokens for that stream (OAuth2 client credentials), renewed early;
 //! - [`collector`]: the subscription to the data source (points and component health);
 //! - [`tester`]: connection tests of a Warm standby (and of HistoryOnly adapters);
@@ -19,6 +21,7 @@
 //! [`run`] starts them all on a given REST listener and stops them when shutdown resolves;
 //! a graceful stop leaves the failover group, so the other member takes over at once.
 
+pub mod cfs_client;
 pub mod collector;
 pub mod egress;
 pub mod history;
@@ -33,6 +36,19 @@ use std::{future::Future, time::Duration};
 
 use failover_core::{ClientFailoverConfig, DataSourceConfig};
 use failover_proto::net;
+
+/// How the adapter talks to its failover service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FailoverProtocol {
+    /// By the document's endpoint: the vendor's REST API when its path holds
+    /// `/clientfailover` (as `https://host:5590/api/v1/clientfailover`), else gRPC.
+    #[default]
+    Auto,
+    /// failover-lab's gRPC heartbeat stream: roles pushed at once.
+    Grpc,
+    /// The vendor's Client Failover Service REST API: roles pulled in heartbeat answers.
+    Rest,
+}
 
 /// What an adapter is started with.
 #[derive(Debug, Clone)]
@@ -64,6 +80,8 @@ pub struct AdapterSettings {
     /// ClientFailover documents applied while running, as a PUT (Some) or DELETE (None) of the
     /// REST API would: the simulator's operator. None: only the REST API changes it.
     pub documents: Option<tokio::sync::watch::Receiver<Option<ClientFailoverConfig>>>,
+    /// How to talk to the failover service.
+    pub failover_protocol: FailoverProtocol,
 }
 
 /// Runs the adapter, serving its REST API on `rest` (None: no REST API; configured by

@@ -60,6 +60,10 @@ struct Args {
     /// Most points per write to the endpoint.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     batch_size: u64,
+    /// How to talk to the failover service: auto (by the document's endpoint: the vendor's
+    /// REST API when its path holds /clientfailover, else gRPC), grpc or rest.
+    #[arg(long, value_enum, default_value_t = adapter::FailoverProtocol::Auto, env = "ADAPTER_FAILOVER_PROTOCOL")]
+    failover_protocol: adapter::FailoverProtocol,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -95,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         buffer_max_bytes: args.buffer_max_mb << 20,
         batch_size: usize::try_from(args.batch_size)?,
         documents: None,
+        failover_protocol: args.failover_protocol,
     };
     let rest = tokio::net::TcpListener::bind(args.rest_listen).await?;
     adapter::run(Some(rest), settings, initial, process::shutdown_signal()).await

@@ -95,6 +95,15 @@ pub fn router(shared: Arc<Shared>, source: Channel) -> Router {
                 .patch(patch_failover)
                 .delete(delete_failover),
         )
+        // The vendor's pages spell it with a lowercase `system` too.
+        .route(
+            "/api/v1/configuration/system/ClientFailover",
+            get(get_failover)
+                .put(put_failover)
+                .post(post_failover)
+                .patch(patch_failover)
+                .delete(delete_failover),
+        )
         .route(
             "/api/v1/ClientFailover",
             get(get_failover).put(put_failover),

@@ -36,6 +36,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use failover_core::retry::{Backoff, RepeatLog};
 
 use crate::{
+    FailoverProtocol,
     state::{AdapterState, Shared},
     token,
 };
@@ -85,7 +86,15 @@ pub async fn run(shared: Arc<Shared>) {
             );
             warned_version = Some(config_version);
         }
-        let end = session(&shared, &cfg, &incarnation, &mut changed, &mut backoff).await;
+        let end = match crate::cfs_client::protocol_of(shared.settings.failover_protocol, &cfg) {
+            FailoverProtocol::Grpc => {
+                session(&shared, &cfg, &incarnation, &mut changed, &mut backoff).await
+            }
+            _ => {
+                crate::cfs_client::session(&shared, &cfg, &incarnation, &mut changed, &mut backoff)
+                    .await
+            }
+        };
         match end {
             End::ConfigChanged => {
                 config_version += 1;
@@ -123,16 +132,21 @@ pub async fn run(shared: Arc<Shared>) {
     }
 }
 
-enum End {
+/// Why a session ended.
+pub(crate) enum End {
+    /// The document changed (or was deleted): rejoin as a new incarnation.
     ConfigChanged,
+    /// The bearer token is due for renewal: reconnect as the same member.
     RenewToken,
+    /// The adapter left its group (graceful stop).
     Left,
+    /// The service could not be reached or refused; retried with backoff.
     Failed(String),
 }
 
 /// Resolves true when the configuration changed (anything but the mode), false if the
 /// change channel closed.
-async fn wait_config_change(
+pub(crate) async fn wait_config_change(
     shared: &Shared,
     cfg: &ClientFailoverConfig,
     changed: &mut tokio::sync::watch::Receiver<u64>,
@@ -147,7 +161,7 @@ async fn wait_config_change(
     }
 }
 
-fn config_changed(shared: &Shared, cfg: &ClientFailoverConfig) -> bool {
+pub(crate) fn config_changed(shared: &Shared, cfg: &ClientFailoverConfig) -> bool {
     let st = shared.lock();
     if st.leaving {
         return true;
@@ -182,15 +196,15 @@ async fn sleep_until_opt(at: Option<Instant>) {
 
 /// What the heartbeat says, for change detection.
 #[derive(Debug, Clone, PartialEq)]
-struct Said {
-    score: u32,
-    mode: Mode,
-    claims_primary: bool,
-    epoch: u64,
-    known_epoch: u64,
+pub(crate) struct Said {
+    pub(crate) score: u32,
+    pub(crate) mode: Mode,
+    pub(crate) claims_primary: bool,
+    pub(crate) epoch: u64,
+    pub(crate) known_epoch: u64,
 }
 
-fn heartbeat(
+pub(crate) fn heartbeat(
     shared: &Shared,
     st: &AdapterState,
     cfg: &ClientFailoverConfig,
@@ -282,40 +296,9 @@ async fn session(
         return End::Failed("heartbeat stream closed".into());
     }
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
-    let mut token_renewal = None;
-    let authorization = match (
-        &cfg.client_id,
-        &cfg.client_secret,
-        &cfg.username,
-        &cfg.password,
-    ) {
-        // Bearer first: clientId and clientSecret are the document's choice of a token.
-        (Some(id), Some(secret), _, _) => {
-            let url = token::token_url(cfg);
-            let http = match tls
-                .as_ref()
-                .map_or_else(reqwest::Client::builder, |t| {
-                    reqwest::Client::builder().use_preconfigured_tls(t.http1_config())
-                })
-                .build()
-            {
-                Ok(h) => h,
-                Err(e) => return End::Failed(format!("cannot make an HTTP client: {e}")),
-            };
-            match token::fetch(&http, &url, id, secret.expose()).await {
-                Ok(t) => {
-                    shared.update(|st| st.tokens_fetched += 1);
-                    token_renewal = Some(t.renew_at);
-                    Some(t.header)
-                }
-                Err(e) => return End::Failed(e),
-            }
-        }
-        (_, _, Some(username), Some(password)) => Some(failover_proto::auth::basic_header(
-            username,
-            password.expose(),
-        )),
-        _ => None,
+    let (authorization, token_renewal) = match authorization(shared, cfg, tls.as_ref()).await {
+        Ok(a) => a,
+        Err(e) => return End::Failed(e),
     };
     if let Some(header) = authorization {
         match tonic::metadata::MetadataValue::try_from(header) {
@@ -357,6 +340,43 @@ async fn session(
         leave(shared, cfg, incarnation, &tx, &mut inbound).await;
     }
     end
+}
+
+/// The `authorization` header the document asks for (bearer first: clientId and clientSecret
+/// are the document's choice of a token; else basic with username and password), and when a
+/// bearer token is due for renewal.
+pub(crate) async fn authorization(
+    shared: &Shared,
+    cfg: &ClientFailoverConfig,
+    tls: Option<&ClientTls>,
+) -> Result<(Option<String>, Option<Instant>), String> {
+    match (
+        &cfg.client_id,
+        &cfg.client_secret,
+        &cfg.username,
+        &cfg.password,
+    ) {
+        (Some(id), Some(secret), _, _) => {
+            let url = token::token_url(cfg);
+            let http = tls
+                .map_or_else(reqwest::Client::builder, |t| {
+                    reqwest::Client::builder().use_preconfigured_tls(t.http1_config())
+                })
+                .build()
+                .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+            let t = token::fetch(&http, &url, id, secret.expose()).await?;
+            shared.update(|st| st.tokens_fetched += 1);
+            Ok((Some(t.header), Some(t.renew_at)))
+        }
+        (_, _, Some(username), Some(password)) => Ok((
+            Some(failover_proto::auth::basic_header(
+                username,
+                password.expose(),
+            )),
+            None,
+        )),
+        _ => Ok((None, None)),
+    }
 }
 
 /// Says goodbye on the session's stream: a last heartbeat with `leaving`, and its answer
@@ -471,7 +491,7 @@ async fn heartbeats(
     }
 }
 
-fn log_score_change(shared: &Shared, before: &Said, after: &Said) {
+pub(crate) fn log_score_change(shared: &Shared, before: &Said, after: &Said) {
     if before.score != after.score {
         let st = shared.lock();
         tracing::info!(
@@ -509,7 +529,7 @@ pub fn score_reason(st: &AdapterState) -> String {
     }
 }
 
-fn apply_assignment(shared: &Shared, a: v1::RoleAssignment) {
+pub(crate) fn apply_assignment(shared: &Shared, a: v1::RoleAssignment) {
     let assigned = convert::role_from_wire(a.role);
     shared.update(|st| {
         st.last_assignment_at = Some(Instant::now());

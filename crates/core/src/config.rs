@@ -370,6 +370,8 @@ impl<'de> serde::de::Visitor<'de> for DuplicateKeyVisitor {
 /// appears twice (`"mode":"Hot","mode":"Cold"`, or `"mode"` and `"Mode"`): JSON readers
 /// disagree on which one wins, so neither is taken.
 pub fn parse_json_object(text: &str) -> Result<Map<String, Value>, ConfigError> {
+    // A UTF-8 byte-order mark, as Windows editors save it, is no part of the document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Ok(DuplicateKey(Some(key))) = serde_json::from_str::<DuplicateKey>(text) {
         return Err(ConfigError::new(
             key.chars().take(80).collect::<String>(),
@@ -390,9 +392,29 @@ pub fn parse_json_object(text: &str) -> Result<Map<String, Value>, ConfigError> 
 }
 
 impl ClientFailoverConfig {
-    /// Parses and validates a document's text.
+    /// Parses and validates a document's text: an object, or (as the vendor's newer pages show
+    /// it) an array holding one.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        Self::from_map(&parse_json_object(text)?)
+        let bare = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if bare.trim_start().starts_with('[') {
+            let items: Vec<Value> = serde_json::from_str(bare)
+                .map_err(|e| ConfigError::new("document", format!("is not valid JSON: {e}")))?;
+            return match items.as_slice() {
+                [one] => Self::from_json(&one.to_string()),
+                [] => Err(ConfigError::new(
+                    "document",
+                    "is an empty array; send the ClientFailover object (or an array holding it)",
+                )),
+                _ => Err(ConfigError::new(
+                    "document",
+                    format!(
+                        "is an array of {} documents; an adapter joins one failover group, so send one",
+                        items.len()
+                    ),
+                )),
+            };
+        }
+        Self::from_map(&parse_json_object(bare)?)
     }
 
     /// Validates a parsed document.
@@ -641,6 +663,31 @@ mod tests {
         assert_eq!(cfg.password.as_ref().map(Secret::expose), Some("Password1"));
         assert_eq!(cfg.token_endpoint, None);
         assert!(cfg.validate_endpoint_certificate);
+    }
+
+    #[test]
+    fn the_vendors_other_forms_are_accepted() {
+        let seed = ClientFailoverConfig::from_json(SEED).expect("seed");
+        // The vendor's newer pages wrap the document in an array; Windows editors save a
+        // byte-order mark before it.
+        let wrapped = format!("[\n{SEED}\n]");
+        assert_eq!(
+            ClientFailoverConfig::from_json(&wrapped).expect("array"),
+            seed
+        );
+        assert_eq!(
+            ClientFailoverConfig::from_json(&format!("\u{feff}{SEED}")).expect("bom"),
+            seed
+        );
+        assert_eq!(
+            ClientFailoverConfig::from_json(&format!("\u{feff}{wrapped}")).expect("both"),
+            seed
+        );
+        let two = format!("[{SEED},{SEED}]");
+        let e = ClientFailoverConfig::from_json(&two).unwrap_err();
+        assert!(e.to_string().contains("array of 2"), "{e}");
+        assert!(ClientFailoverConfig::from_json("[]").is_err());
+        assert!(ClientFailoverConfig::from_json("[1]").is_err());
     }
 
     #[test]

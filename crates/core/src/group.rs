@@ -39,8 +39,8 @@ pub struct Heartbeat {
     pub incarnation: String,
     /// 0..=100.
     pub score: u32,
-    /// The adapter's mode.
-    pub mode: Mode,
+    /// The adapter's mode (None: it did not say, as a member of the vendor's REST API).
+    pub mode: Option<Mode>,
     /// The adapter's failoverTimeout; must match the group's.
     pub failover_timeout: Duration,
     /// Must match the group's.
@@ -72,6 +72,19 @@ pub enum GroupError {
         /// The heartbeat's value.
         given: String,
     },
+    /// A member of the vendor's REST API registered an id another session already has, under
+    /// another name.
+    #[error(
+        "session {session:?} of group {group:?} exists with the name {name:?}; a session's id and name are fixed (choose another id, or delete the session first)"
+    )]
+    SessionIdInUse {
+        /// The group.
+        group: String,
+        /// The id.
+        session: String,
+        /// The name it has.
+        name: String,
+    },
     /// Another live, connected session already has this adapter name.
     // The same words at every refusal (no ages), so a refused adapter's repeated error is
     // logged once per interval, not at every retry.
@@ -96,6 +109,26 @@ pub enum GroupError {
     },
 }
 
+/// What a group is created with; fixed from then on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSettings {
+    /// Friendly name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// failoverTimeout: a member with no heartbeat for longer is stale.
+    pub failover_timeout: Duration,
+}
+
+/// What became of a registration by a member of the vendor's REST API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// A new session.
+    Created(SessionId, Vec<Transition>),
+    /// The same id and name were registered before (registering again is safe).
+    Exists(SessionId),
+}
+
 /// An operator's role override.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoleOverride {
@@ -116,8 +149,11 @@ pub struct Session {
     pub incarnation: String,
     /// Last reported score.
     pub score: u32,
-    /// Last reported mode.
-    pub mode: Mode,
+    /// Last reported mode (None: not reported; the vendor's REST API carries none).
+    pub mode: Option<Mode>,
+    /// The session id a member of the vendor's REST API chose for itself (None for gRPC
+    /// members, whose sessions the service numbers).
+    pub client_id: Option<String>,
     /// When the last heartbeat arrived.
     pub last_heartbeat: Duration,
     /// Order of registration within the group (ties go to the lowest).
@@ -244,11 +280,24 @@ fn secs(d: Duration) -> String {
 impl Group {
     /// A group created by its first heartbeat, which fixes name, description and timeout.
     pub fn new(id: impl Into<String>, first: &Heartbeat) -> Self {
+        Self::create(
+            id,
+            GroupSettings {
+                name: first.name.clone(),
+                description: first.description.clone(),
+                failover_timeout: first.failover_timeout,
+            },
+        )
+    }
+
+    /// A group created with its settings before any member joins (the vendor's REST API
+    /// creates groups so).
+    pub fn create(id: impl Into<String>, settings: GroupSettings) -> Self {
         Group {
             id: id.into(),
-            name: first.name.clone(),
-            description: first.description.clone(),
-            failover_timeout: first.failover_timeout,
+            name: settings.name,
+            description: settings.description,
+            failover_timeout: settings.failover_timeout,
             epoch: 0,
             highest_seen: 0,
             primary: None,
@@ -263,6 +312,14 @@ impl Group {
     /// The group id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+    /// Name, description and failoverTimeout, fixed at creation.
+    pub fn settings(&self) -> GroupSettings {
+        GroupSettings {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            failover_timeout: self.failover_timeout,
+        }
     }
     /// Fixed at creation.
     pub fn failover_timeout(&self) -> Duration {
@@ -309,7 +366,11 @@ impl Group {
     pub fn find_session(&self, key: &str) -> Result<SessionId, GroupError> {
         self.sessions
             .iter()
-            .find(|s| s.id.to_string() == key || s.adapter_id == key)
+            .find(|s| {
+                s.client_id.as_deref() == Some(key)
+                    || s.id.to_string() == key
+                    || s.adapter_id == key
+            })
             .map(|s| s.id)
             .ok_or_else(|| GroupError::NoSuchSession {
                 group: self.id.clone(),
@@ -450,7 +511,10 @@ impl Group {
                     },
                     reason: format!(
                         "{} joined group {} ({} mode, score {})",
-                        hb.adapter_id, self.id, hb.mode, hb.score
+                        hb.adapter_id,
+                        self.id,
+                        hb.mode.map_or("unreported", Mode::as_str),
+                        hb.score
                     ),
                 });
                 self.sessions.push(Session {
@@ -459,6 +523,7 @@ impl Group {
                     incarnation: hb.incarnation,
                     score: hb.score,
                     mode: hb.mode,
+                    client_id: None,
                     last_heartbeat: now,
                     registered_order: self.next_order,
                     role_override: None,
@@ -479,6 +544,54 @@ impl Group {
         };
         changes.extend(self.recompute(now));
         Ok((id, changes))
+    }
+
+    /// A member of the vendor's REST API registers a session under an id of its own choosing
+    /// (its first heartbeat follows). Registering the same id and name again is safe; the same
+    /// id with another name is refused, and so is a name another live member holds (one name,
+    /// one live member). A name whose old session is stale is taken over, as at a restart.
+    pub fn register(
+        &mut self,
+        client_id: &str,
+        name: &str,
+        now: Duration,
+        next_session_id: &mut SessionId,
+    ) -> Result<Registration, GroupError> {
+        if let Some(s) = self
+            .sessions
+            .iter()
+            .find(|s| s.client_id.as_deref() == Some(client_id))
+        {
+            if s.adapter_id == name {
+                return Ok(Registration::Exists(s.id));
+            }
+            return Err(GroupError::SessionIdInUse {
+                group: self.id.clone(),
+                session: client_id.chars().take(80).collect(),
+                name: s.adapter_id.clone(),
+            });
+        }
+        let incarnation = format!("rest/{client_id}");
+        let (id, changes) = self.heartbeat(
+            Heartbeat {
+                adapter_id: name.to_string(),
+                incarnation,
+                score: 0,
+                mode: None,
+                failover_timeout: self.failover_timeout,
+                name: self.name.clone(),
+                description: self.description.clone(),
+                known_epoch: 0,
+                claims_primary: false,
+                watermark: Vec::new(),
+            },
+            now,
+            next_session_id,
+        )?;
+        if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+            s.client_id = Some(client_id.to_string());
+        }
+        Ok(Registration::Created(id, changes))
     }
 
     /// Adopts a member's claim to be Primary at the newest epoch seen, while nobody is Primary
@@ -880,7 +993,7 @@ mod tests {
             adapter_id: adapter.into(),
             incarnation: format!("{adapter}-1"),
             score,
-            mode: Mode::Hot,
+            mode: Some(Mode::Hot),
             failover_timeout: T,
             name: None,
             description: None,
@@ -1069,9 +1182,9 @@ mod tests {
     fn cold_standby_at_one_is_promoted_only_when_the_primary_drops() {
         let mut s = Sim::new();
         let mut a = hb("a", 1);
-        a.mode = Mode::Cold;
+        a.mode = Some(Mode::Cold);
         let mut b = hb("b", 1);
-        b.mode = Mode::Cold;
+        b.mode = Some(Mode::Cold);
         s.beat(a.clone(), 0);
         assert_eq!(s.primary(), Some("a"));
         a.score = 100;

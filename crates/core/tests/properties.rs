@@ -45,7 +45,7 @@ fn heartbeat(who: usize, incarnation: u32, score: u32) -> Heartbeat {
         adapter_id: NAMES[who].into(),
         incarnation: format!("{}-{incarnation}", NAMES[who]),
         score,
-        mode: Mode::Hot,
+        mode: Some(Mode::Hot),
         failover_timeout: TIMEOUT,
         name: None,
         description: None,

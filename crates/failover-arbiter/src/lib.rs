@@ -13,15 +13,22 @@
 //! - [`auth`]: basic credentials or bearer tokens on heartbeat streams, and the OAuth2
 //!   client-credentials token endpoint (served on the gRPC port, which also takes HTTP/1.1).
 //! - [`demo_cert`]: a self-signed TLS identity for demos (`--tls-self-signed`).
-//! - [`rest`]: the REST admin of the real service: list groups and sessions, delete a session
-//!   or an empty group, operator role override with optional expiration.
+//! - [`rest`]: failover-lab's own REST admin and `/metrics`: list groups and sessions, delete
+//!   a session or an empty group, operator role override with optional expiration.
+//! - [`cfs_api`]: the vendor's Client Failover Service REST API (groups, client sessions,
+//!   heartbeats answered with the role, status, overrides, configuration), with basic
+//!   authentication in the vendor's two roles, so the vendor's adapters can use this service;
+//!   [`pull`] holds what it does to the groups (roles pulled in heartbeat answers,
+//!   PendingPrimary).
 //!
-//! [`run`] serves both on given listeners until the shutdown future resolves.
+//! [`run`] serves them on given listeners until the shutdown future resolves.
 
 pub mod admin;
 pub mod auth;
+pub mod cfs_api;
 pub mod clock;
 pub mod demo_cert;
+pub mod pull;
 pub mod rest;
 pub mod service;
 mod state;
@@ -30,10 +37,23 @@ use std::future::Future;
 
 pub use state::Arbiter;
 
-/// Serves gRPC on `grpc` and the REST admin on `rest` until `shutdown` resolves.
+/// Where and how to serve the vendor's REST API.
+#[derive(Debug)]
+pub struct CfsServer {
+    /// Its port.
+    pub listener: tokio::net::TcpListener,
+    /// Its TLS identity (None: plain HTTP).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Who may call it.
+    pub users: cfs_api::users::Users,
+}
+
+/// Serves gRPC on `grpc`, the REST admin on `rest` and the vendor's API where `cfs` says, until
+/// `shutdown` resolves.
 pub async fn run(
     grpc: tokio::net::TcpListener,
     rest: tokio::net::TcpListener,
+    cfs: Option<CfsServer>,
     auth: auth::AuthConfig,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -65,6 +85,19 @@ pub async fn run(
             })
             .await
     });
+    let cfs_task = cfs.map(|cfs| {
+        tracing::info!(
+            addr = ?cfs.listener.local_addr().ok(),
+            https = cfs.tls.is_some(),
+            basic_auth = cfs.users.required(),
+            "the vendor's Client Failover Service API at /api/v1/clientfailover"
+        );
+        let app = cfs_api::router(arbiter.clone(), cfs.users);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(cfs_api::serve(cfs.listener, app, cfs.tls, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    });
     let mut stop_grpc = stop_rx;
     if tls.is_some() {
         tracing::info!("gRPC and the token endpoint over TLS");
@@ -82,6 +115,9 @@ pub async fn run(
     });
     let grpc_result = grpc_task.await;
     let rest_result = rest_task.await;
+    if let Some(task) = cfs_task {
+        task.await??;
+    }
     clock.abort();
     grpc_result?;
     rest_result??;

@@ -71,10 +71,37 @@ struct Args {
     /// unchecked with validateEndpointCertificate false.
     #[arg(long, env = "ARBITER_TLS_SELF_SIGNED")]
     tls_self_signed: Option<PathBuf>,
-    /// A name or address the self-signed certificate is valid for (repeatable; localhost,
-    /// 127.0.0.1, ::1 and the --listen address are always in).
-    #[arg(long = "tls-san", requires = "tls_self_signed")]
+    /// A name or address the self-signed certificates (--tls-self-signed, and the vendor API's)
+    /// are valid for (repeatable; localhost, 127.0.0.1, ::1 and the listen address are always
+    /// in).
+    #[arg(long = "tls-san", value_parser = parse_san)]
     tls_sans: Vec<String>,
+    /// Serve the vendor's Client Failover Service REST API here (its default port is 5590;
+    /// none unless given): the vendor's adapters register and heartbeat at
+    /// https://HOST:PORT/api/v1/clientfailover. HTTPS with a self-signed certificate made at
+    /// first start in --cfs-cert-dir, unless --cfs-plain-http.
+    #[arg(long, env = "ARBITER_CFS_LISTEN")]
+    cfs_listen: Option<std::net::SocketAddr>,
+    /// Where the vendor API's self-signed certificate is made at first start and kept (ca.pem,
+    /// cert.pem, key.pem); give --cfs-cert and --cfs-key to use your own instead.
+    #[arg(long, env = "ARBITER_CFS_CERT_DIR", default_value_os_t = default_cfs_cert_dir())]
+    cfs_cert_dir: PathBuf,
+    /// The vendor API's certificate chain (PEM), instead of a self-signed one.
+    #[arg(long, env = "ARBITER_CFS_CERT", requires = "cfs_key")]
+    cfs_cert: Option<PathBuf>,
+    /// The private key of --cfs-cert (PEM).
+    #[arg(long, env = "ARBITER_CFS_KEY", requires = "cfs_cert")]
+    cfs_key: Option<PathBuf>,
+    /// Serve the vendor API over plain HTTP (no TLS): for tests and demos on one machine.
+    #[arg(long, env = "ARBITER_CFS_PLAIN_HTTP", conflicts_with_all = ["cfs_cert", "cfs_key"])]
+    cfs_plain_http: bool,
+    /// Require basic authentication on the vendor API with the accounts of this JSON file:
+    /// {"members": [{"username": "...", "password": "..."}], "administrators": [...]}.
+    /// Members heartbeat, read, create groups and sessions and delete sessions; administrators
+    /// may also delete groups, set overrides and change the log level. None: every request is
+    /// taken.
+    #[arg(long, env = "ARBITER_CFS_USERS")]
+    cfs_users: Option<PathBuf>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -121,7 +148,55 @@ async fn main() -> anyhow::Result<()> {
             }),
     };
     let tls = tls_config(&args)?;
-    failover_arbiter::run(grpc, rest, auth, tls, process::shutdown_signal()).await
+    let cfs = match args.cfs_listen {
+        None => None,
+        Some(addr) => Some(failover_arbiter::CfsServer {
+            listener: tokio::net::TcpListener::bind(addr).await?,
+            tls: cfs_tls_config(&args, addr)?,
+            users: match &args.cfs_users {
+                Some(path) => failover_arbiter::cfs_api::users::Users::load(path)?,
+                None => failover_arbiter::cfs_api::users::Users::open(),
+            },
+        }),
+    };
+    failover_arbiter::run(grpc, rest, cfs, auth, tls, process::shutdown_signal()).await
+}
+
+/// `$XDG_STATE_HOME/failover-arbiter/cfs-certificate` (or under `~/.local/state`, or the
+/// temporary directory when there is no home).
+fn default_cfs_cert_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    state.join("failover-arbiter").join("cfs-certificate")
+}
+
+/// The vendor API's TLS identity: the given one, or a self-signed one (made at first start).
+fn cfs_tls_config(
+    args: &Args,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    if args.cfs_plain_http {
+        return Ok(None);
+    }
+    let (chain, key) = match (&args.cfs_cert, &args.cfs_key) {
+        (Some(cert), Some(key)) => (tls::load_certs(cert)?, tls::load_key(key)?),
+        _ => {
+            let mut names: Vec<String> =
+                ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+            if !addr.ip().is_unspecified() && !names.contains(&addr.ip().to_string()) {
+                names.push(addr.ip().to_string());
+            }
+            for n in &args.tls_sans {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+            failover_arbiter::demo_cert::ensure(&args.cfs_cert_dir, &names)?
+        }
+    };
+    Ok(Some(tls::server_config(chain, key)?))
 }
 
 /// The TLS identity the flags ask for, if any.
@@ -135,12 +210,6 @@ fn tls_config(args: &Args) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> 
                 names.push(args.listen.ip().to_string());
             }
             for n in &args.tls_sans {
-                if rustls::pki_types::ServerName::try_from(n.as_str()).is_err() {
-                    anyhow::bail!(
-                        "--tls-san {n:?} is neither a DNS name nor an IP address (such as \
-                         arbiter.example or 10.0.0.5)"
-                    );
-                }
                 if !names.contains(n) {
                     names.push(n.clone());
                 }
@@ -150,6 +219,16 @@ fn tls_config(args: &Args) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> 
         _ => return Ok(None),
     };
     Ok(Some(tls::server_config(chain, key)?))
+}
+
+/// A name or address for a self-signed certificate.
+fn parse_san(s: &str) -> Result<String, String> {
+    match rustls::pki_types::ServerName::try_from(s) {
+        Ok(_) => Ok(s.to_string()),
+        Err(_) => Err(format!(
+            "{s:?} is neither a DNS name nor an IP address (such as arbiter.example or 10.0.0.5)"
+        )),
+    }
 }
 
 /// A token lifetime: a timespan of at least one second.

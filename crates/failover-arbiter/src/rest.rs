@@ -108,7 +108,7 @@ fn group_json(e: &GroupEntry, now: std::time::Duration) -> Value {
             "AdapterId": s.adapter_id,
             "Role": role_name(g.role_of(full.id)),
             "FailoverScore": s.score,
-            "Mode": full.mode.as_str(),
+            "Mode": full.mode.map(|m| m.as_str()),
             "HeartbeatAgeMs": s.heartbeat_age_ms,
             "Stale": s.stale,
             "RoleOverride": if s.role_override.is_empty() { Value::Null } else { Value::String(s.role_override.clone()) },

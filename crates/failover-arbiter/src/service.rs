@@ -60,7 +60,7 @@ pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat
             adapter_id: hb.adapter_id,
             incarnation: hb.incarnation,
             score: hb.score,
-            mode,
+            mode: Some(mode),
             failover_timeout: timeout,
             name: opt(hb.name),
             description: opt(hb.description),
@@ -74,7 +74,9 @@ pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat
 /// The status a refused heartbeat ends its stream with.
 fn refusal(e: GroupError) -> Status {
     match e {
-        GroupError::NameInUse { .. } => Status::already_exists(e.to_string()),
+        GroupError::NameInUse { .. } | GroupError::SessionIdInUse { .. } => {
+            Status::already_exists(e.to_string())
+        }
         GroupError::NoSuchSession { .. } => Status::not_found(e.to_string()),
         GroupError::FixedField { .. } => Status::failed_precondition(e.to_string()),
     }
@@ -138,6 +140,9 @@ impl Arbiter {
         }
         let reply = assignment_message(&entry.group, id);
         self.apply(state, &group_id, &changes);
+        if let Some(e) = state.groups.get_mut(&group_id) {
+            e.note_data(id, process::unix_ms());
+        }
         // The answer to this heartbeat (a push above may already have told it the same).
         let _ = tx.try_send(Ok(reply));
         Ok(Taken::Member(group_id, id))

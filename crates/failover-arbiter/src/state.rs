@@ -3,7 +3,7 @@
 //! reason, pushes assignments and publishes the new status.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
@@ -37,6 +37,18 @@ pub(crate) struct GroupEntry {
     pub(crate) heartbeats: u64,
     /// Each member's last reported data flow.
     pub(crate) stats: HashMap<SessionId, v1::AdapterStats>,
+    /// Members of the vendor's REST API whose last heartbeat answer said Primary: until each
+    /// hears otherwise (or goes stale), a newly chosen Primary is told PendingPrimary.
+    pub(crate) told_primary: HashSet<SessionId>,
+    /// Members of the vendor's REST API that have posted a heartbeat since they registered.
+    pub(crate) heartbeat_posted: HashSet<SessionId>,
+    /// When each member last heartbeat as Primary with a score above 0 (wall clock, Unix ms):
+    /// the vendor's LastDataProcessedTime.
+    pub(crate) last_data_unix_ms: HashMap<SessionId, i64>,
+    /// The vendor's AdditionalData of the group, kept as given.
+    pub(crate) additional_data: Option<serde_json::Value>,
+    /// The vendor's AdditionalData of each session registered over its REST API.
+    pub(crate) session_data: HashMap<SessionId, serde_json::Value>,
 }
 
 impl GroupEntry {
@@ -48,7 +60,29 @@ impl GroupEntry {
             stale_events: 0,
             heartbeats: 0,
             stats: HashMap::new(),
+            told_primary: HashSet::new(),
+            heartbeat_posted: HashSet::new(),
+            last_data_unix_ms: HashMap::new(),
+            additional_data: None,
+            session_data: HashMap::new(),
         }
+    }
+
+    /// Notes a member's heartbeat for LastDataProcessedTime: a Primary scoring above 0 is
+    /// taken to have processed data up to now.
+    pub(crate) fn note_data(&mut self, id: SessionId, unix_ms: i64) {
+        let scoring_primary = self
+            .group
+            .primary()
+            .is_some_and(|p| p.id == id && p.score > 0);
+        if scoring_primary {
+            self.last_data_unix_ms.insert(id, unix_ms);
+        }
+    }
+
+    /// The latest time any member processed data as Primary (Unix ms).
+    pub(crate) fn last_data_processed(&self) -> Option<i64> {
+        self.last_data_unix_ms.values().copied().max()
     }
 
     /// The group's status, on the wire.
@@ -211,6 +245,10 @@ impl Arbiter {
             keep
         });
         entry.stats.retain(|id, _| live.contains(id));
+        entry.told_primary.retain(|id| live.contains(id));
+        entry.heartbeat_posted.retain(|id| live.contains(id));
+        entry.last_data_unix_ms.retain(|id, _| live.contains(id));
+        entry.session_data.retain(|id, _| live.contains(id));
         // Taken before the pushes, so its observation time is never after a member learns
         // of the change (takeover phases are measured from it).
         let status = entry.status(self.now());
@@ -320,7 +358,7 @@ fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
                 session_id: s.id.to_string(),
                 adapter_id: s.adapter_id.clone(),
                 score: s.score,
-                mode: convert::mode_to_wire(s.mode) as i32,
+                mode: s.mode.map_or(v1::Mode::Unspecified, convert::mode_to_wire) as i32,
                 role: convert::role_to_wire(group.role_of(s.id)) as i32,
                 heartbeat_age_ms: u64::try_from(now.saturating_sub(s.last_heartbeat).as_millis())
                     .unwrap_or(u64::MAX),

@@ -120,6 +120,8 @@ pub struct ClusterSpec {
     /// Keep each adapter's egress buffer on disk too (`--buffer-dir`, in the log folder), as
     /// the real adapters do: a restarted adapter then holds what it had not egressed.
     pub disk_buffer: bool,
+    /// How the adapters talk to the failover service.
+    pub failover_protocol: ClusterProtocol,
 }
 
 /// What the failover service of a cluster requires of heartbeat streams, and what the
@@ -154,6 +156,21 @@ pub enum ClusterTls {
     /// unchecked, with a warning.
     Unchecked,
 }
+
+/// How a cluster's adapters talk to the failover service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterProtocol {
+    /// failover-lab's gRPC heartbeat stream (roles pushed at once).
+    #[default]
+    Grpc,
+    /// The vendor's Client Failover Service REST API (roles pulled in heartbeat answers): the
+    /// documents' endpoint is the service's `/api/v1/clientfailover`.
+    Rest,
+}
+
+/// The accounts of the vendor API of a REST cluster with basic authentication: the vendor
+/// example's username and password as a member, and this administrator.
+pub const CFS_ADMIN: (&str, &str) = ("failover-lab-admin", "AdminPassword1");
 
 /// Where a cluster's failover service keeps its self-signed TLS identity, under the log folder.
 pub const TLS_DIR: &str = "arbiter-tls";
@@ -210,6 +227,7 @@ impl Default for ClusterSpec {
             auth: ClusterAuth::None,
             disk_buffer: true,
             tls: ClusterTls::Off,
+            failover_protocol: ClusterProtocol::Grpc,
         }
     }
 }
@@ -240,6 +258,36 @@ impl ClusterSpec {
         }
         Ok(doc)
     }
+}
+
+/// The failover service's flags for its vendor API: always served (plain HTTP, or HTTPS with
+/// the cluster's self-signed identity when the cluster uses TLS), with the vendor example's
+/// username as a member and [`CFS_ADMIN`] as administrator under basic authentication.
+fn cfs_args(spec: &ClusterSpec, addrs: &Addresses, log_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let Some(cfs) = addrs.arbiter_cfs else {
+        return Ok(Vec::new());
+    };
+    let mut args = vec!["--cfs-listen".to_string(), cfs.to_string()];
+    match spec.tls {
+        ClusterTls::Off => args.push("--cfs-plain-http".into()),
+        _ => args.extend([
+            "--cfs-cert-dir".into(),
+            log_dir.join(TLS_DIR).display().to_string(),
+        ]),
+    }
+    if spec.auth == ClusterAuth::Basic {
+        let doc: Value = serde_json::from_str(VENDOR_EXAMPLE)?;
+        let field = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
+        let users = serde_json::json!({
+            "members": [{"username": field("username"), "password": field("password")}],
+            "administrators": [{"username": CFS_ADMIN.0, "password": CFS_ADMIN.1}],
+        });
+        let path = log_dir.join("cfs-users.json");
+        std::fs::write(&path, users.to_string())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        args.extend(["--cfs-users".into(), path.display().to_string()]);
+    }
+    Ok(args)
 }
 
 /// One running (or stopped) component.
@@ -327,6 +375,8 @@ pub struct Addresses {
     pub arbiter: SocketAddr,
     /// REST admin of the arbiter (and its `/metrics`).
     pub arbiter_rest: SocketAddr,
+    /// The arbiter's vendor API (`/api/v1/clientfailover`; None where it is not served).
+    pub arbiter_cfs: Option<SocketAddr>,
     /// The endpoint's `/metrics` over HTTP.
     pub endpoint_metrics: SocketAddr,
     /// REST API of each adapter (and its `/metrics`).
@@ -422,7 +472,14 @@ impl Cluster {
             }
         };
         let ip = cluster_ip();
-        let held = hold_ports(ip, 5 + spec.adapters.len())?;
+        if spec.failover_protocol == ClusterProtocol::Rest
+            && matches!(spec.auth, ClusterAuth::Bearer { .. })
+        {
+            bail!(
+                "bearer tokens are not taken on the vendor's REST API (its on-premises service knows basic authentication); use auth = \"basic\" with the rest protocol"
+            );
+        }
+        let held = hold_ports(ip, 6 + spec.adapters.len())?;
         let ports: Vec<u16> = held
             .iter()
             .map(|l| Ok(l.local_addr()?.port()))
@@ -434,18 +491,24 @@ impl Cluster {
             arbiter: at(2),
             arbiter_rest: at(3),
             endpoint_metrics: at(4),
+            arbiter_cfs: Some(at(5)),
             adapters: spec
                 .adapters
                 .iter()
                 .enumerate()
-                .map(|(i, a)| (a.clone(), at(5 + i)))
+                .map(|(i, a)| (a.clone(), at(6 + i)))
                 .collect(),
             arbiter_tls: None,
         };
         let mut links = BTreeMap::new();
         for adapter in spec.adapters.iter().filter(|_| !spec.direct_links) {
+            // REST adapters reach the service's vendor API over their link.
+            let arbiter_target = match (spec.failover_protocol, addrs.arbiter_cfs) {
+                (ClusterProtocol::Rest, Some(cfs)) => cfs,
+                _ => addrs.arbiter,
+            };
             for (service, target) in [
-                (ARBITER, addrs.arbiter),
+                (ARBITER, arbiter_target),
                 (SOURCE, addrs.source),
                 (ENDPOINT, addrs.endpoint),
             ] {
@@ -512,6 +575,7 @@ impl Cluster {
                 s(&addrs.arbiter_rest),
             ]
             .into_iter()
+            .chain(cfs_args(&spec, &addrs, &log_dir)?)
             .chain(spec.auth.arbiter_args())
             .chain(match spec.tls {
                 ClusterTls::Off => Vec::new(),
@@ -576,6 +640,11 @@ impl Cluster {
     /// endpoint audits it alone. The source's shape is the compose file's: 8 streams in 4
     /// components at 10 Hz.
     pub async fn start_compose(mut spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
+        if spec.failover_protocol != ClusterProtocol::Grpc {
+            bail!(
+                "the compose adapters talk gRPC to the failover service (docker/ClientFailover.json); run failover_protocol = \"rest\" on --target processes"
+            );
+        }
         if spec.auth != ClusterAuth::None || spec.tls != ClusterTls::Off {
             bail!(
                 "the compose failover service runs with the flags of docker-compose.yml; this \
@@ -628,6 +697,7 @@ impl Cluster {
             endpoint: compose.host_addr("fake-endpoint", 50052).await?,
             arbiter: compose.host_addr("failover-arbiter", 50053).await?,
             arbiter_rest: compose.host_addr("failover-arbiter", 5591).await?,
+            arbiter_cfs: None,
             endpoint_metrics: compose.host_addr("fake-endpoint", 9102).await?,
             adapters: [
                 (
@@ -733,6 +803,8 @@ impl Cluster {
     pub async fn configure(&self, adapter: &str) -> anyhow::Result<Value> {
         let arbiter = if self.compose.is_some() {
             "http://failover-arbiter-control:50053".to_string()
+        } else if self.spec.failover_protocol == ClusterProtocol::Rest {
+            format!("{}/api/v1/clientfailover", self.link_url(adapter, ARBITER)?)
         } else {
             self.link_url(adapter, ARBITER)?
         };
@@ -749,7 +821,10 @@ impl Cluster {
         Ok(Addresses::url(match service {
             SOURCE => self.addrs.source,
             ENDPOINT => self.addrs.endpoint,
-            ARBITER => self.addrs.arbiter,
+            ARBITER => match (self.spec.failover_protocol, self.addrs.arbiter_cfs) {
+                (ClusterProtocol::Rest, Some(cfs)) => cfs,
+                _ => self.addrs.arbiter,
+            },
             other => bail!(
                 "no service {other:?}; links go to {}",
                 LINK_SERVICES.join(", ")

@@ -36,6 +36,10 @@ pub struct DemoReport {
     pub mode: String,
     /// The group's failoverTimeout.
     pub failover_timeout_ms: u64,
+    /// How the adapters talked to the failover service: "grpc" (roles pushed at once) or
+    /// "rest" (the vendor's API: roles pulled in heartbeat answers, up to failoverTimeout/2
+    /// later).
+    pub failover_protocol: String,
     /// The adapter that was SIGKILLed (the Primary at that moment).
     pub killed: String,
     /// The adapter Primary after the takeover (None: no takeover).
@@ -228,6 +232,10 @@ async fn story(
             _ => None,
         },
         mode: spec.mode.to_string(),
+        failover_protocol: match spec.failover_protocol {
+            crate::cluster::ClusterProtocol::Grpc => "grpc".into(),
+            crate::cluster::ClusterProtocol::Rest => "rest".into(),
+        },
         failover_timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         killed,
         new_primary: took_over.then(|| other.clone()),

@@ -101,6 +101,11 @@ struct DemoArgs {
     /// Keep each component's log in this folder (default: a temporary folder, removed).
     #[arg(long)]
     keep_logs: Option<PathBuf>,
+    /// How the adapters talk to the failover service: grpc (failover-lab's stream, roles
+    /// pushed at once) or rest (the vendor's Client Failover Service API, roles pulled in
+    /// heartbeat answers, as the vendor's adapters get them).
+    #[arg(long, default_value = "grpc", value_parser = parse_protocol)]
+    failover_protocol: failover_lab::cluster::ClusterProtocol,
     /// Write the run's timeline picture here, as demo-<mode>.svg.
     #[arg(long)]
     report_dir: Option<PathBuf>,
@@ -281,6 +286,14 @@ enum ConfigAction {
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
     },
+}
+
+fn parse_protocol(s: &str) -> Result<failover_lab::cluster::ClusterProtocol, String> {
+    match s {
+        "grpc" => Ok(failover_lab::cluster::ClusterProtocol::Grpc),
+        "rest" => Ok(failover_lab::cluster::ClusterProtocol::Rest),
+        other => Err(format!("{other:?} is not a protocol; use grpc or rest")),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -492,6 +505,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         rate_hz: args.rate,
         warm_test_interval: args.warm_test_interval,
         log_dir: args.keep_logs.clone(),
+        failover_protocol: args.failover_protocol,
         ..ClusterSpec::default()
     };
     if args.dashboard {

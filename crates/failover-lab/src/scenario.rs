@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use toml::Spanned;
 
 use crate::cluster::{
-    ARBITER, ClusterAuth, ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, SOURCE,
+    ARBITER, ClusterAuth, ClusterProtocol, ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, SOURCE,
 };
 
 /// A refused scenario file: where and why.
@@ -521,6 +521,7 @@ struct ClusterToml {
     token_lifetime: Option<String>,
     disk_buffer: Option<bool>,
     tls: Option<String>,
+    failover_protocol: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1107,8 +1108,29 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
             ));
         }
     };
+    let failover_protocol = match c.failover_protocol.as_deref() {
+        None | Some("grpc") => ClusterProtocol::Grpc,
+        Some("rest") => ClusterProtocol::Rest,
+        Some(other) => {
+            return Err(ck.err(
+                "cluster.failover_protocol",
+                format!(
+                    "{other:?} is not supported; accepted: \"grpc\" (failover-lab's heartbeat \
+                     stream, roles pushed at once) or \"rest\" (the vendor's Client Failover \
+                     Service REST API, roles pulled in heartbeat answers)"
+                ),
+            ));
+        }
+    };
+    if failover_protocol == ClusterProtocol::Rest && matches!(auth, ClusterAuth::Bearer { .. }) {
+        return Err(ck.err(
+            "cluster.failover_protocol",
+            "\"rest\" takes auth = \"basic\" or none (the vendor's on-premises service knows no bearer tokens)",
+        ));
+    }
     let default_within = failover_timeout * 3 + Duration::from_secs(10);
     let spec = ClusterSpec {
+        failover_protocol,
         auth,
         disk_buffer: c.disk_buffer.unwrap_or(true),
         tls,

@@ -12,19 +12,70 @@ pub enum LogFormat {
     Json,
 }
 
-/// Sets up tracing to stderr; `RUST_LOG` overrides the default level (info).
+/// Replaces the log filter of the running process (set by [`init_tracing`]).
+type SetFilter = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// The running process's log filter, and how to change it.
+static LOG_FILTER: std::sync::Mutex<Option<(String, SetFilter)>> = std::sync::Mutex::new(None);
+
+/// Sets up tracing to stderr; `RUST_LOG` overrides the default level (info). The filter can be
+/// changed at runtime with [`set_log_filter`].
 pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let directive = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|d| tracing_subscriber::EnvFilter::try_new(d).is_ok())
+        .unwrap_or_else(|| "info".to_string());
+    let filter = tracing_subscriber::EnvFilter::new(&directive);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
     // A second call (tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let set: SetFilter = match format {
+        LogFormat::Text => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_err() {
+                return;
+            }
+            Box::new(move |f| handle.reload(f).map_err(|e| e.to_string()))
+        }
+        LogFormat::Json => {
+            let builder = builder.json().with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_err() {
+                return;
+            }
+            Box::new(move |f| handle.reload(f).map_err(|e| e.to_string()))
+        }
     };
+    *LOG_FILTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((directive, set));
+}
+
+/// The log filter in force (an `EnvFilter` directive such as `info`), if [`init_tracing`] set
+/// one up in this process.
+pub fn log_filter() -> Option<String> {
+    LOG_FILTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .map(|(d, _)| d.clone())
+}
+
+/// Changes the log filter at runtime (`directive` as in `RUST_LOG`: `debug`, `warn`, ...).
+pub fn set_log_filter(directive: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(directive).map_err(|e| e.to_string())?;
+    let mut slot = LOG_FILTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some((current, set)) = slot.as_mut() else {
+        return Err("this process did not set up its logging with init_tracing".into());
+    };
+    set(filter)?;
+    *current = directive.to_string();
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

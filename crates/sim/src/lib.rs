@@ -714,6 +714,7 @@ async fn adapter_host(
             network: world::network(),
             batch_size: 5000,
             documents,
+            failover_protocol: adapter::FailoverProtocol::Grpc,
         };
         let stop = async move {
             let _ = running.wait_for(|r| !*r).await;

@@ -1,0 +1,431 @@
+//! The failover session over the vendor's Client Failover Service REST API, as the vendor's
+//! adapters use it: create the group (`POST {endpoint}/groups`, 200 or 201), register a session
+//! under our own id (`POST .../clientsessions` `{"Id","Name"}`, safe to repeat), then heartbeat
+//! every failoverTimeout/2 (`POST .../heartbeat` `{"FailoverScore":n}`) and take the role from
+//! each answer. Nothing is pushed: a new role reaches us in the answer to our next heartbeat.
+//! We heartbeat at once when our score, mode or claim changes, as over gRPC.
+//!
+//! PendingPrimary (2) is taken as "not yet": we stay Secondary until an answer says Primary.
+//!
+//! Epochs: failover-arbiter answers with its epoch (an extension field, `Epoch`), and we fence
+//! the endpoint at it as over gRPC. The vendor's service hands out none; then we fence at the
+//! wall-clock millisecond at which we first heard Primary, so a later promotion fences higher
+//! as long as the members' clocks agree to within a heartbeat interval.
+//!
+//! Leaving (the document deleted or replaced, a graceful stop) deletes our session, the
+//! vendor's "unregister", so the role passes on at once. A session the service no longer
+//! knows (404: deleted by an operator, or the service restarted) is registered again.
+//! failover-lab's extensions ride along in both directions (`Mode`, `KnownEpoch`,
+//! `ClaimsPrimary`, `Watermark` in heartbeats; `Epoch`, `Reason`, `PrimaryName`,
+//! `PrimaryWatermark` in answers); the vendor's service ignores them.
+
+use std::{sync::Arc, time::Duration};
+
+use failover_core::{ClientFailoverConfig, Role, retry::Backoff, timespan::format_timespan};
+use failover_proto::{
+    convert, process,
+    tls::{self, ClientTls},
+    v1,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    FailoverProtocol,
+    session::{End, apply_assignment, authorization, config_changed, heartbeat, log_score_change},
+    state::Shared,
+};
+
+/// The protocol a document's endpoint is spoken with.
+pub fn protocol_of(chosen: FailoverProtocol, cfg: &ClientFailoverConfig) -> FailoverProtocol {
+    match chosen {
+        FailoverProtocol::Auto if is_vendor_endpoint(&cfg.endpoint) => FailoverProtocol::Rest,
+        FailoverProtocol::Auto => FailoverProtocol::Grpc,
+        other => other,
+    }
+}
+
+/// True when a URL's path names the vendor's API (`.../clientfailover`, any case).
+pub fn is_vendor_endpoint(url: &str) -> bool {
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split_once('/')
+        .map_or("", |(_, p)| p);
+    path.to_ascii_lowercase().contains("clientfailover")
+}
+
+/// One HTTP exchange's outcome.
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+/// The client of one session.
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    authorization: Option<String>,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Answer, String> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(a) = &self.authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            format!(
+                "cannot reach the failover service at {}: {}",
+                self.base,
+                tls::explain(&e)
+            )
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Answer { status, body })
+    }
+}
+
+/// Words for a refusal: the vendor's `Reason` (and `Resolution`), or the body.
+fn refusal(what: &str, a: &Answer) -> String {
+    let reason = a
+        .body
+        .get("Reason")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| a.body.to_string().chars().take(300).collect());
+    match a.body.get("Resolution").and_then(Value::as_str) {
+        Some(r) => format!("{what}: HTTP {}: {reason} ({r})", a.status),
+        None => format!("{what}: HTTP {}: {reason}", a.status),
+    }
+}
+
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Creates the group (or finds it the same) and registers our session.
+async fn register(
+    c: &Client,
+    cfg: &ClientFailoverConfig,
+    session_path: &str,
+    name: &str,
+    id: &str,
+) -> Result<(), String> {
+    let group = json!({
+        "Id": cfg.failover_group_id,
+        "Name": cfg.name,
+        "Description": cfg.description,
+        "FailoverTimeout": format_timespan(cfg.failover_timeout),
+    });
+    let a = c
+        .send(reqwest::Method::POST, "/groups", Some(group))
+        .await?;
+    if !matches!(a.status, 200 | 201) {
+        return Err(refusal("creating the failover group", &a));
+    }
+    let g = segment(&cfg.failover_group_id);
+    let a = c
+        .send(
+            reqwest::Method::POST,
+            &format!("/groups/{g}/clientsessions"),
+            Some(json!({ "Id": id, "Name": name })),
+        )
+        .await?;
+    if !matches!(a.status, 200 | 201) {
+        return Err(refusal("registering the session", &a));
+    }
+    tracing::info!(
+        group = cfg.failover_group_id,
+        session = id,
+        path = session_path,
+        "registered with the failover service's REST API"
+    );
+    Ok(())
+}
+
+/// What an answer means for us, as an assignment.
+fn assignment(
+    shared: &Shared,
+    body: &Value,
+    session_id: &str,
+    cfg: &ClientFailoverConfig,
+) -> Result<v1::RoleAssignment, String> {
+    let role_number = body
+        .get("Role")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("the heartbeat's answer has no Role: {body}"))?;
+    let (role, pending) = match role_number {
+        1 => (Role::Primary, false),
+        0 => (Role::Secondary, false),
+        2 => (Role::Secondary, true),
+        other => {
+            return Err(format!(
+                "the heartbeat's answer has an unknown Role {other}"
+            ));
+        }
+    };
+    let st = shared.lock();
+    let epoch = match body.get("Epoch").and_then(Value::as_u64) {
+        Some(e) => e,
+        // The vendor's service: the millisecond we first heard Primary, kept while Primary.
+        None if role == Role::Primary && st.role == Some(Role::Primary) => st.epoch,
+        None if role == Role::Primary => u64::try_from(process::unix_ms())
+            .unwrap_or(0)
+            .max(st.known_epoch + 1),
+        None => st.epoch,
+    };
+    drop(st);
+    let mut reason = body
+        .get("Reason")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if pending {
+        reason = format!(
+            "PendingPrimary: waiting for the previous Primary to hear it is not ({reason})"
+        );
+    }
+    let watermark: Vec<(u32, u64)> = body
+        .get("PrimaryWatermark")
+        .and_then(Value::as_array)
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        u32::try_from(p.get(0)?.as_u64()?).ok()?,
+                        p.get(1)?.as_u64()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(v1::RoleAssignment {
+        role: convert::role_to_wire(role) as i32,
+        epoch,
+        primary_adapter_id: body
+            .get("PrimaryName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        primary_watermark: convert::watermark_to_wire(&watermark),
+        reason,
+        heartbeat_interval_ms: u64::try_from(cfg.heartbeat_interval().as_millis())
+            .unwrap_or(u64::MAX),
+        session_id: session_id.to_string(),
+    })
+}
+
+/// The heartbeat body: the vendor's score and failover-lab's extensions.
+fn heartbeat_body(hb: &v1::HeartbeatRequest) -> Value {
+    json!({
+        "FailoverScore": hb.score,
+        "Mode": convert::mode_from_wire(hb.mode).ok().map(|m| m.as_str()),
+        "KnownEpoch": hb.known_epoch,
+        "ClaimsPrimary": hb.claims_primary,
+        "Watermark": hb.egress_watermark.iter().map(|w| json!([w.stream_id, w.seq])).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs one session over the REST API until it ends.
+pub(crate) async fn session(
+    shared: &Arc<Shared>,
+    cfg: &ClientFailoverConfig,
+    incarnation: &str,
+    changed: &mut tokio::sync::watch::Receiver<u64>,
+    backoff: &mut Backoff,
+) -> End {
+    let tls = if cfg.endpoint.starts_with("https:") {
+        match ClientTls::new(
+            cfg.validate_endpoint_certificate,
+            &shared.settings.trusted_ca,
+        ) {
+            Ok(t) => Some(t),
+            Err(e) => return End::Failed(format!("TLS to {}: {e}", cfg.endpoint)),
+        }
+    } else {
+        None
+    };
+    // An answer later than a heartbeat interval is as good as none.
+    let timeout = cfg
+        .heartbeat_interval()
+        .clamp(Duration::from_millis(200), Duration::from_secs(10));
+    let http = match tls
+        .as_ref()
+        .map_or_else(reqwest::Client::builder, |t| {
+            reqwest::Client::builder().use_preconfigured_tls(t.http1_config())
+        })
+        .timeout(timeout)
+        .build()
+    {
+        Ok(h) => h,
+        Err(e) => return End::Failed(format!("cannot make an HTTP client: {e}")),
+    };
+    let (authorization, token_renewal) = match authorization(shared, cfg, tls.as_ref()).await {
+        Ok(a) => a,
+        Err(e) => return End::Failed(e),
+    };
+    let client = Client {
+        http,
+        base: cfg.endpoint.trim_end_matches('/').to_string(),
+        authorization,
+    };
+    // Our session id: the incarnation (the same across reconnects, new at a restart or a new
+    // document).
+    let session_id = incarnation.to_string();
+    let name = shared.settings.name.clone();
+    let path = format!(
+        "/groups/{}/clientsessions/{}",
+        segment(&cfg.failover_group_id),
+        segment(&session_id)
+    );
+    if let Err(e) = register(&client, cfg, &path, &name, &session_id).await {
+        return End::Failed(e);
+    }
+    let mut ticker = tokio::time::interval(cfg.heartbeat_interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (_, mut said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
+    let renewal = async move {
+        match token_renewal {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(renewal);
+    let end = loop {
+        let due = tokio::select! {
+            _ = ticker.tick() => true,
+            () = &mut renewal => break End::RenewToken,
+            r = changed.changed() => {
+                if r.is_err() {
+                    break End::Failed("adapter shutting down".into());
+                }
+                if shared.lock().leaving {
+                    break End::Left;
+                }
+                if config_changed(shared, cfg) {
+                    break End::ConfigChanged;
+                }
+                let (_, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
+                now_said.score != said.score
+                    || now_said.mode != said.mode
+                    || now_said.claims_primary != said.claims_primary
+                    || now_said.known_epoch != said.known_epoch
+            }
+        };
+        if !due {
+            continue;
+        }
+        let (hb, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
+        log_score_change(shared, &said, &now_said);
+        said = now_said;
+        shared.lock().heartbeats_sent += 1;
+        let answer = match client
+            .send(
+                reqwest::Method::POST,
+                &format!("{path}/heartbeat"),
+                Some(heartbeat_body(&hb)),
+            )
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => break End::Failed(e),
+        };
+        match answer.status {
+            200 => match assignment(shared, &answer.body, &session_id, cfg) {
+                Ok(a) => {
+                    backoff.reset();
+                    apply_assignment(shared, a);
+                }
+                Err(e) => break End::Failed(e),
+            },
+            // Deleted by an operator, or the service restarted: register again.
+            404 => {
+                tracing::info!(
+                    session = session_id,
+                    "{}; registering again",
+                    refusal("the failover service no longer knows our session", &answer)
+                );
+                if let Err(e) = register(&client, cfg, &path, &name, &session_id).await {
+                    break End::Failed(e);
+                }
+            }
+            _ => break End::Failed(refusal("heartbeat", &answer)),
+        }
+    };
+    if matches!(end, End::ConfigChanged | End::Left) {
+        leave(shared, cfg, &client, &path).await;
+    }
+    end
+}
+
+/// Deletes our session (the vendor's unregister), waiting at most a heartbeat interval (capped
+/// at 2 s) for the answer, so the role passes on at once.
+async fn leave(shared: &Shared, cfg: &ClientFailoverConfig, client: &Client, path: &str) {
+    let wait = cfg.heartbeat_interval().min(Duration::from_secs(2));
+    let answered = tokio::time::timeout(wait, client.send(reqwest::Method::DELETE, path, None))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .is_some_and(|a| matches!(a.status, 204 | 200 | 404));
+    shared.update(|st| {
+        if st.role.is_some() {
+            st.role_changes += 1;
+        }
+        st.role = None;
+        st.fenced_at = None;
+        st.role_reason = format!("left group {}", cfg.failover_group_id);
+    });
+    tracing::info!(
+        event = "left",
+        group = cfg.failover_group_id,
+        answered,
+        "left failover group {}{}",
+        cfg.failover_group_id,
+        if answered {
+            ""
+        } else {
+            " (no answer: the service will find the session stale)"
+        }
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vendors_endpoint_is_told_from_ours() {
+        assert!(is_vendor_endpoint(
+            "https://cfs.example:5590/api/v1/clientfailover"
+        ));
+        assert!(is_vendor_endpoint(
+            "https://cfs.example:5590/api/v1/ClientFailover/"
+        ));
+        assert!(is_vendor_endpoint(
+            "https://uswe.datahub.connect.aveva.com/api/v1/Tenants/t/Namespaces/n/ClientFailover/"
+        ));
+        assert!(!is_vendor_endpoint("http://127.0.0.1:50053"));
+        assert!(!is_vendor_endpoint("https://clientfailover.example:50053"));
+        assert_eq!(segment("a b/c"), "a%20b%2Fc");
+    }
+}

@@ -1,0 +1,307 @@
+//! Members of the vendor's REST API (the Client Failover Service's): groups created before any
+//! member joins, sessions registered under ids the clients choose, and heartbeats whose answers
+//! carry the role. Nothing is pushed to these members: each learns its role in the answer to its
+//! next heartbeat (pull), so a takeover reaches them up to a heartbeat interval later than a gRPC
+//! member, which is told at once.
+//!
+//! PendingPrimary (the vendor names it, but documents nothing about it; this is ours): a member
+//! chosen as Primary is told PendingPrimary while another REST member that was last told Primary
+//! is still live and has not heard otherwise. The old Primary hears Secondary in the answer to
+//! its next heartbeat (or goes stale within failoverTimeout); the next answer to the new one says
+//! Primary. So a vendor adapter, which does not fence the endpoint, never egresses beside
+//! another that still believes it is Primary, as long as both heartbeat. gRPC members are told
+//! at once and need no hand-over: the endpoint's fence refuses the old Primary's writes from
+//! the moment the new one fences.
+//!
+//! The rules themselves (staleness, scores, overrides, epochs, one live member per name) are the
+//! group's, in `failover_core::group`, for gRPC and REST members alike.
+
+use failover_core::{
+    Mode, Role,
+    group::{GroupError, GroupSettings, Heartbeat, Registration, SessionId},
+};
+use failover_proto::process;
+
+use crate::{Arbiter, state::GroupEntry};
+
+/// A role as the vendor's REST API gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullRole {
+    /// 0.
+    Secondary,
+    /// 1.
+    Primary,
+    /// 2: chosen as Primary, waiting for the previous Primary to hear it is not.
+    PendingPrimary,
+}
+
+impl PullRole {
+    /// The vendor's number for the role.
+    pub fn number(self) -> u8 {
+        match self {
+            PullRole::Secondary => 0,
+            PullRole::Primary => 1,
+            PullRole::PendingPrimary => 2,
+        }
+    }
+}
+
+/// Why a call of the vendor's API was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PullError {
+    /// No such group.
+    #[error("no failover group {0:?}")]
+    NoGroup(String),
+    /// No such session registered over the REST API.
+    #[error("no client session {session:?} in failover group {group:?}")]
+    NoSession {
+        /// The group.
+        group: String,
+        /// The session id.
+        session: String,
+    },
+    /// The group exists with other settings.
+    #[error(
+        "failover group {group:?} exists with {field} {stored}, not {given}; name, description and failoverTimeout are fixed once a group exists (delete the group to change them)"
+    )]
+    GroupDiffers {
+        /// The group.
+        group: String,
+        /// Name, Description or FailoverTimeout.
+        field: &'static str,
+        /// What the group has.
+        stored: String,
+        /// What the request said.
+        given: String,
+    },
+    /// The group refused it.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// The service is shutting down.
+    #[error("the failover service is stopping; retry with the next one (roles are kept meanwhile)")]
+    Stopping,
+}
+
+/// What a member of the vendor's API reports in a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PullHeartbeat {
+    /// 0..=100.
+    pub score: u32,
+    /// failover-lab adapters say their mode (an extension; the vendor's adapters do not).
+    pub mode: Option<Mode>,
+    /// failover-lab adapters say the newest epoch they know (an extension).
+    pub known_epoch: u64,
+    /// failover-lab adapters say whether they act as Primary at `known_epoch` (an extension).
+    pub claims_primary: bool,
+    /// failover-lab adapters acting as Primary say what the endpoint last accepted from them,
+    /// (stream, seq) pairs, for the Hot standby's buffer (an extension).
+    pub watermark: Option<Vec<(u32, u64)>>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullAnswer {
+    /// The member's role.
+    pub role: PullRole,
+    /// The group's epoch (an extension: failover-lab adapters fence the endpoint at it).
+    pub epoch: u64,
+    /// Why the group is as it is (an extension).
+    pub reason: String,
+    /// The Primary's name (an extension).
+    pub primary_name: String,
+    /// The Primary's last egress watermark, for a Hot standby's buffer (an extension).
+    pub primary_watermark: Vec<(u32, u64)>,
+    /// When a Primary last processed data (Unix ms).
+    pub last_data_processed_unix_ms: Option<i64>,
+}
+
+/// Whether a group was made or was there already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// Made now (201).
+    New,
+    /// There already, with the same settings (200).
+    Same,
+}
+
+/// The role a member of the group is shown: PendingPrimary while a REST member last told
+/// Primary, other than `id`, is still live.
+pub(crate) fn pull_role(entry: &GroupEntry, id: SessionId, now: std::time::Duration) -> PullRole {
+    let g = &entry.group;
+    if g.role_of(id) != Role::Primary {
+        return PullRole::Secondary;
+    }
+    if previous_primary(entry, id, now).is_some() {
+        PullRole::PendingPrimary
+    } else {
+        PullRole::Primary
+    }
+}
+
+/// Another REST member that was last told Primary and is still live, if any.
+pub(crate) fn previous_primary(
+    entry: &GroupEntry,
+    id: SessionId,
+    now: std::time::Duration,
+) -> Option<SessionId> {
+    let g = &entry.group;
+    entry.told_primary.iter().copied().find(|other| {
+        *other != id
+            && g.session(*other)
+                .is_some_and(|s| !g.is_stale(s, now) && s.client_id.is_some())
+    })
+}
+
+impl Arbiter {
+    /// Creates a group with its settings, or finds it there with the same ones.
+    pub fn create_group(
+        &self,
+        id: &str,
+        settings: GroupSettings,
+        additional_data: Option<serde_json::Value>,
+    ) -> Result<Created, PullError> {
+        if self.is_stopping() {
+            return Err(PullError::Stopping);
+        }
+        let mut state = self.lock();
+        if let Some(e) = state.groups.get(id) {
+            let stored = e.group.settings();
+            let differs = |field, a: String, b: String| {
+                (a != b).then(|| PullError::GroupDiffers {
+                    group: id.to_string(),
+                    field,
+                    stored: a,
+                    given: b,
+                })
+            };
+            let show =
+                |v: &Option<String>| v.as_deref().map_or("null".into(), |s| format!("{s:?}"));
+            if let Some(e) = differs("Name", show(&stored.name), show(&settings.name))
+                .or_else(|| {
+                    differs(
+                        "Description",
+                        show(&stored.description),
+                        show(&settings.description),
+                    )
+                })
+                .or_else(|| {
+                    differs(
+                        "FailoverTimeout",
+                        failover_core::timespan::format_timespan(stored.failover_timeout),
+                        failover_core::timespan::format_timespan(settings.failover_timeout),
+                    )
+                })
+            {
+                return Err(e);
+            }
+            return Ok(Created::Same);
+        }
+        let mut entry = GroupEntry::new(failover_core::group::Group::create(id, settings));
+        entry.additional_data = additional_data;
+        state.groups.insert(id.to_string(), entry);
+        drop(state);
+        tracing::info!(group = id, "group created over the REST API");
+        self.publish(id, self.status(id));
+        Ok(Created::New)
+    }
+
+    /// Registers a session under the client's own id (repeat-safe). True when it is new.
+    pub fn register_session(
+        &self,
+        group: &str,
+        client_id: &str,
+        name: &str,
+        additional_data: Option<serde_json::Value>,
+    ) -> Result<bool, PullError> {
+        if self.is_stopping() {
+            return Err(PullError::Stopping);
+        }
+        let now = self.now();
+        let mut state = self.lock();
+        let state = &mut *state;
+        let e = state
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| PullError::NoGroup(group.to_string()))?;
+        match e
+            .group
+            .register(client_id, name, now, &mut state.next_session)?
+        {
+            Registration::Exists(_) => Ok(false),
+            Registration::Created(id, changes) => {
+                if let Some(data) = additional_data {
+                    e.session_data.insert(id, data);
+                }
+                self.apply(state, group, &changes);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Takes a heartbeat from a session registered over the REST API; answers its role.
+    pub fn pull_heartbeat(
+        &self,
+        group: &str,
+        client_id: &str,
+        hb: PullHeartbeat,
+    ) -> Result<PullAnswer, PullError> {
+        if self.is_stopping() {
+            return Err(PullError::Stopping);
+        }
+        let now = self.now();
+        let mut state = self.lock();
+        let state = &mut *state;
+        state.heartbeats += 1;
+        let e = state
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| PullError::NoGroup(group.to_string()))?;
+        let no_session = || PullError::NoSession {
+            group: group.to_string(),
+            session: client_id.chars().take(80).collect(),
+        };
+        let session = e
+            .group
+            .sessions()
+            .iter()
+            .find(|s| s.client_id.as_deref() == Some(client_id))
+            .ok_or_else(no_session)?;
+        let settings = e.group.settings();
+        let beat = Heartbeat {
+            adapter_id: session.adapter_id.clone(),
+            incarnation: session.incarnation.clone(),
+            score: hb.score,
+            mode: hb.mode.or(session.mode),
+            failover_timeout: settings.failover_timeout,
+            name: settings.name,
+            description: settings.description,
+            known_epoch: hb.known_epoch,
+            claims_primary: hb.claims_primary,
+            watermark: hb.watermark.unwrap_or_else(|| session.watermark.clone()),
+        };
+        e.heartbeats += 1;
+        let (id, changes) = e.group.heartbeat(beat, now, &mut state.next_session)?;
+        e.heartbeat_posted.insert(id);
+        self.apply(state, group, &changes);
+        let e = state
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| PullError::NoGroup(group.to_string()))?;
+        e.note_data(id, process::unix_ms());
+        let role = pull_role(e, id, now);
+        if role == PullRole::Primary {
+            e.told_primary.insert(id);
+        } else {
+            e.told_primary.remove(&id);
+        }
+        let a = e.group.assignment(id);
+        Ok(PullAnswer {
+            role,
+            epoch: a.epoch,
+            reason: a.reason,
+            primary_name: a.primary_adapter_id,
+            primary_watermark: a.primary_watermark,
+            last_data_processed_unix_ms: e.last_data_processed(),
+        })
+    }
+}
