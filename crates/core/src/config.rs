@@ -408,7 +408,7 @@ impl ClientFailoverConfig {
                 _ => Err(ConfigError::new(
                     "document",
                     format!(
-                        "is an array of {} documents; an adapter joins one failover group, so send one",
+                        "is an array of {} documents; send one JSON object (an adapter joins one failover group), or an array holding one",
                         items.len()
                     ),
                 )),

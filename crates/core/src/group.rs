@@ -154,6 +154,9 @@ pub struct Session {
     /// The session id a member of the vendor's REST API chose for itself (None for gRPC
     /// members, whose sessions the service numbers).
     pub client_id: Option<String>,
+    /// False from a REST member's registration until its first heartbeat (the vendor's
+    /// HeartbeatPosted); always true for gRPC members, which join by heartbeating.
+    pub posted: bool,
     /// When the last heartbeat arrived.
     pub last_heartbeat: Duration,
     /// Order of registration within the group (ties go to the lowest).
@@ -435,9 +438,13 @@ impl Group {
             &format!("{:?}", hb.description),
         )?;
         let mut changes = Vec::new();
-        if self.sessions.is_empty() && self.highest_epoch() == 0 && hb.known_epoch > 0 {
+        if self.sessions.iter().all(|s| !s.posted)
+            && self.highest_epoch() == 0
+            && hb.known_epoch > 0
+        {
             // A group that existed before this service started: give its Primary one heartbeat
-            // interval to come back and reclaim the role.
+            // interval to come back and reclaim the role. (Members of the vendor's REST API
+            // register before their first heartbeat, with no epoch: they do not count.)
             self.hold_until = Some(now + self.heartbeat_interval());
         }
         let existing = self
@@ -477,6 +484,7 @@ impl Group {
                 s.last_heartbeat = now;
                 s.watermark = hb.watermark;
                 s.connected = true;
+                s.posted = true;
                 let id = s.id;
                 self.adopt_claim(
                     id,
@@ -524,6 +532,7 @@ impl Group {
                     score: hb.score,
                     mode: hb.mode,
                     client_id: None,
+                    posted: true,
                     last_heartbeat: now,
                     registered_order: self.next_order,
                     role_override: None,
@@ -590,6 +599,7 @@ impl Group {
         )?;
         if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
             s.client_id = Some(client_id.to_string());
+            s.posted = false;
         }
         Ok(Registration::Created(id, changes))
     }
@@ -818,11 +828,14 @@ impl Group {
         self.stale_seen = stale_seen;
 
         let live = |g: &Group, s: &Session| !g.is_stale(s, now);
-        // A live member forced Primary takes the role.
+        // A member forced Primary takes the role and keeps it while the override holds, stale
+        // or not (Doc: "the session will still remain in primary role while the role override
+        // is in effect"; overrides are meant for a machine that may be restarting often).
+        // Nobody else is promoted meanwhile, so no other writer fences past it.
         let forced = self
             .sessions
             .iter()
-            .find(|s| self.override_of(s) == Some(Role::Primary) && live(self, s))
+            .find(|s| self.override_of(s) == Some(Role::Primary))
             .map(|s| s.id);
         // Does the current Primary keep its role?
         let keep = self.primary.and_then(|id| self.session(id)).and_then(|p| {
@@ -833,7 +846,7 @@ impl Group {
                     "an operator override makes {} Secondary",
                     p.adapter_id
                 ))
-            } else if !live(self, p) {
+            } else if !live(self, p) && forced != Some(p.id) {
                 Some(format!(
                     "{} last heartbeat {} ago > failoverTimeout {}: stale",
                     p.adapter_id,
@@ -887,7 +900,13 @@ impl Group {
             // Somebody is Primary: nothing left to hold promotions for.
             self.hold_until = None;
             if let Some(p) = self.session(id) {
-                if p.score < crate::modes::FULL_SCORE {
+                if !live(self, p) {
+                    self.note = format!(
+                        "{} is Primary by operator override although stale (no heartbeat for {}): nobody egresses until it returns or the override ends",
+                        p.adapter_id,
+                        secs(now.saturating_sub(p.last_heartbeat))
+                    );
+                } else if p.score < crate::modes::FULL_SCORE {
                     self.note = format!(
                         "{} is Primary (degraded, score {}); it keeps the role while its score is above 0",
                         p.adapter_id, p.score
@@ -1309,6 +1328,33 @@ mod tests {
                 .expect("override");
         assert_eq!(promoted(&c), vec![("a".to_string(), 3)]);
         assert!(s.g.set_override("zzz", None, None, ms(1)).is_err());
+    }
+
+    /// Doc (the vendor's role override page): "the session will still remain in primary role
+    /// while the role override is in effect", stale or not; overrides are meant for a machine
+    /// that may be restarting often. The fence keeps it safe: nobody else is promoted, so no
+    /// other writer fences past it.
+    #[test]
+    fn a_stale_forced_primary_keeps_the_role_while_the_override_holds() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        let c =
+            s.g.set_override("b", Some(Role::Primary), Some(ms(10_000)), ms(0))
+                .expect("override");
+        assert_eq!(promoted(&c), vec![("b".to_string(), 2)]);
+        // b stops heartbeating (its machine restarts); a goes on.
+        for t in (1000..10_000).step_by(1000) {
+            s.beat(hb("a", 100), t);
+            let c = s.g.tick(ms(t));
+            assert!(promoted(&c).is_empty(), "at {t} ms: {c:?}");
+            assert_eq!(s.primary(), Some("b"), "at {t} ms");
+        }
+        assert!(s.g.note().contains("override"), "{}", s.g.note());
+        // When the override expires, the rules resume: b is stale, a takes over.
+        s.beat(hb("a", 100), 10_000);
+        s.g.tick(ms(10_000));
+        assert_eq!((s.primary(), s.g.epoch()), (Some("a"), 3));
     }
 
     #[test]

@@ -281,7 +281,6 @@ impl Arbiter {
         };
         e.heartbeats += 1;
         let (id, changes) = e.group.heartbeat(beat, now, &mut state.next_session)?;
-        e.heartbeat_posted.insert(id);
         self.apply(state, group, &changes);
         let e = state
             .groups

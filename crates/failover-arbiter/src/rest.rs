@@ -250,11 +250,12 @@ fn group_view(a: &Arbiter, g: &str) -> Result<Json<Value>, ApiError> {
     Ok(Json(group_json(e, now)))
 }
 
-/// Parses `{"Value":"Primary"|"Secondary","ExpirationPeriod":"hh:mm:ss"|null}`.
-/// A refusal names its field (`Value`, `ExpirationPeriod`, an unknown one, or `document`).
+/// Parses `{"Value":"Primary"|"Secondary"|"Off","ExpirationPeriod":"hh:mm:ss"|null}`; `Off`
+/// (None) ends an override, like DELETE. A refusal names its field (`Value`,
+/// `ExpirationPeriod`, an unknown one, or `document`).
 pub fn parse_override(
     body: &Value,
-) -> Result<(Role, Option<std::time::Duration>), (String, String)> {
+) -> Result<(Option<Role>, Option<std::time::Duration>), (String, String)> {
     let refuse = |field: &str, message: String| (field.to_string(), message);
     let Value::Object(map) = body else {
         return Err(refuse("document", "body must be a JSON object like {\"Value\":\"Primary\",\"ExpirationPeriod\":\"08:00:00\"}".into()));
@@ -273,18 +274,21 @@ pub fn parse_override(
             .map(|(_, v)| v)
     };
     let role = match field("Value") {
-        Some(Value::String(v)) if v == "Primary" => Role::Primary,
-        Some(Value::String(v)) if v == "Secondary" => Role::Secondary,
+        Some(Value::String(v)) if v == "Primary" => Some(Role::Primary),
+        Some(Value::String(v)) if v == "Secondary" => Some(Role::Secondary),
+        Some(Value::String(v)) if v == "Off" => None,
         Some(other) => {
             return Err(refuse(
                 "Value",
-                format!("Value: {other} is not accepted; use \"Primary\" or \"Secondary\""),
+                format!(
+                    "Value: {other} is not accepted; use \"Primary\", \"Secondary\" or \"Off\""
+                ),
             ));
         }
         None => {
             return Err(refuse(
                 "Value",
-                "Value: required; \"Primary\" or \"Secondary\"".into(),
+                "Value: required; \"Primary\", \"Secondary\" or \"Off\"".into(),
             ));
         }
     };
@@ -326,7 +330,7 @@ async fn set_override(
     })?;
     let (role, expiration) =
         parse_override(&body).map_err(|(f, m)| ApiError(StatusCode::BAD_REQUEST, m, Some(f)))?;
-    a.set_role_override(&g, &s, Some(role), expiration)?;
+    a.set_role_override(&g, &s, role, expiration.filter(|_| role.is_some()))?;
     group_view(&a, &g)
 }
 
@@ -349,13 +353,17 @@ mod tests {
         assert_eq!(
             ok,
             (
-                Role::Primary,
+                Some(Role::Primary),
                 Some(std::time::Duration::from_secs(8 * 3600))
             )
         );
         assert_eq!(
             parse_override(&json!({"Value":"Secondary"})).expect("ok"),
-            (Role::Secondary, None)
+            (Some(Role::Secondary), None)
+        );
+        assert_eq!(
+            parse_override(&json!({"Value":"Off"})).expect("ok"),
+            (None, None)
         );
         assert!(
             parse_override(&json!({"Value":"primary"}))

@@ -40,8 +40,6 @@ pub(crate) struct GroupEntry {
     /// Members of the vendor's REST API whose last heartbeat answer said Primary: until each
     /// hears otherwise (or goes stale), a newly chosen Primary is told PendingPrimary.
     pub(crate) told_primary: HashSet<SessionId>,
-    /// Members of the vendor's REST API that have posted a heartbeat since they registered.
-    pub(crate) heartbeat_posted: HashSet<SessionId>,
     /// When each member last heartbeat as Primary with a score above 0 (wall clock, Unix ms):
     /// the vendor's LastDataProcessedTime.
     pub(crate) last_data_unix_ms: HashMap<SessionId, i64>,
@@ -61,7 +59,6 @@ impl GroupEntry {
             heartbeats: 0,
             stats: HashMap::new(),
             told_primary: HashSet::new(),
-            heartbeat_posted: HashSet::new(),
             last_data_unix_ms: HashMap::new(),
             additional_data: None,
             session_data: HashMap::new(),
@@ -88,6 +85,13 @@ impl GroupEntry {
     /// The group's status, on the wire.
     pub(crate) fn status(&self, now: Duration) -> v1::GroupStatus {
         let mut status = status_message(&self.group, now);
+        // A session registered over the vendor's REST API is shown from its first heartbeat,
+        // with the score it reports (the vendor API lists it before, HeartbeatPosted false).
+        status.sessions.retain(|s| {
+            s.session_id
+                .parse::<SessionId>()
+                .is_ok_and(|id| self.group.session(id).is_none_or(|full| full.posted))
+        });
         status.heartbeats = self.heartbeats;
         status.promotions = self.promotions;
         for s in &mut status.sessions {
@@ -246,7 +250,6 @@ impl Arbiter {
         });
         entry.stats.retain(|id, _| live.contains(id));
         entry.told_primary.retain(|id| live.contains(id));
-        entry.heartbeat_posted.retain(|id| live.contains(id));
         entry.last_data_unix_ms.retain(|id, _| live.contains(id));
         entry.session_data.retain(|id, _| live.contains(id));
         // Taken before the pushes, so its observation time is never after a member learns

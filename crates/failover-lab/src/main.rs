@@ -233,6 +233,10 @@ struct RunArgs {
     /// Write one timeline picture per scenario here, as <file stem>.svg.
     #[arg(long)]
     report_dir: Option<PathBuf>,
+    /// Run every scenario with its adapters on this protocol instead of the file's own
+    /// (cluster.failover_protocol): grpc, or rest (the vendor's Client Failover Service API).
+    #[arg(long, value_parser = parse_protocol)]
+    failover_protocol: Option<failover_lab::cluster::ClusterProtocol>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -457,6 +461,7 @@ async fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
             TargetArg::Compose => runner::RunTarget::Compose(args.compose_dir.clone()),
         },
         report_dir: args.report_dir.clone(),
+        failover_protocol: args.failover_protocol,
     };
     let progress = |line: &str| eprintln!("{line}");
     eprintln!(

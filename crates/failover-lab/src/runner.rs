@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
-    cluster::{Cluster, SourceFaultTarget},
+    cluster::{Cluster, ClusterProtocol, SourceFaultTarget},
     observe::{Observer, Timeline, configure_in_order},
     scenario::{self, Action, Condition, LinkChange, Scenario, SourceScope, Target},
 };
@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub target: RunTarget,
     /// Write each scenario's timeline picture here, as `<file stem>.svg`.
     pub report_dir: Option<PathBuf>,
+    /// Run every scenario with its adapters on this protocol instead of its own
+    /// (`cluster.failover_protocol`).
+    pub failover_protocol: Option<ClusterProtocol>,
 }
 
 /// Where scenarios run.
@@ -188,6 +191,9 @@ pub async fn run_scenario(
     let mut spec = s.cluster.clone();
     if let Some(seed) = opts.seed {
         spec.seed = seed;
+    }
+    if let Some(p) = opts.failover_protocol {
+        spec.failover_protocol = p;
     }
     spec.log_dir = opts.keep_logs.as_ref().map(|d| d.join(&tag));
     let mut outcome = Outcome {

@@ -1,10 +1,24 @@
 //! Runs every scenario in `scenarios/` on real processes, several at a time, and reports like
 //! the standard test harness: `cargo test --test scenarios -- NAME` runs only the files whose
 //! name contains NAME; `FAILOVER_LAB_JOBS` sets how many run at once (default 4).
+//!
+//! Then the kill, pause, cut and override stories of [`REST_STORIES`] run again with the
+//! adapters on the vendor's REST API (`failover-lab run --failover-protocol rest`), so both
+//! protocols keep every promise of those stories. (The whole library runs so by hand; see
+//! the README.)
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use failover_lab::{runner, scenario};
+
+/// The stories run a second time over the vendor's REST API: a kill (Hot), a pause (Cold), a
+/// cut from the service and an operator override.
+const REST_STORIES: [&str; 4] = [
+    "hot-primary-killed.toml",
+    "cold-primary-paused-and-resumed.toml",
+    "primary-cut-from-arbiter.toml",
+    "role-override-expires.toml",
+];
 
 fn main() -> ExitCode {
     let filters: Vec<String> = std::env::args()
@@ -52,6 +66,7 @@ fn main() -> ExitCode {
         jobs,
         target: runner::RunTarget::Processes,
         report_dir: Some(reports.clone()),
+        failover_protocol: None,
     };
     let quiet = |_: &str| {};
     let outcomes = runtime.block_on(runner::run_all(&files, &opts, &quiet));
@@ -63,7 +78,40 @@ fn main() -> ExitCode {
             o.seconds
         );
     }
-    let failed: Vec<&runner::Outcome> = outcomes.iter().filter(|o| !o.passed).collect();
+    let rest_files: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| {
+            f.file_name()
+                .is_some_and(|n| REST_STORIES.iter().any(|r| n == *r))
+        })
+        .cloned()
+        .collect();
+    let rest_opts = runner::RunOptions {
+        report_dir: None,
+        failover_protocol: Some(failover_lab::cluster::ClusterProtocol::Rest),
+        ..opts
+    };
+    let rest_outcomes: Vec<runner::Outcome> = runtime
+        .block_on(runner::run_all(&rest_files, &rest_opts, &quiet))
+        .into_iter()
+        .map(|mut o| {
+            o.file = format!("{} (over the vendor's REST API)", o.file);
+            o
+        })
+        .collect();
+    for o in &rest_outcomes {
+        println!(
+            "test {} ... {} ({:.1}s)",
+            o.file,
+            if o.passed { "ok" } else { "FAILED" },
+            o.seconds
+        );
+    }
+    let failed: Vec<&runner::Outcome> = outcomes
+        .iter()
+        .chain(&rest_outcomes)
+        .filter(|o| !o.passed)
+        .collect();
     if !failed.is_empty() {
         println!("\nfailures:\n");
         for o in &failed {
@@ -73,7 +121,7 @@ fn main() -> ExitCode {
     println!(
         "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {:.2}s\n",
         if failed.is_empty() { "ok" } else { "FAILED" },
-        outcomes.len() - failed.len(),
+        outcomes.len() + rest_outcomes.len() - failed.len(),
         failed.len(),
         total - files.len(),
         started.elapsed().as_secs_f64()

@@ -614,7 +614,7 @@ fn session_json(e: &GroupEntry, id: failover_core::group::SessionId, now: Durati
         return Value::Null;
     };
     let wall_now = process::unix_ms();
-    let posted = s.client_id.is_none() || e.heartbeat_posted.contains(&id);
+    let posted = s.posted;
     let heartbeat_time = wall_now.saturating_sub(millis(now.saturating_sub(s.last_heartbeat)));
     json!({
         "Id": external_id(e, id),

@@ -8,6 +8,7 @@ mod common;
 mod auth;
 mod bad_input_grpc;
 mod bench_cli;
+mod cfs_api;
 mod dashboard_api;
 mod dashboard_browser;
 mod demo_cli;
