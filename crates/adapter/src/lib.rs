@@ -15,6 +15,8 @@
 //! - [`egress`]: fence, read the watermark, flush what follows it, write live data;
 //! - [`spool`]: the egress buffer, on disk too with `--buffer-dir`, so a restart loses
 //!   nothing collected;
+//! - [`diagnostics`]: the vendor's Failover.FailoverStatus stream and failover health, egressed
+//!   to the endpoint by every member;
 //! - [`history`]: on-demand history recoveries (HistoryOnly), never carried over a failover;
 //! - [`rest`]: the REST API (ClientFailover document, FailoverState, DataSource).
 //!
@@ -23,6 +25,7 @@
 
 pub mod cfs_client;
 pub mod collector;
+pub mod diagnostics;
 pub mod egress;
 pub mod history;
 pub mod rest;
@@ -82,6 +85,9 @@ pub struct AdapterSettings {
     pub documents: Option<tokio::sync::watch::Receiver<Option<ClientFailoverConfig>>>,
     /// How to talk to the failover service.
     pub failover_protocol: FailoverProtocol,
+    /// How often failover health's dynamic values go to the endpoint (the vendor's: a minute);
+    /// None: no diagnostics are egressed at all (the simulator's adapters).
+    pub health_interval: Option<Duration>,
 }
 
 /// Runs the adapter, serving its REST API on `rest` (None: no REST API; configured by
@@ -130,6 +136,7 @@ pub async fn run(
     let tasks = [
         tokio::spawn(collector::run(shared.clone(), source.clone())),
         tokio::spawn(tester::run(shared.clone(), source.clone())),
+        tokio::spawn(diagnostics::run(shared.clone(), endpoint.clone())),
         tokio::spawn(egress::run(shared.clone(), endpoint)),
         tokio::spawn(history::run(shared.clone(), source.clone())),
         tokio::spawn(sync_buffer(shared.clone())),

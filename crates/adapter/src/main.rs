@@ -64,6 +64,11 @@ struct Args {
     /// REST API when its path holds /clientfailover, else gRPC), grpc or rest.
     #[arg(long, value_enum, default_value_t = adapter::FailoverProtocol::Auto, env = "ADAPTER_FAILOVER_PROTOCOL")]
     failover_protocol: adapter::FailoverProtocol,
+    /// How often failover health's dynamic values (DeviceStatus, NextHealthMessageExpected) go
+    /// to the data endpoint, beside the Failover.FailoverStatus values written at every role
+    /// or score change (hh:mm:ss; the vendor's adapters: every minute).
+    #[arg(long, default_value = "00:01:00", value_parser = |s: &str| parse_timespan(s).map_err(|e| e.to_string()).and_then(|d| if d.is_zero() { Err("must be above 00:00:00".to_string()) } else { Ok(d) }))]
+    health_interval: std::time::Duration,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -100,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         batch_size: usize::try_from(args.batch_size)?,
         documents: None,
         failover_protocol: args.failover_protocol,
+        health_interval: Some(args.health_interval),
     };
     let rest = tokio::net::TcpListener::bind(args.rest_listen).await?;
     adapter::run(Some(rest), settings, initial, process::shutdown_signal()).await

@@ -1430,6 +1430,31 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
     }
 
     #[test]
+    fn the_failover_protocol_is_chosen_and_checked() {
+        let rest = parse_str(&GOOD.replace(
+            "mode = \"Hot\"",
+            "mode = \"Hot\"\nfailover_protocol = \"rest\"",
+        ))
+        .expect("rest");
+        assert_eq!(rest.cluster.failover_protocol, ClusterProtocol::Rest);
+        let e = err_of(&GOOD.replace(
+            "mode = \"Hot\"",
+            "mode = \"Hot\"\nfailover_protocol = \"soap\"",
+        ));
+        assert_eq!(e.field, "cluster.failover_protocol");
+        assert!(
+            e.message.contains("\"grpc\"") && e.message.contains("\"rest\""),
+            "{e}"
+        );
+        let e = err_of(&GOOD.replace(
+            "mode = \"Hot\"",
+            "mode = \"Hot\"\nfailover_protocol = \"rest\"\nauth = \"bearer\"",
+        ));
+        assert_eq!(e.field, "cluster.failover_protocol");
+        assert!(e.message.contains("bearer"), "{e}");
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         let e = err_of(&GOOD.replace("kill = \"primary\"", "kill = \"adapter-c\""));
         assert_eq!((e.line, e.field.as_str()), (14, "step 2.kill"));

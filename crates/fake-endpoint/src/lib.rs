@@ -8,7 +8,10 @@
 //! - **Audit**: every accepted point goes into a per-stream [`StreamLedger`], so `Audit` can
 //!   report expected vs received, lost, duplicated, out of order, refused as stale, the largest
 //!   gap in data time, and which adapter and epoch wrote what and when.
-//! - **Outage**: `SetOutage(true)` makes every Fence and Write answer UNAVAILABLE until ended.
+//! - **Diagnostics**: `WriteDiagnostics` takes the adapters' own Failover.FailoverStatus and
+//!   health values from every member (no fence), keeps the latest [`MAX_DIAGNOSTICS`] per
+//!   group apart from the data, and `Audit` lists them when asked.
+//! - **Outage**: `SetOutage(true)` makes every call but Audit answer UNAVAILABLE until ended.
 //!
 //! [`run`] serves `failover.v1.DataEndpoint` and the gRPC health service on a given listener.
 
@@ -27,6 +30,13 @@ use failover_core::{
 };
 use failover_proto::{convert, process, v1};
 use tonic::{Request, Response, Status};
+
+/// Diagnostics values kept per group (older ones are dropped and counted).
+pub const MAX_DIAGNOSTICS: usize = 10_000;
+/// Most values in one WriteDiagnostics call.
+pub const MAX_DIAGNOSTICS_PER_CALL: usize = 1_000;
+/// Most fields in one diagnostics value.
+pub const MAX_DIAGNOSTIC_FIELDS: usize = 32;
 
 #[derive(Debug, Default, Clone)]
 struct WriterTally {
@@ -53,6 +63,8 @@ struct GroupRecord {
     largest_arrival_gap_us: i64,
     fence_calls: u64,
     write_calls: u64,
+    diagnostics: std::collections::VecDeque<v1::DiagnosticValue>,
+    diagnostics_dropped: u64,
 }
 
 impl GroupRecord {
@@ -243,8 +255,40 @@ impl GroupRecord {
                 })
                 .collect(),
             streams: u32::try_from(self.streams.len()).unwrap_or(u32::MAX),
+            diagnostics: if req.include_diagnostics {
+                self.diagnostics.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
+            diagnostics_dropped: self.diagnostics_dropped,
         }
     }
+}
+
+/// Checks a diagnostics request against the shared limits.
+fn check_diagnostics(req: &v1::DiagnosticsRequest) -> Result<(), Status> {
+    use failover_core::limits::{check_id, check_text};
+    let invalid = Status::invalid_argument;
+    if req.values.len() > MAX_DIAGNOSTICS_PER_CALL {
+        return Err(invalid(format!(
+            "values: {} in one call; at most {MAX_DIAGNOSTICS_PER_CALL}",
+            req.values.len()
+        )));
+    }
+    for v in &req.values {
+        check_id("stream", &v.stream).map_err(invalid)?;
+        if v.fields.len() > MAX_DIAGNOSTIC_FIELDS {
+            return Err(invalid(format!(
+                "fields: {} in one value; at most {MAX_DIAGNOSTIC_FIELDS}",
+                v.fields.len()
+            )));
+        }
+        for (k, text) in &v.fields {
+            check_id("field name", k).map_err(invalid)?;
+            check_text(k, text).map_err(invalid)?;
+        }
+    }
+    Ok(())
 }
 
 /// The DataEndpoint service.
@@ -357,6 +401,28 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
             None => GroupRecord::default().audit(&req.group_id, &req),
         };
         Ok(Response::new(report))
+    }
+
+    async fn write_diagnostics(
+        &self,
+        request: Request<v1::DiagnosticsRequest>,
+    ) -> Result<Response<v1::DiagnosticsReply>, Status> {
+        let req = request.into_inner();
+        check_ids(&req.group_id, Some(&req.adapter_id))?;
+        self.check_outage()?;
+        check_diagnostics(&req)?;
+        let accepted = req.values.len() as u64;
+        self.with_group(&req.group_id, |g| {
+            for mut v in req.values {
+                v.adapter_id.clone_from(&req.adapter_id);
+                g.diagnostics.push_back(v);
+            }
+            while g.diagnostics.len() > MAX_DIAGNOSTICS {
+                g.diagnostics.pop_front();
+                g.diagnostics_dropped += 1;
+            }
+        });
+        Ok(Response::new(v1::DiagnosticsReply { accepted }))
     }
 
     async fn set_outage(

@@ -715,6 +715,8 @@ async fn adapter_host(
             batch_size: 5000,
             documents,
             failover_protocol: adapter::FailoverProtocol::Grpc,
+            // Diagnostics are not part of what the simulator checks.
+            health_interval: None,
         };
         let stop = async move {
             let _ = running.wait_for(|r| !*r).await;
@@ -1015,6 +1017,7 @@ fn add_observer(
                         has_through_seq: true,
                         through_seq: *through,
                         expected_streams: 8,
+                        include_diagnostics: false,
                     };
                     if let Ok(a) = endpoint.audit(request).await {
                         lock(&shared)

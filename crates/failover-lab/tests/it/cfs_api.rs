@@ -409,6 +409,19 @@ async fn every_documented_call_answers_as_the_vendor_documents() {
         .await;
     assert_eq!(status, 400);
     assert_eq!(e["AdditionalParameters"]["Field"], "LogLevel");
+    // Health endpoints (the vendor's OMF targets) are not kept: 501 says where health is.
+    assert_eq!(
+        s.get("/api/v1/configuration/healthEndpoints").await,
+        (200, json!([]))
+    );
+    let (status, e) = s
+        .post(
+            "/api/v1/configuration/healthEndpoints",
+            r#"{"Id":"PI Web API","Endpoint":"https://x/piwebapi/omf/"}"#,
+        )
+        .await;
+    assert_eq!(status, 501);
+    assert_vendor_error(&e, "health");
     let (status, health) = s.get("/api/v1/health").await;
     assert_eq!(
         (status, health["DeviceStatus"].as_str()),

@@ -70,6 +70,66 @@ async fn cold_takeover_raises_the_standby_from_1_to_100() {
     assert_eq!(b, vec![(None, 1), (Some(1), 100)], "{:#?}", t.events);
     assert_eq!(a.duplicated, 0, "{a:?}");
     assert!(a.lost > 0, "Cold loses the takeover gap: {a:?}");
+    // The vendor's Failover.FailoverStatus stream and failover health reached the endpoint
+    // from both members, whatever their role: every role and score change, in order.
+    let d = failover_lab::observe::Observer::audit(
+        &p.cluster.addrs,
+        failover_proto::v1::AuditRequest {
+            group_id: p.cluster.spec.group_id.clone(),
+            include_diagnostics: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("audit")
+    .diagnostics;
+    let status = |adapter: &str| -> Vec<(String, String)> {
+        d.iter()
+            .filter(|v| v.adapter_id == adapter && v.stream == "Failover.FailoverStatus")
+            .map(|v| {
+                (
+                    v.fields["FailoverRole"].clone(),
+                    v.fields["FailoverScore"].clone(),
+                )
+            })
+            .collect()
+    };
+    let b = status("adapter-b");
+    let at = |role: &str, score: &str| {
+        b.iter()
+            .position(|(r, s)| r == role && s == score)
+            .unwrap_or_else(|| panic!("adapter-b never reported {role} {score}: {b:?}"))
+    };
+    assert!(at("Secondary", "1") < at("Primary", "100"), "{b:?}");
+    assert_eq!(
+        b.last().map(|(r, s)| (r.as_str(), s.as_str())),
+        Some(("Primary", "100"))
+    );
+    assert!(
+        b.windows(2).all(|w| w[0] != w[1]),
+        "written at changes only: {b:?}"
+    );
+    assert!(
+        status("adapter-a")
+            .iter()
+            .any(|(r, s)| r == "Primary" && s == "100"),
+        "{d:?}"
+    );
+    for adapter in ["adapter-a", "adapter-b"] {
+        assert!(
+            d.iter().any(|v| v.adapter_id == adapter
+                && v.stream == "Failover.Health"
+                && v.fields.get("FailoverGroupId").map(String::as_str) == Some("FailoverGroup1")
+                && v.fields.get("Mode").map(String::as_str) == Some("Cold")),
+            "{adapter}'s static health: {d:?}"
+        );
+        assert!(
+            d.iter().any(|v| v.adapter_id == adapter
+                && v.fields.get("DeviceStatus").map(String::as_str) == Some("Good")
+                && v.fields.contains_key("NextHealthMessageExpected")),
+            "{adapter}'s dynamic health: {d:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -61,6 +61,36 @@ fn vendor_with(field: &str, value: Value) -> String {
     doc.to_string()
 }
 
+/// The vendor's pages show the document in an array too, spell the path with a lowercase
+/// `system`, and Windows editors save a byte-order mark before the JSON.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vendors_array_bom_and_lowercase_path_are_taken() {
+    let api = api().await;
+    let wrapped = format!("\u{feff}[\n{VENDOR_EXAMPLE}\n]");
+    let (status, body) = api
+        .put("/configuration/system/ClientFailover", wrapped)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, doc) = api.get(CF).await;
+    assert_eq!(
+        (status, doc["failoverGroupId"].as_str()),
+        (200, Some("FailoverGroup1"))
+    );
+    let (status, doc) = api.get("/configuration/system/ClientFailover").await;
+    assert_eq!((status, doc["mode"].as_str()), (200, Some("Hot")));
+    // Two documents in one array: one adapter joins one group.
+    let (status, body) = api
+        .put(CF, format!("[{VENDOR_EXAMPLE},{VENDOR_EXAMPLE}]"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("array of 2")),
+        "{body}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn vendor_document_is_accepted_byte_for_byte_and_get_shows_no_password() {
     let api = api().await;
