@@ -496,8 +496,12 @@ impl Group {
                 id
             }
             found => {
+                // An operator's override belongs to the member, not to one of its sessions:
+                // a restart keeps it (overrides are meant for machines that restart often).
+                let mut inherited = None;
                 if let Some(i) = found {
                     let old = self.sessions.remove(i);
+                    inherited = old.role_override;
                     if self.primary == Some(old.id) {
                         self.primary = None;
                         changes.push(Transition {
@@ -535,7 +539,7 @@ impl Group {
                     posted: true,
                     last_heartbeat: now,
                     registered_order: self.next_order,
-                    role_override: None,
+                    role_override: inherited,
                     watermark: hb.watermark,
                     connected: true,
                     joined_at: now,
@@ -1355,6 +1359,32 @@ mod tests {
         s.beat(hb("a", 100), 10_000);
         s.g.tick(ms(10_000));
         assert_eq!((s.primary(), s.g.epoch()), (Some("a"), 3));
+    }
+
+    /// Doc: overrides are meant for "a machine that may be restarting often": the override
+    /// belongs to the member (its name), so a restart, which makes a new session, keeps it.
+    #[test]
+    fn an_override_survives_the_members_restart() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        s.g.set_override("b", Some(Role::Primary), None, ms(0))
+            .expect("override");
+        assert_eq!(s.primary(), Some("b"));
+        let mut restarted = hb("b", 100);
+        restarted.incarnation = "b-2".into();
+        s.beat(restarted, 500);
+        let b = s.g.primary().expect("a Primary");
+        assert_eq!(
+            (b.adapter_id.as_str(), b.incarnation.as_str()),
+            ("b", "b-2"),
+            "the restarted b is Primary again"
+        );
+        assert_eq!(
+            b.role_override.map(|o| o.role),
+            Some(Role::Primary),
+            "its override holds"
+        );
     }
 
     #[test]
