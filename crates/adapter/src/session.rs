@@ -322,7 +322,7 @@ async fn session(
                 status.message()
             ));
         }
-        Err(status) => return End::Failed(status.message().to_string()),
+        Err(status) => return End::Failed(stream_error(cfg, &status)),
     };
     let end = heartbeats(
         shared,
@@ -340,6 +340,41 @@ async fn session(
         leave(shared, cfg, incarnation, &tx, &mut inbound).await;
     }
     end
+}
+
+/// Words for a failed heartbeat stream: the service's own refusal as it said it, or, when the
+/// connection itself broke (a cut link, a restart), which service and why ("http2 error" alone
+/// tells an operator nothing).
+fn stream_error(cfg: &ClientFailoverConfig, status: &tonic::Status) -> String {
+    use std::error::Error;
+    use tonic::Code;
+    // The message and its causes (a Status's Display carries its metadata too).
+    let why = || {
+        let mut text = status.message().to_string();
+        let mut source = status.source();
+        while let Some(s) = source {
+            let s_text = s.to_string();
+            if !text.contains(&s_text) {
+                text.push_str(": ");
+                text.push_str(&s_text);
+            }
+            source = s.source();
+        }
+        text
+    };
+    match status.code() {
+        Code::Unknown | Code::Internal | Code::Cancelled | Code::DeadlineExceeded => format!(
+            "lost the heartbeat stream to the failover service at {}: {} (reconnecting)",
+            cfg.endpoint,
+            why()
+        ),
+        Code::Unavailable if !status.message().contains("failover service") => format!(
+            "lost the heartbeat stream to the failover service at {}: {} (reconnecting)",
+            cfg.endpoint,
+            why()
+        ),
+        _ => status.message().to_string(),
+    }
 }
 
 /// The `authorization` header the document asks for (bearer first: clientId and clientSecret
@@ -484,8 +519,11 @@ async fn heartbeats(
                     backoff.reset();
                     apply_assignment(shared, a);
                 }
-                Ok(None) => return End::Failed("the failover service ended the session".into()),
-                Err(status) => return End::Failed(status.message().to_string()),
+                Ok(None) => return End::Failed(format!(
+                    "the failover service at {} ended the heartbeat stream (reconnecting)",
+                    cfg.endpoint
+                )),
+                Err(status) => return End::Failed(stream_error(cfg, &status)),
             }
         }
     }

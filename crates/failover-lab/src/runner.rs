@@ -240,6 +240,7 @@ pub async fn run_scenario(
         obs,
         last_fault_us: None,
         tag: tag.clone(),
+        marks: std::collections::HashMap::new(),
     };
     let setup = configure_in_order(
         &run.cluster,
@@ -318,6 +319,18 @@ struct Run {
     obs: Observer,
     last_fault_us: Option<i64>,
     tag: String,
+    /// What was so when each step with an id ended.
+    marks: std::collections::HashMap<String, Mark>,
+}
+
+/// The figures at the end of a step with an id, for the steps after it to compare with
+/// (`"same as step ID"`), and when it began (`takeover_from = "ID"`).
+#[derive(Debug, Clone)]
+struct Mark {
+    began_us: i64,
+    epoch: i64,
+    scores: Vec<(String, i64)>,
+    audit: Vec<(String, i64)>,
 }
 
 impl Run {
@@ -363,9 +376,21 @@ impl Run {
         let n = s.steps.len();
         for (i, step) in s.steps.iter().enumerate() {
             let began = Instant::now();
+            let began_us = process::unix_us();
             match self.act(&step.action).await {
                 Ok(detail) => {
                     *passed += 1;
+                    if let Some(id) = &step.id {
+                        let mark = self.mark(began_us).await.map_err(|message| Failure {
+                            step: i + 1,
+                            line: step.line,
+                            action: format!("record step {id}"),
+                            note: step.note.clone(),
+                            message,
+                            timeline: self.timeline_tail(),
+                        })?;
+                        self.marks.insert(id.clone(), mark);
+                    }
                     let note = step
                         .note
                         .as_deref()
@@ -416,6 +441,44 @@ impl Run {
                     .ok_or_else(|| "no live adapter is Secondary now".to_string())
             }
         }
+    }
+
+    /// The figures now, for a step with an id.
+    async fn mark(&self, began_us: i64) -> Result<Mark, String> {
+        let t = self.obs.snapshot();
+        let a = self.audit().await?;
+        Ok(Mark {
+            began_us,
+            epoch: i64::try_from(t.epoch()).unwrap_or(i64::MAX),
+            scores: t
+                .status
+                .iter()
+                .flat_map(|s| &s.sessions)
+                .map(|s| (s.adapter_id.clone(), i64::from(s.score)))
+                .collect(),
+            audit: crate::scenario::AUDIT_FIELDS
+                .iter()
+                .map(|f| ((*f).to_string(), audit_figure(&a, f)))
+                .collect(),
+        })
+    }
+
+    /// A comparison with an earlier step's figure made concrete (`figure` picks it from the
+    /// step's mark), or the comparison itself.
+    fn resolve_cmp(
+        &self,
+        cmp: &crate::scenario::Cmp,
+        figure: impl Fn(&Mark) -> Option<i64>,
+    ) -> Result<crate::scenario::Cmp, String> {
+        let Some(step) = &cmp.at_step else {
+            return Ok(cmp.clone());
+        };
+        let mark = self
+            .marks
+            .get(step)
+            .ok_or_else(|| format!("step {step} has not run"))?;
+        let base = figure(mark).ok_or_else(|| format!("step {step} recorded no such figure"))?;
+        Ok(cmp.against(base))
     }
 
     fn fault(&mut self, text: String) {
@@ -643,10 +706,9 @@ impl Run {
         let t = self.obs.snapshot();
         if let Some(expected) = &c.primary {
             let got = t.primary();
-            if got != *expected {
+            if !expected.holds(got.as_deref()) {
                 return Err(format!(
-                    "expected Primary {}, got {}",
-                    expected.as_deref().unwrap_or("none"),
+                    "expected Primary {expected}, got {}",
                     got.as_deref().unwrap_or("none")
                 ));
             }
@@ -658,18 +720,26 @@ impl Run {
             }
         }
         for (adapter, cmp) in &c.scores {
+            let resolved = self.resolve_cmp(cmp, |m| {
+                m.scores.iter().find(|(a, _)| a == adapter).map(|(_, s)| *s)
+            })?;
             let got = t.session(adapter).map(|s| i64::from(s.score));
-            if !got.is_some_and(|g| cmp.holds(g)) {
+            if !got.is_some_and(|g| resolved.holds(g)) {
                 return Err(format!(
-                    "expected {adapter} score {cmp}, got {}",
+                    "expected {adapter} score {cmp}{}, got {}",
+                    shown_base(cmp, &resolved),
                     got.map_or("no session".into(), |g| g.to_string())
                 ));
             }
         }
         if let Some(cmp) = &c.epoch {
+            let resolved = self.resolve_cmp(cmp, |m| Some(m.epoch))?;
             let got = i64::try_from(t.epoch()).unwrap_or(i64::MAX);
-            if !cmp.holds(got) {
-                return Err(format!("expected epoch {cmp}, got {got}"));
+            if !resolved.holds(got) {
+                return Err(format!(
+                    "expected epoch {cmp}{}, got {got}",
+                    shown_base(cmp, &resolved)
+                ));
             }
         }
         if !c.score_transitions.is_empty() {
@@ -725,7 +795,19 @@ impl Run {
             }
         }
         if let Some(bound) = c.takeover_within {
-            self.check_takeover(&t, bound).await?;
+            let from = match &c.takeover_from {
+                Some(step) => Some((
+                    self.marks
+                        .get(step)
+                        .map(|m| m.began_us)
+                        .ok_or_else(|| format!("step {step} has not run"))?,
+                    format!("the start of step {step}"),
+                )),
+                None => self
+                    .last_fault_us
+                    .map(|at| (at, "the last fault".to_string())),
+            };
+            self.check_takeover(&t, bound, from).await?;
         }
         let audit = if c.audit.is_empty() {
             None
@@ -734,16 +816,20 @@ impl Run {
         };
         if let Some(a) = &audit {
             for (field, cmp) in &c.audit {
+                let resolved = self.resolve_cmp(cmp, |m| {
+                    m.audit.iter().find(|(f, _)| f == field).map(|(_, v)| *v)
+                })?;
                 let got = audit_figure(a, field);
-                if !cmp.holds(got) {
+                if !resolved.holds(got) {
                     return Err(format!(
-                        "expected audit {field} {cmp}, got {got} (expected {}, received {}, lost {}, duplicated {}, refused as stale {}, largest gap {} ms)",
+                        "expected audit {field} {cmp}{base}, got {got} (expected {}, received {}, lost {}, duplicated {}, refused as stale {}, largest gap {} ms)",
                         a.expected,
                         a.received,
                         a.lost,
                         a.duplicated,
                         a.refused_stale,
-                        a.largest_gap_ms
+                        a.largest_gap_ms,
+                        base = shown_base(cmp, &resolved)
                     ));
                 }
             }
@@ -766,6 +852,16 @@ impl Run {
             let state = self.rest_get(&name, "/diagnostics/FailoverState").await?;
             for (k, want) in fields {
                 let got = &state[k.as_str()];
+                // { contains = "text" }: the field holds that text.
+                if let Some(words) = want.get("contains").and_then(Value::as_str) {
+                    let text = got.as_str().map_or_else(|| got.to_string(), str::to_string);
+                    if !text.contains(words) {
+                        return Err(format!(
+                            "expected {name} FailoverState {k} to contain {words:?}, got {got}"
+                        ));
+                    }
+                    continue;
+                }
                 // TOML has no null: the string "null" stands for it. A number may be compared
                 // (AccessTokensFetched = ">= 3").
                 let same = got == want
@@ -807,10 +903,14 @@ impl Run {
     /// The takeover happened within `bound`: from the last fault to the first point the
     /// endpoint accepted from the current Primary at its epoch. While that point has not come
     /// and the bound has not passed, it waits for it.
-    async fn check_takeover(&self, t: &Timeline, bound: Duration) -> Result<(), String> {
-        let fault = self
-            .last_fault_us
-            .ok_or("takeover_within needs a fault step before it")?;
+    async fn check_takeover(
+        &self,
+        t: &Timeline,
+        bound: Duration,
+        from: Option<(i64, String)>,
+    ) -> Result<(), String> {
+        let (fault, since) =
+            from.ok_or("takeover_within needs a fault step before it (or takeover_from)")?;
         let primary = t.primary().ok_or("no adapter is Primary")?;
         let epoch = t.epoch();
         loop {
@@ -827,7 +927,7 @@ impl Run {
                     let took = Duration::from_micros(u64::try_from(first - fault).unwrap_or(0));
                     if took > bound {
                         return Err(format!(
-                            "expected the takeover within {}, took {:.3} s (last fault to the first point accepted from {primary} at epoch {epoch})",
+                            "expected the takeover within {}, took {:.3} s ({since} to the first point accepted from {primary} at epoch {epoch})",
                             format_timespan(bound),
                             took.as_secs_f64()
                         ));
@@ -836,7 +936,7 @@ impl Run {
                 }
                 None if now_took > bound => {
                     return Err(format!(
-                        "expected the takeover within {}: {:.3} s after the last fault, no point accepted yet from {primary} at epoch {epoch}",
+                        "expected the takeover within {}: {:.3} s after {since}, no point accepted yet from {primary} at epoch {epoch}",
                         format_timespan(bound),
                         now_took.as_secs_f64()
                     ));
@@ -879,6 +979,15 @@ fn role_label(t: &Timeline, adapter: &str) -> String {
         Some(s) => {
             convert::role_from_wire(s.role).map_or("None".into(), |r: Role| r.as_str().to_string())
         }
+    }
+}
+
+/// `" (N)"`: the figure an earlier step's comparison stood for, for messages.
+fn shown_base(cmp: &crate::scenario::Cmp, resolved: &crate::scenario::Cmp) -> String {
+    if cmp.at_step.is_some() {
+        format!(" ({})", resolved.value)
+    } else {
+        String::new()
     }
 }
 

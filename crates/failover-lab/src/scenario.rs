@@ -61,6 +61,8 @@ pub struct Step {
     pub action: Action,
     /// The author's comment, shown in progress and on failure.
     pub note: Option<String>,
+    /// A name later steps refer to (`"same as step ID"`, `takeover_from = "ID"`).
+    pub id: Option<String>,
 }
 
 /// An adapter by name or by its role at the moment the step runs.
@@ -188,12 +190,15 @@ pub enum Action {
 }
 
 /// A comparison with a number: `0`, `"> 0"`, `"<= 3000"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmp {
     /// The operator.
     pub op: Op,
-    /// The number.
+    /// The number (with `at_step`: unused; the figure recorded at that step is compared).
     pub value: i64,
+    /// Compare with the same figure as it was when the step with this id ended
+    /// (`"same as step warm-up"`, `"more than at step warm-up"`, `"less than at step ..."`).
+    pub at_step: Option<String>,
 }
 
 /// Comparison operators.
@@ -213,7 +218,24 @@ pub enum Op {
     Ge,
 }
 
+/// The words of a comparison with an earlier step's figure, and their operators.
+const RELATIVE: [(&str, Op); 4] = [
+    ("same as step ", Op::Eq),
+    ("more than at step ", Op::Gt),
+    ("less than at step ", Op::Lt),
+    ("not as at step ", Op::Ne),
+];
+
 impl Cmp {
+    /// The comparison with `base` (the figure recorded at `at_step`) in place of the step.
+    pub fn against(&self, base: i64) -> Cmp {
+        Cmp {
+            op: self.op,
+            value: base,
+            at_step: None,
+        }
+    }
+
     /// True when `actual` satisfies the comparison.
     pub fn holds(&self, actual: i64) -> bool {
         match self.op {
@@ -236,9 +258,25 @@ impl Cmp {
             NumOrText::Num(n) => Ok(Cmp {
                 op: Op::Eq,
                 value: *n,
+                at_step: None,
             }),
             NumOrText::Text(t) => {
                 let t = t.trim();
+                if let Some((op, step)) = RELATIVE
+                    .iter()
+                    .find_map(|(words, op)| t.strip_prefix(words).map(|s| (*op, s.trim())))
+                {
+                    if step.is_empty() {
+                        return Err(format!(
+                            "{t:?} names no step; write \"same as step ID\" with the id of an earlier step"
+                        ));
+                    }
+                    return Ok(Cmp {
+                        op,
+                        value: 0,
+                        at_step: Some(step.to_string()),
+                    });
+                }
                 let ops = [
                     (">=", Op::Ge),
                     ("<=", Op::Le),
@@ -253,8 +291,12 @@ impl Cmp {
                     .unwrap_or((Op::Eq, t));
                 rest.trim()
                     .parse::<i64>()
-                    .map(|value| Cmp { op, value })
-                    .map_err(|_| format!("{t:?} is not a comparison; write a number (5) or an operator and a number (\"> 0\", \"<= 3000\")"))
+                    .map(|value| Cmp {
+                        op,
+                        value,
+                        at_step: None,
+                    })
+                    .map_err(|_| format!("{t:?} is not a comparison; write a number (5), an operator and a number (\"> 0\", \"<= 3000\"), or a comparison with an earlier step (\"same as step ID\", \"more than at step ID\", \"less than at step ID\", \"not as at step ID\")"))
             }
         }
     }
@@ -262,6 +304,13 @@ impl Cmp {
 
 impl fmt::Display for Cmp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(step) = &self.at_step {
+            let words = RELATIVE
+                .iter()
+                .find(|(_, op)| *op == self.op)
+                .map_or("same as step ", |(w, _)| w);
+            return write!(f, "{words}{step}");
+        }
         let op = match self.op {
             Op::Eq => "",
             Op::Ne => "!= ",
@@ -308,11 +357,45 @@ pub const AUDIT_FIELDS: [&str; 8] = [
     "epoch",
 ];
 
+/// Who must be Primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrimaryIs {
+    /// Nobody (`"none"`).
+    Nobody,
+    /// Somebody (`"any"`).
+    Anyone,
+    /// One of these (`"adapter-a"`, or `["adapter-a", "adapter-b"]`).
+    OneOf(Vec<String>),
+}
+
+impl PrimaryIs {
+    /// True when `primary` (None: nobody) is as required.
+    pub fn holds(&self, primary: Option<&str>) -> bool {
+        match (self, primary) {
+            (PrimaryIs::Nobody, p) => p.is_none(),
+            (PrimaryIs::Anyone, p) => p.is_some(),
+            (PrimaryIs::OneOf(names), Some(p)) => names.iter().any(|n| n == p),
+            (PrimaryIs::OneOf(_), None) => false,
+        }
+    }
+}
+
+impl fmt::Display for PrimaryIs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrimaryIs::Nobody => write!(f, "none"),
+            PrimaryIs::Anyone => write!(f, "any"),
+            PrimaryIs::OneOf(names) if names.len() == 1 => write!(f, "{}", names[0]),
+            PrimaryIs::OneOf(names) => write!(f, "one of {}", names.join(", ")),
+        }
+    }
+}
+
 /// What must hold; every part given must hold.
 #[derive(Debug, Clone, Default)]
 pub struct Condition {
-    /// Who is Primary (Some(None): nobody).
-    pub primary: Option<Option<String>>,
+    /// Who is Primary.
+    pub primary: Option<PrimaryIs>,
     /// Roles by adapter: Primary, Secondary or Stale.
     pub roles: Vec<(String, String)>,
     /// Scores by adapter.
@@ -323,8 +406,11 @@ pub struct Condition {
     pub score_transitions: Vec<ScoreStep>,
     /// Role changes seen so far, in this order (others may come between).
     pub role_transitions: Vec<RoleStep>,
-    /// From the last fault to the first point accepted from the Primary at its epoch.
+    /// From the last fault (or the start of step `takeover_from`) to the first point accepted
+    /// from the Primary at its epoch.
     pub takeover_within: Option<Duration>,
+    /// The id of the step `takeover_within` counts from (None: the last fault).
+    pub takeover_from: Option<String>,
     /// Endpoint audit figures.
     pub audit: Vec<(String, Cmp)>,
     /// A warning in an adapter's FailoverState.
@@ -339,7 +425,7 @@ impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
         if let Some(p) = &self.primary {
-            parts.push(format!("primary {}", p.as_deref().unwrap_or("none")));
+            parts.push(format!("primary {p}"));
         }
         for (a, r) in &self.roles {
             parts.push(format!("{a} {r}"));
@@ -528,6 +614,7 @@ struct ClusterToml {
 #[serde(deny_unknown_fields)]
 struct StepToml {
     note: Option<String>,
+    id: Option<String>,
     kill: Option<String>,
     pause: Option<String>,
     resume: Option<String>,
@@ -590,13 +677,14 @@ enum NumOrText {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConditionToml {
-    primary: Option<String>,
+    primary: Option<toml::Value>,
     role: Option<toml::Table>,
     score: Option<toml::Table>,
     epoch: Option<NumOrText>,
     score_transitions: Option<Vec<String>>,
     role_transitions: Option<Vec<String>>,
     takeover_within: Option<String>,
+    takeover_from: Option<String>,
     audit: Option<toml::Table>,
     warning: Option<AdapterText>,
     state: Option<toml::Table>,
@@ -646,6 +734,8 @@ struct Checker<'a> {
     file: String,
     adapters: &'a [String],
     line: usize,
+    /// Ids of the steps before the one being read.
+    step_ids: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -786,16 +876,34 @@ impl Checker<'_> {
     fn condition(&self, field: &str, c: &ConditionToml) -> Result<Condition, ScenarioError> {
         let mut out = Condition::default();
         if let Some(p) = &c.primary {
-            out.primary = Some(if p == "none" {
-                None
-            } else {
-                match self.adapter(&format!("{field}.primary"), p)? {
-                    Target::Named(n) => Some(n),
-                    _ => {
-                        return Err(
-                            self.err(&format!("{field}.primary"), "name an adapter or \"none\"")
-                        );
-                    }
+            let f = format!("{field}.primary");
+            let name = |n: &str| match self.adapter(&f, n)? {
+                Target::Named(n) => Ok(n),
+                _ => Err(self.err(
+                    &f,
+                    "name an adapter, a list of adapters, \"any\" or \"none\"",
+                )),
+            };
+            out.primary = Some(match p {
+                toml::Value::String(s) if s == "none" => PrimaryIs::Nobody,
+                toml::Value::String(s) if s == "any" => PrimaryIs::Anyone,
+                toml::Value::String(s) => PrimaryIs::OneOf(vec![name(s)?]),
+                toml::Value::Array(list) if !list.is_empty() => PrimaryIs::OneOf(
+                    list.iter()
+                        .map(|v| {
+                            v.as_str()
+                                .ok_or_else(|| {
+                                    self.err(&f, format!("{v:?} is not an adapter's name"))
+                                })
+                                .and_then(name)
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                other => {
+                    return Err(self.err(
+                        &f,
+                        format!("{other:?} is not accepted; name an adapter (\"adapter-a\"), a list of adapters ([\"adapter-a\", \"adapter-b\"]), \"any\" or \"none\""),
+                    ));
                 }
             });
         }
@@ -875,6 +983,14 @@ impl Checker<'_> {
         if let Some(t) = &c.takeover_within {
             out.takeover_within = Some(self.duration(&format!("{field}.takeover_within"), t)?);
         }
+        if let Some(step) = &c.takeover_from {
+            let f = format!("{field}.takeover_from");
+            if out.takeover_within.is_none() {
+                return Err(self.err(&f, "goes with takeover_within"));
+            }
+            self.earlier_step(&f, step)?;
+            out.takeover_from = Some(step.clone());
+        }
         for (k, v) in c.audit.iter().flatten() {
             let f = format!("{field}.audit.{k}");
             if !AUDIT_FIELDS.contains(&k.as_str()) {
@@ -901,6 +1017,14 @@ impl Checker<'_> {
             let target = self.adapter(&format!("{f}.adapter"), adapter)?;
             let mut fields = Vec::new();
             for (k, v) in s.iter().filter(|(k, _)| *k != "adapter") {
+                if let toml::Value::Table(t) = v
+                    && !(t.len() == 1 && t.get("contains").is_some_and(toml::Value::is_str))
+                {
+                    return Err(self.err(
+                        &format!("{f}.{k}"),
+                        "a table here takes one key, contains = \"text\" (the field holds that text)",
+                    ));
+                }
                 fields.push((
                     k.clone(),
                     serde_json::to_value(v)
@@ -935,7 +1059,43 @@ impl Checker<'_> {
                 r.status.clone(),
             ));
         }
+        // Comparisons with earlier steps must name one.
+        let mut relative: Vec<(String, &Cmp)> = Vec::new();
+        relative.extend(
+            out.scores
+                .iter()
+                .map(|(a, c)| (format!("{field}.score.{a}"), c)),
+        );
+        relative.extend(out.epoch.iter().map(|c| (format!("{field}.epoch"), c)));
+        relative.extend(
+            out.audit
+                .iter()
+                .map(|(k, c)| (format!("{field}.audit.{k}"), c)),
+        );
+        for (f, cmp) in relative {
+            if let Some(step) = &cmp.at_step {
+                self.earlier_step(&f, step)?;
+            }
+        }
         Ok(out)
+    }
+
+    /// `step` is the id of a step before this one.
+    fn earlier_step(&self, field: &str, step: &str) -> Result<(), ScenarioError> {
+        if self.step_ids.iter().any(|s| s == step) {
+            return Ok(());
+        }
+        Err(self.err(
+            field,
+            if self.step_ids.is_empty() {
+                format!("no earlier step has id {step:?}; give that step id = \"{step}\"")
+            } else {
+                format!(
+                    "no earlier step has id {step:?}; the earlier ids are {}",
+                    self.step_ids.join(", ")
+                )
+            },
+        ))
     }
 }
 
@@ -944,6 +1104,7 @@ fn toml_cmp(v: &toml::Value) -> Result<Cmp, String> {
         toml::Value::Integer(n) => Ok(Cmp {
             op: Op::Eq,
             value: *n,
+            at_step: None,
         }),
         toml::Value::String(s) => Cmp::parse(&NumOrText::Text(s.clone())),
         other => Err(format!(
@@ -1006,6 +1167,7 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         file: file.to_string(),
         adapters: &adapters,
         line: cluster_line,
+        step_ids: Vec::new(),
     };
     if adapters.len() < 2
         || adapters.iter().any(|a| {
@@ -1154,6 +1316,29 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         ck.line = header_line;
         let s = spanned.get_ref();
         let field = |name: &str| format!("step {}.{name}", i + 1);
+        if let Some(id) = &s.id {
+            ck.line = key_line(text, &span, "id");
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ck.err(
+                    &field("id"),
+                    format!(
+                        "{id:?} is not an id; use 1 to 64 letters, digits, - and _ (\"warm-up\")"
+                    ),
+                ));
+            }
+            if ck.step_ids.contains(id) {
+                return Err(ck.err(
+                    &field("id"),
+                    format!("{id:?} is the id of an earlier step too; ids are unique"),
+                ));
+            }
+            ck.line = header_line;
+        }
         let mut actions: Vec<Action> = Vec::new();
         let mut push = |a: Action| actions.push(a);
         if let Some(t) = &s.kill {
@@ -1315,7 +1500,11 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
             line: ck.line,
             action,
             note: s.note.clone(),
+            id: s.id.clone(),
         });
+        if let Some(id) = &s.id {
+            ck.step_ids.push(id.clone());
+        }
     }
     if steps.is_empty() {
         ck.line = 1;
@@ -1427,6 +1616,65 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
 
     fn err_of(text: &str) -> ScenarioError {
         parse_str(text).expect_err("refused")
+    }
+
+    #[test]
+    fn named_steps_relative_values_and_who_may_be_primary() {
+        let text = GOOD.replace(
+            "[[step]]\nkill = \"primary\"",
+            "[[step]]\nid = \"before\"\nrun_for = \"00:00:01\"\n\n[[step]]\nid = \"kill-a\"\nkill = \"primary\"\n\n[[step]]\nexpect = { primary = [\"adapter-a\", \"adapter-b\"], epoch = \"more than at step before\", audit = { received = \"more than at step before\", lost = \"same as step before\" }, score = { adapter-b = \"same as step before\" }, takeover_within = \"00:00:03\", takeover_from = \"kill-a\", state = { adapter = \"adapter-b\", Reason = { contains = \"promoted\" } } }\n\n[[step]]\nexpect = { primary = \"any\" }",
+        );
+        let sc = parse_str(&text).expect("parses");
+        assert_eq!(sc.steps[1].id.as_deref(), Some("before"));
+        let Action::Expect(c) = &sc.steps[3].action else {
+            panic!("{:?}", sc.steps[3].action)
+        };
+        assert_eq!(
+            c.primary,
+            Some(PrimaryIs::OneOf(vec![
+                "adapter-a".into(),
+                "adapter-b".into()
+            ]))
+        );
+        assert!(
+            c.primary
+                .as_ref()
+                .is_some_and(|p| p.holds(Some("adapter-b")) && !p.holds(None))
+        );
+        let epoch = c.epoch.clone().expect("epoch");
+        assert_eq!(
+            (epoch.op, epoch.at_step.as_deref()),
+            (Op::Gt, Some("before"))
+        );
+        assert_eq!(epoch.to_string(), "more than at step before");
+        assert!(epoch.against(2).holds(3) && !epoch.against(2).holds(2));
+        assert_eq!(c.takeover_from.as_deref(), Some("kill-a"));
+        let Action::Expect(any) = &sc.steps[4].action else {
+            panic!()
+        };
+        assert!(
+            any.primary
+                .as_ref()
+                .is_some_and(|p| p.holds(Some("adapter-a")) && !p.holds(None))
+        );
+        // A step that is not earlier, an unknown one, a duplicate id, a bad id.
+        let e = err_of(&text.replace(
+            "more than at step before\", audit",
+            "more than at step later\", audit",
+        ));
+        assert_eq!(e.field, "step 4.expect.epoch");
+        assert!(e.message.contains("before, kill-a"), "{e}");
+        let e = err_of(&text.replace("id = \"kill-a\"", "id = \"before\""));
+        assert!(e.message.contains("unique"), "{e}");
+        let e = err_of(&text.replace("id = \"kill-a\"", "id = \"kill a\""));
+        assert_eq!(e.field, "step 3.id");
+        let e = err_of(&text.replace("takeover_within = \"00:00:03\", ", ""));
+        assert_eq!(e.field, "step 4.expect.takeover_from");
+        let e = err_of(&text.replace("primary = \"any\"", "primary = [\"adapter-c\"]"));
+        assert!(e.message.contains("adapter-c"), "{e}");
+        let e = err_of(&text.replace("{ contains = \"promoted\" }", "{ has = \"promoted\" }"));
+        assert!(e.message.contains("contains"), "{e}");
+        assert!(Cmp::from_text("same as step").is_none());
     }
 
     #[test]

@@ -17,5 +17,6 @@ mod failover_pair;
 mod liveness;
 mod metrics;
 mod rest_api;
+mod scenario_language;
 mod secrets;
 mod tls;
