@@ -91,6 +91,23 @@ pub struct Sample {
     pub epoch: u64,
 }
 
+/// The failover service's view at one moment: what `hold` and `never` conditions are checked
+/// against, at every change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusPoint {
+    /// Milliseconds since the observation started.
+    pub at_ms: u64,
+    /// The Primary (None: nobody).
+    pub primary: Option<String>,
+    /// The group's epoch.
+    pub epoch: u64,
+    /// Per adapter: its role as the runner shows it (Primary, Secondary, Stale, None) and score.
+    pub adapters: Vec<(String, String, u32)>,
+}
+
+/// Most status points kept (a scenario sees a few hundred).
+const MAX_HISTORY: usize = 100_000;
+
 /// One adapter in a sample.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AdapterSample {
@@ -125,6 +142,8 @@ pub struct Timeline {
     pub connected: bool,
     /// Every time the reported epoch went down (must stay empty).
     pub epoch_regressions: Vec<String>,
+    /// The failover service's view at every change, in order.
+    pub history: Vec<StatusPoint>,
 }
 
 impl Timeline {
@@ -396,6 +415,23 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
             kind: "arbiter".into(),
             text: status.note.clone(),
         });
+    }
+    let point = StatusPoint {
+        at_ms,
+        primary: Some(status.primary_adapter_id.clone()).filter(|p| !p.is_empty()),
+        epoch: status.epoch,
+        adapters: status
+            .sessions
+            .iter()
+            .map(|s| (s.adapter_id.clone(), role_label(s), s.score))
+            .collect(),
+    };
+    let changed = t.history.last().is_none_or(|last| {
+        (&last.primary, last.epoch, &last.adapters)
+            != (&point.primary, point.epoch, &point.adapters)
+    });
+    if changed && t.history.len() < MAX_HISTORY {
+        t.history.push(point);
     }
     t.status = Some(status);
 }

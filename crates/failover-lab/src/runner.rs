@@ -241,6 +241,7 @@ pub async fn run_scenario(
         last_fault_us: None,
         tag: tag.clone(),
         marks: std::collections::HashMap::new(),
+        watches: Vec::new(),
     };
     let setup = configure_in_order(
         &run.cluster,
@@ -321,6 +322,22 @@ struct Run {
     tag: String,
     /// What was so when each step with an id ended.
     marks: std::collections::HashMap<String, Mark>,
+    /// `hold` and `never` conditions in force.
+    watches: Vec<Watch>,
+}
+
+/// A `hold` or `never` step in force: checked against every change the failover service
+/// reported from `from_ms` on.
+#[derive(Debug, Clone)]
+struct Watch {
+    never: bool,
+    condition: Condition,
+    from_ms: u64,
+    until: Option<String>,
+    step: usize,
+    line: usize,
+    action: String,
+    note: Option<String>,
 }
 
 /// The figures at the end of a step with an id, for the steps after it to compare with
@@ -375,8 +392,34 @@ impl Run {
     ) -> Result<(), Failure> {
         let n = s.steps.len();
         for (i, step) in s.steps.iter().enumerate() {
+            // The watches that last up to this step end as it begins.
+            if let Some(id) = &step.id {
+                let now = self.obs.now_ms();
+                let (ending, going_on): (Vec<Watch>, Vec<Watch>) =
+                    std::mem::take(&mut self.watches)
+                        .into_iter()
+                        .partition(|w| w.until.as_deref() == Some(id.as_str()));
+                self.watches = going_on;
+                for w in &ending {
+                    self.scan(w, now)?;
+                }
+            }
             let began = Instant::now();
             let began_us = process::unix_us();
+            if let Action::Hold { condition, until } | Action::Never { condition, until } =
+                &step.action
+            {
+                self.watches.push(Watch {
+                    never: matches!(step.action, Action::Never { .. }),
+                    condition: condition.clone(),
+                    from_ms: self.obs.now_ms(),
+                    until: until.clone(),
+                    step: i + 1,
+                    line: step.line,
+                    action: step.action.to_string(),
+                    note: step.note.clone(),
+                });
+            }
             match self.act(&step.action).await {
                 Ok(detail) => {
                     *passed += 1;
@@ -415,6 +458,132 @@ impl Run {
                         timeline: self.timeline_tail(),
                     });
                 }
+            }
+            // A watch that broke fails the scenario now, naming the moment it broke.
+            let now = self.obs.now_ms();
+            for w in &self.watches {
+                self.scan(w, now)?;
+            }
+        }
+        let now = self.obs.now_ms();
+        for w in &std::mem::take(&mut self.watches) {
+            self.scan(w, now)?;
+        }
+        Ok(())
+    }
+
+    /// Checks a watch against every change the failover service reported from its start up
+    /// to `upto_ms` (and the view in force when it began).
+    fn scan(&self, w: &Watch, upto_ms: u64) -> Result<(), Failure> {
+        let t = self.obs.snapshot();
+        let fail = |message: String| Failure {
+            step: w.step,
+            line: w.line,
+            action: w.action.clone(),
+            note: w.note.clone(),
+            message,
+            timeline: self.timeline_tail(),
+        };
+        let start = t
+            .history
+            .iter()
+            .rposition(|p| p.at_ms <= w.from_ms)
+            .unwrap_or(0);
+        let c = &w.condition;
+        let has_status_part =
+            c.primary.is_some() || !c.roles.is_empty() || !c.scores.is_empty() || c.epoch.is_some();
+        for p in t.history[start..].iter().take_while(|p| p.at_ms <= upto_ms) {
+            if !has_status_part {
+                break;
+            }
+            let at = p.at_ms.max(w.from_ms) as f64 / 1000.0;
+            match (self.status_holds(c, p), w.never) {
+                (Err(why), false) => {
+                    return Err(fail(format!("the hold broke at {at:.2} s: {why}")));
+                }
+                (Ok(()), true) => {
+                    return Err(fail(format!("it happened at {at:.2} s: {c}")));
+                }
+                _ => {}
+            }
+        }
+        if w.never {
+            let within = |at: u64| at > w.from_ms && at <= upto_ms;
+            for want in &c.role_transitions {
+                if let Some(r) = t.role_transitions.iter().find(|r| {
+                    within(r.at_ms)
+                        && r.adapter == want.adapter
+                        && r.from == want.from
+                        && r.to == want.to
+                }) {
+                    return Err(fail(format!(
+                        "it happened at {:.2} s: {} {} -> {}",
+                        r.at_ms as f64 / 1000.0,
+                        r.adapter,
+                        r.from,
+                        r.to
+                    )));
+                }
+            }
+            for want in &c.score_transitions {
+                if let Some(r) = t.score_transitions.iter().find(|r| {
+                    within(r.at_ms)
+                        && r.adapter == want.adapter
+                        && r.from == want.from
+                        && r.to == want.to
+                }) {
+                    return Err(fail(format!(
+                        "it happened at {:.2} s: {} score {} -> {}",
+                        r.at_ms as f64 / 1000.0,
+                        r.adapter,
+                        r.from.map_or("none".into(), |f| f.to_string()),
+                        r.to
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The failover-service parts of a condition (primary, roles, scores, epoch) at one
+    /// reported moment.
+    fn status_holds(&self, c: &Condition, p: &crate::observe::StatusPoint) -> Result<(), String> {
+        if let Some(expected) = &c.primary
+            && !expected.holds(p.primary.as_deref())
+        {
+            return Err(format!(
+                "expected Primary {expected}, got {}",
+                p.primary.as_deref().unwrap_or("none")
+            ));
+        }
+        let adapter = |name: &str| p.adapters.iter().find(|(a, _, _)| a == name);
+        for (name, role) in &c.roles {
+            let got = adapter(name).map_or("absent", |(_, r, _)| r.as_str());
+            if got != role {
+                return Err(format!("expected {name} {role}, got {got}"));
+            }
+        }
+        for (name, cmp) in &c.scores {
+            let resolved = self.resolve_cmp(cmp, |m| {
+                m.scores.iter().find(|(a, _)| a == name).map(|(_, s)| *s)
+            })?;
+            let got = adapter(name).map(|(_, _, s)| i64::from(*s));
+            if !got.is_some_and(|g| resolved.holds(g)) {
+                return Err(format!(
+                    "expected {name} score {cmp}{}, got {}",
+                    shown_base(cmp, &resolved),
+                    got.map_or("no session".into(), |g| g.to_string())
+                ));
+            }
+        }
+        if let Some(cmp) = &c.epoch {
+            let resolved = self.resolve_cmp(cmp, |m| Some(m.epoch))?;
+            let got = i64::try_from(p.epoch).unwrap_or(i64::MAX);
+            if !resolved.holds(got) {
+                return Err(format!(
+                    "expected epoch {cmp}{}, got {got}",
+                    shown_base(cmp, &resolved)
+                ));
             }
         }
         Ok(())
@@ -684,6 +853,8 @@ impl Run {
                 }
             }
             Action::Expect(condition) => self.check(condition).await.map(|()| String::new()),
+            // Registered by the step loop, which checks it at every step from now on.
+            Action::Hold { .. } | Action::Never { .. } => Ok(String::new()),
         }
     }
 

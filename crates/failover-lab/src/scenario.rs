@@ -187,6 +187,22 @@ pub enum Action {
     },
     /// Check a condition now.
     Expect(Condition),
+    /// From now until the step `until` begins (None: to the end), the condition holds at every
+    /// change the failover service reports.
+    Hold {
+        /// The condition (primary, role, score, epoch).
+        condition: Condition,
+        /// The id of the step it lasts up to.
+        until: Option<String>,
+    },
+    /// From now until the step `until` begins (None: to the end), the condition never holds
+    /// and none of its transitions happens.
+    Never {
+        /// The condition (primary, role, score, epoch, transitions).
+        condition: Condition,
+        /// The id of the step it lasts up to.
+        until: Option<String>,
+    },
 }
 
 /// A comparison with a number: `0`, `"> 0"`, `"<= 3000"`.
@@ -571,6 +587,14 @@ impl fmt::Display for Action {
                 format_timespan(*within)
             ),
             Action::Expect(c) => write!(f, "expect {c}"),
+            Action::Hold { condition, until } => match until {
+                Some(u) => write!(f, "hold {condition} until step {u}"),
+                None => write!(f, "hold {condition} to the end"),
+            },
+            Action::Never { condition, until } => match until {
+                Some(u) => write!(f, "never {condition} until step {u}"),
+                None => write!(f, "never {condition} to the end"),
+            },
         }
     }
 }
@@ -634,6 +658,9 @@ struct StepToml {
     wait_until: Option<ConditionToml>,
     within: Option<String>,
     expect: Option<ConditionToml>,
+    hold: Option<ConditionToml>,
+    never: Option<ConditionToml>,
+    until: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1080,6 +1107,34 @@ impl Checker<'_> {
         Ok(out)
     }
 
+    /// A `hold` or `never` condition watches the failover service's view only: primary, role,
+    /// score and epoch (and, for `never`, role and score transitions).
+    fn watched(&self, field: &str, c: &Condition, never: bool) -> Result<(), ScenarioError> {
+        let unwatchable = [
+            ("takeover_within", c.takeover_within.is_some()),
+            ("audit", !c.audit.is_empty()),
+            ("warning", c.warning.is_some()),
+            ("state", c.state.is_some()),
+            ("recovery", c.recovery.is_some()),
+            (
+                "score_transitions",
+                !never && !c.score_transitions.is_empty(),
+            ),
+            ("role_transitions", !never && !c.role_transitions.is_empty()),
+        ];
+        if let Some((part, _)) = unwatchable.iter().find(|(_, given)| *given) {
+            return Err(self.err(
+                &format!("{field}.{part}"),
+                if never {
+                    "never watches primary, role, score, epoch and the transitions, at every change the failover service reports"
+                } else {
+                    "hold watches primary, role, score and epoch, at every change the failover service reports (use never for transitions)"
+                },
+            ));
+        }
+        Ok(())
+    }
+
     /// `step` is the id of a step before this one.
     fn earlier_step(&self, field: &str, step: &str) -> Result<(), ScenarioError> {
         if self.step_ids.iter().any(|s| s == step) {
@@ -1310,6 +1365,8 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         ..ClusterSpec::default()
     };
     let mut steps = Vec::new();
+    // `until` references to later steps: (line, field, id, index of the step).
+    let mut later_refs: Vec<(usize, String, String, usize)> = Vec::new();
     for (i, spanned) in raw.step.iter().enumerate() {
         let span = spanned.span();
         let header_line = line_of(text, span.start);
@@ -1490,10 +1547,30 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
             ck.line = key_line(text, &span, "expect");
             push(Action::Expect(ck.condition(&field("expect"), c)?));
         }
+        for (key, toml_c) in [("hold", &s.hold), ("never", &s.never)] {
+            let Some(c) = toml_c else { continue };
+            ck.line = key_line(text, &span, key);
+            let condition = ck.condition(&field(key), c)?;
+            ck.watched(&field(key), &condition, key == "never")?;
+            let until = s.until.clone();
+            if let Some(u) = &until {
+                // Checked against the later steps once all are read.
+                later_refs.push((ck.line, field("until"), u.clone(), i));
+            }
+            push(if key == "hold" {
+                Action::Hold { condition, until }
+            } else {
+                Action::Never { condition, until }
+            });
+        }
+        if s.until.is_some() && s.hold.is_none() && s.never.is_none() {
+            ck.line = key_line(text, &span, "until");
+            return Err(ck.err(&field("until"), "until goes with hold or never"));
+        }
         ck.line = header_line;
         let action = match actions.len() {
             1 => actions.pop().ok_or_else(|| ck.err(&field("action"), "missing"))?,
-            0 => return Err(ck.err(&format!("step {}", i + 1), "has no action; give one of kill, pause, resume, stop, restart, source_outage, source_restore, endpoint_outage, cut_link, heal_link, link_latency, set_config, set_data_source, role_override, history_recovery, run_for, wait_until, expect")),
+            0 => return Err(ck.err(&format!("step {}", i + 1), "has no action; give one of kill, pause, resume, stop, restart, source_outage, source_restore, endpoint_outage, cut_link, heal_link, link_latency, set_config, set_data_source, role_override, history_recovery, run_for, wait_until, expect, hold, never")),
             n => return Err(ck.err(&format!("step {}", i + 1), format!("has {n} actions; give exactly one per [[step]]"))),
         };
         steps.push(Step {
@@ -1509,6 +1586,26 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
     if steps.is_empty() {
         ck.line = 1;
         return Err(ck.err("step", "a scenario needs at least one [[step]]"));
+    }
+    for (line, f, id, at) in later_refs {
+        if !steps[at + 1..]
+            .iter()
+            .any(|s| s.id.as_deref() == Some(id.as_str()))
+        {
+            ck.line = line;
+            let later: Vec<&str> = steps[at + 1..]
+                .iter()
+                .filter_map(|s| s.id.as_deref())
+                .collect();
+            return Err(ck.err(
+                &f,
+                if later.is_empty() {
+                    format!("no later step has id {id:?}; give the step it lasts up to id = \"{id}\" (or leave until out: to the end)")
+                } else {
+                    format!("no later step has id {id:?}; the later ids are {}", later.join(", "))
+                },
+            ));
+        }
     }
     Ok(Scenario {
         path: path.to_path_buf(),
@@ -1675,6 +1772,40 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
         let e = err_of(&text.replace("{ contains = \"promoted\" }", "{ has = \"promoted\" }"));
         assert!(e.message.contains("contains"), "{e}");
         assert!(Cmp::from_text("same as step").is_none());
+    }
+
+    #[test]
+    fn hold_and_never_watch_the_services_view_up_to_a_later_step() {
+        let text = GOOD.replace(
+            "[[step]]\nkill = \"primary\"",
+            "[[step]]\nhold = { primary = \"adapter-a\", epoch = 1 }\nuntil = \"kill\"\n\n[[step]]\nnever = { role_transitions = [\"adapter-b Primary -> Secondary\"], primary = \"none\" }\n\n[[step]]\nid = \"kill\"\nkill = \"primary\"",
+        );
+        let sc = parse_str(&text).expect("parses");
+        assert!(matches!(&sc.steps[1].action, Action::Hold { until: Some(u), .. } if u == "kill"));
+        assert!(matches!(
+            &sc.steps[2].action,
+            Action::Never { until: None, .. }
+        ));
+        let e = err_of(&text.replace("until = \"kill\"", "until = \"later\""));
+        assert_eq!(e.field, "step 2.until");
+        assert!(e.message.contains("kill"), "{e}");
+        let e = err_of(&text.replace(
+            "hold = { primary = \"adapter-a\", epoch = 1 }",
+            "hold = { audit = { lost = 0 } }",
+        ));
+        assert_eq!(e.field, "step 2.hold.audit");
+        let e = err_of(&text.replace(
+            "hold = { primary = \"adapter-a\", epoch = 1 }",
+            "hold = { role_transitions = [\"adapter-a Primary -> Secondary\"] }",
+        ));
+        assert!(e.message.contains("use never"), "{e}");
+        let e = err_of(&text.replace(
+            "until = \"kill\"\n",
+            "until = \"kill\"\nrun_for = \"00:00:01\"\n",
+        ));
+        assert!(e.message.contains("2 actions"), "{e}");
+        let e = err_of(&GOOD.replace("kill = \"primary\"", "kill = \"primary\"\nuntil = \"x\""));
+        assert!(e.message.contains("until goes with hold or never"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The scenario language's comparisons fail when they should, on real processes: a value that
 //! should have grown since a named step and did not, a Primary outside the named ones, a
-//! FailoverState text that does not contain the words.
+//! FailoverState text that does not contain the words, a `hold` broken half-way and a `never`
+//! that happens.
 
 use std::path::Path;
 
@@ -37,7 +38,7 @@ async fn failure_of(last_step: &str) -> runner::Failure {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn comparisons_fail_when_they_should() {
-    let (grew, one_of, contains) = tokio::join!(
+    let (grew, one_of, contains, hold, never) = tokio::join!(
         // No fault: the epoch did not grow since the steady step, though data did.
         failure_of(
             r#"expect = { audit = { received = "more than at step steady" }, epoch = "more than at step steady" }"#
@@ -46,6 +47,29 @@ async fn comparisons_fail_when_they_should() {
         failure_of(
             r#"expect = { state = { adapter = "adapter-a", Role = { contains = "Second" } } }"#
         ),
+        // A hold broken half-way: adapter-a is killed while it must stay Primary.
+        failure_of(
+            "hold = { primary = \"adapter-a\" }\n\n[[step]]\nrun_for = \"00:00:00.300\"\n\n[[step]]\nkill = \"adapter-a\"\n\n[[step]]\nwait_until = { primary = \"adapter-b\" }\n\n[[step]]\nrun_for = \"00:00:00.300\""
+        ),
+        // A never that happens: the takeover it forbids.
+        failure_of(
+            "never = { role_transitions = [\"adapter-b Secondary -> Primary\"] }\n\n[[step]]\nkill = \"adapter-a\"\n\n[[step]]\nwait_until = { primary = \"adapter-b\" }"
+        ),
+    );
+    // Both fail at the step that set them, naming the moment.
+    assert_eq!(hold.step, 4, "{}", hold.message);
+    assert!(
+        hold.message.contains("the hold broke at")
+            && hold.message.contains("expected Primary adapter-a, got"),
+        "{}",
+        hold.message
+    );
+    assert_eq!(never.step, 4, "{}", never.message);
+    assert!(
+        never.message.contains("it happened at")
+            && never.message.contains("adapter-b Secondary -> Primary"),
+        "{}",
+        never.message
     );
     assert_eq!(grew.step, 4);
     assert!(
