@@ -1236,7 +1236,7 @@ impl Cluster {
                 LinkChange::Cut { one_way: false } => c.set_link(adapter, service, true).await,
                 LinkChange::Heal => c.set_link(adapter, service, false).await,
                 _ => bail!(
-                    "one-way cuts and latency need the link proxies of --target processes; on compose a link is cut both ways (docker network disconnect)"
+                    "one-way cuts, blackholes and latency need the link proxies of --target processes; on compose a link is cut both ways (docker network disconnect)"
                 ),
             };
         }
@@ -1246,6 +1246,10 @@ impl Cluster {
             LinkChange::Cut { one_way: false } => st.cut = true,
             LinkChange::Cut { one_way: true } if from_adapter => st.drop_forward = true,
             LinkChange::Cut { one_way: true } => st.drop_backward = true,
+            LinkChange::Blackhole => {
+                st.drop_forward = true;
+                st.drop_backward = true;
+            }
             LinkChange::Latency { ms, one_way } => {
                 let d = Duration::from_millis(*ms);
                 if !*one_way || from_adapter {

@@ -6,6 +6,9 @@
 //!   silent (as a partition looks to the client) until the link heals, then closed.
 //! - **Cut one way**: bytes in that direction are dropped; the other direction flows. HTTP/2
 //!   keepalives then fail, and the peers see the link as broken.
+//! - **Blackhole**: every byte is dropped both ways, but open connections stay open (half-open,
+//!   as a real partition leaves them) until keepalives or timeouts give up on them; new ones
+//!   are accepted and stay silent.
 //! - **Latency**: every chunk in a direction is delivered that much later (order kept).
 
 use std::{
@@ -39,6 +42,8 @@ pub enum LinkChange {
     },
     /// Back to normal.
     Heal,
+    /// Every byte dropped both ways; open connections stay open (half-open).
+    Blackhole,
     /// Added delay, both ways or one way.
     Latency {
         /// Milliseconds.
@@ -274,6 +279,31 @@ mod tests {
             round_trip(proxy.listen, Duration::from_millis(300)).await,
             None
         );
+        // A blackhole: an open connection stays open and silent, then flows again.
+        proxy.set(|s| s.drop_backward = false);
+        let mut open = TcpStream::connect(proxy.listen).await.expect("connect");
+        open.write_all(b"ping").await.expect("write");
+        let mut b = [0u8; 4];
+        open.read_exact(&mut b).await.expect("echo");
+        proxy.set(|s| {
+            s.drop_forward = true;
+            s.drop_backward = true;
+        });
+        open.write_all(b"lost").await.expect("still open");
+        let silent = tokio::time::timeout(Duration::from_millis(300), open.read(&mut b)).await;
+        assert!(
+            silent.is_err(),
+            "nothing comes back, and nothing closes: {silent:?}"
+        );
+        proxy.set(|s| {
+            s.drop_forward = false;
+            s.drop_backward = false;
+        });
+        open.write_all(b"pong").await.expect("write");
+        open.read_exact(&mut b)
+            .await
+            .expect("the same connection flows again");
+        assert_eq!(&b, b"pong");
         proxy.set(|s| {
             s.drop_backward = false;
             s.latency_forward = Duration::from_millis(200);

@@ -524,6 +524,9 @@ impl fmt::Display for Action {
                         write!(f, "cut the link {a} -> {b} (one way)")
                     }
                     LinkChange::Heal => write!(f, "heal the link {a} <-> {b}"),
+                    LinkChange::Blackhole => {
+                        write!(f, "blackhole the link {a} <-> {b} (connections stay open)")
+                    }
                     LinkChange::Latency { ms, one_way } => {
                         write!(
                             f,
@@ -648,6 +651,7 @@ struct StepToml {
     source_restore: Option<SourceToml>,
     endpoint_outage: Option<bool>,
     cut_link: Option<LinkToml>,
+    blackhole_link: Option<LinkToml>,
     heal_link: Option<LinkToml>,
     link_latency: Option<LinkToml>,
     set_config: Option<toml::Table>,
@@ -1443,6 +1447,21 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
                 change: LinkChange::Cut { one_way },
             });
         }
+        if let Some(l) = &s.blackhole_link {
+            ck.line = key_line(text, &span, "blackhole_link");
+            let f = field("blackhole_link");
+            if l.direction.is_some() || l.ms.is_some() {
+                return Err(ck.err(
+                    &f,
+                    "a blackhole drops every byte both ways; give only between = [...]",
+                ));
+            }
+            let (link, _) = ck.link(&f, l)?;
+            push(Action::Link {
+                link,
+                change: LinkChange::Blackhole,
+            });
+        }
         if let Some(l) = &s.heal_link {
             ck.line = key_line(text, &span, "heal_link");
             let (link, _) = ck.link(&field("heal_link"), l)?;
@@ -1570,7 +1589,7 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         ck.line = header_line;
         let action = match actions.len() {
             1 => actions.pop().ok_or_else(|| ck.err(&field("action"), "missing"))?,
-            0 => return Err(ck.err(&format!("step {}", i + 1), "has no action; give one of kill, pause, resume, stop, restart, source_outage, source_restore, endpoint_outage, cut_link, heal_link, link_latency, set_config, set_data_source, role_override, history_recovery, run_for, wait_until, expect, hold, never")),
+            0 => return Err(ck.err(&format!("step {}", i + 1), "has no action; give one of kill, pause, resume, stop, restart, source_outage, source_restore, endpoint_outage, cut_link, blackhole_link, heal_link, link_latency, set_config, set_data_source, role_override, history_recovery, run_for, wait_until, expect, hold, never")),
             n => return Err(ck.err(&format!("step {}", i + 1), format!("has {n} actions; give exactly one per [[step]]"))),
         };
         steps.push(Step {
@@ -1806,6 +1825,31 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
         assert!(e.message.contains("2 actions"), "{e}");
         let e = err_of(&GOOD.replace("kill = \"primary\"", "kill = \"primary\"\nuntil = \"x\""));
         assert!(e.message.contains("until goes with hold or never"), "{e}");
+    }
+
+    #[test]
+    fn a_blackhole_is_a_link_fault_both_ways() {
+        let sc = parse_str(&GOOD.replace(
+            "kill = \"primary\"",
+            "blackhole_link = { between = [\"primary\", \"arbiter\"] }",
+        ))
+        .expect("parses");
+        assert!(matches!(
+            &sc.steps[1].action,
+            Action::Link {
+                change: LinkChange::Blackhole,
+                ..
+            }
+        ));
+        assert_eq!(
+            sc.steps[1].action.to_string(),
+            "blackhole the link the Primary <-> arbiter (connections stay open)"
+        );
+        let e = err_of(&GOOD.replace(
+            "kill = \"primary\"",
+            "blackhole_link = { between = [\"primary\", \"arbiter\"], direction = \"one-way\" }",
+        ));
+        assert!(e.message.contains("both ways"), "{e}");
     }
 
     #[test]
