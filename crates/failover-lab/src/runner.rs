@@ -1023,6 +1023,17 @@ impl Run {
             let state = self.rest_get(&name, "/diagnostics/FailoverState").await?;
             for (k, want) in fields {
                 let got = &state[k.as_str()];
+                // { matches = "regex" }: the field's text matches (checked when the file was read).
+                if let Some(pattern) = want.get("matches").and_then(Value::as_str) {
+                    let text = got.as_str().map_or_else(|| got.to_string(), str::to_string);
+                    let re = regex_lite::Regex::new(pattern).map_err(|e| e.to_string())?;
+                    if !re.is_match(&text) {
+                        return Err(format!(
+                            "expected {name} FailoverState {k} to match {pattern:?}, got {got}"
+                        ));
+                    }
+                    continue;
+                }
                 // { contains = "text" }: the field holds that text.
                 if let Some(words) = want.get("contains").and_then(Value::as_str) {
                     let text = got.as_str().map_or_else(|| got.to_string(), str::to_string);

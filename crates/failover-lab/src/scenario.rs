@@ -1048,13 +1048,23 @@ impl Checker<'_> {
             let target = self.adapter(&format!("{f}.adapter"), adapter)?;
             let mut fields = Vec::new();
             for (k, v) in s.iter().filter(|(k, _)| *k != "adapter") {
-                if let toml::Value::Table(t) = v
-                    && !(t.len() == 1 && t.get("contains").is_some_and(toml::Value::is_str))
-                {
-                    return Err(self.err(
-                        &format!("{f}.{k}"),
-                        "a table here takes one key, contains = \"text\" (the field holds that text)",
-                    ));
+                if let toml::Value::Table(t) = v {
+                    let one =
+                        |key: &str| t.len() == 1 && t.get(key).is_some_and(toml::Value::is_str);
+                    if !(one("contains") || one("matches")) {
+                        return Err(self.err(
+                            &format!("{f}.{k}"),
+                            "a table here takes one key: contains = \"text\" (the field holds that text) or matches = \"regular expression\"",
+                        ));
+                    }
+                    if let Some(pattern) = t.get("matches").and_then(toml::Value::as_str)
+                        && let Err(e) = regex_lite::Regex::new(pattern)
+                    {
+                        return Err(self.err(
+                            &format!("{f}.{k}.matches"),
+                            format!("{pattern:?} is not a regular expression: {e}"),
+                        ));
+                    }
                 }
                 fields.push((
                     k.clone(),
@@ -1790,6 +1800,13 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
         assert!(e.message.contains("adapter-c"), "{e}");
         let e = err_of(&text.replace("{ contains = \"promoted\" }", "{ has = \"promoted\" }"));
         assert!(e.message.contains("contains"), "{e}");
+        parse_str(&text.replace(
+            "{ contains = \"promoted\" }",
+            "{ matches = \"promoted, epoch [0-9]+\" }",
+        ))
+        .expect("a regular expression");
+        let e = err_of(&text.replace("{ contains = \"promoted\" }", "{ matches = \"epoch (\" }"));
+        assert!(e.message.contains("not a regular expression"), "{e}");
         assert!(Cmp::from_text("same as step").is_none());
     }
 

@@ -1,6 +1,6 @@
 //! The scenario language's comparisons fail when they should, on real processes: a value that
 //! should have grown since a named step and did not, a Primary outside the named ones, a
-//! FailoverState text that does not contain the words, a `hold` broken half-way and a `never`
+//! FailoverState text that does not contain the words or match the pattern, a `hold` broken half-way and a `never`
 //! that happens.
 
 use std::path::Path;
@@ -38,7 +38,7 @@ async fn failure_of(last_step: &str) -> runner::Failure {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn comparisons_fail_when_they_should() {
-    let (grew, one_of, contains, hold, never) = tokio::join!(
+    let (grew, one_of, contains, matches, hold, never) = tokio::join!(
         // No fault: the epoch did not grow since the steady step, though data did.
         failure_of(
             r#"expect = { audit = { received = "more than at step steady" }, epoch = "more than at step steady" }"#
@@ -46,6 +46,9 @@ async fn comparisons_fail_when_they_should() {
         failure_of(r#"expect = { primary = ["adapter-b"] }"#),
         failure_of(
             r#"expect = { state = { adapter = "adapter-a", Role = { contains = "Second" } } }"#
+        ),
+        failure_of(
+            r#"expect = { state = { adapter = "adapter-a", Role = { matches = "^Sec" } } }"#
         ),
         // A hold broken half-way: adapter-a is killed while it must stay Primary.
         failure_of(
@@ -55,6 +58,13 @@ async fn comparisons_fail_when_they_should() {
         failure_of(
             "never = { role_transitions = [\"adapter-b Secondary -> Primary\"] }\n\n[[step]]\nkill = \"adapter-a\"\n\n[[step]]\nwait_until = { primary = \"adapter-b\" }"
         ),
+    );
+    assert!(
+        matches
+            .message
+            .contains("FailoverState Role to match \"^Sec\", got \"Primary\""),
+        "{}",
+        matches.message
     );
     // Both fail at the step that set them, naming the moment.
     assert_eq!(hold.step, 4, "{}", hold.message);
