@@ -3,7 +3,7 @@
 //! reason, pushes assignments and publishes the new status.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
@@ -25,10 +25,12 @@ const WATCH_BACKLOG: usize = 4096;
 /// Where a session's assignments go.
 pub(crate) type Outbound = mpsc::Sender<Result<v1::RoleAssignment, Status>>;
 
+/// Per-session maps are ordered by session id (not hashed): the pushes of one change go out in
+/// the same order in every process, so a simulated run replays byte for byte.
 #[derive(Debug)]
 pub(crate) struct GroupEntry {
     pub(crate) group: Group,
-    pub(crate) outbound: HashMap<SessionId, Outbound>,
+    pub(crate) outbound: BTreeMap<SessionId, Outbound>,
     /// Promotions to Primary in this group (for `/metrics`).
     pub(crate) promotions: u64,
     /// Members declared stale in this group.
@@ -36,32 +38,32 @@ pub(crate) struct GroupEntry {
     /// Heartbeats taken for this group.
     pub(crate) heartbeats: u64,
     /// Each member's last reported data flow.
-    pub(crate) stats: HashMap<SessionId, v1::AdapterStats>,
+    pub(crate) stats: BTreeMap<SessionId, v1::AdapterStats>,
     /// Members of the vendor's REST API whose last heartbeat answer said Primary: until each
     /// hears otherwise (or goes stale), a newly chosen Primary is told PendingPrimary.
-    pub(crate) told_primary: HashSet<SessionId>,
+    pub(crate) told_primary: BTreeSet<SessionId>,
     /// When each member last heartbeat as Primary with a score above 0 (wall clock, Unix ms):
     /// the vendor's LastDataProcessedTime.
-    pub(crate) last_data_unix_ms: HashMap<SessionId, i64>,
+    pub(crate) last_data_unix_ms: BTreeMap<SessionId, i64>,
     /// The vendor's AdditionalData of the group, kept as given.
     pub(crate) additional_data: Option<serde_json::Value>,
     /// The vendor's AdditionalData of each session registered over its REST API.
-    pub(crate) session_data: HashMap<SessionId, serde_json::Value>,
+    pub(crate) session_data: BTreeMap<SessionId, serde_json::Value>,
 }
 
 impl GroupEntry {
     pub(crate) fn new(group: Group) -> Self {
         GroupEntry {
             group,
-            outbound: HashMap::new(),
+            outbound: BTreeMap::new(),
             promotions: 0,
             stale_events: 0,
             heartbeats: 0,
-            stats: HashMap::new(),
-            told_primary: HashSet::new(),
-            last_data_unix_ms: HashMap::new(),
+            stats: BTreeMap::new(),
+            told_primary: BTreeSet::new(),
+            last_data_unix_ms: BTreeMap::new(),
             additional_data: None,
-            session_data: HashMap::new(),
+            session_data: BTreeMap::new(),
         }
     }
 

@@ -127,6 +127,11 @@ struct SimArgs {
     /// The first seed of --seeds.
     #[arg(long, default_value_t = 1)]
     first_seed: u64,
+    /// Write the --seed run's event log here: every status change and sample in simulated
+    /// time, the faults and the audits, and nothing of this machine, so two runs of one seed
+    /// give the same bytes (the determinism check compares them).
+    #[arg(long, requires = "seed")]
+    event_log: Option<PathBuf>,
     /// Run this one seed and show it in full (replays a failing seed exactly).
     #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
     seed: Option<u64>,
@@ -592,6 +597,10 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     if let Some(o) = &summary.single {
         // One seed: show it in full, failing or not.
         print!("{}", sim::outcome_text(o, &sim::replay_command(o, &plan)));
+        if let Some(path) = &args.event_log {
+            std::fs::write(path, o.event_log())
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        }
     } else {
         for o in summary.failing.iter().take(args.show) {
             println!("{}", sim::outcome_text(o, &sim::replay_command(o, &plan)));

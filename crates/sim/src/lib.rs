@@ -218,6 +218,51 @@ pub struct Outcome {
     pub violations: Vec<Violation>,
 }
 
+impl Outcome {
+    /// Everything the run observed, one event a line in simulated time, and nothing of the
+    /// machine it ran on (no wall time): the same seed gives the same bytes in any process.
+    pub fn event_log(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let o = &self.options;
+        let _ = writeln!(
+            out,
+            "options seed={} mode={} failover_timeout={:?} faults_end={:?}",
+            o.seed,
+            o.mode.as_str(),
+            o.failover_timeout,
+            o.faults_end()
+        );
+        for f in &self.faults {
+            let _ = writeln!(out, "fault {f:?}");
+        }
+        // Status changes and samples, merged in time order (statuses first at a tie).
+        let mut seen = self.timeline.iter().peekable();
+        for sample in &self.samples {
+            while let Some(s) = seen.next_if(|s| s.at <= sample.at) {
+                let _ = writeln!(out, "{:>12?} status {s:?}", s.at);
+            }
+            let _ = writeln!(out, "{:>12?} sample {sample:?}", sample.at);
+        }
+        for s in seen {
+            let _ = writeln!(out, "{:>12?} status {s:?}", s.at);
+        }
+        let _ = writeln!(out, "simulated {:?}", self.simulated);
+        let _ = writeln!(out, "standalone_received {}", self.standalone_received);
+        let _ = writeln!(out, "received_after_faults {:?}", self.received_after_faults);
+        if let Some(a) = &self.audit {
+            let _ = writeln!(out, "audit {a:?}");
+        }
+        for (range, a) in &self.clean_audits {
+            let _ = writeln!(out, "clean_audit {range:?} {a:?}");
+        }
+        for v in &self.violations {
+            let _ = writeln!(out, "violation {v:?}");
+        }
+        out
+    }
+}
+
 /// How often the observer samples the data flow.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 

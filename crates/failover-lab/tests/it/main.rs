@@ -12,6 +12,7 @@ mod cfs_api;
 mod dashboard_api;
 mod dashboard_browser;
 mod demo_cli;
+mod determinism;
 mod disk_buffer;
 mod failover_pair;
 mod liveness;
