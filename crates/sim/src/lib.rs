@@ -249,7 +249,11 @@ impl Outcome {
         }
         let _ = writeln!(out, "simulated {:?}", self.simulated);
         let _ = writeln!(out, "standalone_received {}", self.standalone_received);
-        let _ = writeln!(out, "received_after_faults {:?}", self.received_after_faults);
+        let _ = writeln!(
+            out,
+            "received_after_faults {:?}",
+            self.received_after_faults
+        );
         if let Some(a) = &self.audit {
             let _ = writeln!(out, "audit {a:?}");
         }

@@ -31,7 +31,10 @@ fn one_seed_in_two_processes_writes_the_same_event_log() {
     // every mode.
     for seed in [16, 33, 45, 59, 901, 1, 2, 3] {
         let (a, b) = (event_log(seed, &dir, "a"), event_log(seed, &dir, "b"));
-        assert!(a.len() > 1000, "seed {seed}: the log is too short to mean anything");
+        assert!(
+            a.len() > 1000,
+            "seed {seed}: the log is too short to mean anything"
+        );
         if a != b {
             let (a, b) = (String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
             let first = a
