@@ -36,7 +36,7 @@ impl Arbiter {
         let e = state
             .groups
             .get_mut(group)
-            .ok_or_else(|| AdminError::NoGroup(group.to_string()))?;
+            .ok_or_else(|| AdminError::NoGroup(crate::pull::shortened(group)))?;
         let changes = e.group.remove_session(session, now)?;
         self.apply(&mut state, group, &changes);
         Ok(())
@@ -48,7 +48,7 @@ impl Arbiter {
         let e = state
             .groups
             .get(group)
-            .ok_or_else(|| AdminError::NoGroup(group.to_string()))?;
+            .ok_or_else(|| AdminError::NoGroup(crate::pull::shortened(group)))?;
         if !e.group.sessions().is_empty() {
             return Err(AdminError::NotEmpty {
                 group: group.to_string(),
@@ -76,7 +76,7 @@ impl Arbiter {
         let e = state
             .groups
             .get_mut(group)
-            .ok_or_else(|| AdminError::NoGroup(group.to_string()))?;
+            .ok_or_else(|| AdminError::NoGroup(crate::pull::shortened(group)))?;
         let changes = e
             .group
             .set_override(session, role, expiration.map(|d| now + d), now)?;

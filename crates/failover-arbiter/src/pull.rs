@@ -49,7 +49,7 @@ impl PullRole {
 /// Why a call of the vendor's API was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PullError {
-    /// No such group.
+    /// No such group (its id cut to 80 characters).
     #[error("no failover group {0:?}")]
     NoGroup(String),
     /// No such session registered over the REST API.
@@ -80,6 +80,11 @@ pub enum PullError {
     /// The service is shutting down.
     #[error("the failover service is stopping; retry with the next one (roles are kept meanwhile)")]
     Stopping,
+}
+
+/// An id as a refusal shows it: at most 80 characters (a path may hold any length).
+pub(crate) fn shortened(id: &str) -> String {
+    id.chars().take(80).collect()
 }
 
 /// What a member of the vendor's API reports in a heartbeat.
@@ -222,7 +227,7 @@ impl Arbiter {
         let e = state
             .groups
             .get_mut(group)
-            .ok_or_else(|| PullError::NoGroup(group.to_string()))?;
+            .ok_or_else(|| PullError::NoGroup(shortened(group)))?;
         match e
             .group
             .register(client_id, name, now, &mut state.next_session)?
@@ -255,10 +260,10 @@ impl Arbiter {
         let e = state
             .groups
             .get_mut(group)
-            .ok_or_else(|| PullError::NoGroup(group.to_string()))?;
+            .ok_or_else(|| PullError::NoGroup(shortened(group)))?;
         let no_session = || PullError::NoSession {
             group: group.to_string(),
-            session: client_id.chars().take(80).collect(),
+            session: shortened(client_id),
         };
         let session = e
             .group
@@ -285,7 +290,7 @@ impl Arbiter {
         let e = state
             .groups
             .get_mut(group)
-            .ok_or_else(|| PullError::NoGroup(group.to_string()))?;
+            .ok_or_else(|| PullError::NoGroup(shortened(group)))?;
         e.note_data(id, process::unix_ms());
         let role = pull_role(e, id, now);
         if role == PullRole::Primary {

@@ -530,7 +530,7 @@ fn configuration_json() -> Value {
 }
 
 fn no_group(g: &str) -> ApiError {
-    ApiError::from(PullError::NoGroup(g.to_string()))
+    ApiError::from(PullError::NoGroup(crate::pull::shortened(g)))
 }
 
 fn override_number(role: Option<Role>) -> u8 {

@@ -229,6 +229,10 @@ async fn every_documented_call_answers_as_the_vendor_documents() {
     let (status, e) = s.get(&format!("{CF}/groups/nope")).await;
     assert_eq!(status, 404);
     assert_vendor_error(&e, "nope");
+    // A long id in a path is not echoed whole.
+    let (status, e) = s.get(&format!("{CF}/groups/{}", "x".repeat(5000))).await;
+    assert_eq!(status, 404);
+    assert!(e.to_string().len() < 1000, "{}", e.to_string().len());
 
     // Paging: skip and count, the Total-Count header.
     let (status, headers, page) = s
