@@ -38,9 +38,23 @@ fn value(stream: &str, fields: &[(&str, String)]) -> v1::DiagnosticValue {
         unix_ms: process::unix_ms(),
         fields: fields
             .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .map(|(k, v)| ((*k).to_string(), within_text_limit(v)))
             .collect(),
     }
+}
+
+/// A text cut to the endpoint's limit for free text (at a character boundary), so a long
+/// endpoint URL cannot make every later value refused.
+fn within_text_limit(text: &str) -> String {
+    let max = failover_core::limits::MAX_TEXT_LEN;
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 /// The host name, as the vendor's health shows it.
@@ -207,11 +221,39 @@ async fn send(
             adapter_id: shared.settings.name.clone(),
             values,
         };
-        client
-            .write_diagnostics(request)
-            .await
-            .map_err(|s| s.message().to_string())?;
+        match client.write_diagnostics(request).await {
+            Ok(_) => {}
+            // Refused for what it holds: it would be refused again, and everything after it
+            // would wait behind it. Dropped, and said once.
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+                ) =>
+            {
+                tracing::warn!(
+                    values = n,
+                    "diagnostics refused by the endpoint and dropped: {}",
+                    s.message()
+                );
+            }
+            Err(s) => return Err(s.message().to_string()),
+        }
         queue.drain(..n);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within_text_limit;
+
+    #[test]
+    fn long_texts_are_cut_to_the_endpoints_limit_at_a_character_boundary() {
+        let long = "é".repeat(2000);
+        let cut = within_text_limit(&long);
+        assert!(cut.len() <= failover_core::limits::MAX_TEXT_LEN);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(within_text_limit("short"), "short");
+    }
 }

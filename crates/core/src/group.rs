@@ -85,6 +85,16 @@ pub enum GroupError {
         /// The name it has.
         name: String,
     },
+    /// The group has as many members as it may.
+    #[error(
+        "group {group:?} has {sessions} members, the most one group may have; delete stale sessions first"
+    )]
+    Full {
+        /// The group.
+        group: String,
+        /// How many it has.
+        sessions: usize,
+    },
     /// Another live, connected session already has this adapter name.
     // The same words at every refusal (no ages), so a refused adapter's repeated error is
     // logged once per interval, not at every retry.
@@ -369,11 +379,13 @@ impl Group {
     pub fn find_session(&self, key: &str) -> Result<SessionId, GroupError> {
         self.sessions
             .iter()
-            .find(|s| {
-                s.client_id.as_deref() == Some(key)
-                    || s.id.to_string() == key
-                    || s.adapter_id == key
+            .find(|s| s.client_id.as_deref() == Some(key))
+            .or_else(|| {
+                self.sessions
+                    .iter()
+                    .find(|s| s.client_id.is_none() && s.id.to_string() == key)
             })
+            .or_else(|| self.sessions.iter().find(|s| s.adapter_id == key))
             .map(|s| s.id)
             .ok_or_else(|| GroupError::NoSuchSession {
                 group: self.id.clone(),
@@ -438,15 +450,6 @@ impl Group {
             &format!("{:?}", hb.description),
         )?;
         let mut changes = Vec::new();
-        if self.sessions.iter().all(|s| !s.posted)
-            && self.highest_epoch() == 0
-            && hb.known_epoch > 0
-        {
-            // A group that existed before this service started: give its Primary one heartbeat
-            // interval to come back and reclaim the role. (Members of the vendor's REST API
-            // register before their first heartbeat, with no epoch: they do not count.)
-            self.hold_until = Some(now + self.heartbeat_interval());
-        }
         let existing = self
             .sessions
             .iter()
@@ -460,6 +463,20 @@ impl Group {
                     session: old.id,
                 });
             }
+        } else if self.sessions.len() >= crate::limits::MAX_SESSIONS_PER_GROUP {
+            return Err(GroupError::Full {
+                group: self.id.clone(),
+                sessions: self.sessions.len(),
+            });
+        }
+        if self.sessions.iter().all(|s| !s.posted)
+            && self.highest_epoch() == 0
+            && hb.known_epoch > 0
+        {
+            // A group that existed before this service started: give its Primary one heartbeat
+            // interval to come back and reclaim the role. (Members of the vendor's REST API
+            // register before their first heartbeat, with no epoch: they do not count.)
+            self.hold_until = Some(now + self.heartbeat_interval());
         }
         if hb.known_epoch > self.highest_seen {
             // Epochs only grow: a restarted service learns them from its members, and a member
@@ -582,6 +599,19 @@ impl Group {
                 group: self.id.clone(),
                 session: client_id.chars().take(80).collect(),
                 name: s.adapter_id.clone(),
+            });
+        }
+        // An id that names another member (its number or its name) would make every later
+        // lookup by that key ambiguous.
+        if let Some(other) = self.sessions.iter().find(|s| {
+            s.adapter_id != name
+                && (s.adapter_id == client_id
+                    || (s.client_id.is_none() && s.id.to_string() == client_id))
+        }) {
+            return Err(GroupError::SessionIdInUse {
+                group: self.id.clone(),
+                session: client_id.chars().take(80).collect(),
+                name: other.adapter_id.clone(),
             });
         }
         let incarnation = format!("rest/{client_id}");
@@ -707,6 +737,10 @@ impl Group {
         now: Duration,
     ) -> Result<Vec<Transition>, GroupError> {
         let id = self.find_session(key)?;
+        let adapter = self
+            .session(id)
+            .map(|s| s.adapter_id.clone())
+            .unwrap_or_default();
         self.sessions.retain(|s| s.id != id);
         self.stale_seen.retain(|(s, _)| *s != id);
         let mut changes = Vec::new();
@@ -714,7 +748,7 @@ impl Group {
             self.primary = None;
             changes.push(Transition {
                 kind: TransitionKind::Demoted {
-                    adapter_id: key.to_string(),
+                    adapter_id: adapter,
                 },
                 reason: format!("session {key} was deleted by an operator"),
             });
@@ -886,7 +920,7 @@ impl Group {
                 .map(|p| p.adapter_id.clone())
                 .unwrap_or_default();
             let seen = self.highest_seen;
-            self.epoch = seen + 1;
+            self.epoch = seen.saturating_add(1);
             self.note = format!(
                 "{adapter} promoted again, epoch {} (an epoch {seen} newer than its own was reported: the Primary's epoch must be above every epoch seen)",
                 self.epoch
@@ -960,7 +994,7 @@ impl Group {
         match candidate {
             Some(c) => {
                 let (cid, adapter, score) = (c.id, c.adapter_id.clone(), c.score);
-                self.epoch = self.highest_epoch() + 1;
+                self.epoch = self.highest_epoch().saturating_add(1);
                 self.primary = Some(cid);
                 let why = if forced == Some(cid) {
                     "operator override".to_string()
@@ -1385,6 +1419,48 @@ mod tests {
             Some(Role::Primary),
             "its override holds"
         );
+    }
+
+    /// Found in review: an epoch reported at u64::MAX overflowed the next promotion (a panic
+    /// in debug builds, epoch 0 and a promotion at every recompute in release). The services
+    /// refuse such reports (`limits::check_epoch`); the group saturates regardless.
+    #[test]
+    fn a_far_ahead_epoch_never_overflows_or_loops() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        let mut b = hb("b", 100);
+        b.known_epoch = u64::MAX;
+        let c = s.beat(b.clone(), 10);
+        assert_eq!(promoted(&c), vec![("a".to_string(), u64::MAX)]);
+        assert!(
+            promoted(&s.beat(b, 20)).is_empty(),
+            "no promotion at every heartbeat"
+        );
+        assert!(promoted(&s.beat(hb("a", 100), 30)).is_empty());
+    }
+
+    /// Found in review: a REST member registering the id "1" (another member's session number)
+    /// or another member's name made later lookups by that key hit the wrong session.
+    #[test]
+    fn ids_are_unambiguous_and_a_group_has_a_bounded_number_of_members() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        let a = s.g.find_session("a").expect("a");
+        for taken in [a.to_string(), "a".to_string()] {
+            let e = s.g.register(&taken, "x", ms(10), &mut s.next).unwrap_err();
+            assert!(matches!(e, GroupError::SessionIdInUse { .. }), "{e:?}");
+        }
+        s.g.register("guid-1", "x", ms(10), &mut s.next)
+            .expect("a fresh id");
+        let x = s.g.find_session("guid-1").expect("by its id");
+        assert_eq!(s.g.session(x).map(|s| s.adapter_id.as_str()), Some("x"));
+        for i in s.g.sessions().len()..crate::limits::MAX_SESSIONS_PER_GROUP {
+            s.beat(hb(&format!("m{i}"), 0), 20);
+        }
+        let e =
+            s.g.heartbeat(hb("one-too-many", 0), ms(30), &mut s.next)
+                .unwrap_err();
+        assert!(matches!(e, GroupError::Full { .. }), "{e:?}");
     }
 
     #[test]

@@ -18,6 +18,23 @@ pub const MAX_SCORE: u32 = 100;
 pub const MAX_BATCH_POINTS: usize = 1_000_000;
 /// Most streams in one watermark (a heartbeat's, a fence's).
 pub const MAX_WATERMARK_STREAMS: usize = 1_000_000;
+/// Highest epoch a member may report (i64::MAX: every epoch fits the signed figures of audits
+/// and scenarios, and a promotion above it cannot overflow).
+pub const MAX_EPOCH: u64 = i64::MAX as u64;
+/// Most members of one failover group (a pair, with room for spares and mistakes).
+pub const MAX_SESSIONS_PER_GROUP: usize = 64;
+/// Most failover groups one failover service keeps.
+pub const MAX_GROUPS: usize = 10_000;
+
+/// Checks an epoch a member reports: at most [`MAX_EPOCH`].
+pub fn check_epoch(field: &str, value: u64) -> Result<(), String> {
+    if value > MAX_EPOCH {
+        return Err(format!(
+            "{field} is {value}; at most {MAX_EPOCH} is accepted"
+        ));
+    }
+    Ok(())
+}
 
 /// Checks an id (group id, adapter name, session id): 1 to [`MAX_ID_LEN`] bytes, no control
 /// characters. The error names the field and the rule.

@@ -77,6 +77,9 @@ pub enum PullError {
     /// The group refused it.
     #[error(transparent)]
     Group(#[from] GroupError),
+    /// The service keeps as many groups as it may.
+    #[error("this failover service keeps at most {0} groups; delete unused ones first")]
+    TooManyGroups(usize),
     /// The service is shutting down.
     #[error("the failover service is stopping; retry with the next one (roles are kept meanwhile)")]
     Stopping,
@@ -143,18 +146,27 @@ pub(crate) fn pull_role(entry: &GroupEntry, id: SessionId, now: std::time::Durat
     }
 }
 
-/// Another REST member that was last told Primary and is still live, if any.
+/// The id (on the vendor's API) of another REST member that was last told Primary and may
+/// still act on it: live and not yet told otherwise, or its session ended (deleted, replaced)
+/// less than failoverTimeout after it was told.
 pub(crate) fn previous_primary(
     entry: &GroupEntry,
     id: SessionId,
     now: std::time::Duration,
-) -> Option<SessionId> {
+) -> Option<String> {
     let g = &entry.group;
-    entry.told_primary.iter().copied().find(|other| {
-        *other != id
-            && g.session(*other)
-                .is_some_and(|s| !g.is_stale(s, now) && s.client_id.is_some())
-    })
+    entry
+        .told_primary
+        .iter()
+        .find(|(other, _)| **other != id && g.session(**other).is_some_and(|s| !g.is_stale(s, now)))
+        .map(|(_, (external, _))| external.clone())
+        .or_else(|| {
+            entry
+                .departed_primaries
+                .iter()
+                .find(|(_, until)| *until > now)
+                .map(|(external, _)| external.clone())
+        })
 }
 
 impl Arbiter {
@@ -200,6 +212,9 @@ impl Arbiter {
                 return Err(e);
             }
             return Ok(Created::Same);
+        }
+        if state.groups.len() >= failover_core::limits::MAX_GROUPS {
+            return Err(PullError::TooManyGroups(failover_core::limits::MAX_GROUPS));
         }
         let mut entry = GroupEntry::new(failover_core::group::Group::create(id, settings));
         entry.additional_data = additional_data;
@@ -294,7 +309,7 @@ impl Arbiter {
         e.note_data(id, process::unix_ms());
         let role = pull_role(e, id, now);
         if role == PullRole::Primary {
-            e.told_primary.insert(id);
+            e.told_primary.insert(id, (client_id.to_string(), now));
         } else {
             e.told_primary.remove(&id);
         }

@@ -48,6 +48,7 @@ pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat
             hb.failover_timeout_ms
         )));
     }
+    limits::check_epoch("known_epoch", hb.known_epoch).map_err(invalid)?;
     if hb.egress_watermark.len() > MAX_WATERMARK_STREAMS {
         return Err(Status::invalid_argument(
             "egress_watermark lists too many streams",
@@ -78,6 +79,7 @@ fn refusal(e: GroupError) -> Status {
             Status::already_exists(e.to_string())
         }
         GroupError::NoSuchSession { .. } => Status::not_found(e.to_string()),
+        GroupError::Full { .. } => Status::resource_exhausted(e.to_string()),
         GroupError::FixedField { .. } => Status::failed_precondition(e.to_string()),
     }
 }
@@ -124,6 +126,12 @@ impl Arbiter {
                 ..Default::default()
             }));
             return Ok(Taken::Left);
+        }
+        if !state.groups.contains_key(&group_id) && state.groups.len() >= limits::MAX_GROUPS {
+            return Err(Status::resource_exhausted(format!(
+                "this failover service keeps at most {} groups; delete unused ones first",
+                limits::MAX_GROUPS
+            )));
         }
         let entry = state
             .groups

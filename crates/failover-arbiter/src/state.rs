@@ -3,7 +3,7 @@
 //! reason, pushes assignments and publishes the new status.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
@@ -39,9 +39,13 @@ pub(crate) struct GroupEntry {
     pub(crate) heartbeats: u64,
     /// Each member's last reported data flow.
     pub(crate) stats: BTreeMap<SessionId, v1::AdapterStats>,
-    /// Members of the vendor's REST API whose last heartbeat answer said Primary: until each
-    /// hears otherwise (or goes stale), a newly chosen Primary is told PendingPrimary.
-    pub(crate) told_primary: BTreeSet<SessionId>,
+    /// Members of the vendor's REST API whose last heartbeat answer said Primary, with their
+    /// id on that API and when they were told: until each hears otherwise (or goes stale), a
+    /// newly chosen Primary is told PendingPrimary.
+    pub(crate) told_primary: BTreeMap<SessionId, (String, Duration)>,
+    /// Such members whose session ended (deleted, replaced) before they heard otherwise, and
+    /// until when each may still act as Primary (its last answer plus failoverTimeout).
+    pub(crate) departed_primaries: Vec<(String, Duration)>,
     /// When each member last heartbeat as Primary with a score above 0 (wall clock, Unix ms):
     /// the vendor's LastDataProcessedTime.
     pub(crate) last_data_unix_ms: BTreeMap<SessionId, i64>,
@@ -60,7 +64,8 @@ impl GroupEntry {
             stale_events: 0,
             heartbeats: 0,
             stats: BTreeMap::new(),
-            told_primary: BTreeSet::new(),
+            told_primary: BTreeMap::new(),
+            departed_primaries: Vec::new(),
             last_data_unix_ms: BTreeMap::new(),
             additional_data: None,
             session_data: BTreeMap::new(),
@@ -251,7 +256,19 @@ impl Arbiter {
             keep
         });
         entry.stats.retain(|id, _| live.contains(id));
-        entry.told_primary.retain(|id| live.contains(id));
+        // A member told Primary whose session ended may still act on it until it would have
+        // gone stale: the next Primary waits that long as PendingPrimary.
+        let timeout = entry.group.failover_timeout();
+        let now = self.now();
+        for (id, (external, told_at)) in &entry.told_primary {
+            if !live.contains(id) {
+                entry
+                    .departed_primaries
+                    .push((external.clone(), *told_at + timeout));
+            }
+        }
+        entry.told_primary.retain(|id, _| live.contains(id));
+        entry.departed_primaries.retain(|(_, until)| *until > now);
         entry.last_data_unix_ms.retain(|id, _| live.contains(id));
         entry.session_data.retain(|id, _| live.contains(id));
         // Taken before the pushes, so its observation time is never after a member learns

@@ -449,6 +449,11 @@ impl Run {
                     ));
                 }
                 Err(message) => {
+                    // A watch that broke during this step explains it better than the step.
+                    let now = self.obs.now_ms();
+                    for w in &self.watches {
+                        self.scan(w, now)?;
+                    }
                     return Err(Failure {
                         step: i + 1,
                         line: step.line,
@@ -497,7 +502,7 @@ impl Run {
                 break;
             }
             let at = p.at_ms.max(w.from_ms) as f64 / 1000.0;
-            match (self.status_holds(c, p), w.never) {
+            match (self.status_holds(c, p).map_err(fail)?, w.never) {
                 (Err(why), false) => {
                     return Err(fail(format!("the hold broke at {at:.2} s: {why}")));
                 }
@@ -547,20 +552,24 @@ impl Run {
 
     /// The failover-service parts of a condition (primary, roles, scores, epoch) at one
     /// reported moment.
-    fn status_holds(&self, c: &Condition, p: &crate::observe::StatusPoint) -> Result<(), String> {
+    fn status_holds(
+        &self,
+        c: &Condition,
+        p: &crate::observe::StatusPoint,
+    ) -> Result<Result<(), String>, String> {
         if let Some(expected) = &c.primary
             && !expected.holds(p.primary.as_deref())
         {
-            return Err(format!(
+            return Ok(Err(format!(
                 "expected Primary {expected}, got {}",
                 p.primary.as_deref().unwrap_or("none")
-            ));
+            )));
         }
         let adapter = |name: &str| p.adapters.iter().find(|(a, _, _)| a == name);
         for (name, role) in &c.roles {
             let got = adapter(name).map_or("absent", |(_, r, _)| r.as_str());
             if got != role {
-                return Err(format!("expected {name} {role}, got {got}"));
+                return Ok(Err(format!("expected {name} {role}, got {got}")));
             }
         }
         for (name, cmp) in &c.scores {
@@ -569,24 +578,24 @@ impl Run {
             })?;
             let got = adapter(name).map(|(_, _, s)| i64::from(*s));
             if !got.is_some_and(|g| resolved.holds(g)) {
-                return Err(format!(
+                return Ok(Err(format!(
                     "expected {name} score {cmp}{}, got {}",
                     shown_base(cmp, &resolved),
                     got.map_or("no session".into(), |g| g.to_string())
-                ));
+                )));
             }
         }
         if let Some(cmp) = &c.epoch {
             let resolved = self.resolve_cmp(cmp, |m| Some(m.epoch))?;
             let got = i64::try_from(p.epoch).unwrap_or(i64::MAX);
             if !resolved.holds(got) {
-                return Err(format!(
+                return Ok(Err(format!(
                     "expected epoch {cmp}{}, got {got}",
                     shown_base(cmp, &resolved)
-                ));
+                )));
             }
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// An adapter (or component) by name or role.
@@ -615,7 +624,9 @@ impl Run {
     /// The figures now, for a step with an id.
     async fn mark(&self, began_us: i64) -> Result<Mark, String> {
         let t = self.obs.snapshot();
-        let a = self.audit().await?;
+        // A step may leave the endpoint down (killed, paused): then its figures are not
+        // recorded, and a later comparison with them says so.
+        let a = self.audit().await.ok();
         Ok(Mark {
             began_us,
             epoch: i64::try_from(t.epoch()).unwrap_or(i64::MAX),
@@ -625,9 +636,13 @@ impl Run {
                 .flat_map(|s| &s.sessions)
                 .map(|s| (s.adapter_id.clone(), i64::from(s.score)))
                 .collect(),
-            audit: crate::scenario::AUDIT_FIELDS
+            audit: a
                 .iter()
-                .map(|f| ((*f).to_string(), audit_figure(&a, f)))
+                .flat_map(|a| {
+                    crate::scenario::AUDIT_FIELDS
+                        .iter()
+                        .map(|f| ((*f).to_string(), audit_figure(a, f)))
+                })
                 .collect(),
         })
     }
@@ -646,7 +661,11 @@ impl Run {
             .marks
             .get(step)
             .ok_or_else(|| format!("step {step} has not run"))?;
-        let base = figure(mark).ok_or_else(|| format!("step {step} recorded no such figure"))?;
+        let base = figure(mark).ok_or_else(|| {
+            format!(
+                "step {step} recorded no such figure (no session then, or the endpoint did not answer)"
+            )
+        })?;
         Ok(cmp.against(base))
     }
 
@@ -858,11 +877,14 @@ impl Run {
         }
     }
 
+    /// The endpoint's audit; a paused endpoint (which accepts connections and never answers)
+    /// is an error after 10 s, not a hang.
     async fn audit(&self) -> Result<v1::AuditReport, String> {
-        self.cluster
-            .audit()
-            .await
-            .map_err(|e| format!("cannot read the endpoint audit: {e:#}"))
+        match tokio::time::timeout(Duration::from_secs(10), self.cluster.audit()).await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => Err(format!("cannot read the endpoint audit: {e:#}")),
+            Err(_) => Err("the endpoint did not answer the audit within 10 s".into()),
+        }
     }
 
     async fn rest_get(&self, adapter: &str, path: &str) -> Result<Value, String> {

@@ -1100,6 +1100,23 @@ impl Checker<'_> {
                 r.status.clone(),
             ));
         }
+        let checks_something = out.primary.is_some()
+            || !out.roles.is_empty()
+            || !out.scores.is_empty()
+            || out.epoch.is_some()
+            || !out.score_transitions.is_empty()
+            || !out.role_transitions.is_empty()
+            || out.takeover_within.is_some()
+            || !out.audit.is_empty()
+            || out.warning.is_some()
+            || out.state.is_some()
+            || out.recovery.is_some();
+        if !checks_something {
+            return Err(self.err(
+                field,
+                "an empty condition checks nothing; give at least one of primary, role, score, epoch, score_transitions, role_transitions, takeover_within, audit, warning, state, recovery",
+            ));
+        }
         // Comparisons with earlier steps must name one.
         let mut relative: Vec<(String, &Cmp)> = Vec::new();
         relative.extend(
@@ -1808,6 +1825,11 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
         let e = err_of(&text.replace("{ contains = \"promoted\" }", "{ matches = \"epoch (\" }"));
         assert!(e.message.contains("not a regular expression"), "{e}");
         assert!(Cmp::from_text("same as step").is_none());
+        // Found in review: an empty condition passed without checking anything.
+        for empty in ["expect = {}", "hold = {}", "never = {}"] {
+            let e = err_of(&GOOD.replace("kill = \"primary\"", empty));
+            assert!(e.message.contains("checks nothing"), "{empty}: {e}");
+        }
     }
 
     #[test]

@@ -205,9 +205,13 @@ pub fn heartbeat_request(body: &Body) -> Result<PullHeartbeat, BadRequest> {
     };
     let known_epoch = match body.get(&["KnownEpoch"]) {
         None | Some((_, Value::Null)) => 0,
-        Some((k, v)) => v
-            .as_u64()
-            .ok_or_else(|| bad(k, format!("{k}: {v} must be a whole number")))?,
+        Some((k, v)) => {
+            let e = v
+                .as_u64()
+                .ok_or_else(|| bad(k, format!("{k}: {v} must be a whole number")))?;
+            limits::check_epoch(k, e).map_err(|m| bad(k, m))?;
+            e
+        }
     };
     let claims_primary = match body.get(&["ClaimsPrimary"]) {
         None | Some((_, Value::Null)) => false,
@@ -386,6 +390,13 @@ mod tests {
         );
         assert!(heartbeat_request(&body(r#"{"FailoverScore":101}"#)).is_err());
         assert!(heartbeat_request(&body(r#"{}"#)).is_err());
+        assert!(
+            heartbeat_request(&body(
+                r#"{"FailoverScore":100,"KnownEpoch":18446744073709551615}"#
+            ))
+            .is_err(),
+            "an epoch that would overflow the next promotion"
+        );
         assert_eq!(
             override_request(&body(
                 r#"{"Value":"Primary","ExpirationPeriod":"08:00:00"}"#

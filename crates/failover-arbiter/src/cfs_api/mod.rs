@@ -130,6 +130,10 @@ impl From<PullError> for ApiError {
                 StatusCode::CONFLICT,
                 "Use another session id, or delete the existing session first.",
             ),
+            PullError::TooManyGroups(_) => (
+                StatusCode::CONFLICT,
+                "Delete groups that are no longer used.",
+            ),
             PullError::Stopping => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Retry after the service restarts.",
@@ -636,14 +640,15 @@ fn session_json(e: &GroupEntry, id: failover_core::group::SessionId, now: Durati
 
 fn status_json(e: &GroupEntry, now: Duration) -> Value {
     let primary = e.group.primary().map(|p| p.id);
-    let pending = primary.filter(|p| pull_role(e, *p, now) == PullRole::PendingPrimary);
+    // Only a REST member waits as PendingPrimary; a gRPC member is told at once.
+    let pending = primary.filter(|p| shown_role(e, *p, now) == PullRole::PendingPrimary);
     // While the chosen Primary waits, the one still acting is the previous.
     let acting = match pending {
         Some(p) => previous_primary(e, p, now),
-        None => primary,
+        None => primary.and_then(|id| external_id(e, id)),
     };
     json!({
-        "Primary": acting.and_then(|id| external_id(e, id)),
+        "Primary": acting,
         "PendingPrimary": pending.and_then(|id| external_id(e, id)),
         "LastDataProcessedTime": e.last_data_processed().map(time),
     })

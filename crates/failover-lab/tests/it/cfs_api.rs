@@ -229,6 +229,15 @@ async fn every_documented_call_answers_as_the_vendor_documents() {
     let (status, e) = s.get(&format!("{CF}/groups/nope")).await;
     assert_eq!(status, 404);
     assert_vendor_error(&e, "nope");
+    // An epoch that would overflow the next promotion is refused.
+    let (status, e) = s
+        .post(
+            &format!("{CF}/groups/G2/clientsessions/nobody/heartbeat"),
+            r#"{"FailoverScore":100,"KnownEpoch":18446744073709551615}"#,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(e["AdditionalParameters"]["Field"], "KnownEpoch");
     // A long id in a path is not echoed whole.
     let (status, e) = s.get(&format!("{CF}/groups/{}", "x".repeat(5000))).await;
     assert_eq!(status, 404);
@@ -379,10 +388,26 @@ async fn every_documented_call_answers_as_the_vendor_documents() {
     let (status, e) = s.delete(&g).await;
     assert_eq!(status, 409);
     assert_vendor_error(&e, "session");
-    for id in ["string", "b-1"] {
-        let (status, _) = s.delete(&format!("{g}/clientsessions/{id}")).await;
-        assert_eq!(status, 204);
-    }
+    // b-1 (forced Primary above) waits while "string", last told Primary, has not heard. The
+    // session of "string" is deleted: it may still act as Primary until it would have gone
+    // stale (failoverTimeout after its last answer), so b-1 waits that long. Found in review:
+    // b-1 was told Primary at once.
+    let (_, r) = s.post(&hb("b-1"), r#"{"FailoverScore":100}"#).await;
+    assert_eq!(r["Role"], 2, "{r}");
+    assert_eq!(s.delete(&format!("{g}/clientsessions/string")).await.0, 204);
+    let (_, r) = s.post(&hb("b-1"), r#"{"FailoverScore":100}"#).await;
+    assert_eq!(r["Role"], 2, "the deleted Primary may still act: {r}");
+    let (_, st) = s.get(&format!("{g}/status")).await;
+    assert_eq!(
+        (st["Primary"].as_str(), st["PendingPrimary"].as_str()),
+        (Some("string"), Some("b-1")),
+        "{st}"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (_, r) = s.post(&hb("b-1"), r#"{"FailoverScore":100}"#).await;
+    assert_eq!(r["Role"], 1, "failoverTimeout later: {r}");
+    let (status, _) = s.delete(&format!("{g}/clientsessions/b-1")).await;
+    assert_eq!(status, 204);
     let (status, _) = s.delete(&format!("{g}/clientsessions/b-1")).await;
     assert_eq!(status, 404);
     assert_eq!(s.delete(&g).await.0, 204);
