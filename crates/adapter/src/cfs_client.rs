@@ -31,7 +31,9 @@ use serde_json::{Value, json};
 
 use crate::{
     FailoverProtocol,
-    session::{End, apply_assignment, authorization, config_changed, heartbeat, log_score_change},
+    session::{
+        End, apply_assignment, authorization, config_changed, heartbeat, left, log_score_change,
+    },
     state::Shared,
 };
 
@@ -326,10 +328,7 @@ pub(crate) async fn session(
                     break End::ConfigChanged;
                 }
                 let (_, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
-                now_said.score != said.score
-                    || now_said.mode != said.mode
-                    || now_said.claims_primary != said.claims_primary
-                    || now_said.known_epoch != said.known_epoch
+                now_said.calls_for_heartbeat(&said)
             }
         };
         if !due {
@@ -387,26 +386,7 @@ async fn leave(shared: &Shared, cfg: &ClientFailoverConfig, client: &Client, pat
         .ok()
         .and_then(Result::ok)
         .is_some_and(|a| matches!(a.status, 204 | 200 | 404));
-    shared.update(|st| {
-        if st.role.is_some() {
-            st.role_changes += 1;
-        }
-        st.role = None;
-        st.fenced_at = None;
-        st.role_reason = format!("left group {}", cfg.failover_group_id);
-    });
-    tracing::info!(
-        event = "left",
-        group = cfg.failover_group_id,
-        answered,
-        "left failover group {}{}",
-        cfg.failover_group_id,
-        if answered {
-            ""
-        } else {
-            " (no answer: the service will find the session stale)"
-        }
-    );
+    left(shared, cfg, answered);
 }
 
 #[cfg(test)]

@@ -204,6 +204,17 @@ pub(crate) struct Said {
     pub(crate) known_epoch: u64,
 }
 
+impl Said {
+    /// True when a heartbeat must go at once rather than at the next tick: the score, mode,
+    /// claimed role or known epoch changed since `before`.
+    pub(crate) fn calls_for_heartbeat(&self, before: &Said) -> bool {
+        self.score != before.score
+            || self.mode != before.mode
+            || self.claims_primary != before.claims_primary
+            || self.known_epoch != before.known_epoch
+    }
+}
+
 pub(crate) fn heartbeat(
     shared: &Shared,
     st: &AdapterState,
@@ -348,33 +359,21 @@ async fn session(
 fn stream_error(cfg: &ClientFailoverConfig, status: &tonic::Status) -> String {
     use std::error::Error;
     use tonic::Code;
-    // The message and its causes (a Status's Display carries its metadata too).
-    let why = || {
-        let mut text = status.message().to_string();
-        let mut source = status.source();
-        while let Some(s) = source {
-            let s_text = s.to_string();
-            if !text.contains(&s_text) {
-                text.push_str(": ");
-                text.push_str(&s_text);
-            }
-            source = s.source();
-        }
-        text
+    let broke = match status.code() {
+        Code::Unknown | Code::Internal | Code::Cancelled | Code::DeadlineExceeded => true,
+        // The service's own "stopping" refusal says so itself.
+        Code::Unavailable => !status.message().contains("failover service"),
+        _ => false,
     };
-    match status.code() {
-        Code::Unknown | Code::Internal | Code::Cancelled | Code::DeadlineExceeded => format!(
-            "lost the heartbeat stream to the failover service at {}: {} (reconnecting)",
-            cfg.endpoint,
-            why()
-        ),
-        Code::Unavailable if !status.message().contains("failover service") => format!(
-            "lost the heartbeat stream to the failover service at {}: {} (reconnecting)",
-            cfg.endpoint,
-            why()
-        ),
-        _ => status.message().to_string(),
+    if !broke {
+        return status.message().to_string();
     }
+    // The message and its causes (a Status's Display carries its metadata too).
+    format!(
+        "lost the heartbeat stream to the failover service at {}: {} (reconnecting)",
+        cfg.endpoint,
+        tls::with_causes(status.message().to_string(), status.source())
+    )
 }
 
 /// The `authorization` header the document asks for (bearer first: clientId and clientSecret
@@ -442,6 +441,12 @@ async fn leave(
     })
     .await
     .unwrap_or(false);
+    left(shared, cfg, answered);
+}
+
+/// The adapter has left its group (over gRPC or REST): no role, and the log says whether the
+/// service answered.
+pub(crate) fn left(shared: &Shared, cfg: &ClientFailoverConfig, answered: bool) {
     shared.update(|st| {
         if st.role.is_some() {
             st.role_changes += 1;
@@ -502,11 +507,7 @@ async fn heartbeats(
                     return End::ConfigChanged;
                 }
                 let (hb, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
-                if now_said.score != said.score
-                    || now_said.mode != said.mode
-                    || now_said.claims_primary != said.claims_primary
-                    || now_said.known_epoch != said.known_epoch
-                {
+                if now_said.calls_for_heartbeat(&said) {
                     log_score_change(shared, &said, &now_said);
                     said = now_said;
                     if send_heartbeat(shared, tx, hb).await.is_err() {

@@ -105,6 +105,24 @@ pub struct StatusPoint {
     pub adapters: Vec<(String, String, u32)>,
 }
 
+impl StatusPoint {
+    /// The view a status gives (no status: nobody, epoch 0, no member).
+    pub fn of(status: Option<&v1::GroupStatus>, at_ms: u64) -> StatusPoint {
+        StatusPoint {
+            at_ms,
+            primary: status
+                .map(|s| s.primary_adapter_id.clone())
+                .filter(|p| !p.is_empty()),
+            epoch: status.map_or(0, |s| s.epoch),
+            adapters: status
+                .iter()
+                .flat_map(|s| &s.sessions)
+                .map(|s| (s.adapter_id.clone(), role_label(s), s.score))
+                .collect(),
+        }
+    }
+}
+
 /// Most status points kept (a scenario sees a few hundred).
 const MAX_HISTORY: usize = 100_000;
 
@@ -416,16 +434,7 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
             text: status.note.clone(),
         });
     }
-    let point = StatusPoint {
-        at_ms,
-        primary: Some(status.primary_adapter_id.clone()).filter(|p| !p.is_empty()),
-        epoch: status.epoch,
-        adapters: status
-            .sessions
-            .iter()
-            .map(|s| (s.adapter_id.clone(), role_label(s), s.score))
-            .collect(),
-    };
+    let point = StatusPoint::of(Some(&status), at_ms);
     let changed = t.history.last().is_none_or(|last| {
         (&last.primary, last.epoch, &last.adapters)
             != (&point.primary, point.epoch, &point.adapters)

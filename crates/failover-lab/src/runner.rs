@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use failover_core::{Role, clock_time::format_utc_ms, timespan::format_timespan};
+use failover_core::{clock_time::format_utc_ms, timespan::format_timespan};
 use failover_proto::{convert, process, v1};
 use futures::StreamExt;
 use reqwest::Method;
@@ -897,44 +897,9 @@ impl Run {
     /// Checks a condition now: Ok, or what was expected and what was found.
     async fn check(&self, c: &Condition) -> Result<(), String> {
         let t = self.obs.snapshot();
-        if let Some(expected) = &c.primary {
-            let got = t.primary();
-            if !expected.holds(got.as_deref()) {
-                return Err(format!(
-                    "expected Primary {expected}, got {}",
-                    got.as_deref().unwrap_or("none")
-                ));
-            }
-        }
-        for (adapter, role) in &c.roles {
-            let got = role_label(&t, adapter);
-            if got != *role {
-                return Err(format!("expected {adapter} {role}, got {got}"));
-            }
-        }
-        for (adapter, cmp) in &c.scores {
-            let resolved = self.resolve_cmp(cmp, |m| {
-                m.scores.iter().find(|(a, _)| a == adapter).map(|(_, s)| *s)
-            })?;
-            let got = t.session(adapter).map(|s| i64::from(s.score));
-            if !got.is_some_and(|g| resolved.holds(g)) {
-                return Err(format!(
-                    "expected {adapter} score {cmp}{}, got {}",
-                    shown_base(cmp, &resolved),
-                    got.map_or("no session".into(), |g| g.to_string())
-                ));
-            }
-        }
-        if let Some(cmp) = &c.epoch {
-            let resolved = self.resolve_cmp(cmp, |m| Some(m.epoch))?;
-            let got = i64::try_from(t.epoch()).unwrap_or(i64::MAX);
-            if !resolved.holds(got) {
-                return Err(format!(
-                    "expected epoch {cmp}{}, got {got}",
-                    shown_base(cmp, &resolved)
-                ));
-            }
-        }
+        // Primary, roles, scores and epoch: as `hold` and `never` check them, on the view now.
+        let now = crate::observe::StatusPoint::of(t.status.as_ref(), self.obs.now_ms());
+        self.status_holds(c, &now)??;
         if !c.score_transitions.is_empty() {
             let seen: Vec<(String, Option<u32>, u32)> = t
                 .score_transitions
@@ -1173,16 +1138,6 @@ impl Run {
             }
         }
         Ok(())
-    }
-}
-
-fn role_label(t: &Timeline, adapter: &str) -> String {
-    match t.session(adapter) {
-        None => "absent".into(),
-        Some(s) if s.stale => "Stale".into(),
-        Some(s) => {
-            convert::role_from_wire(s.role).map_or("None".into(), |r: Role| r.as_str().to_string())
-        }
     }
 }
 

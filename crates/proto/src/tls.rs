@@ -286,11 +286,10 @@ pub fn incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-/// The text of an error and its causes (tonic and rustls keep the cause apart), with a hint
-/// when a certificate was not trusted.
-pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
+/// `first`, then each cause in `source`'s chain that it does not already say, joined by ": ".
+pub fn with_causes(first: String, source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut text = first;
+    let mut source = source;
     while let Some(s) = source {
         let s_text = s.to_string();
         if !text.contains(&s_text) {
@@ -299,6 +298,13 @@ pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         source = s.source();
     }
+    text
+}
+
+/// The text of an error and its causes (tonic and rustls keep the cause apart), with a hint
+/// when a certificate was not trusted.
+pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = with_causes(e.to_string(), e.source());
     if text.contains("invalid peer certificate") {
         text.push_str(
             " (the failover service's certificate is not trusted: give the adapter its CA with \

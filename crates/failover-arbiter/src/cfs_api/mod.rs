@@ -461,7 +461,7 @@ fn handle(
         (Resource::Configuration, "GET") => ok(configuration_json()),
         (Resource::Configuration, _) => {
             let b = parse_body(body, r#"{"Logging":{"LogLevel":"Information"}}"#)?;
-            let logging = match b_get(&b, "Logging") {
+            let logging = match b.field("Logging") {
                 Some(Value::Object(map)) => Value::Object(map.clone()),
                 Some(Value::Null) | None => Value::Null,
                 Some(other) => {
@@ -472,7 +472,7 @@ fn handle(
                     .into());
                 }
             };
-            if let Some(endpoints) = b_get(&b, "HealthEndpoints")
+            if let Some(endpoints) = b.field("HealthEndpoints")
                 && endpoints.as_array().is_some_and(|a| !a.is_empty())
             {
                 return Err(health_endpoints_refusal());
@@ -493,10 +493,6 @@ fn handle(
         (Resource::HealthEndpoints, _) => return Err(health_endpoints_refusal()),
         (Resource::Health, _) => ok(health_json(a)),
     })
-}
-
-fn b_get<'a>(b: &'a json::Body, name: &str) -> Option<&'a Value> {
-    b.field(name)
 }
 
 fn millis(d: Duration) -> i64 {
