@@ -92,12 +92,16 @@ pub struct AdapterSettings {
 
 /// Runs the adapter, serving its REST API on `rest` (None: no REST API; configured by
 /// `initial` only), until `shutdown` resolves.
-pub async fn run(
-    rest: Option<tokio::net::TcpListener>,
+pub async fn run<L>(
+    rest: Option<L>,
     settings: AdapterSettings,
     initial: Option<ClientFailoverConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let source = net::lazy_channel(&settings.source_url, &settings.network, None)?;
     let endpoint = net::lazy_channel(&settings.endpoint_url, &settings.network, None)?;
     let buffer = match &settings.buffer_dir {

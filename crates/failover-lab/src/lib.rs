@@ -11,6 +11,7 @@
 //! - [`scenario`]: scenario files (TOML): a failure story and what must follow, checked.
 //! - [`timeline_svg`]: a run's timeline as an SVG picture (`--report-dir`).
 //! - [`runner`]: `failover-lab run`: each scenario on its own pair, with a report.
+//! - [`stage`]: where the runner's pair runs: processes, compose or the simulator.
 //! - [`bench`]: `failover-lab bench`: takeover latency, data-path throughput, standby cost.
 //! - [`sim`]: `failover-lab sim`: seeded deterministic simulations ([`failover_sim`]) on every
 //!   core, with progress, a summary and each failing seed in full.
@@ -27,4 +28,5 @@ pub mod proxy;
 pub mod runner;
 pub mod scenario;
 pub mod sim;
+pub mod stage;
 pub mod timeline_svg;

@@ -228,10 +228,16 @@ struct RunArgs {
     /// Scenarios run at once (each starts five processes; always 1 on compose).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     jobs: u64,
-    /// Where the pair runs: `processes` (each scenario its own, on loopback) or `compose` (the
-    /// services of docker-compose.yml, started if needed; faults through docker compose).
+    /// Where the pair runs: `processes` (each scenario its own, on loopback), `compose` (the
+    /// services of docker-compose.yml, started if needed; faults through docker compose) or
+    /// `sim` (the deterministic simulator, in simulated time, once per seed; a file that needs
+    /// what it cannot simulate, such as TLS or authentication, is skipped with the reason).
     #[arg(long, value_enum, default_value_t = TargetArg::Processes)]
     target: TargetArg,
+    /// With --target sim: run each file under this many seeds of timing jitter (its seed, or
+    /// --seed, and the ones after it); the first failing seed is reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    seeds: u32,
     /// The folder holding docker-compose.yml, for --target compose.
     #[arg(long, default_value = ".")]
     compose_dir: PathBuf,
@@ -248,6 +254,7 @@ struct RunArgs {
 enum TargetArg {
     Processes,
     Compose,
+    Sim,
 }
 
 #[derive(Debug, Subcommand)]
@@ -464,6 +471,7 @@ async fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
         target: match args.target {
             TargetArg::Processes => runner::RunTarget::Processes,
             TargetArg::Compose => runner::RunTarget::Compose(args.compose_dir.clone()),
+            TargetArg::Sim => runner::RunTarget::Sim { seeds: args.seeds },
         },
         report_dir: args.report_dir.clone(),
         failover_protocol: args.failover_protocol,

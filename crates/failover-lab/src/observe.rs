@@ -5,10 +5,13 @@
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+// The runtime's clock, which the simulator drives under `--target sim` (the real one elsewhere).
+use tokio::time::Instant;
+use tonic::transport::Channel;
 
 use failover_proto::{convert, process, v1};
 use serde::Serialize;
@@ -22,19 +25,25 @@ pub async fn configure_in_order(
     obs: &Observer,
     within: Duration,
 ) -> anyhow::Result<()> {
+    configure_stage_in_order(cluster, obs, within).await
+}
+
+/// [`configure_in_order`] on any stage.
+pub(crate) async fn configure_stage_in_order<S: crate::stage::Stage>(
+    stage: &S,
+    obs: &Observer,
+    within: Duration,
+) -> anyhow::Result<()> {
     // Watch first, so every transition from the first join on is seen.
     if !obs.wait_for(within, |t| t.connected).await {
-        anyhow::bail!(
-            "cannot watch the failover group at {}",
-            cluster.addrs.arbiter
-        );
+        anyhow::bail!("cannot watch the failover group; {}", stage.logs());
     }
-    for adapter in &cluster.spec.adapters {
-        cluster.configure(adapter).await?;
+    for adapter in &stage.spec().adapters {
+        stage.configure(adapter).await?;
         if !obs.wait_for(within, |t| t.session(adapter).is_some()).await {
             anyhow::bail!(
-                "{adapter} did not join the failover group within {within:?}; logs in {}",
-                cluster.log_dir().display()
+                "{adapter} did not join the failover group within {within:?}; {}",
+                stage.logs()
             );
         }
     }
@@ -216,16 +225,46 @@ impl Drop for Observer {
 impl Observer {
     /// Starts watching the group at the arbiter and sampling the endpoint.
     pub fn start(addrs: &Addresses, group_id: &str) -> Observer {
+        let tcp = failover_proto::net::Network::tcp();
+        let channels = failover_proto::net::lazy_channel(
+            &addrs.arbiter_url(),
+            &tcp,
+            addrs.arbiter_tls.clone(),
+        )
+        .and_then(|a| {
+            failover_proto::net::lazy_channel(&Addresses::url(addrs.endpoint), &tcp, None)
+                .map(|e| (a, e))
+        });
+        match channels {
+            Ok((arbiter, endpoint)) => Observer::start_on(arbiter, endpoint, group_id),
+            // Addresses always make valid URLs; an observer that sees nothing says so by
+            // never connecting.
+            Err(_) => Observer::start_on_nothing(),
+        }
+    }
+
+    fn start_on_nothing() -> Observer {
+        Observer {
+            timeline: Arc::default(),
+            start: Instant::now(),
+            start_unix_us: process::unix_us(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Starts watching the group over these connections to the failover service and the
+    /// endpoint (any transport: TCP, TLS, the simulator's network).
+    pub fn start_on(arbiter: Channel, endpoint: Channel, group_id: &str) -> Observer {
         let timeline = Arc::new(Mutex::new(Timeline::default()));
         let start = Instant::now();
         let watch = tokio::spawn(watch_group(
-            addrs.clone(),
+            arbiter,
             group_id.to_string(),
             timeline.clone(),
             start,
         ));
         let sample = tokio::spawn(sample_endpoint(
-            addrs.endpoint,
+            endpoint,
             group_id.to_string(),
             timeline.clone(),
             start,
@@ -302,12 +341,12 @@ fn ms_since(start: Instant) -> u64 {
 }
 
 async fn watch_group(
-    arbiter: Addresses,
+    arbiter: Channel,
     group: String,
     timeline: Arc<Mutex<Timeline>>,
     start: Instant,
 ) {
-    follow_group(arbiter, group, |status| {
+    follow_group_on(arbiter, group, |status| {
         record_status(
             &mut timeline.lock().unwrap_or_else(PoisonError::into_inner),
             status,
@@ -319,21 +358,31 @@ async fn watch_group(
 
 /// Hands every status of a group to `on_status`, reconnecting to the arbiter (of `addrs`)
 /// whenever the watch ends; runs until dropped.
-pub async fn follow_group(
-    addrs: Addresses,
+pub async fn follow_group(addrs: Addresses, group: String, on_status: impl FnMut(v1::GroupStatus)) {
+    let channel = failover_proto::net::lazy_channel(
+        &addrs.arbiter_url(),
+        &failover_proto::net::Network::tcp(),
+        addrs.arbiter_tls.clone(),
+    );
+    match channel {
+        Ok(channel) => follow_group_on(channel, group, on_status).await,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// [`follow_group`] over a connection of any transport.
+pub async fn follow_group_on(
+    arbiter: Channel,
     group: String,
     mut on_status: impl FnMut(v1::GroupStatus),
 ) {
+    let mut client = v1::arbiter_client::ArbiterClient::new(arbiter);
     loop {
-        if let Ok(mut client) = addrs
-            .arbiter_channel()
+        if let Ok(resp) = client
+            .watch_group(v1::GroupRequest {
+                group_id: group.clone(),
+            })
             .await
-            .map(v1::arbiter_client::ArbiterClient::new)
-            && let Ok(resp) = client
-                .watch_group(v1::GroupRequest {
-                    group_id: group.clone(),
-                })
-                .await
         {
             let mut stream = resp.into_inner();
             while let Ok(Some(status)) = stream.message().await {
@@ -446,23 +495,16 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
 }
 
 async fn sample_endpoint(
-    endpoint: SocketAddr,
+    endpoint: Channel,
     group: String,
     timeline: Arc<Mutex<Timeline>>,
     start: Instant,
 ) {
-    let mut client = None;
+    let mut client = v1::data_endpoint_client::DataEndpointClient::new(endpoint);
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
         ticker.tick().await;
-        if client.is_none() {
-            client =
-                v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(endpoint))
-                    .await
-                    .ok();
-        }
-        let Some(c) = client.as_mut() else { continue };
-        let audit = match c
+        let audit = match client
             .audit(v1::AuditRequest {
                 group_id: group.clone(),
                 ..Default::default()
@@ -470,10 +512,7 @@ async fn sample_endpoint(
             .await
         {
             Ok(r) => r.into_inner(),
-            Err(_) => {
-                client = None;
-                continue;
-            }
+            Err(_) => continue,
         };
         let mut t = timeline.lock().unwrap_or_else(PoisonError::into_inner);
         let mut adapters = BTreeMap::new();

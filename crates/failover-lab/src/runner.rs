@@ -8,7 +8,7 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use failover_core::{clock_time::format_utc_ms, timespan::format_timespan};
@@ -19,9 +19,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
-    cluster::{Cluster, ClusterProtocol, SourceFaultTarget},
-    observe::{Observer, Timeline, configure_in_order},
+    cluster::{Cluster, ClusterProtocol, ClusterSpec, SourceFaultTarget},
+    observe::{Observer, Timeline, configure_stage_in_order},
     scenario::{self, Action, Condition, LinkChange, Scenario, SourceScope, Target},
+    stage::Stage,
 };
 
 /// How to run.
@@ -50,6 +51,12 @@ pub enum RunTarget {
     Processes,
     /// On the services of the compose project in this folder.
     Compose(PathBuf),
+    /// On the deterministic simulator, in simulated time, once per seed: the scenario's seed
+    /// and the `seeds - 1` after it.
+    Sim {
+        /// How many seeds.
+        seeds: u32,
+    },
 }
 
 /// What became of one scenario.
@@ -59,8 +66,10 @@ pub struct Outcome {
     pub file: String,
     /// Its title (the file name if it did not parse).
     pub name: String,
-    /// Passed or not.
+    /// Passed or not (true when skipped).
     pub passed: bool,
+    /// Why it did not run on this target (it runs on another), when it did not.
+    pub skipped: Option<String>,
     /// Wall time.
     pub seconds: f64,
     /// Steps in the file.
@@ -141,10 +150,9 @@ pub async fn run_all(
         .enumerate()
         .map(|(i, f)| (i, scenario::load(f), f))
         .collect();
-    let jobs = if opts.target == RunTarget::Processes {
-        opts.jobs.max(1)
-    } else {
-        1
+    let jobs = match opts.target {
+        RunTarget::Compose(_) => 1,
+        RunTarget::Processes | RunTarget::Sim { .. } => opts.jobs.max(1),
     };
     let mut outcomes: Vec<(usize, Outcome)> = futures::stream::iter(loaded)
         .map(|(i, s, file)| async move {
@@ -156,6 +164,7 @@ pub async fn run_all(
                         file: file.display().to_string(),
                         name: short_name(file),
                         passed: false,
+                        skipped: None,
                         seconds: 0.0,
                         steps: 0,
                         steps_passed: 0,
@@ -180,13 +189,13 @@ pub async fn run_all(
     outcomes.into_iter().map(|(_, o)| o).collect()
 }
 
-/// Runs one scenario on its own pair.
+/// Runs one scenario on its own pair (on the simulator: once per seed).
 pub async fn run_scenario(
     s: &Scenario,
     opts: &RunOptions,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Outcome {
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let tag = short_name(&s.path);
     let mut spec = s.cluster.clone();
     if let Some(seed) = opts.seed {
@@ -200,56 +209,163 @@ pub async fn run_scenario(
         file: s.path.display().to_string(),
         name: s.name.clone(),
         passed: false,
+        skipped: None,
         seconds: 0.0,
         steps: s.steps.len(),
         steps_passed: 0,
         seed: spec.seed,
         failure: None,
     };
+    let target = match &opts.target {
+        RunTarget::Processes => "processes".to_string(),
+        RunTarget::Compose(_) => "compose".to_string(),
+        RunTarget::Sim { seeds } => format!("sim, {seeds} seed(s) from {}", spec.seed),
+    };
     progress(&format!(
-        "[{tag}] {} ({} mode, failoverTimeout {}, seed {})",
+        "[{tag}] {} ({} mode, failoverTimeout {}, seed {}, on {target})",
         s.name,
         spec.mode,
         format_timespan(spec.failover_timeout),
         spec.seed
     ));
-    let started_cluster = match &opts.target {
-        RunTarget::Processes => Cluster::start(spec.clone()).await,
-        RunTarget::Compose(dir) => Cluster::start_compose(spec.clone(), dir).await,
-    };
-    let cluster = match started_cluster {
-        Ok(c) => c,
-        Err(e) => {
-            outcome.failure = Some(Failure {
-                step: 0,
-                line: 0,
-                action: "start the cluster".into(),
-                note: None,
-                message: format!("{e:#}"),
-                timeline: vec![],
-            });
-            outcome.seconds = started.elapsed().as_secs_f64();
-            progress(&format!("[{tag}] FAIL: cannot start the cluster: {e:#}"));
-            return outcome;
+    let played = match &opts.target {
+        RunTarget::Sim { seeds } => {
+            if let Some(why) = crate::stage::sim::refusal(s, spec.failover_protocol) {
+                progress(&format!("[{tag}] SKIP: cannot run on --target sim: {why}"));
+                outcome.skipped = Some(format!("cannot run on --target sim: {why}"));
+                outcome.passed = true;
+                return outcome;
+            }
+            let mut last = None;
+            for k in 0..*seeds {
+                let seed = spec.seed.wrapping_add(u64::from(k));
+                let played = play_on_sim(s, &spec, seed, &tag, progress).await;
+                let failed = played.result.is_err();
+                outcome.seed = seed;
+                last = Some(played);
+                if failed {
+                    break;
+                }
+            }
+            match last {
+                Some(p) => p,
+                None => {
+                    outcome.passed = true;
+                    outcome.skipped = Some("--seeds 0: nothing ran".into());
+                    return outcome;
+                }
+            }
+        }
+        RunTarget::Processes | RunTarget::Compose(_) => {
+            let started_cluster = match &opts.target {
+                RunTarget::Compose(dir) => Cluster::start_compose(spec.clone(), dir).await,
+                _ => Cluster::start(spec.clone()).await,
+            };
+            match started_cluster {
+                Ok(cluster) => play(cluster, s, &tag, progress).await,
+                Err(e) => {
+                    outcome.failure = Some(Failure {
+                        step: 0,
+                        line: 0,
+                        action: "start the cluster".into(),
+                        note: None,
+                        message: format!("{e:#}"),
+                        timeline: vec![],
+                    });
+                    outcome.seconds = started.elapsed().as_secs_f64();
+                    progress(&format!("[{tag}] FAIL: cannot start the cluster: {e:#}"));
+                    return outcome;
+                }
+            }
         }
     };
-    // The compose target gives each run a group of its own.
-    let obs = Observer::start(&cluster.addrs, &cluster.spec.group_id);
+    outcome.steps_passed = played.steps_passed;
+    if let Some(dir) = &opts.report_dir {
+        let stem = Path::new(&outcome.file)
+            .file_stem()
+            .map_or_else(|| tag.clone(), |s| s.to_string_lossy().into_owned());
+        let title = format!(
+            "{} ({} mode, failoverTimeout {}): {}",
+            s.name,
+            spec.mode,
+            format_timespan(spec.failover_timeout),
+            if played.result.is_ok() {
+                "passed"
+            } else {
+                "FAILED"
+            }
+        );
+        let svg = crate::timeline_svg::render(&title, &spec.adapters, &played.timeline, None);
+        let path = dir.join(format!("{stem}.svg"));
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, svg)) {
+            progress(&format!("[{tag}] cannot write {}: {e}", path.display()));
+        }
+    }
+    outcome.seconds = started.elapsed().as_secs_f64();
+    match played.result {
+        Ok(()) => {
+            outcome.passed = true;
+            progress(&format!("[{tag}] PASS in {:.1}s", outcome.seconds));
+        }
+        Err(f) => {
+            outcome.failure = Some(f);
+            progress(&format!(
+                "[{tag}] FAIL in {:.1}s{}\n{}",
+                outcome.seconds,
+                if matches!(opts.target, RunTarget::Sim { .. }) {
+                    format!(" (seed {})", outcome.seed)
+                } else {
+                    String::new()
+                },
+                outcome.failure_text()
+            ));
+        }
+    }
+    outcome
+}
+
+/// What a scenario's steps came to on a stage.
+struct Played {
+    result: Result<(), Failure>,
+    steps_passed: usize,
+    timeline: Timeline,
+}
+
+/// Runs a scenario's steps on a running stage, then the invariants; stops the stage.
+async fn play<S: Stage>(
+    stage: S,
+    s: &Scenario,
+    tag: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Played {
+    let obs = match stage.watch_channels() {
+        Ok((arbiter, endpoint)) => Observer::start_on(arbiter, endpoint, &stage.spec().group_id),
+        Err(e) => {
+            return Played {
+                result: Err(Failure {
+                    step: 0,
+                    line: 0,
+                    action: "watch the failover group".into(),
+                    note: None,
+                    message: format!("{e:#}"),
+                    timeline: vec![],
+                }),
+                steps_passed: 0,
+                timeline: Timeline::default(),
+            };
+        }
+    };
+    let within = stage.spec().failover_timeout * 3 + Duration::from_secs(10);
     let mut run = Run {
-        cluster,
+        stage,
         obs,
         last_fault_us: None,
-        tag: tag.clone(),
+        tag: tag.to_string(),
         marks: std::collections::HashMap::new(),
         watches: Vec::new(),
     };
-    let setup = configure_in_order(
-        &run.cluster,
-        &run.obs,
-        spec.failover_timeout * 3 + Duration::from_secs(10),
-    )
-    .await;
-    let result = match setup {
+    let mut steps_passed = 0;
+    let result = match configure_stage_in_order(&run.stage, &run.obs, within).await {
         Err(e) => Err(Failure {
             step: 0,
             line: 0,
@@ -258,7 +374,7 @@ pub async fn run_scenario(
             message: format!("{e:#}"),
             timeline: run.timeline_tail(),
         }),
-        Ok(()) => run.steps(s, &mut outcome.steps_passed, progress).await,
+        Ok(()) => run.steps(s, &mut steps_passed, progress).await,
     };
     let result = match result {
         Ok(()) => run.invariants().await.map_err(|message| Failure {
@@ -271,52 +387,137 @@ pub async fn run_scenario(
         }),
         Err(f) => Err(f),
     };
-    if result.is_err() {
+    let result = result.map_err(|mut f| {
         // A failing scenario keeps its logs, wherever they are.
-        run.cluster.keep_logs();
+        run.stage.keep_logs();
+        f.message.push_str(&format!("\n({})", run.stage.logs()));
+        f
+    });
+    run.stage.shutdown().await;
+    Played {
+        result,
+        steps_passed,
+        timeline: run.obs.snapshot(),
     }
-    run.cluster.shutdown().await;
-    if let Some(dir) = &opts.report_dir {
-        let stem = Path::new(&outcome.file)
-            .file_stem()
-            .map_or_else(|| tag.clone(), |s| s.to_string_lossy().into_owned());
-        let title = format!(
-            "{} ({} mode, failoverTimeout {}): {}",
-            s.name,
-            spec.mode,
-            format_timespan(spec.failover_timeout),
-            if result.is_ok() { "passed" } else { "FAILED" }
-        );
-        let svg = crate::timeline_svg::render(&title, &spec.adapters, &run.obs.snapshot(), None);
-        let path = dir.join(format!("{stem}.svg"));
-        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, svg)) {
-            progress(&format!("[{tag}] cannot write {}: {e}", path.display()));
-        }
-    }
-    outcome.seconds = started.elapsed().as_secs_f64();
-    match result {
-        Ok(()) => {
-            outcome.passed = true;
-            progress(&format!("[{tag}] PASS in {:.1}s", outcome.seconds));
-        }
-        Err(mut f) => {
-            f.message.push_str(&format!(
-                "\n(component logs: {})",
-                run.cluster.log_dir().display()
-            ));
-            outcome.failure = Some(f);
-            progress(&format!(
-                "[{tag}] FAIL in {:.1}s\n{}",
-                outcome.seconds,
-                outcome.failure_text()
-            ));
-        }
-    }
-    outcome
 }
 
-struct Run {
-    cluster: Cluster,
+/// Runs a scenario's steps on the simulator with one seed (on a thread of its own: turmoil
+/// runs every simulated host on the thread that drives it), passing on its progress lines.
+async fn play_on_sim(
+    s: &Scenario,
+    spec: &ClusterSpec,
+    seed: u64,
+    tag: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Played {
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (s, spec, tag) = (s.clone(), spec.clone(), format!("{tag} seed {seed}"));
+    let simulated = tokio::task::spawn_blocking(move || {
+        let buffers = tempfile_dir();
+        let stage_spec = failover_sim::stage::StageSpec {
+            seed,
+            adapters: spec.adapters.clone(),
+            streams: spec.streams,
+            components: spec.components,
+            rate_hz: spec.rate_hz,
+            source_seed: spec.seed,
+            history_rate: spec.history_rate,
+            warm_test_interval: spec.warm_test_interval,
+            data_collection_mode: spec.data_collection_mode,
+            buffer_root: spec
+                .disk_buffer
+                .then(|| buffers.as_ref().map(|d| d.path().to_path_buf()).ok())
+                .flatten(),
+            limit: sim_limit(&s, &spec),
+            broken: None,
+        };
+        let mut world = failover_sim::stage::Stage::new(&stage_spec);
+        let handle = world.handle();
+        let played = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let out = played.clone();
+        world.director(async move {
+            let stage = crate::stage::sim::SimStage::new(spec, handle);
+            let progress = |line: &str| {
+                let _ = lines_tx.send(line.to_string());
+            };
+            let p = play(stage, &s, &tag, &progress).await;
+            *out.borrow_mut() = Some(p);
+        });
+        let driven = world.drive();
+        drop(world);
+        let taken = played.borrow_mut().take();
+        (taken, driven)
+    });
+    let mut simulated = std::pin::pin!(simulated);
+    let joined = loop {
+        tokio::select! {
+            Some(line) = lines.recv() => progress(&line),
+            j = &mut simulated => break j,
+        }
+    };
+    while let Ok(line) = lines.try_recv() {
+        progress(&line);
+    }
+    let failure = |message: String| Played {
+        result: Err(Failure {
+            step: 0,
+            line: 0,
+            action: format!("simulate seed {seed}"),
+            note: None,
+            message,
+            timeline: vec![],
+        }),
+        steps_passed: 0,
+        timeline: Timeline::default(),
+    };
+    match joined {
+        Ok((Some(played), _)) => played,
+        Ok((None, Err(e))) => failure(format!("the simulation stopped: {e}")),
+        Ok((None, Ok(_))) => failure("the simulation ended before the scenario".into()),
+        Err(e) => failure(format!("the simulation failed: {e}")),
+    }
+}
+
+/// A folder for the simulated adapters' disk buffers, removed when dropped.
+struct BufferDir(std::path::PathBuf);
+
+impl BufferDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for BufferDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir() -> std::io::Result<BufferDir> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("failover-lab-sim-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(BufferDir(dir))
+}
+
+/// The longest a scenario may take in simulated time: its waits and bounds, the setup, and
+/// a margin per step.
+fn sim_limit(s: &Scenario, spec: &ClusterSpec) -> Duration {
+    let setup = (spec.failover_timeout * 3 + Duration::from_secs(10))
+        * u32::try_from(spec.adapters.len() + 1).unwrap_or(u32::MAX);
+    s.steps.iter().fold(setup, |total, step| {
+        total
+            + Duration::from_secs(30)
+            + match &step.action {
+                Action::RunFor(d) | Action::WaitUntil { within: d, .. } => *d,
+                _ => Duration::ZERO,
+            }
+    })
+}
+
+struct Run<S: Stage> {
+    stage: S,
     obs: Observer,
     last_fault_us: Option<i64>,
     tag: String,
@@ -350,7 +551,7 @@ struct Mark {
     audit: Vec<(String, i64)>,
 }
 
-impl Run {
+impl<S: Stage> Run<S> {
     fn timeline_tail(&self) -> Vec<String> {
         let t = self.obs.snapshot();
         let mut lines: Vec<String> = t
@@ -404,7 +605,7 @@ impl Run {
                     self.scan(w, now)?;
                 }
             }
-            let began = Instant::now();
+            let began = tokio::time::Instant::now();
             let began_us = process::unix_us();
             if let Action::Hold { condition, until } | Action::Never { condition, until } =
                 &step.action
@@ -608,8 +809,8 @@ impl Run {
                 .ok_or_else(|| "no adapter is Primary now".to_string()),
             Target::Secondary => {
                 let primary = tl.primary();
-                self.cluster
-                    .spec
+                self.stage
+                    .spec()
                     .adapters
                     .iter()
                     .find(|a| {
@@ -685,15 +886,15 @@ impl Run {
             | Action::Resume(t) => {
                 let name = self.resolve(t)?;
                 match action {
-                    Action::Kill(_) => self.cluster.kill(&name).await.map_err(e)?,
-                    Action::Pause(_) => self.cluster.pause(&name).await.map_err(e)?,
+                    Action::Kill(_) => self.stage.kill(&name).await.map_err(e)?,
+                    Action::Pause(_) => self.stage.pause(&name).await.map_err(e)?,
                     Action::Stop(_) => self
-                        .cluster
+                        .stage
                         .stop(&name, Duration::from_secs(5))
                         .await
                         .map_err(e)?,
-                    Action::Restart(_) => self.cluster.restart(&name).await.map_err(e)?,
-                    _ => self.cluster.resume(&name).await.map_err(e)?,
+                    Action::Restart(_) => self.stage.restart(&name).await.map_err(e)?,
+                    _ => self.stage.resume(&name).await.map_err(e)?,
                 }
                 let text = format!("{action}").replace(&t.to_string(), &name);
                 if matches!(action, Action::Resume(_) | Action::Restart(_)) {
@@ -717,7 +918,7 @@ impl Run {
                     SourceScope::Connection(a) => SourceFaultTarget::Connection(self.resolve(a)?),
                 };
                 let text = format!("{action} ({target:?})");
-                self.cluster.source_fault(target, *down).await.map_err(e)?;
+                self.stage.source_fault(target, *down).await.map_err(e)?;
                 if *down {
                     self.fault(text)
                 } else {
@@ -726,7 +927,7 @@ impl Run {
                 Ok(String::new())
             }
             Action::EndpointOutage(down) => {
-                self.cluster.endpoint_outage(*down).await.map_err(e)?;
+                self.stage.endpoint_outage(*down).await.map_err(e)?;
                 if *down {
                     self.fault(action.to_string())
                 } else {
@@ -737,7 +938,7 @@ impl Run {
             Action::Link { link, change } => {
                 let adapter = self.resolve(&link.adapter)?;
                 // The adapter is the client of every link: its side to the service is "forward".
-                self.cluster
+                self.stage
                     .change_link(&adapter, &link.service, change, link.adapter_first)
                     .await
                     .map_err(e)?;
@@ -753,7 +954,7 @@ impl Run {
                 let patch = Value::Object(patch.clone());
                 for a in adapters {
                     let name = self.resolve(a)?;
-                    self.cluster
+                    self.stage
                         .adapter_rest(
                             &name,
                             Method::PATCH,
@@ -772,7 +973,7 @@ impl Run {
                 for a in adapters {
                     let name = self.resolve(a)?;
                     let answer = self
-                        .cluster
+                        .stage
                         .adapter_rest(
                             &name,
                             Method::PUT,
@@ -803,8 +1004,8 @@ impl Run {
             } => {
                 let name = self.resolve(adapter)?;
                 let url = format!(
-                    "http://{}/api/v1/ClientFailover/groups/{}/clientsessions/{name}/roleoverride",
-                    self.cluster.addrs.arbiter_rest, self.cluster.spec.group_id
+                    "/api/v1/ClientFailover/groups/{}/clientsessions/{name}/roleoverride",
+                    self.stage.spec().group_id
                 );
                 match role {
                     Some(r) => {
@@ -812,14 +1013,14 @@ impl Run {
                         if let Some(exp) = expiration {
                             body["ExpirationPeriod"] = Value::String(format_timespan(*exp));
                         }
-                        self.cluster
-                            .rest(Method::POST, &url, Some(&body))
+                        self.stage
+                            .arbiter_admin(Method::POST, &url, Some(&body))
                             .await
                             .map_err(e)?
                     }
                     None => self
-                        .cluster
-                        .rest(Method::DELETE, &url, None)
+                        .stage
+                        .arbiter_admin(Method::DELETE, &url, None)
                         .await
                         .map_err(e)?,
                 };
@@ -835,7 +1036,7 @@ impl Run {
                 let now = process::unix_ms();
                 let secs = i64::try_from(*seconds).unwrap_or(i64::MAX / 2000);
                 let body = json!({ "Id": id, "StartTime": format_utc_ms(now - secs * 1000), "EndTime": format_utc_ms(now) });
-                self.cluster
+                self.stage
                     .adapter_rest(
                         &name,
                         Method::POST,
@@ -855,7 +1056,7 @@ impl Run {
                 Ok(String::new())
             }
             Action::WaitUntil { condition, within } => {
-                let began = Instant::now();
+                let began = tokio::time::Instant::now();
                 loop {
                     match self.check(condition).await {
                         Ok(()) => {
@@ -880,7 +1081,7 @@ impl Run {
     /// The endpoint's audit; a paused endpoint (which accepts connections and never answers)
     /// is an error after 10 s, not a hang.
     async fn audit(&self) -> Result<v1::AuditReport, String> {
-        match tokio::time::timeout(Duration::from_secs(10), self.cluster.audit()).await {
+        match tokio::time::timeout(Duration::from_secs(10), self.stage.audit()).await {
             Ok(Ok(a)) => Ok(a),
             Ok(Err(e)) => Err(format!("cannot read the endpoint audit: {e:#}")),
             Err(_) => Err("the endpoint did not answer the audit within 10 s".into()),
@@ -888,7 +1089,7 @@ impl Run {
     }
 
     async fn rest_get(&self, adapter: &str, path: &str) -> Result<Value, String> {
-        self.cluster
+        self.stage
             .adapter_rest(adapter, Method::GET, path, None)
             .await
             .map_err(|e| format!("{e:#}"))
@@ -1176,17 +1377,31 @@ pub fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::from("\n result  time     scenario\n");
     for o in outcomes {
         out.push_str(&format!(
-            " {}  {:6.1}s  {}  {}\n",
-            if o.passed { "PASS" } else { "FAIL" },
+            " {}  {:6.1}s  {}  {}{}\n",
+            match (o.passed, &o.skipped) {
+                (_, Some(_)) => "SKIP",
+                (true, None) => "PASS",
+                (false, None) => "FAIL",
+            },
             o.seconds,
             o.file,
-            o.name
+            o.name,
+            o.skipped
+                .as_ref()
+                .map(|why| format!("\n                 {why}"))
+                .unwrap_or_default()
         ));
     }
-    let passed = outcomes.iter().filter(|o| o.passed).count();
+    let skipped = outcomes.iter().filter(|o| o.skipped.is_some()).count();
+    let passed = outcomes.iter().filter(|o| o.passed).count() - skipped;
     out.push_str(&format!(
-        "\n{passed} passed, {} failed\n",
-        outcomes.len() - passed
+        "\n{passed} passed, {} failed{}\n",
+        outcomes.len() - passed - skipped,
+        if skipped > 0 {
+            format!(", {skipped} skipped (they run on another target)")
+        } else {
+            String::new()
+        }
     ));
     out
 }
@@ -1208,9 +1423,10 @@ fn xml_escape(s: &str) -> String {
 /// The results as JUnit XML.
 pub fn junit(outcomes: &[Outcome]) -> String {
     let failures = outcomes.iter().filter(|o| !o.passed).count();
+    let skipped = outcomes.iter().filter(|o| o.skipped.is_some()).count();
     let time: f64 = outcomes.iter().map(|o| o.seconds).sum();
     let mut x = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"failover-lab\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n  <testsuite name=\"scenarios\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\">\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"failover-lab\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n  <testsuite name=\"scenarios\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">\n",
         outcomes.len(),
         outcomes.len()
     );
@@ -1221,6 +1437,12 @@ pub fn junit(outcomes: &[Outcome]) -> String {
             xml_escape(&o.file),
             o.seconds
         ));
+        if let Some(why) = &o.skipped {
+            x.push_str(&format!(
+                "      <skipped message=\"{}\"/>\n",
+                xml_escape(why)
+            ));
+        }
         if let Some(f) = &o.failure {
             x.push_str(&format!(
                 "      <failure message=\"{}\" type=\"ScenarioFailed\">{}</failure>\n",
@@ -1251,6 +1473,7 @@ mod tests {
             file: "a.toml".into(),
             name: "x <y> & \"z\"".into(),
             passed: false,
+            skipped: None,
             seconds: 1.5,
             steps: 2,
             steps_passed: 1,
@@ -1264,10 +1487,26 @@ mod tests {
                 timeline: vec!["1.00s a".into()],
             }),
         };
-        let x = junit(&[o]);
-        assert!(x.contains("tests=\"1\" failures=\"1\""));
+        let skipped = Outcome {
+            file: "b.toml".into(),
+            name: "b".into(),
+            passed: true,
+            skipped: Some("cannot run on --target sim: cluster.tls".into()),
+            failure: None,
+            ..o.clone()
+        };
+        let x = junit(&[o.clone(), skipped.clone()]);
+        assert!(x.contains("tests=\"2\" failures=\"1\""));
+        assert!(x.contains("skipped=\"1\""));
+        assert!(x.contains("<skipped message=\"cannot run on --target sim: cluster.tls\"/>"));
         assert!(x.contains("x &lt;y&gt; &amp; &quot;z&quot;"));
         assert!(x.contains("expected 0, got 5 &lt;bad&gt;"));
         assert!(!x.contains("<bad>"));
+        let t = table(&[o, skipped]);
+        assert!(t.contains(" SKIP "), "{t}");
+        assert!(
+            t.contains("0 passed, 1 failed, 1 skipped (they run on another target)"),
+            "{t}"
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! Then the kill, pause, cut and override stories of [`REST_STORIES`] run again with the
 //! adapters on the vendor's REST API (`failover-lab run --failover-protocol rest`), so both
 //! protocols keep every promise of those stories. (The whole library runs so by hand; see
-//! the README.)
+//! the README.) Last, the whole library runs on the deterministic simulator
+//! (`failover-lab run --target sim`), five seeds each.
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
@@ -107,9 +108,38 @@ fn main() -> ExitCode {
             o.seconds
         );
     }
+    // The same files on the deterministic simulator, five seeds each: a file it cannot stage
+    // (TLS, authentication) is skipped with its reason.
+    let sim_opts = runner::RunOptions {
+        report_dir: None,
+        failover_protocol: None,
+        target: runner::RunTarget::Sim { seeds: 5 },
+        ..rest_opts
+    };
+    let sim_outcomes: Vec<runner::Outcome> = runtime
+        .block_on(runner::run_all(&files, &sim_opts, &quiet))
+        .into_iter()
+        .map(|mut o| {
+            o.file = format!("{} (on the simulator, 5 seeds)", o.file);
+            o
+        })
+        .collect();
+    for o in &sim_outcomes {
+        println!(
+            "test {} ... {} ({:.1}s)",
+            o.file,
+            match (&o.skipped, o.passed) {
+                (Some(why), _) => format!("skipped: {why}"),
+                (None, true) => "ok".into(),
+                (None, false) => "FAILED".into(),
+            },
+            o.seconds
+        );
+    }
     let failed: Vec<&runner::Outcome> = outcomes
         .iter()
         .chain(&rest_outcomes)
+        .chain(&sim_outcomes)
         .filter(|o| !o.passed)
         .collect();
     if !failed.is_empty() {
@@ -121,7 +151,7 @@ fn main() -> ExitCode {
     println!(
         "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {:.2}s\n",
         if failed.is_empty() { "ok" } else { "FAILED" },
-        outcomes.len() + rest_outcomes.len() - failed.len(),
+        outcomes.len() + rest_outcomes.len() + sim_outcomes.len() - failed.len(),
         failed.len(),
         total - files.len(),
         started.elapsed().as_secs_f64()

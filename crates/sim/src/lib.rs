@@ -17,6 +17,7 @@
 
 pub mod check;
 pub mod schedule;
+pub mod stage;
 pub mod world;
 
 // Whole simulations (in the lib's own test binary: one link of the stack, not two).
@@ -770,7 +771,7 @@ async fn adapter_host(
         let stop = async move {
             let _ = running.wait_for(|r| !*r).await;
         };
-        adapter::run(None, settings, initial, stop)
+        adapter::run(None::<tokio::net::TcpListener>, settings, initial, stop)
             .await
             .map_err(boxed)?;
     }

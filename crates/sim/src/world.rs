@@ -50,11 +50,19 @@ pub fn url(host: &str, port: u16) -> String {
     format!("http://{host}:{port}")
 }
 
-/// Makes the services' wall clock read simulated time (once per process).
+/// Makes the services' wall clock read simulated time (once per process). Outside a
+/// simulation (another thread of the same process, such as a test running real processes) it
+/// reads the real clock.
 pub fn install_wall_clock() {
     fn simulated() -> i64 {
-        let elapsed = turmoil::sim_elapsed().unwrap_or(Duration::ZERO);
-        EPOCH_UNIX_US + i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX / 2)
+        match turmoil::sim_elapsed() {
+            Some(elapsed) => {
+                EPOCH_UNIX_US + i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX / 2)
+            }
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        }
     }
     failover_proto::process::install_wall_clock(simulated);
 }
@@ -113,4 +121,80 @@ pub async fn incoming(
         let conn = listener.accept().await.map(|(s, _)| SimConn(s));
         Some((conn, listener))
     }))
+}
+
+/// A turmoil listener an axum server can take (the adapters' REST APIs, the failover service's
+/// admin API).
+pub struct SimListener(turmoil::net::TcpListener);
+
+impl std::fmt::Debug for SimListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SimListener")
+            .field(&self.0.local_addr().ok())
+            .finish()
+    }
+}
+
+impl SimListener {
+    /// Listens on `port` of the current host.
+    pub async fn bind(port: u16) -> io::Result<SimListener> {
+        Ok(SimListener(
+            turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?,
+        ))
+    }
+}
+
+impl axum::serve::Listener for SimListener {
+    type Io = turmoil::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok(conn) => return conn,
+                // Nothing to accept from now: wait, not spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// One HTTP/1.1 request over turmoil's network to `host:port`: the answer's status and body.
+pub async fn http(
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> io::Result<(u16, Vec<u8>)> {
+    use http_body_util::BodyExt as _;
+    let other = |e: &dyn std::fmt::Display| io::Error::other(e.to_string());
+    let stream = turmoil::net::TcpStream::connect((host, port)).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| other(&e))?;
+    tokio::spawn(conn);
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", format!("{host}:{port}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(
+            body.unwrap_or_default(),
+        )))
+        .map_err(|e| other(&e))?;
+    let response = sender.send_request(request).await.map_err(|e| other(&e))?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| other(&e))?
+        .to_bytes();
+    Ok((status, bytes.to_vec()))
 }
