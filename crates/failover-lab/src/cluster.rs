@@ -12,16 +12,44 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use failover_core::{DataCollectionMode, Mode, timespan::format_timespan};
+use failover_core::timespan::format_timespan;
 use serde_json::Value;
 
-use crate::{
-    compose::Compose,
-    proxy::{LinkChange, Proxy},
+use crate::{compose::Compose, proxy::Proxy};
+
+pub use failover_scenario::cluster::{
+    ARBITER, BEARER_CLIENT_ID, BEARER_CLIENT_SECRET, BrokenRule, CFS_ADMIN, ClusterAuth,
+    ClusterProtocol, ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, LinkChange, SOURCE,
+    VENDOR_EXAMPLE,
 };
 
-/// The vendor's example ClientFailover document, byte for byte.
-pub const VENDOR_EXAMPLE: &str = include_str!("../../../examples/ConfigureClientFailover.json");
+/// Where a cluster's failover service keeps its self-signed TLS identity, under the log folder.
+pub const TLS_DIR: &str = "arbiter-tls";
+
+/// The failover service's flags for a cluster's authentication.
+pub fn auth_args(auth: ClusterAuth) -> Vec<String> {
+    match auth {
+        ClusterAuth::None => Vec::new(),
+        ClusterAuth::Basic => {
+            let doc: Value = serde_json::from_str(VENDOR_EXAMPLE).unwrap_or_default();
+            let field = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
+            vec![
+                "--auth-username".into(),
+                field("username"),
+                "--auth-password".into(),
+                field("password"),
+            ]
+        }
+        ClusterAuth::Bearer { token_lifetime } => vec![
+            "--oauth-client-id".into(),
+            BEARER_CLIENT_ID.into(),
+            "--oauth-client-secret".into(),
+            BEARER_CLIENT_SECRET.into(),
+            "--oauth-token-lifetime".into(),
+            format_timespan(token_lifetime),
+        ],
+    }
+}
 
 /// Binaries of the pair, by component kind.
 pub const SOURCE_BIN: &str = "fake-data-source";
@@ -31,13 +59,6 @@ pub const ENDPOINT_BIN: &str = "fake-endpoint";
 pub const ARBITER_BIN: &str = "failover-arbiter";
 /// The adapter binary.
 pub const ADAPTER_BIN: &str = "adapter";
-
-/// Names of the components in a cluster.
-pub const SOURCE: &str = "source";
-/// The endpoint's name.
-pub const ENDPOINT: &str = "endpoint";
-/// The arbiter's name.
-pub const ARBITER: &str = "arbiter";
 
 /// Where the service binaries are: `FAILOVER_LAB_BIN_DIR`, else beside this executable (or
 /// one folder up, for test executables in `target/*/deps`).
@@ -79,185 +100,6 @@ pub fn hold_ports(ip: std::net::Ipv4Addr, n: usize) -> anyhow::Result<Vec<std::n
     (0..n)
         .map(|_| std::net::TcpListener::bind((ip, 0)).with_context(|| format!("cannot bind {ip}")))
         .collect()
-}
-
-/// The shape of a pair.
-#[derive(Debug, Clone)]
-pub struct ClusterSpec {
-    /// Hot, Warm or Cold.
-    pub mode: Mode,
-    /// The group's failoverTimeout.
-    pub failover_timeout: Duration,
-    /// Streams at the source.
-    pub streams: u32,
-    /// Components the streams are split into.
-    pub components: u32,
-    /// Source ticks per second.
-    pub rate_hz: f64,
-    /// Seed of the source's values.
-    pub seed: u64,
-    /// How often a Warm standby tests its connection.
-    pub warm_test_interval: Duration,
-    /// The adapters' dataCollectionMode.
-    pub data_collection_mode: DataCollectionMode,
-    /// Adapter names, in start order.
-    pub adapters: Vec<String>,
-    /// The failover group id (the vendor example's by default).
-    pub group_id: String,
-    /// Where logs go (None: a fresh temporary folder).
-    pub log_dir: Option<PathBuf>,
-    /// Most history points the source serves per second (None: unthrottled).
-    pub history_rate: Option<u32>,
-    /// Connect adapters straight to the services, without the fault-injecting link proxies
-    /// (link faults are then refused). For measurements, where a proxy would be the bottleneck.
-    pub direct_links: bool,
-    /// Extra command-line arguments for every adapter (for example `--batch-size`).
-    pub adapter_args: Vec<String>,
-    /// What the failover service requires of heartbeat streams.
-    pub auth: ClusterAuth,
-    /// TLS between the adapters (and the lab) and the failover service.
-    pub tls: ClusterTls,
-    /// Keep each adapter's egress buffer on disk too (`--buffer-dir`, in the log folder), as
-    /// the real adapters do: a restarted adapter then holds what it had not egressed.
-    pub disk_buffer: bool,
-    /// How the adapters talk to the failover service.
-    pub failover_protocol: ClusterProtocol,
-}
-
-/// What the failover service of a cluster requires of heartbeat streams, and what the
-/// adapters' ClientFailover documents carry to satisfy it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClusterAuth {
-    /// Nothing: the vendor example's username and password are sent and not checked.
-    #[default]
-    None,
-    /// HTTP basic with the vendor example's username and password.
-    Basic,
-    /// Bearer tokens: the documents carry [`BEARER_CLIENT_ID`] and [`BEARER_CLIENT_SECRET`]
-    /// (and no username or password), `tokenEndpoint` null (the service's well-known path),
-    /// and the service issues tokens valid this long.
-    Bearer {
-        /// How long each token is valid; adapters renew at 80% of it.
-        token_lifetime: Duration,
-    },
-}
-
-/// TLS to the failover service of a cluster. With TLS, the service makes a self-signed identity
-/// (`--tls-self-signed`, in the log folder) and the documents' endpoint is `https://`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClusterTls {
-    /// Plain HTTP/2.
-    #[default]
-    Off,
-    /// `validateEndpointCertificate: true`, and the adapters are given the service's CA
-    /// (`--trusted-ca`).
-    TrustedCa,
-    /// `validateEndpointCertificate: false` and no CA given: the adapters take the certificate
-    /// unchecked, with a warning.
-    Unchecked,
-}
-
-/// How a cluster's adapters talk to the failover service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClusterProtocol {
-    /// failover-lab's gRPC heartbeat stream (roles pushed at once).
-    #[default]
-    Grpc,
-    /// The vendor's Client Failover Service REST API (roles pulled in heartbeat answers): the
-    /// documents' endpoint is the service's `/api/v1/clientfailover`.
-    Rest,
-}
-
-/// The accounts of the vendor API of a REST cluster with basic authentication: the vendor
-/// example's username and password as a member, and this administrator.
-pub const CFS_ADMIN: (&str, &str) = ("failover-lab-admin", "AdminPassword1");
-
-/// Where a cluster's failover service keeps its self-signed TLS identity, under the log folder.
-pub const TLS_DIR: &str = "arbiter-tls";
-
-/// The OAuth2 client id of a bearer-authenticated cluster's adapters.
-pub const BEARER_CLIENT_ID: &str = "failover-lab-adapter";
-/// Its client secret (a test value, like the vendor example's password).
-pub const BEARER_CLIENT_SECRET: &str = "ClientSecret1";
-
-impl ClusterAuth {
-    /// The failover service's flags.
-    pub fn arbiter_args(self) -> Vec<String> {
-        match self {
-            ClusterAuth::None => Vec::new(),
-            ClusterAuth::Basic => {
-                let doc: Value = serde_json::from_str(VENDOR_EXAMPLE).unwrap_or_default();
-                let field = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
-                vec![
-                    "--auth-username".into(),
-                    field("username"),
-                    "--auth-password".into(),
-                    field("password"),
-                ]
-            }
-            ClusterAuth::Bearer { token_lifetime } => vec![
-                "--oauth-client-id".into(),
-                BEARER_CLIENT_ID.into(),
-                "--oauth-client-secret".into(),
-                BEARER_CLIENT_SECRET.into(),
-                "--oauth-token-lifetime".into(),
-                format_timespan(token_lifetime),
-            ],
-        }
-    }
-}
-
-impl Default for ClusterSpec {
-    fn default() -> Self {
-        ClusterSpec {
-            mode: Mode::Hot,
-            failover_timeout: Duration::from_secs(4),
-            streams: 8,
-            components: 4,
-            rate_hz: 10.0,
-            seed: 1,
-            warm_test_interval: Duration::from_secs(1),
-            data_collection_mode: DataCollectionMode::CurrentOnly,
-            adapters: vec!["adapter-a".into(), "adapter-b".into()],
-            group_id: "FailoverGroup1".into(),
-            log_dir: None,
-            history_rate: None,
-            direct_links: false,
-            adapter_args: Vec::new(),
-            auth: ClusterAuth::None,
-            disk_buffer: true,
-            tls: ClusterTls::Off,
-            failover_protocol: ClusterProtocol::Grpc,
-        }
-    }
-}
-
-impl ClusterSpec {
-    /// The first adapter that is not `name` (the other one of a pair).
-    pub fn other_adapter(&self, name: &str) -> Option<String> {
-        self.adapters.iter().find(|a| *a != name).cloned()
-    }
-
-    /// The vendor's example document, with the failover service's URL, the timeout and the
-    /// mode of this cluster (everything else as the vendor wrote it, password included).
-    pub fn client_failover_document(&self, arbiter_url: &str) -> anyhow::Result<Value> {
-        let mut doc: Value = serde_json::from_str(VENDOR_EXAMPLE)?;
-        doc["endpoint"] = Value::String(arbiter_url.to_string());
-        doc["failoverTimeout"] = Value::String(format_timespan(self.failover_timeout));
-        doc["mode"] = Value::String(self.mode.as_str().to_string());
-        doc["failoverGroupId"] = Value::String(self.group_id.clone());
-        if self.tls != ClusterTls::Off {
-            doc["endpoint"] = Value::String(arbiter_url.replacen("http://", "https://", 1));
-            doc["validateEndpointCertificate"] = Value::Bool(self.tls == ClusterTls::TrustedCa);
-        }
-        if let ClusterAuth::Bearer { .. } = self.auth {
-            doc["username"] = Value::Null;
-            doc["password"] = Value::Null;
-            doc["clientId"] = BEARER_CLIENT_ID.into();
-            doc["clientSecret"] = BEARER_CLIENT_SECRET.into();
-        }
-        Ok(doc)
-    }
 }
 
 /// The failover service's flags for its vendor API: always served (plain HTTP, or HTTPS with
@@ -384,9 +226,6 @@ pub struct Addresses {
     /// How to reach the arbiter's gRPC over TLS (trusting its CA), when it serves TLS.
     pub arbiter_tls: Option<failover_proto::tls::ClientTls>,
 }
-
-/// The services an adapter talks to, each over a link with its own fault-injecting proxy.
-pub const LINK_SERVICES: [&str; 3] = [ARBITER, SOURCE, ENDPOINT];
 
 impl Addresses {
     /// `http://` URL of a gRPC address.
@@ -555,16 +394,16 @@ impl Cluster {
             source_args.extend(["--history-rate".into(), s(&rate)]);
         }
         cluster.add(SOURCE, bins.join(SOURCE_BIN), source_args)?;
-        cluster.add(
-            ENDPOINT,
-            bins.join(ENDPOINT_BIN),
-            vec![
-                "--listen".into(),
-                s(&addrs.endpoint),
-                "--metrics-listen".into(),
-                s(&addrs.endpoint_metrics),
-            ],
-        )?;
+        let mut endpoint_args = vec![
+            "--listen".into(),
+            s(&addrs.endpoint),
+            "--metrics-listen".into(),
+            s(&addrs.endpoint_metrics),
+        ];
+        if spec.broken == Some(BrokenRule::EpochCheck) {
+            endpoint_args.push("--break-epoch-check".into());
+        }
+        cluster.add(ENDPOINT, bins.join(ENDPOINT_BIN), endpoint_args)?;
         cluster.add(
             ARBITER,
             bins.join(ARBITER_BIN),
@@ -576,7 +415,7 @@ impl Cluster {
             ]
             .into_iter()
             .chain(cfs_args(&spec, &addrs, &log_dir)?)
-            .chain(spec.auth.arbiter_args())
+            .chain(auth_args(spec.auth))
             .chain(match spec.tls {
                 ClusterTls::Off => Vec::new(),
                 _ => vec![
@@ -640,6 +479,11 @@ impl Cluster {
     /// endpoint audits it alone. The source's shape is the compose file's: 8 streams in 4
     /// components at 10 Hz.
     pub async fn start_compose(mut spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
+        if spec.broken.is_some() {
+            bail!(
+                "the compose endpoint keeps every rule; a file with cluster.break runs on --target processes or sim"
+            );
+        }
         if spec.failover_protocol != ClusterProtocol::Grpc {
             bail!(
                 "the compose adapters talk gRPC to the failover service (docker/ClientFailover.json); run failover_protocol = \"rest\" on --target processes"

@@ -15,6 +15,8 @@
 //! - [`bench`]: `failover-lab bench`: takeover latency, data-path throughput, standby cost.
 //! - [`sim`]: `failover-lab sim`: seeded deterministic simulations ([`failover_sim`]) on every
 //!   core, with progress, a summary and each failing seed in full.
+//! - [`save_scenario`]: `failover-lab sim --seed S --save-scenario FILE`: a failing seed as a
+//!   shrunk scenario file.
 //! - [`config_client`]: `failover-lab config`: the vendor's `edgecmd ... clientfailover`.
 
 pub mod bench;
@@ -26,6 +28,7 @@ pub mod live;
 pub mod observe;
 pub mod proxy;
 pub mod runner;
+pub mod save_scenario;
 pub mod scenario;
 pub mod sim;
 pub mod stage;

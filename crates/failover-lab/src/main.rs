@@ -132,6 +132,13 @@ struct SimArgs {
     /// give the same bytes (the determinism check compares them).
     #[arg(long, requires = "seed")]
     event_log: Option<PathBuf>,
+    /// When the --seed run breaks an invariant every run keeps (rules 1, 2, 3, 5, 7, 10), write
+    /// it here as a scenario file: its faults as steps, shrunk on the simulator to the fewest
+    /// faults and shortest waits that still break that rule, ending with the rule as its
+    /// expectation. Rerun it with `failover-lab run --target sim --seeds 1 FILE` or on real
+    /// processes with `failover-lab run FILE`.
+    #[arg(long, requires = "seed")]
+    save_scenario: Option<PathBuf>,
     /// Run this one seed and show it in full (replays a failing seed exactly).
     #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
     seed: Option<u64>,
@@ -333,7 +340,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => run_demo(args).await,
         Command::Run(args) => run_scenarios(args).await,
         Command::Bench(args) => run_bench(args).await,
-        Command::Sim(args) => run_sim(args),
+        Command::Sim(args) => {
+            let save = args.save_scenario.clone();
+            let (code, single) = run_sim(args)?;
+            if let (Some(path), Some(o)) = (save, single) {
+                let progress = |line: &str| eprintln!("{line}");
+                let said = failover_lab::save_scenario::save(&o, &path, &progress).await?;
+                eprintln!("{said}");
+            }
+            Ok(code)
+        }
         Command::BenchSink { listen } => {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             failover_lab::bench::throughput::serve_sink(
@@ -572,7 +588,8 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+/// Runs the simulations; the exit code, and the one run in full when --seed was given.
+fn run_sim(args: SimArgs) -> anyhow::Result<(ExitCode, Option<failover_sim::Outcome>)> {
     use failover_lab::sim;
     if std::env::var_os("RUST_LOG").is_some() {
         // The services' own logs, all hosts mixed, for replaying one seed (RUST_LOG=info).
@@ -615,9 +632,10 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         }
     }
     print!("{}", sim::summary_text(&summary));
-    Ok(if summary.failing.is_empty() {
+    let code = if summary.failing.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    };
+    Ok((code, summary.single))
 }

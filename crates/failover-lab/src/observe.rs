@@ -98,6 +98,12 @@ pub struct Sample {
     pub received: u64,
     /// The group's epoch.
     pub epoch: u64,
+    /// Fence calls the endpoint has taken for the group.
+    pub fences: u64,
+    /// Write calls the endpoint has taken for the group.
+    pub writes: u64,
+    /// Heartbeats of the group the failover service had taken, as its last status said.
+    pub heartbeats: Option<u64>,
 }
 
 /// The failover service's view at one moment: what `hold` and `never` conditions are checked
@@ -112,6 +118,10 @@ pub struct StatusPoint {
     pub epoch: u64,
     /// Per adapter: its role as the runner shows it (Primary, Secondary, Stale, None) and score.
     pub adapters: Vec<(String, String, u32)>,
+    /// False while the group does not exist (deleted, or the service restarted).
+    pub exists: bool,
+    /// Promotions the service has made in the group since it started.
+    pub promotions: u64,
 }
 
 impl StatusPoint {
@@ -128,6 +138,8 @@ impl StatusPoint {
                 .flat_map(|s| &s.sessions)
                 .map(|s| (s.adapter_id.clone(), role_label(s), s.score))
                 .collect(),
+            exists: status.is_some_and(|s| s.exists),
+            promotions: status.map_or(0, |s| s.promotions),
         }
     }
 }
@@ -485,8 +497,19 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
     }
     let point = StatusPoint::of(Some(&status), at_ms);
     let changed = t.history.last().is_none_or(|last| {
-        (&last.primary, last.epoch, &last.adapters)
-            != (&point.primary, point.epoch, &point.adapters)
+        (
+            &last.primary,
+            last.epoch,
+            &last.adapters,
+            last.exists,
+            last.promotions,
+        ) != (
+            &point.primary,
+            point.epoch,
+            &point.adapters,
+            point.exists,
+            point.promotions,
+        )
     });
     if changed && t.history.len() < MAX_HISTORY {
         t.history.push(point);
@@ -535,11 +558,15 @@ async fn sample_endpoint(
             }
         }
         let epoch = t.epoch();
+        let heartbeats = t.status.as_ref().map(|s| s.heartbeats);
         t.samples.push(Sample {
             at_ms: ms_since(start),
             adapters,
             received: audit.received,
             epoch,
+            fences: audit.fence_calls,
+            writes: audit.write_calls,
+            heartbeats,
         });
         t.audit = Some(audit);
     }

@@ -32,26 +32,7 @@ pub enum Direction {
     Backward,
 }
 
-/// What a scenario does to a link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkChange {
-    /// Cut both ways, or one way (from the first named to the second).
-    Cut {
-        /// Only the direction from the first named to the second.
-        one_way: bool,
-    },
-    /// Back to normal.
-    Heal,
-    /// Every byte dropped both ways; open connections stay open (half-open).
-    Blackhole,
-    /// Added delay, both ways or one way.
-    Latency {
-        /// Milliseconds.
-        ms: u64,
-        /// Only from the first named to the second.
-        one_way: bool,
-    },
-}
+pub use failover_scenario::cluster::LinkChange;
 
 /// The state of one link.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -6,7 +6,6 @@
 //! accepted writes from at most one adapter per epoch, and the epoch never went down.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -24,6 +23,7 @@ use crate::{
     scenario::{self, Action, Condition, LinkChange, Scenario, SourceScope, Target},
     stage::Stage,
 };
+use failover_scenario::invariants;
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -363,6 +363,7 @@ async fn play<S: Stage>(
         tag: tag.to_string(),
         marks: std::collections::HashMap::new(),
         watches: Vec::new(),
+        service_restarts: Vec::new(),
     };
     let mut steps_passed = 0;
     let result = match configure_stage_in_order(&run.stage, &run.obs, within).await {
@@ -429,7 +430,11 @@ async fn play_on_sim(
                 .then(|| buffers.as_ref().map(|d| d.path().to_path_buf()).ok())
                 .flatten(),
             limit: sim_limit(&s, &spec),
-            broken: None,
+            broken: spec.broken.map(|b| match b {
+                failover_scenario::cluster::BrokenRule::EpochCheck => {
+                    failover_sim::BrokenRule::EpochCheck
+                }
+            }),
         };
         let mut world = failover_sim::stage::Stage::new(&stage_spec);
         let handle = world.handle();
@@ -525,6 +530,9 @@ struct Run<S: Stage> {
     marks: std::collections::HashMap<String, Mark>,
     /// `hold` and `never` conditions in force.
     watches: Vec<Watch>,
+    /// When the failover service was started again (ms since the observation began): its
+    /// epochs count from there.
+    service_restarts: Vec<u64>,
 }
 
 /// A `hold` or `never` step in force: checked against every change the failover service
@@ -897,6 +905,9 @@ impl<S: Stage> Run<S> {
                     _ => self.stage.resume(&name).await.map_err(e)?,
                 }
                 let text = format!("{action}").replace(&t.to_string(), &name);
+                if matches!(action, Action::Restart(_)) && name == crate::cluster::ARBITER {
+                    self.service_restarts.push(self.obs.now_ms());
+                }
                 if matches!(action, Action::Resume(_) | Action::Restart(_)) {
                     self.obs.mark("step", text);
                 } else {
@@ -1193,6 +1204,9 @@ impl<S: Stage> Run<S> {
                 }
             }
         }
+        if !c.invariants.is_empty() {
+            self.rules_kept(&c.invariants).await?;
+        }
         if let Some((adapter, words)) = &c.warning {
             let name = self.resolve(adapter)?;
             let state = self.rest_get(&name, "/diagnostics/FailoverState").await?;
@@ -1316,29 +1330,65 @@ impl<S: Stage> Run<S> {
         }
     }
 
-    /// The safety invariants every scenario must keep.
+    /// The rules every run keeps on any stage ([`failover_scenario::invariants`], shared with
+    /// the simulator), on what this run observed.
     async fn invariants(&self) -> Result<(), String> {
+        self.rules_kept(&invariants::RULES).await
+    }
+
+    /// These rules of [`failover_scenario::invariants`] hold on what this run observed so far.
+    async fn rules_kept(&self, rules: &[u8]) -> Result<(), String> {
         let t = self.obs.snapshot();
-        if !t.epoch_regressions.is_empty() {
-            return Err(format!(
-                "the epoch went down: {}",
-                t.epoch_regressions.join("; ")
-            ));
-        }
         let a = self.audit().await?;
-        let mut writers: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
-        for w in a.writers.iter().filter(|w| w.accepted > 0) {
-            writers.entry(w.epoch).or_default().push(&w.adapter_id);
+        let at = |ms: u64| Duration::from_millis(ms);
+        let observed = invariants::Observed {
+            writers: a
+                .writers
+                .iter()
+                .map(|w| invariants::Writer {
+                    adapter: w.adapter_id.clone(),
+                    epoch: w.epoch,
+                    accepted: w.accepted,
+                    first_accepted_us: w.first_accepted_unix_us,
+                    last_accepted_us: w.last_accepted_unix_us,
+                })
+                .collect(),
+            duplicated: a.duplicated,
+            statuses: t
+                .history
+                .iter()
+                .map(|p| invariants::Status {
+                    at: at(p.at_ms),
+                    epoch: p.epoch,
+                    exists: p.exists,
+                    promotions: p.promotions,
+                })
+                .collect(),
+            samples: t
+                .samples
+                .iter()
+                .map(|s| invariants::Sample {
+                    at: at(s.at_ms),
+                    fences: s.fences,
+                    writes: s.writes,
+                    heartbeats: s.heartbeats,
+                })
+                .collect(),
+            service_restarts: self.service_restarts.iter().map(|ms| at(*ms)).collect(),
+            failover_timeout: self.stage.spec().failover_timeout,
+            members: self.stage.spec().adapters.len(),
+            rate_hz: self.stage.spec().rate_hz,
+        };
+        let broken = invariants::check_rules(&observed, rules);
+        if broken.is_empty() {
+            Ok(())
+        } else {
+            Err(broken
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"))
         }
-        for (epoch, who) in writers {
-            if who.len() > 1 {
-                return Err(format!(
-                    "the endpoint accepted writes from {} at the same epoch {epoch}",
-                    who.join(" and ")
-                ));
-            }
-        }
-        Ok(())
     }
 }
 

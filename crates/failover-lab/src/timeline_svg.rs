@@ -266,6 +266,9 @@ mod tests {
             adapters,
             received,
             epoch: 1,
+            fences: 1,
+            writes: received,
+            heartbeats: None,
         }
     }
 

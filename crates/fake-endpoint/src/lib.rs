@@ -505,8 +505,18 @@ pub async fn run(
     metrics: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_service(EndpointService::default(), listener, metrics, shutdown).await
+}
+
+/// [`run`] with a service made beforehand (one with a rule broken on purpose, for the lab's
+/// self-tests).
+pub async fn run_service(
+    service: EndpointService,
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     tracing::info!(addr = ?listener.local_addr().ok(), "data endpoint serving");
-    let service = EndpointService::default();
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let metrics_task = metrics.map(|l| {
         let service = service.clone();

@@ -17,6 +17,10 @@ struct Args {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Take writes whatever their epoch: a broken rule, for failover-lab's self-tests (a
+    /// scenario with `break = "epoch-check"`), which its invariants must catch. Never in use.
+    #[arg(long, hide = true)]
+    break_epoch_check: bool,
 }
 
 #[tokio::main]
@@ -28,5 +32,10 @@ async fn main() -> anyhow::Result<()> {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
         None => None,
     };
-    fake_endpoint::run(listener, metrics, process::shutdown_signal()).await
+    let service = fake_endpoint::EndpointService::default();
+    if args.break_epoch_check {
+        tracing::warn!("--break-epoch-check: writes are taken whatever their epoch (a self-test)");
+        service.break_epoch_check();
+    }
+    fake_endpoint::run_service(service, listener, metrics, process::shutdown_signal()).await
 }
