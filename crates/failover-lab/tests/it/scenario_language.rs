@@ -1,7 +1,8 @@
-//! The scenario language's comparisons fail when they should, on real processes: a value that
-//! should have grown since a named step and did not, a Primary outside the named ones, a
-//! FailoverState text that does not contain the words or match the pattern, a `hold` broken half-way and a `never`
-//! that happens.
+//! The scenario language's comparisons fail when they should, on real processes and on the
+//! simulator alike: a value that should have grown since a named step and did not, a Primary
+//! outside the named ones, a FailoverState text that does not contain the words or match the
+//! pattern, a `hold` broken half-way and a `never` that happens. And a failing seed saved as a
+//! scenario file fails with the same invariant on both.
 
 use std::path::Path;
 
@@ -24,11 +25,12 @@ run_for = "00:00:00.300"
 run_for = "00:00:00.300"
 "#;
 
-async fn failure_of(last_step: &str) -> runner::Failure {
+async fn failure_of(target: &runner::RunTarget, last_step: &str) -> runner::Failure {
     let text = format!("{START}\n[[step]]\n{last_step}\n");
     let s = scenario::parse("language.toml", &text, Path::new("language.toml")).expect("parses");
     let opts = runner::RunOptions {
         jobs: 1,
+        target: target.clone(),
         ..Default::default()
     };
     let outcome = runner::run_scenario(&s, &opts, &|_| {}).await;
@@ -38,6 +40,18 @@ async fn failure_of(last_step: &str) -> runner::Failure {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn comparisons_fail_when_they_should() {
+    let (processes, sim) = tokio::join!(
+        comparisons_fail_on(runner::RunTarget::Processes),
+        comparisons_fail_on(runner::RunTarget::Sim { seeds: 2 })
+    );
+    processes.expect("on processes");
+    sim.expect("on the simulator");
+}
+
+/// Every comparison fails as it should on `target` (an error names the first that did not).
+async fn comparisons_fail_on(target: runner::RunTarget) -> Result<(), String> {
+    let t = &target;
+    let failure_of = |step: &'static str| failure_of(t, step);
     let (grew, one_of, contains, matches, hold, never) = tokio::join!(
         // No fault: the epoch did not grow since the steady step, though data did.
         failure_of(
@@ -59,47 +73,113 @@ async fn comparisons_fail_when_they_should() {
             "never = { role_transitions = [\"adapter-b Secondary -> Primary\"] }\n\n[[step]]\nkill = \"adapter-a\"\n\n[[step]]\nwait_until = { primary = \"adapter-b\" }"
         ),
     );
-    assert!(
-        matches
-            .message
-            .contains("FailoverState Role to match \"^Sec\", got \"Primary\""),
-        "{}",
-        matches.message
-    );
-    // Both fail at the step that set them, naming the moment.
-    assert_eq!(hold.step, 4, "{}", hold.message);
-    assert!(
-        hold.message.contains("the hold broke at")
-            && hold.message.contains("expected Primary adapter-a, got"),
-        "{}",
-        hold.message
-    );
-    assert_eq!(never.step, 4, "{}", never.message);
-    assert!(
-        never.message.contains("it happened at")
-            && never.message.contains("adapter-b Secondary -> Primary"),
-        "{}",
-        never.message
-    );
-    assert_eq!(grew.step, 4);
-    assert!(
-        grew.message
-            .contains("expected epoch more than at step steady (1), got 1"),
-        "{}",
-        grew.message
-    );
-    assert!(
-        one_of
-            .message
-            .contains("expected Primary adapter-b, got adapter-a"),
-        "{}",
-        one_of.message
-    );
-    assert!(
-        contains
-            .message
-            .contains("FailoverState Role to contain \"Second\", got \"Primary\""),
-        "{}",
-        contains.message
-    );
+    check(|| {
+        assert!(
+            matches
+                .message
+                .contains("FailoverState Role to match \"^Sec\", got \"Primary\""),
+            "{}",
+            matches.message
+        );
+        // Both fail at the step that set them, naming the moment.
+        assert_eq!(hold.step, 4, "{}", hold.message);
+        assert!(
+            hold.message.contains("the hold broke at")
+                && hold.message.contains("expected Primary adapter-a, got"),
+            "{}",
+            hold.message
+        );
+        assert_eq!(never.step, 4, "{}", never.message);
+        assert!(
+            never.message.contains("it happened at")
+                && never.message.contains("adapter-b Secondary -> Primary"),
+            "{}",
+            never.message
+        );
+        assert_eq!(grew.step, 4);
+        assert!(
+            grew.message
+                .contains("expected epoch more than at step steady (1), got 1"),
+            "{}",
+            grew.message
+        );
+        assert!(
+            one_of
+                .message
+                .contains("expected Primary adapter-b, got adapter-a"),
+            "{}",
+            one_of.message
+        );
+        assert!(
+            contains
+                .message
+                .contains("FailoverState Role to contain \"Second\", got \"Primary\""),
+            "{}",
+            contains.message
+        );
+    })
+    .map_err(|e| format!("{target:?}: {e}"))
+}
+
+/// Runs the assertions, turning a failed one into an error (so both targets report).
+fn check(f: impl FnOnce() + std::panic::UnwindSafe) -> Result<(), String> {
+    std::panic::catch_unwind(f).map_err(|e| {
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_default()
+    })
+}
+
+/// A seed broken on purpose (`--break epoch-check`) saved as a shrunk scenario file fails with
+/// the same invariant on the simulator and on real processes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_failing_seed_fails_alike_on_the_simulator_and_on_processes() {
+    let dir = std::env::temp_dir().join(format!("failover-lab-saved-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let file = dir.join("seed-40.toml");
+    let bin = failover_lab::cluster::bin_dir()
+        .expect("binaries")
+        .join("failover-lab");
+    let out = tokio::process::Command::new(&bin)
+        .args([
+            "sim",
+            "--seed",
+            "40",
+            "--break",
+            "epoch-check",
+            "--save-scenario",
+        ])
+        .arg(&file)
+        .output()
+        .await
+        .expect("failover-lab runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{e}: {said}"));
+    // Shrunk: one fault (a cut and its heal), ending with the broken rule.
+    assert!(text.contains("break = \"epoch-check\""), "{text}");
+    assert!(text.ends_with("expect = { invariants = [2] }\n"), "{text}");
+    let s = scenario::load(&file).expect("the saved file parses");
+    assert!(s.steps.len() <= 8, "{} steps:\n{text}", s.steps.len());
+    for target in [
+        runner::RunTarget::Sim { seeds: 1 },
+        runner::RunTarget::Processes,
+    ] {
+        let opts = runner::RunOptions {
+            jobs: 1,
+            target: target.clone(),
+            ..Default::default()
+        };
+        let o = runner::run_scenario(&s, &opts, &|_| {}).await;
+        let f = o
+            .failure
+            .unwrap_or_else(|| panic!("{target:?}: the saved seed passed"));
+        assert_eq!(f.step, s.steps.len(), "{target:?}: {}", f.message);
+        assert!(
+            f.message.contains("[rule 2] a write of adapter-a at epoch 1 was accepted after adapter-b wrote at epoch 2"),
+            "{target:?}: {}",
+            f.message
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
