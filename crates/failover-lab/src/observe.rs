@@ -57,6 +57,8 @@ pub struct ScoreTransition {
     pub adapter: String,
     /// Milliseconds since the observation started.
     pub at_ms: u64,
+    /// When the failover service reported it, on its wall clock (unix µs).
+    pub service_us: i64,
     /// Before (None: the adapter had not joined yet).
     pub from: Option<u32>,
     /// After.
@@ -70,6 +72,8 @@ pub struct RoleTransition {
     pub adapter: String,
     /// Milliseconds since the observation started.
     pub at_ms: u64,
+    /// When the failover service reported it, on its wall clock (unix µs).
+    pub service_us: i64,
     /// Before ("None" before it joined).
     pub from: String,
     /// After.
@@ -110,8 +114,11 @@ pub struct Sample {
 /// against, at every change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusPoint {
-    /// Milliseconds since the observation started.
+    /// Milliseconds since the observation started (when the observer received it).
     pub at_ms: u64,
+    /// When the failover service took this view, on its wall clock (unix µs): what `hold` and
+    /// `never` windows are drawn on, so a view still on its way when a window closes counts.
+    pub service_us: i64,
     /// The Primary (None: nobody).
     pub primary: Option<String>,
     /// The group's epoch.
@@ -129,6 +136,7 @@ impl StatusPoint {
     pub fn of(status: Option<&v1::GroupStatus>, at_ms: u64) -> StatusPoint {
         StatusPoint {
             at_ms,
+            service_us: status.map_or(0, |s| s.observed_at_unix_us),
             primary: status
                 .map(|s| s.primary_adapter_id.clone())
                 .filter(|p| !p.is_empty()),
@@ -421,6 +429,7 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
             t.score_transitions.push(ScoreTransition {
                 adapter: s.adapter_id.clone(),
                 at_ms,
+                service_us: status.observed_at_unix_us,
                 from: old_score,
                 to: s.score,
             });
@@ -443,6 +452,7 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
             t.role_transitions.push(RoleTransition {
                 adapter: s.adapter_id.clone(),
                 at_ms,
+                service_us: status.observed_at_unix_us,
                 from: from.clone(),
                 to: new_role.clone(),
             });

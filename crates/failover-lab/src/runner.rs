@@ -536,11 +536,15 @@ struct Run<S: Stage> {
 }
 
 /// A `hold` or `never` step in force: checked against every change the failover service
-/// reported from `from_ms` on.
+/// reported from `from_us` on.
 #[derive(Debug, Clone)]
 struct Watch {
     never: bool,
     condition: Condition,
+    /// When it began, on the wall clock (unix µs; the failover service's clock is the same
+    /// machine's, or the simulator's).
+    from_us: i64,
+    /// The same moment in the observer's milliseconds, for messages.
     from_ms: u64,
     until: Option<String>,
     step: usize,
@@ -603,14 +607,18 @@ impl<S: Stage> Run<S> {
         for (i, step) in s.steps.iter().enumerate() {
             // The watches that last up to this step end as it begins.
             if let Some(id) = &step.id {
-                let now = self.obs.now_ms();
+                let boundary = process::unix_us();
                 let (ending, going_on): (Vec<Watch>, Vec<Watch>) =
                     std::mem::take(&mut self.watches)
                         .into_iter()
                         .partition(|w| w.until.as_deref() == Some(id.as_str()));
                 self.watches = going_on;
+                if !ending.is_empty() {
+                    // A view the service took before this step began may still be on its way.
+                    tokio::time::sleep(IN_FLIGHT).await;
+                }
                 for w in &ending {
-                    self.scan(w, now)?;
+                    self.scan(w, boundary)?;
                 }
             }
             let began = tokio::time::Instant::now();
@@ -621,6 +629,7 @@ impl<S: Stage> Run<S> {
                 self.watches.push(Watch {
                     never: matches!(step.action, Action::Never { .. }),
                     condition: condition.clone(),
+                    from_us: process::unix_us(),
                     from_ms: self.obs.now_ms(),
                     until: until.clone(),
                     step: i + 1,
@@ -659,7 +668,7 @@ impl<S: Stage> Run<S> {
                 }
                 Err(message) => {
                     // A watch that broke during this step explains it better than the step.
-                    let now = self.obs.now_ms();
+                    let now = process::unix_us();
                     for w in &self.watches {
                         self.scan(w, now)?;
                     }
@@ -674,21 +683,25 @@ impl<S: Stage> Run<S> {
                 }
             }
             // A watch that broke fails the scenario now, naming the moment it broke.
-            let now = self.obs.now_ms();
+            let now = process::unix_us();
             for w in &self.watches {
                 self.scan(w, now)?;
             }
         }
-        let now = self.obs.now_ms();
-        for w in &std::mem::take(&mut self.watches) {
-            self.scan(w, now)?;
+        let watches = std::mem::take(&mut self.watches);
+        if !watches.is_empty() {
+            let end = process::unix_us();
+            tokio::time::sleep(IN_FLIGHT).await;
+            for w in &watches {
+                self.scan(w, end)?;
+            }
         }
         Ok(())
     }
 
-    /// Checks a watch against every change the failover service reported from its start up
-    /// to `upto_ms` (and the view in force when it began).
-    fn scan(&self, w: &Watch, upto_ms: u64) -> Result<(), Failure> {
+    /// Checks a watch against every view the failover service took from its start up to
+    /// `upto_us` (and the view in force when it began), by the service's clock.
+    fn scan(&self, w: &Watch, upto_us: i64) -> Result<(), Failure> {
         let t = self.obs.snapshot();
         let fail = |message: String| Failure {
             step: w.step,
@@ -701,12 +714,15 @@ impl<S: Stage> Run<S> {
         let start = t
             .history
             .iter()
-            .rposition(|p| p.at_ms <= w.from_ms)
+            .rposition(|p| p.service_us <= w.from_us)
             .unwrap_or(0);
         let c = &w.condition;
         let has_status_part =
             c.primary.is_some() || !c.roles.is_empty() || !c.scores.is_empty() || c.epoch.is_some();
-        for p in t.history[start..].iter().take_while(|p| p.at_ms <= upto_ms) {
+        for p in t.history[start..]
+            .iter()
+            .take_while(|p| p.service_us < upto_us)
+        {
             if !has_status_part {
                 break;
             }
@@ -722,10 +738,10 @@ impl<S: Stage> Run<S> {
             }
         }
         if w.never {
-            let within = |at: u64| at > w.from_ms && at <= upto_ms;
+            let within = |at: i64| at > w.from_us && at < upto_us;
             for want in &c.role_transitions {
                 if let Some(r) = t.role_transitions.iter().find(|r| {
-                    within(r.at_ms)
+                    within(r.service_us)
                         && r.adapter == want.adapter
                         && r.from == want.from
                         && r.to == want.to
@@ -741,7 +757,7 @@ impl<S: Stage> Run<S> {
             }
             for want in &c.score_transitions {
                 if let Some(r) = t.score_transitions.iter().find(|r| {
-                    within(r.at_ms)
+                    within(r.service_us)
                         && r.adapter == want.adapter
                         && r.from == want.from
                         && r.to == want.to
@@ -1391,6 +1407,10 @@ impl<S: Stage> Run<S> {
         }
     }
 }
+
+/// How long a closing `hold` or `never` waits for views the failover service took before the
+/// window closed and that are still on their way to the observer.
+const IN_FLIGHT: Duration = Duration::from_millis(300);
 
 /// `" (N)"`: the figure an earlier step's comparison stood for, for messages.
 fn shown_base(cmp: &crate::scenario::Cmp, resolved: &crate::scenario::Cmp) -> String {

@@ -52,7 +52,7 @@ async fn comparisons_fail_when_they_should() {
 async fn comparisons_fail_on(target: runner::RunTarget) -> Result<(), String> {
     let t = &target;
     let failure_of = |step: &'static str| failure_of(t, step);
-    let (grew, one_of, contains, matches, hold, never) = tokio::join!(
+    let (grew, one_of, contains, matches, hold, never, closing) = tokio::join!(
         // No fault: the epoch did not grow since the steady step, though data did.
         failure_of(
             r#"expect = { audit = { received = "more than at step steady" }, epoch = "more than at step steady" }"#
@@ -72,6 +72,12 @@ async fn comparisons_fail_on(target: runner::RunTarget) -> Result<(), String> {
         failure_of(
             "never = { role_transitions = [\"adapter-b Secondary -> Primary\"] }\n\n[[step]]\nkill = \"adapter-a\"\n\n[[step]]\nwait_until = { primary = \"adapter-b\" }"
         ),
+        // A hold broken by the last step of its window: the handover the graceful stop makes is
+        // taken by the service before the `until` step begins, though the observer may hear of
+        // it just after (before the fix, every seed of the simulator passed this).
+        failure_of(
+            "hold = { primary = \"adapter-a\" }\nuntil = \"after\"\n\n[[step]]\nstop = \"adapter-a\"\n\n[[step]]\nid = \"after\"\nrun_for = \"00:00:00.300\""
+        ),
     );
     check(|| {
         assert!(
@@ -90,6 +96,13 @@ async fn comparisons_fail_on(target: runner::RunTarget) -> Result<(), String> {
             hold.message
         );
         assert_eq!(never.step, 4, "{}", never.message);
+        assert_eq!(closing.step, 4, "{}", closing.message);
+        assert!(
+            closing.message.contains("the hold broke at")
+                && closing.message.contains("expected Primary adapter-a, got"),
+            "{}",
+            closing.message
+        );
         assert!(
             never.message.contains("it happened at")
                 && never.message.contains("adapter-b Secondary -> Primary"),
