@@ -457,8 +457,9 @@ mod tests {
         let text = render(&story(faults));
         let s = failover_scenario::parse("t.toml", &text, Path::new("t.toml"))
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
-        // The setup, a run_for and two steps per fault, the settling and the expectation.
-        assert_eq!(s.steps.len(), 1 + kinds.len() * 3 + 2, "{text}");
+        // The setup; per fault a wait, its start, a wait and its end (the first starts at
+        // once: no wait before it); the settling and the expectation.
+        assert_eq!(s.steps.len(), 1 + kinds.len() * 4 - 1 + 2, "{text}");
         assert_eq!(
             s.cluster.broken,
             Some(failover_scenario::cluster::BrokenRule::EpochCheck)
