@@ -2040,4 +2040,38 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
         assert!(c("!= 2").holds(3));
         assert!(Cmp::parse(&NumOrText::Text("about 5".into())).is_err());
     }
+
+    #[test]
+    fn invariants_and_break_are_read_and_checked() {
+        let head = "name = \"x\"\n[cluster]\nmode = \"Hot\"\nfailover_timeout = \"00:00:02\"\n";
+        let with = |cluster: &str, step: &str| {
+            parse_str(&format!("{head}{cluster}\n[[step]]\n{step}\n"))
+        };
+        let all = with("", "expect = { invariants = \"all\" }").expect("all");
+        let Action::Expect(c) = &all.steps[0].action else {
+            panic!("an expect step")
+        };
+        assert_eq!(c.invariants, invariants::RULES.to_vec());
+        let two = with("", "expect = { invariants = [1, 2] }").expect("a list");
+        let Action::Expect(c) = &two.steps[0].action else {
+            panic!("an expect step")
+        };
+        assert_eq!(c.invariants, vec![1, 2]);
+        // Rule 4 needs the simulator's schedule: no scenario can check it.
+        let e = with("", "expect = { invariants = [4] }").expect_err("rule 4");
+        assert_eq!(e.field, "step 1.expect.invariants");
+        assert!(e.message.contains("use \"all\" or a list of 1, 2, 3, 5, 7, 10"), "{e}");
+        let e = with("", "expect = { invariants = 2 }").expect_err("a bare number");
+        assert!(e.message.contains("such as [1, 2]"), "{e}");
+        let e = with("", "hold = { invariants = \"all\" }").expect_err("hold");
+        assert_eq!(e.field, "step 1.hold.invariants");
+        let broken = with("break = \"epoch-check\"", "run_for = \"00:00:01\"").expect("break");
+        assert_eq!(
+            broken.cluster.broken,
+            Some(crate::cluster::BrokenRule::EpochCheck)
+        );
+        let e = with("break = \"fencing\"", "run_for = \"00:00:01\"").expect_err("unknown");
+        assert_eq!(e.field, "cluster.break");
+        assert!(e.message.contains("\"epoch-check\""), "{e}");
+    }
 }
