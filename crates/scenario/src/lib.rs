@@ -2044,9 +2044,8 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
     #[test]
     fn invariants_and_break_are_read_and_checked() {
         let head = "name = \"x\"\n[cluster]\nmode = \"Hot\"\nfailover_timeout = \"00:00:02\"\n";
-        let with = |cluster: &str, step: &str| {
-            parse_str(&format!("{head}{cluster}\n[[step]]\n{step}\n"))
-        };
+        let with =
+            |cluster: &str, step: &str| parse_str(&format!("{head}{cluster}\n[[step]]\n{step}\n"));
         let all = with("", "expect = { invariants = \"all\" }").expect("all");
         let Action::Expect(c) = &all.steps[0].action else {
             panic!("an expect step")
@@ -2060,7 +2059,11 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
         // Rule 4 needs the simulator's schedule: no scenario can check it.
         let e = with("", "expect = { invariants = [4] }").expect_err("rule 4");
         assert_eq!(e.field, "step 1.expect.invariants");
-        assert!(e.message.contains("use \"all\" or a list of 1, 2, 3, 5, 7, 10"), "{e}");
+        assert!(
+            e.message
+                .contains("use \"all\" or a list of 1, 2, 3, 5, 7, 10"),
+            "{e}"
+        );
         let e = with("", "expect = { invariants = 2 }").expect_err("a bare number");
         assert!(e.message.contains("such as [1, 2]"), "{e}");
         let e = with("", "hold = { invariants = \"all\" }").expect_err("hold");

@@ -227,4 +227,48 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     assert!(feed.contains("adapter-b promoted, epoch 2"), "{feed}");
     assert!(feed.contains("> failoverTimeout 2.0 s: stale"), "{feed}");
     drop(demo);
+
+    // A watch-only page (the failover service's own dashboard, as in compose) shows the pair
+    // and offers no button: none could work (each would answer 403). Before the fix, every
+    // adapter card showed kill, pause and restart (a class's display overrode `hidden`).
+    let pair = crate::common::pair(crate::common::spec(failover_core::Mode::Hot)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let watch_url = format!("http://{}/", listener.local_addr().expect("address"));
+    let feed = failover_dashboard::Feed::new();
+    let watching = tokio::spawn(feed.clone().run(
+        failover_lab::cluster::Addresses::url(pair.cluster.addrs.arbiter),
+        Some(failover_lab::cluster::Addresses::url(
+            pair.cluster.addrs.endpoint,
+        )),
+        pair.cluster.spec.group_id.clone(),
+    ));
+    let serving = tokio::spawn(failover_dashboard::serve(
+        listener,
+        feed,
+        None,
+        std::future::pending(),
+    ));
+    wd.call(reqwest::Method::POST, &s("/url"), json!({ "url": watch_url }))
+        .await;
+    wait_roles(
+        [("adapter-a", "Primary"), ("adapter-b", "Secondary")],
+        Duration::from_secs(20),
+    )
+    .await;
+    let shown = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/execute/sync"),
+            json!({"script": "return Array.from(document.querySelectorAll('button')).filter(b => b.offsetParent !== null).map(b => b.textContent);", "args": []}),
+        )
+        .await;
+    assert_eq!(
+        shown.as_array().map(Vec::len),
+        Some(0),
+        "a watch-only page shows buttons: {shown}"
+    );
+    watching.abort();
+    serving.abort();
 }

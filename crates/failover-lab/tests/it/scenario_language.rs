@@ -196,3 +196,26 @@ async fn a_saved_failing_seed_fails_alike_on_the_simulator_and_on_processes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A seed that broke nothing is not saved: the command says so and writes no file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seed_that_broke_nothing_is_not_saved() {
+    let file =
+        std::env::temp_dir().join(format!("failover-lab-unsaved-{}.toml", std::process::id()));
+    let bin = failover_lab::cluster::bin_dir()
+        .expect("binaries")
+        .join("failover-lab");
+    let out = tokio::process::Command::new(&bin)
+        .args(["sim", "--seed", "1", "--save-scenario"])
+        .arg(&file)
+        .output()
+        .await
+        .expect("failover-lab runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("seed 1 broke no invariant: nothing to save"),
+        "{said}"
+    );
+    assert!(!file.exists());
+}
