@@ -1,5 +1,6 @@
 //! Plain words for what changed between two statuses of a group: who went stale and why, who
-//! was promoted at which epoch, scores, and what a new Primary flushed after the watermark.
+//! was promoted at which epoch, scores, and what a new Primary flushed after the watermark, in
+//! causal order (a promotion before the fence it allows).
 
 use failover_proto::v1;
 
@@ -14,6 +15,8 @@ fn stats(s: &v1::SessionStatus) -> v1::AdapterStats {
 /// What happened from `before` (None: the first status seen) to `after`, one sentence each.
 pub fn changes(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec<String> {
     let mut out = Vec::new();
+    // Fences come after the promotion that allows them.
+    let mut fences = Vec::new();
     let timeout_s = after.failover_timeout_ms as f64 / 1000.0;
     let find = |st: Option<&v1::GroupStatus>, id: &str| -> Option<v1::SessionStatus> {
         st?.sessions.iter().find(|s| s.adapter_id == id).cloned()
@@ -37,7 +40,7 @@ pub fn changes(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec
         }
         let (now, then) = (stats(s), stats(&old));
         if is_primary(s) && now.fenced_epoch != then.fenced_epoch && now.fenced_epoch > 0 {
-            out.push(format!(
+            fences.push(format!(
                 "{id} fenced the endpoint at epoch {}; flushed {} buffered points after the watermark",
                 now.fenced_epoch, now.flushed_at_fence
             ));
@@ -51,10 +54,20 @@ pub fn changes(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec
                 out.push(format!("no Primary: {}", after.note));
             }
         } else {
-            let was = if old_primary.is_empty() || old_primary == after.primary_adapter_id {
-                String::new()
-            } else {
-                format!(" ({old_primary} now stands by)")
+            let old = after
+                .sessions
+                .iter()
+                .find(|s| s.adapter_id == old_primary);
+            let was = match old {
+                _ if old_primary.is_empty() || old_primary == after.primary_adapter_id => {
+                    String::new()
+                }
+                None => format!(" (taking over from {old_primary}, which left)"),
+                Some(o) if o.stale => format!(" (taking over from {old_primary}, which is stale)"),
+                Some(o) if o.role == v1::Role::Secondary as i32 => {
+                    format!(" ({old_primary} is Secondary now)")
+                }
+                Some(_) => format!(" (taking over from {old_primary})"),
             };
             out.push(format!(
                 "{} promoted, epoch {}{was}",
@@ -62,6 +75,7 @@ pub fn changes(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec
             ));
         }
     }
+    out.extend(fences);
     if let Some(b) = before {
         for s in &b.sessions {
             if !after.sessions.iter().any(|a| a.adapter_id == s.adapter_id) {
@@ -128,9 +142,16 @@ mod tests {
             changes(Some(&before), &after),
             vec![
                 "adapter-a last heartbeat 4.1 s ago > failoverTimeout 4.0 s: stale",
+                "adapter-b promoted, epoch 2 (taking over from adapter-a, which is stale)",
                 "adapter-b fenced the endpoint at epoch 2; flushed 412 buffered points after the watermark",
-                "adapter-b promoted, epoch 2 (adapter-a now stands by)",
             ]
+        );
+        // A planned handover: the old Primary stays, as Secondary.
+        let mut handed = after.clone();
+        handed.sessions[0].stale = false;
+        assert_eq!(
+            changes(Some(&before), &handed)[0],
+            "adapter-b promoted, epoch 2 (adapter-a is Secondary now)"
         );
         // Nothing changed: nothing to say.
         assert!(changes(Some(&after), &after).is_empty());
