@@ -54,10 +54,7 @@ pub fn changes(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec
                 out.push(format!("no Primary: {}", after.note));
             }
         } else {
-            let old = after
-                .sessions
-                .iter()
-                .find(|s| s.adapter_id == old_primary);
+            let old = after.sessions.iter().find(|s| s.adapter_id == old_primary);
             let was = match old {
                 _ if old_primary.is_empty() || old_primary == after.primary_adapter_id => {
                     String::new()

@@ -944,7 +944,24 @@ impl<S: Stage> Run<S> {
                     },
                     SourceScope::Connection(a) => SourceFaultTarget::Connection(self.resolve(a)?),
                 };
-                let text = format!("{action} ({target:?})");
+                // The step in words, with the adapters it names by role resolved.
+                let resolved = Action::Source {
+                    scope: match &target {
+                        SourceFaultTarget::WholeSource => SourceScope::Whole,
+                        SourceFaultTarget::Component {
+                            component,
+                            for_client,
+                        } => SourceScope::Component {
+                            component: *component,
+                            adapter: for_client.clone().map(Target::Named),
+                        },
+                        SourceFaultTarget::Connection(c) => {
+                            SourceScope::Connection(Target::Named(c.clone()))
+                        }
+                    },
+                    down: *down,
+                };
+                let text = resolved.to_string();
                 self.stage.source_fault(target, *down).await.map_err(e)?;
                 if *down {
                     self.fault(text)

@@ -250,8 +250,12 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         None,
         std::future::pending(),
     ));
-    wd.call(reqwest::Method::POST, &s("/url"), json!({ "url": watch_url }))
-        .await;
+    wd.call(
+        reqwest::Method::POST,
+        &s("/url"),
+        json!({ "url": watch_url }),
+    )
+    .await;
     wait_roles(
         [("adapter-a", "Primary"), ("adapter-b", "Secondary")],
         Duration::from_secs(20),

@@ -219,3 +219,21 @@ async fn a_seed_that_broke_nothing_is_not_saved() {
     );
     assert!(!file.exists());
 }
+
+/// A step's words in the timeline (the failure's and the pictures') name the adapter a role
+/// stood for, in plain words. Before: `fail source component 0 for the Primary (Component {
+/// component: 0, for_client: Some("adapter-a") })`, Rust's debug text.
+#[tokio::test(flavor = "multi_thread")]
+async fn steps_read_in_plain_words_in_the_timeline() {
+    let f = failure_of(
+        &runner::RunTarget::Sim { seeds: 1 },
+        "source_outage = { component = 0, adapter = \"primary\" }\n\n[[step]]\nexpect = { epoch = 99 }",
+    )
+    .await;
+    let timeline = f.timeline.join("\n");
+    assert!(
+        timeline.contains("fail source component 0 for adapter-a"),
+        "{timeline}"
+    );
+    assert!(!timeline.contains('{'), "{timeline}");
+}
