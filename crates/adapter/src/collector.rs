@@ -40,6 +40,7 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
                 let cap = shared.update(|st| {
                     st.source_health = SourceHealth::Unreachable;
                     st.source_failed_at = Some(tokio::time::Instant::now());
+                    st.source_error = Some(error.clone());
                     // A failed collection is a failed connection test: a Warm or Cold adapter
                     // demoted for it stands by at 0 until a test passes, instead of claiming
                     // 100 (Warm) or 1 (Cold) and taking the role straight back. Found by the
@@ -98,7 +99,10 @@ async fn collect(
         .await
         .map_err(|s| format!("subscribe: {}", s.message()))?
         .into_inner();
-    shared.update(|st| st.components = components);
+    shared.update(|st| {
+        st.components = components;
+        st.source_error = None;
+    });
     tracing::info!(
         streams = info.streams,
         components = info.components.len(),

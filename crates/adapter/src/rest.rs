@@ -295,6 +295,7 @@ pub fn failover_state_json(st: &AdapterState) -> Value {
         "EffectiveDataCollectionMode": st.collection_mode().as_str(),
         "FailoverServiceError": st.failover_error,
         "EndpointError": st.endpoint_error,
+        "SourceError": st.source_error,
         "BufferedPoints": st.buffer.len(),
         "BufferDroppedPoints": st.buffer.dropped(),
         "BufferDiskBytes": st.buffer.disk_bytes(),

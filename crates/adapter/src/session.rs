@@ -559,7 +559,10 @@ pub fn score_reason(st: &AdapterState) -> String {
             Some(false) => "Warm standby: source connection test failed".into(),
             _ => "Warm standby: source connection test passed".into(),
         },
-        (_, _, SourceHealth::Unreachable, _) => "source unreachable: collecting nothing".into(),
+        (_, _, SourceHealth::Unreachable, _) => match &st.source_error {
+            Some(e) => format!("source unreachable: collecting nothing ({e})"),
+            None => "source unreachable: collecting nothing".into(),
+        },
         (_, _, SourceHealth::Connected { down_components }, _) if !down_components.is_empty() => {
             format!("components {down_components:?} down")
         }

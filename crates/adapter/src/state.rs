@@ -97,6 +97,8 @@ pub struct AdapterState {
     pub connection_test: Option<bool>,
     /// When collecting from the source last failed.
     pub source_failed_at: Option<Instant>,
+    /// Why collecting from the source last failed (None since it last succeeded).
+    pub source_error: Option<String>,
     /// Points awaiting egress.
     pub buffer: DurableBuffer,
     /// Last points the endpoint accepted (from us, or read when fencing).
@@ -154,6 +156,7 @@ impl AdapterState {
             source_health: SourceHealth::Connecting,
             connection_test: None,
             source_failed_at: None,
+            source_error: None,
             buffer,
             egress_watermark: Watermark::default(),
             fenced_at: None,

@@ -393,6 +393,9 @@ impl Cluster {
         if let Some(rate) = spec.history_rate {
             source_args.extend(["--history-rate".into(), s(&rate)]);
         }
+        if let Some(n) = spec.max_clients {
+            source_args.extend(["--max-clients".into(), s(&n)]);
+        }
         cluster.add(SOURCE, bins.join(SOURCE_BIN), source_args)?;
         let mut endpoint_args = vec![
             "--listen".into(),
@@ -482,6 +485,11 @@ impl Cluster {
         if spec.broken.is_some() {
             bail!(
                 "the compose endpoint keeps every rule; a file with cluster.break runs on --target processes or sim"
+            );
+        }
+        if spec.max_clients.is_some() {
+            bail!(
+                "the compose source takes any number of clients; a file with cluster.max_clients runs on --target processes or sim"
             );
         }
         if spec.failover_protocol != ClusterProtocol::Grpc {

@@ -77,6 +77,9 @@ pub struct DemoReport {
     /// Per-adapter samples every 250 ms.
     #[serde(skip)]
     pub samples: Vec<Sample>,
+    /// The failover service's view at every change (the picture's role bands).
+    #[serde(skip)]
+    pub history: Vec<crate::observe::StatusPoint>,
     /// Points written per (adapter, epoch).
     pub writers: Vec<WriterSummary>,
 }
@@ -254,6 +257,7 @@ async fn story(
         role_transitions: timeline.role_transitions,
         events: timeline.events,
         samples: timeline.samples,
+        history: timeline.history,
         writers: audit
             .writers
             .iter()
@@ -272,6 +276,7 @@ pub fn timeline_svg(report: &DemoReport, spec: &ClusterSpec) -> String {
     let timeline = crate::observe::Timeline {
         samples: report.samples.clone(),
         events: report.events.clone(),
+        history: report.history.clone(),
         ..Default::default()
     };
     let kill_ms = report

@@ -1,6 +1,9 @@
-//! A run's [`Timeline`] as one SVG picture (`--report-dir`): per adapter a role band, its score
-//! line and its egress rate; fault markers; the data gap shaded; the takeover annotated. Axis in
-//! seconds since the observation started. Plain SVG, no scripts, readable in any browser.
+//! A run's [`Timeline`] as one SVG picture (`--report-dir`): per adapter a role band (drawn at
+//! the moments the failover service reported each change, with the epoch of each promotion), its
+//! score line and its egress rate (one scale for every adapter, a flush spike clipped and
+//! labelled); faults in red and recoveries and other steps in green; the data gap shaded; the
+//! takeover annotated. Axis in seconds since the observation started. Plain SVG, no scripts,
+//! readable in any browser.
 
 use std::fmt::Write as _;
 
@@ -10,6 +13,8 @@ const WIDTH: f64 = 1000.0;
 const LEFT: f64 = 110.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 50.0;
+/// Characters of a title line before it wraps.
+const TITLE_CHARS: usize = 100;
 const BAND: f64 = 16.0;
 const SCORE_H: f64 = 60.0;
 const RATE_H: f64 = 34.0;
@@ -32,6 +37,76 @@ fn role_colour(role: &str) -> &'static str {
         "Stale" => "#c62828",
         _ => "#9e9e9e",
     }
+}
+
+/// `text` in lines of at most `width` characters, broken between words.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    if lines.is_empty() {
+        lines.push(String::new());
+    }
+    lines
+}
+
+/// The middle of the non-zero values (0 when there is none).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.retain(|v| *v > 0.0);
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// One adapter's role from `from_ms` until the next change, as the failover service reported it.
+struct RoleSpan<'a> {
+    from_ms: f64,
+    to_ms: f64,
+    role: &'a str,
+    score: u32,
+    epoch: u64,
+}
+
+/// An adapter's roles over the run: from the service's reported changes (the exact moments), or
+/// from the samples when the timeline holds no changes.
+fn role_spans<'a>(timeline: &'a Timeline, adapter: &str, end_ms: f64) -> Vec<RoleSpan<'a>> {
+    let h = &timeline.history;
+    if !h.is_empty() {
+        return h
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                let found = p.adapters.iter().find(|(a, _, _)| a == adapter);
+                RoleSpan {
+                    from_ms: p.at_ms as f64,
+                    to_ms: h.get(k + 1).map_or(end_ms, |n| n.at_ms as f64),
+                    role: found.map_or("None", |(_, r, _)| r.as_str()),
+                    score: found.map_or(0, |(_, _, s)| *s),
+                    epoch: p.epoch,
+                }
+            })
+            .collect();
+    }
+    let s = &timeline.samples;
+    s.iter()
+        .enumerate()
+        .filter_map(|(k, p)| {
+            let a = p.adapters.get(adapter)?;
+            Some(RoleSpan {
+                from_ms: p.at_ms as f64,
+                to_ms: s.get(k + 1).map_or(end_ms, |n| n.at_ms as f64),
+                role: a.role.as_str(),
+                score: a.score,
+                epoch: p.epoch,
+            })
+        })
+        .collect()
 }
 
 fn esc(s: &str) -> String {
@@ -57,16 +132,21 @@ pub fn render(
         .max()
         .unwrap_or(1000)
         .max(1000) as f64;
+    let title_lines = wrap(title, TITLE_CHARS);
+    let extra = 18.0 * (title_lines.len() as f64 - 1.0);
+    let top = TOP + extra;
     let plot_w = WIDTH - LEFT - RIGHT;
     let x = |ms: f64| LEFT + ms.clamp(0.0, end_ms) / end_ms * plot_w;
     let panel_h = BAND + 4.0 + SCORE_H + 4.0 + RATE_H;
     let panels_h = adapters.len() as f64 * (panel_h + PANEL_GAP);
-    let axis_y = TOP + panels_h;
-    let faults: Vec<_> = timeline
+    let axis_y = top + panels_h;
+    // Faults (red) and the steps that heal or change things (green), numbered in time order.
+    let marks: Vec<_> = timeline
         .events
         .iter()
-        .filter(|e| e.kind == "fault")
+        .filter(|e| e.kind == "fault" || e.kind == "step")
         .collect();
+    let faults = &marks;
     let height = axis_y + 40.0 + 16.0 * faults.len() as f64 + 10.0;
     let mut out = String::new();
     let _ = writeln!(
@@ -75,12 +155,20 @@ pub fn render(
     );
     let _ = writeln!(
         out,
-        r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="{LEFT}" y="22" font-size="15" font-weight="bold">{}</text>"##,
-        esc(title)
+        r##"<rect width="100%" height="100%" fill="#ffffff"/>"##
     );
+    for (k, line) in title_lines.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            r##"<text x="8" y="{:.0}" font-size="15" font-weight="bold">{}</text>"##,
+            22.0 + 18.0 * k as f64,
+            esc(line)
+        );
+    }
     let _ = writeln!(
         out,
-        r##"<text x="{LEFT}" y="38" fill="#555">role: <tspan fill="#2e7d32">■ Primary</tspan> <tspan fill="#1565c0">■ Secondary</tspan> <tspan fill="#c62828">■ Stale</tspan> <tspan fill="#9e9e9e">■ none</tspan> · line: score 0–100 · bars: points/s accepted from it · shaded: no data reaching the endpoint</text>"##
+        r##"<text x="8" y="{:.0}" fill="#555">role: <tspan fill="#2e7d32">■ Primary</tspan> (e2: promoted at epoch 2) <tspan fill="#1565c0">■ Secondary</tspan> <tspan fill="#c62828">■ Stale</tspan> <tspan fill="#9e9e9e">■ none</tspan> · line: score 0–100 · bars: points/s accepted from it · shaded: no data reaching the endpoint · <tspan fill="#b71c1c">faults</tspan>, <tspan fill="#2e7d32">recoveries and steps</tspan></text>"##,
+        38.0 + extra
     );
 
     // The data gap: sample intervals in which the endpoint received nothing, after data began.
@@ -91,66 +179,17 @@ pub fn render(
         if started && !grew {
             let _ = writeln!(
                 out,
-                r##"<rect x="{:.1}" y="{TOP}" width="{:.1}" height="{panels_h:.1}" fill="#ffcdd2" opacity="0.55"/>"##,
+                r##"<rect x="{:.1}" y="{top}" width="{:.1}" height="{panels_h:.1}" fill="#ffcdd2" opacity="0.55"/>"##,
                 x(w[0].at_ms as f64),
                 (x(w[1].at_ms as f64) - x(w[0].at_ms as f64)).max(0.5)
             );
         }
     }
 
-    for (i, adapter) in adapters.iter().enumerate() {
-        let y0 = TOP + i as f64 * (panel_h + PANEL_GAP);
-        let _ = writeln!(
-            out,
-            r#"<text x="8" y="{:.1}" font-weight="bold">{}</text>"#,
-            y0 + BAND - 3.0,
-            esc(adapter)
-        );
-        // Role band.
-        for w in samples.windows(2) {
-            let role = w[0]
-                .adapters
-                .get(adapter)
-                .map_or("None", |a| a.role.as_str());
-            let _ = writeln!(
-                out,
-                r#"<rect x="{:.1}" y="{y0:.1}" width="{:.1}" height="{BAND}" fill="{}"><title>{} at {:.2} s</title></rect>"#,
-                x(w[0].at_ms as f64),
-                (x(w[1].at_ms as f64) - x(w[0].at_ms as f64)).max(0.5),
-                role_colour(role),
-                esc(role),
-                w[0].at_ms as f64 / 1000.0
-            );
-        }
-        // Score line.
-        let sy0 = y0 + BAND + 4.0;
-        let score_y = |score: u32| sy0 + SCORE_H - f64::from(score.min(100)) / 100.0 * SCORE_H;
-        let _ = writeln!(
-            out,
-            r##"<rect x="{LEFT}" y="{sy0:.1}" width="{plot_w:.1}" height="{SCORE_H}" fill="none" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">score 100</text><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">0</text>"##,
-            LEFT - 4.0,
-            sy0 + 9.0,
-            LEFT - 4.0,
-            sy0 + SCORE_H
-        );
-        let points: Vec<String> = samples
-            .iter()
-            .filter_map(|s| {
-                s.adapters
-                    .get(adapter)
-                    .map(|a| format!("{:.1},{:.1}", x(s.at_ms as f64), score_y(a.score)))
-            })
-            .collect();
-        if !points.is_empty() {
-            let _ = writeln!(
-                out,
-                r##"<polyline points="{}" fill="none" stroke="#6a1b9a" stroke-width="2"/>"##,
-                points.join(" ")
-            );
-        }
-        // Egress rate bars.
-        let ry0 = sy0 + SCORE_H + 4.0;
-        let rates: Vec<(f64, f64, f64)> = samples
+    // Egress rates, one scale for every adapter: twice the usual rate, so a flush spike does not
+    // flatten normal egress (the spike is clipped and labelled).
+    let rates_of = |adapter: &str| -> Vec<(f64, f64, f64)> {
+        samples
             .windows(2)
             .filter_map(|w| {
                 let a = w[0].adapters.get(adapter)?;
@@ -164,25 +203,108 @@ pub fn render(
                     )
                 })
             })
+            .collect()
+    };
+    let rate_scale = 2.0
+        * median(
+            adapters
+                .iter()
+                .flat_map(|a| rates_of(a))
+                .map(|r| r.2)
+                .collect(),
+        );
+    for (i, adapter) in adapters.iter().enumerate() {
+        let y0 = top + i as f64 * (panel_h + PANEL_GAP);
+        let _ = writeln!(
+            out,
+            r#"<text x="8" y="{:.1}" font-weight="bold">{}</text>"#,
+            y0 + BAND - 3.0,
+            esc(adapter)
+        );
+        // Role band, at the moments the service reported each change; a promotion's epoch on it.
+        let spans = role_spans(timeline, adapter, end_ms);
+        let mut was_primary_at = None;
+        for span in &spans {
+            let _ = writeln!(
+                out,
+                r#"<rect x="{:.1}" y="{y0:.1}" width="{:.1}" height="{BAND}" fill="{}"><title>{} at {:.2} s (epoch {})</title></rect>"#,
+                x(span.from_ms),
+                (x(span.to_ms) - x(span.from_ms)).max(0.5),
+                role_colour(span.role),
+                esc(span.role),
+                span.from_ms / 1000.0,
+                span.epoch
+            );
+            let primary_at = (span.role == "Primary").then_some(span.epoch);
+            if primary_at.is_some() && primary_at != was_primary_at {
+                let _ = writeln!(
+                    out,
+                    r##"<text x="{:.1}" y="{:.1}" fill="#ffffff" font-weight="bold">e{}</text>"##,
+                    x(span.from_ms) + 2.0,
+                    y0 + BAND - 4.0,
+                    span.epoch
+                );
+            }
+            was_primary_at = primary_at;
+        }
+        // Score line.
+        let sy0 = y0 + BAND + 4.0;
+        let score_y = |score: u32| sy0 + SCORE_H - f64::from(score.min(100)) / 100.0 * SCORE_H;
+        let _ = writeln!(
+            out,
+            r##"<rect x="{LEFT}" y="{sy0:.1}" width="{plot_w:.1}" height="{SCORE_H}" fill="none" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">score 100</text><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">0</text>"##,
+            LEFT - 4.0,
+            sy0 + 9.0,
+            LEFT - 4.0,
+            sy0 + SCORE_H
+        );
+        // A step line: each score holds until the next change.
+        let points: Vec<String> = spans
+            .iter()
+            .filter(|s| s.role != "None")
+            .flat_map(|s| {
+                [
+                    format!("{:.1},{:.1}", x(s.from_ms), score_y(s.score)),
+                    format!("{:.1},{:.1}", x(s.to_ms), score_y(s.score)),
+                ]
+            })
             .collect();
-        let max_rate = rates.iter().map(|r| r.2).fold(0.0, f64::max);
+        if !points.is_empty() {
+            let _ = writeln!(
+                out,
+                r##"<polyline points="{}" fill="none" stroke="#6a1b9a" stroke-width="2"/>"##,
+                points.join(" ")
+            );
+        }
+        // Egress rate bars.
+        let ry0 = sy0 + SCORE_H + 4.0;
+        let rates = rates_of(adapter);
         let _ = writeln!(
             out,
             r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{:.0} pts/s</text>"##,
             LEFT - 4.0,
             ry0 + 10.0,
-            max_rate
+            rate_scale
         );
-        if max_rate > 0.0 {
+        if rate_scale > 0.0 {
             for (from, to, rate) in rates.iter().filter(|r| r.2 > 0.0) {
-                let h = rate / max_rate * RATE_H;
+                let h = (rate / rate_scale).min(1.0) * RATE_H;
                 let _ = writeln!(
                     out,
-                    r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#ef6c00" opacity="0.8"/>"##,
+                    r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#ef6c00" opacity="0.8"><title>{rate:.0} points/s</title></rect>"##,
                     x(*from),
                     ry0 + RATE_H - h,
                     (x(*to) - x(*from)).max(0.5)
                 );
+                // A spike above the scale (a flush) is clipped, and says how high it went.
+                if *rate > rate_scale {
+                    let _ = writeln!(
+                        out,
+                        r##"<text x="{:.1}" y="{:.1}" fill="#ef6c00" font-weight="bold">▲ {rate:.0}</text>"##,
+                        x(*from),
+                        ry0 - 1.0
+                    );
+                }
             }
         }
     }
@@ -210,13 +332,19 @@ pub fn render(
         t += step;
     }
 
-    // Faults: a dashed line across every panel, numbered, with the words below the axis.
+    // Faults (red) and recoveries and other steps (green): a dashed line across every panel,
+    // numbered, with the words below the axis.
     for (n, f) in faults.iter().enumerate() {
         let fx = x(f.at_ms as f64);
+        let colour = if f.kind == "fault" {
+            "#b71c1c"
+        } else {
+            "#2e7d32"
+        };
         let _ = writeln!(
             out,
-            r##"<line x1="{fx:.1}" y1="{TOP}" x2="{fx:.1}" y2="{axis_y:.1}" stroke="#b71c1c" stroke-dasharray="4 3"/><text x="{fx:.1}" y="{:.1}" fill="#b71c1c" text-anchor="middle" font-weight="bold">{}</text><text x="{LEFT}" y="{:.1}" fill="#b71c1c">{} at {:.2} s: {}</text>"##,
-            TOP - 3.0,
+            r##"<line x1="{fx:.1}" y1="{top}" x2="{fx:.1}" y2="{axis_y:.1}" stroke="{colour}" stroke-dasharray="4 3"/><text x="{fx:.1}" y="{:.1}" fill="{colour}" text-anchor="middle" font-weight="bold">{}</text><text x="{LEFT}" y="{:.1}" fill="{colour}">{} at {:.2} s: {}</text>"##,
+            top - 3.0,
             n + 1,
             axis_y + 34.0 + 16.0 * n as f64,
             n + 1,
@@ -227,7 +355,7 @@ pub fn render(
 
     if let Some(t) = takeover {
         let (x1, x2) = (x(t.from_ms), x(t.to_ms));
-        let y = TOP + panels_h - 8.0;
+        let y = top + panels_h - 8.0;
         let _ = writeln!(
             out,
             r##"<line x1="{x1:.1}" y1="{y:.1}" x2="{x2:.1}" y2="{y:.1}" stroke="#000" stroke-width="2"/><line x1="{x2:.1}" y1="{:.1}" x2="{x2:.1}" y2="{:.1}" stroke="#000" stroke-width="2"/><text x="{:.1}" y="{:.1}" font-weight="bold">takeover {:.0} ms</text>"##,
@@ -312,5 +440,99 @@ mod tests {
         assert!(svg.contains(">0 s<") && svg.contains(">4 s<"));
         // Well-formed enough for an XML reader: every tag closed.
         assert_eq!(svg.matches("<svg").count(), svg.matches("</svg>").count());
+    }
+
+    fn point(at_ms: u64, epoch: u64, a: &str, b: &str) -> crate::observe::StatusPoint {
+        crate::observe::StatusPoint {
+            at_ms,
+            service_us: 0,
+            primary: [("adapter-a", a), ("adapter-b", b)]
+                .iter()
+                .find(|(_, r)| *r == "Primary")
+                .map(|(n, _)| (*n).to_string()),
+            epoch,
+            adapters: vec![
+                ("adapter-a".into(), a.into(), 100),
+                ("adapter-b".into(), b.into(), 100),
+            ],
+            exists: true,
+            promotions: epoch,
+        }
+    }
+
+    /// The defects a learner was misled by: the role band lagging the flush by a sample, no
+    /// epochs, recoveries not marked, a flush spike flattening normal egress, a long title cut.
+    #[test]
+    fn roles_at_their_moments_epochs_recoveries_one_scale_and_a_wrapped_title() {
+        let t = Timeline {
+            samples: vec![
+                sample(0, ("Primary", 100, 0), ("Secondary", 100, 0), 0),
+                sample(1000, ("Primary", 100, 80), ("Secondary", 100, 0), 80),
+                sample(2000, ("Primary", 100, 160), ("Secondary", 100, 0), 160),
+                // adapter-b's flush: 2000 points in a second, then 80 a second.
+                sample(3000, ("Stale", 100, 160), ("Primary", 100, 2000), 2160),
+                sample(4000, ("Stale", 100, 160), ("Primary", 100, 2080), 2240),
+                sample(5000, ("Secondary", 100, 160), ("Primary", 100, 2160), 2320),
+            ],
+            history: vec![
+                point(0, 1, "Primary", "Secondary"),
+                // Promoted at 2.40 s: between two samples.
+                point(2400, 2, "Stale", "Primary"),
+                point(4600, 2, "Secondary", "Primary"),
+            ],
+            events: vec![
+                Event {
+                    at_ms: 2100,
+                    kind: "fault".into(),
+                    text: "pause (SIGSTOP) adapter-a".into(),
+                },
+                Event {
+                    at_ms: 4500,
+                    kind: "step".into(),
+                    text: "resume (SIGCONT) adapter-a".into(),
+                },
+            ],
+            ..Timeline::default()
+        };
+        let adapters = vec!["adapter-a".to_string(), "adapter-b".to_string()];
+        let title = "Hot: the Primary is paused, and resumed after the takeover: the old Primary is fenced and rejoins as Secondary (Hot mode, failoverTimeout 00:00:02): passed";
+        let svg = render(title, &adapters, &t, None);
+        // The title is wrapped, not cut: every word is there, over two lines.
+        assert!(
+            svg.contains(">(Hot mode, failoverTimeout 00:00:02): passed<")
+                || svg.contains("passed</text>"),
+            "{svg}"
+        );
+        assert_eq!(svg.matches("font-size=\"15\"").count(), 2, "{svg}");
+        // adapter-b's Primary band starts at 2.40 s, where the service promoted it.
+        let x = LEFT + 2400.0 / 5000.0 * (WIDTH - LEFT - RIGHT);
+        assert!(
+            svg.contains(&format!("<rect x=\"{x:.1}\""))
+                && svg.contains("Primary at 2.40 s (epoch 2)"),
+            "{svg}"
+        );
+        // Each promotion's epoch on the band.
+        assert!(svg.contains(">e1<") && svg.contains(">e2<"), "{svg}");
+        // The resume is marked, in the recoveries' green.
+        assert!(svg.contains("resume (SIGCONT) adapter-a"), "{svg}");
+        assert!(svg.contains("stroke=\"#2e7d32\" stroke-dasharray"), "{svg}");
+        // One scale for both adapters, twice the usual 80 points/s: the flush is clipped and
+        // labelled, and normal egress keeps half the bar height.
+        assert!(svg.contains(">160 pts/s<"), "{svg}");
+        assert!(svg.contains("▲ 2000"), "{svg}");
+        assert!(
+            svg.contains(&format!("height=\"{:.1}\" fill=\"#ef6c00\"", RATE_H / 2.0)),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn titles_wrap_between_words() {
+        assert_eq!(wrap("a bb ccc", 4), vec!["a bb", "ccc"]);
+        assert_eq!(wrap("", 10), vec![String::new()]);
+        assert_eq!(
+            wrap("averyveryverylongword x", 5),
+            vec!["averyveryverylongword", "x"]
+        );
     }
 }

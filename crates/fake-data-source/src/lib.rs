@@ -43,6 +43,11 @@ pub struct SourceSettings {
     /// Most history points served per second (None: as fast as possible), to make history
     /// recoveries take a while.
     pub history_rate: Option<u32>,
+    /// Most clients connected at once (None: any number), as sources that take one client
+    /// connection do: a client holds its place while it has a subscription open; another is
+    /// refused (RESOURCE_EXHAUSTED) on subscribe, connection test and history read until a
+    /// place is free. This is why Cold exists: a Hot or Warm standby cannot connect.
+    pub max_clients: Option<u32>,
 }
 
 impl SourceSettings {
@@ -65,6 +70,9 @@ impl SourceSettings {
                 "rate must be above 0 and at most 100000 Hz, not {}",
                 self.rate_hz
             ));
+        }
+        if self.max_clients == Some(0) {
+            return Err("max clients must be at least 1 (or unset: any number)".into());
         }
         Ok(())
     }
@@ -148,9 +156,77 @@ struct Shared {
     /// (produced any, last seq).
     produced: watch::Sender<Option<u64>>,
     ticks: broadcast::Sender<Arc<Produced>>,
+    /// The clients holding a place (with [`SourceSettings::max_clients`]): open subscriptions
+    /// per client.
+    holders: Mutex<std::collections::BTreeMap<String, usize>>,
+}
+
+/// A client's place at a source that takes few clients, held while its subscription lives.
+#[derive(Debug)]
+struct Place {
+    shared: Arc<Shared>,
+    client: String,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut holders = self
+            .shared
+            .holders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = holders.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                holders.remove(&self.client);
+                tracing::info!(client = self.client, "let go of its place at the source");
+            }
+        }
+    }
 }
 
 impl Shared {
+    /// Whether `client` may connect: it holds a place already, or one is free.
+    fn admit(&self, client: &str) -> Result<(), Status> {
+        let Some(max) = self.settings.max_clients else {
+            return Ok(());
+        };
+        let holders = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+        if holders.contains_key(client)
+            || holders.len() < usize::try_from(max).unwrap_or(usize::MAX)
+        {
+            return Ok(());
+        }
+        let held: Vec<&str> = holders.keys().map(String::as_str).collect();
+        Err(Status::resource_exhausted(format!(
+            "the data source takes {max} client(s) at a time and {} connected ({}); {client:?} must wait until one lets go",
+            if held.len() == 1 {
+                "one is"
+            } else {
+                "they are"
+            },
+            held.join(", ")
+        )))
+    }
+
+    /// Takes a place for `client` (held until the place is dropped), or says why not.
+    fn hold(shared: &Arc<Shared>, client: &str) -> Result<Option<Place>, Status> {
+        if shared.settings.max_clients.is_none() {
+            return Ok(None);
+        }
+        shared.admit(client)?;
+        *shared
+            .holders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(client.to_string())
+            .or_default() += 1;
+        Ok(Some(Place {
+            shared: shared.clone(),
+            client: client.to_string(),
+        }))
+    }
+
     fn faults(&self) -> Faults {
         self.faults
             .lock()
@@ -295,11 +371,14 @@ impl v1::data_source_server::DataSource for DataSourceService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let client = request.into_inner().client_id;
         self.shared.refuse(&client)?;
+        let place = Shared::hold(&self.shared, &client)?;
         tracing::info!(client, "subscribed");
         let shared = self.shared.clone();
         let mut ticks = shared.ticks.subscribe();
         let mut faults_changed = shared.fault_version.subscribe();
         let stream = process::task_stream(move |tx| async move {
+            // The client's place is held as long as this subscription lives.
+            let _place = place;
             let mut last_down: Option<Vec<u32>> = None;
             loop {
                 let f = shared.faults();
@@ -357,7 +436,11 @@ impl v1::data_source_server::DataSource for DataSourceService {
         request: Request<v1::ClientRequest>,
     ) -> Result<Response<v1::TestConnectionReply>, Status> {
         let client = request.into_inner().client_id;
-        let reply = match self.shared.refuse(&client) {
+        let reply = match self
+            .shared
+            .refuse(&client)
+            .and_then(|()| self.shared.admit(&client))
+        {
             Ok(()) => v1::TestConnectionReply {
                 ok: true,
                 detail: "connection test passed".into(),
@@ -376,6 +459,7 @@ impl v1::data_source_server::DataSource for DataSourceService {
     ) -> Result<Response<Self::ReadHistoryStream>, Status> {
         let req = request.into_inner();
         self.shared.refuse(&req.client_id)?;
+        self.shared.admit(&req.client_id)?;
         let Some(last) = *self.shared.produced.borrow() else {
             return Ok(Response::new(Box::pin(futures::stream::empty())));
         };
@@ -500,6 +584,7 @@ pub async fn serve<IO: process::ServerConn>(
         fault_version: watch::Sender::new(0),
         produced: watch::Sender::new(None),
         ticks,
+        holders: Mutex::default(),
     });
     let producer = tokio::spawn(produce(shared.clone()));
     let service = DataSourceService { shared };
@@ -526,6 +611,7 @@ mod tests {
             seed: 1,
             origin_unix_ms: None,
             history_rate: None,
+            max_clients: None,
         };
         assert_eq!(
             s.component_ranges(),
@@ -540,6 +626,7 @@ mod tests {
             seed: 1,
             origin_unix_ms: None,
             history_rate: None,
+            max_clients: None,
         };
         assert!(even.component_ranges().iter().all(|(_, _, n)| *n == 1000));
     }
@@ -560,6 +647,7 @@ mod tests {
             seed: 0,
             origin_unix_ms: None,
             history_rate: None,
+            max_clients: None,
         };
         assert!(ok.validate().is_ok());
         assert!(

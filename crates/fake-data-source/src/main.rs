@@ -30,6 +30,11 @@ struct Args {
     /// Most history points served per second (default: as fast as possible).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     history_rate: Option<u32>,
+    /// Most clients connected at once (default: any number), as sources that take one client
+    /// connection do: a client holds its place while its subscription is open; others are
+    /// refused until it lets go. With 1, only a Cold pair's standby can wait its turn.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_clients: Option<u32>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -46,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         seed: args.seed,
         origin_unix_ms: args.origin_unix_ms,
         history_rate: args.history_rate,
+        max_clients: args.max_clients,
     };
     settings.validate().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

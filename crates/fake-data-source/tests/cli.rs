@@ -14,7 +14,13 @@ fn help_explains_and_bad_shapes_are_refused() {
     let out = source(&["--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for words in ["--streams", "--components", "--rate", "--seed"] {
+    for words in [
+        "--streams",
+        "--components",
+        "--rate",
+        "--seed",
+        "--max-clients",
+    ] {
         assert!(help.contains(words), "{words} missing:\n{help}");
     }
     let out = source(&[
@@ -30,4 +36,7 @@ fn help_explains_and_bad_shapes_are_refused() {
     let out = source(&["--rate", "0", "--listen", "127.0.0.1:0"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("rate must be above 0"));
+    let out = source(&["--max-clients", "0", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-clients"));
 }

@@ -86,6 +86,9 @@ pub struct ClusterSpec {
     pub failover_protocol: ClusterProtocol,
     /// A rule broken on purpose (`break = "epoch-check"`), to see the invariants catch it.
     pub broken: Option<BrokenRule>,
+    /// Most clients the source takes at once (None: any number): with 1, as a source that
+    /// allows one client connection, a Hot or Warm standby cannot connect.
+    pub max_clients: Option<u32>,
 }
 
 /// A rule of the pair broken on purpose.
@@ -170,6 +173,7 @@ impl Default for ClusterSpec {
             tls: ClusterTls::Off,
             failover_protocol: ClusterProtocol::Grpc,
             broken: None,
+            max_clients: None,
         }
     }
 }

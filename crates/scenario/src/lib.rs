@@ -651,6 +651,7 @@ struct ClusterToml {
     failover_protocol: Option<String>,
     #[serde(rename = "break")]
     break_rule: Option<String>,
+    max_clients: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1442,6 +1443,15 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         group_id: c.group.clone().unwrap_or_else(|| "FailoverGroup1".into()),
         history_rate: c.history_rate,
         broken,
+        max_clients: match c.max_clients {
+            Some(0) => {
+                return Err(ck.err(
+                    "cluster.max_clients",
+                    "the source takes at least 1 client (leave it out for any number)",
+                ));
+            }
+            n => n,
+        },
         ..ClusterSpec::default()
     };
     let mut steps = Vec::new();

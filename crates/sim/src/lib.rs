@@ -637,6 +637,7 @@ fn add_hosts(sim: &mut turmoil::Sim<'_>, options: &SimOptions, control: &Arc<Con
             seed: 1,
             origin_unix_ms: Some(world::EPOCH_UNIX_US / 1000),
             history_rate: None,
+            max_clients: None,
         };
         let incoming = world::incoming(SOURCE_PORT).await?;
         fake_data_source::serve(incoming, settings, std::future::pending())

@@ -48,6 +48,8 @@ pub struct StageSpec {
     pub source_seed: u64,
     /// Most history points the source serves per second (None: unthrottled).
     pub history_rate: Option<u32>,
+    /// Most clients the source takes at once (None: any number).
+    pub max_clients: Option<u32>,
     /// How often a Warm standby tests its connection.
     pub warm_test_interval: Duration,
     /// The adapters' dataCollectionMode at start.
@@ -216,6 +218,7 @@ impl Stage {
             seed: spec.source_seed,
             origin_unix_ms: Some(world::EPOCH_UNIX_US / 1000),
             history_rate: spec.history_rate,
+            max_clients: spec.max_clients,
         };
         self.sim.host(SOURCE, move || {
             let settings = source;
