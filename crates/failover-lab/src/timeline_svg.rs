@@ -12,7 +12,7 @@ use crate::observe::Timeline;
 const WIDTH: f64 = 1000.0;
 const LEFT: f64 = 110.0;
 const RIGHT: f64 = 20.0;
-const TOP: f64 = 50.0;
+const TOP: f64 = 64.0;
 /// Characters of a title line before it wraps.
 const TITLE_CHARS: usize = 100;
 const BAND: f64 = 16.0;
@@ -167,8 +167,9 @@ pub fn render(
     }
     let _ = writeln!(
         out,
-        r##"<text x="8" y="{:.0}" fill="#555">role: <tspan fill="#2e7d32">■ Primary</tspan> (e2: promoted at epoch 2) <tspan fill="#1565c0">■ Secondary</tspan> <tspan fill="#c62828">■ Stale</tspan> <tspan fill="#9e9e9e">■ none</tspan> · line: score 0–100 · bars: points/s accepted from it · shaded: no data reaching the endpoint · <tspan fill="#b71c1c">faults</tspan>, <tspan fill="#2e7d32">recoveries and steps</tspan></text>"##,
-        38.0 + extra
+        r##"<text x="8" y="{:.0}" fill="#555">role: <tspan fill="#2e7d32">■ Primary</tspan> (e2: promoted at epoch 2) <tspan fill="#1565c0">■ Secondary</tspan> <tspan fill="#c62828">■ Stale</tspan> <tspan fill="#9e9e9e">■ none</tspan> · line: score 0–100 · bars: points/s accepted from it (▲ a spike above the scale)</text><text x="8" y="{:.0}" fill="#555">shaded: no data reaching the endpoint · <tspan fill="#b71c1c">- - faults</tspan> · <tspan fill="#2e7d32">- - recoveries and other steps</tspan></text>"##,
+        38.0 + extra,
+        52.0 + extra
     );
 
     // The data gap: sample intervals in which the endpoint received nothing, after data began.
@@ -224,6 +225,8 @@ pub fn render(
         // Role band, at the moments the service reported each change; a promotion's epoch on it.
         let spans = role_spans(timeline, adapter, end_ms);
         let mut was_primary_at = None;
+        // Drawn after the band, so no later piece of it covers them.
+        let mut epoch_labels = Vec::new();
         for span in &spans {
             let _ = writeln!(
                 out,
@@ -237,15 +240,17 @@ pub fn render(
             );
             let primary_at = (span.role == "Primary").then_some(span.epoch);
             if primary_at.is_some() && primary_at != was_primary_at {
-                let _ = writeln!(
-                    out,
+                epoch_labels.push(format!(
                     r##"<text x="{:.1}" y="{:.1}" fill="#ffffff" font-weight="bold">e{}</text>"##,
                     x(span.from_ms) + 2.0,
                     y0 + BAND - 4.0,
                     span.epoch
-                );
+                ));
             }
             was_primary_at = primary_at;
+        }
+        for label in epoch_labels {
+            let _ = writeln!(out, "{label}");
         }
         // Score line.
         let sy0 = y0 + BAND + 4.0;
