@@ -82,6 +82,25 @@ pub struct DemoReport {
     pub history: Vec<crate::observe::StatusPoint>,
     /// Points written per (adapter, epoch).
     pub writers: Vec<WriterSummary>,
+    /// What the Secondary used while it stood by, before the kill (None: not measured).
+    pub standby: Option<StandbyUse>,
+}
+
+/// What the Secondary used while standing by, measured over the time before the kill: its
+/// process's CPU and memory from `/proc`, and the bytes on its link to the source (the
+/// fault-injecting proxy counts them).
+#[derive(Debug, Clone, Serialize)]
+pub struct StandbyUse {
+    /// The Secondary.
+    pub adapter: String,
+    /// Over how long, in seconds.
+    pub window_s: f64,
+    /// CPU, percent of one core.
+    pub cpu_percent: f64,
+    /// Resident memory at the end of the window, MiB.
+    pub rss_mib: f64,
+    /// Bytes per second between it and the source, both ways.
+    pub source_bytes_per_s: f64,
 }
 
 /// Points one adapter wrote at one epoch.
@@ -170,7 +189,25 @@ async fn story(
         "{primary} is Primary; data flowing for {:.1} s before the kill",
         opts.before_kill.as_secs_f64()
     ));
+    let standby_name = spec.other_adapter(&primary);
+    let before = standby_name
+        .as_ref()
+        .and_then(|s| standby_reading(cluster, s));
+    let window_started = std::time::Instant::now();
     tokio::time::sleep(opts.before_kill).await;
+    let standby = match (&standby_name, before) {
+        (Some(name), Some(before)) => standby_reading(cluster, name).map(|after| {
+            let window_s = window_started.elapsed().as_secs_f64();
+            StandbyUse {
+                adapter: name.clone(),
+                window_s,
+                cpu_percent: after.0.cpu_percent_since(&before.0),
+                rss_mib: after.0.rss_bytes as f64 / (1024.0 * 1024.0),
+                source_bytes_per_s: after.1.saturating_sub(before.1) as f64 / window_s.max(1e-3),
+            }
+        }),
+        _ => None,
+    };
 
     let snapshot = obs.snapshot();
     let killed = snapshot.primary().context("no Primary at the kill")?;
@@ -253,6 +290,7 @@ async fn story(
         duplicated: audit.duplicated,
         stale_rejected: audit.refused_stale,
         largest_gap_ms: audit.largest_gap_ms,
+        standby,
         score_transitions: timeline.score_transitions,
         role_transitions: timeline.role_transitions,
         events: timeline.events,
@@ -269,6 +307,99 @@ async fn story(
             })
             .collect(),
     })
+}
+
+/// The standby's process use and its source link's bytes now (None where either is unknown).
+fn standby_reading(
+    cluster: &Cluster,
+    adapter: &str,
+) -> Option<(crate::bench::procstat::ProcSample, u64)> {
+    let pid = cluster.pid(adapter)?;
+    let proc_now = crate::bench::procstat::ProcSample::read(pid).ok()?;
+    let bytes = cluster.link(adapter, crate::cluster::SOURCE).ok()?.bytes();
+    Some((proc_now, bytes))
+}
+
+/// Hot, Warm and Cold, one after the other, on the same fault (the Primary SIGKILLed after the
+/// same time) and the same seed: one report each.
+pub async fn compare(
+    opts: &DemoOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<Vec<DemoReport>> {
+    let mut reports = Vec::new();
+    for mode in Mode::ALL {
+        progress(&format!("== {mode} =="));
+        let one = DemoOptions {
+            spec: ClusterSpec {
+                mode,
+                ..opts.spec.clone()
+            },
+            ..opts.clone()
+        };
+        reports.push(run(&one, progress).await?);
+    }
+    Ok(reports)
+}
+
+/// The three modes side by side, one row each.
+pub fn compare_text(reports: &[DemoReport]) -> String {
+    let mut out = String::from(
+        "mode  takeover   lost  duplicated  standby CPU  standby memory  standby <-> source\n",
+    );
+    for r in reports {
+        let (cpu, mem, net) =
+            r.standby
+                .as_ref()
+                .map_or(("?".to_string(), "?".to_string(), "?".to_string()), |s| {
+                    (
+                        format!("{:.1}%", s.cpu_percent),
+                        format!("{:.1} MiB", s.rss_mib),
+                        format!("{:.0} B/s", s.source_bytes_per_s),
+                    )
+                });
+        let _ = writeln!(
+            out,
+            "{:<5} {:>8}  {:>5}  {:>10}  {:>11}  {:>14}  {:>18}",
+            r.mode,
+            r.takeover_ms
+                .map_or("none".to_string(), |t| format!("{t:.0} ms")),
+            r.lost,
+            r.duplicated,
+            cpu,
+            mem,
+            net
+        );
+    }
+    out.push_str(
+        "(takeover: SIGKILL of the Primary to the first point accepted from the new one; standby: the Secondary before the kill, measured from /proc and its source link)\n",
+    );
+    out
+}
+
+/// The three runs' pictures, one above the other, in one SVG.
+pub fn compare_svg(reports: &[DemoReport], spec: &ClusterSpec) -> String {
+    let mut body = String::new();
+    let mut y = 0.0;
+    for r in reports {
+        let one = timeline_svg(
+            r,
+            &ClusterSpec {
+                mode: r.mode.parse().unwrap_or(spec.mode),
+                ..spec.clone()
+            },
+        );
+        let height = one
+            .split("height=\"")
+            .nth(1)
+            .and_then(|h| h.split('"').next())
+            .and_then(|h| h.parse::<f64>().ok())
+            .unwrap_or(400.0);
+        body.push_str(&one.replacen("<svg ", &format!("<svg y=\"{y:.0}\" "), 1));
+        y += height;
+    }
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1000\" height=\"{y:.0}\" viewBox=\"0 0 1000 {y:.0}\">\n{body}</svg>\n"
+    )
 }
 
 /// The run as an SVG timeline, with the takeover annotated from the kill.

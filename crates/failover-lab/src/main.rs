@@ -117,6 +117,12 @@ struct DemoArgs {
     /// Where the dashboard listens (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     dashboard_listen: std::net::SocketAddr,
+    /// Hot, Warm and Cold one after the other on the same fault and seed (instead of --mode):
+    /// one table (takeover time, points lost and duplicated, and the standby's CPU, memory and
+    /// traffic with the source, measured before the kill), with --json one array, with
+    /// --report-dir one picture of the three (demo-compare.svg).
+    #[arg(long, conflicts_with_all = ["dashboard", "mode"])]
+    compare: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -559,6 +565,32 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         after_takeover: args.after_takeover,
     };
     let progress = |line: &str| eprintln!("[demo] {line}");
+    if args.compare {
+        let reports = tokio::select! {
+            r = demo::compare(&opts, &progress) => r?,
+            () = failover_proto::process::shutdown_signal() => {
+                eprintln!("[demo] interrupted; every process is stopped");
+                return Ok(ExitCode::from(130));
+            }
+        };
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+        } else {
+            print!("{}", demo::compare_text(&reports));
+        }
+        if let Some(dir) = &args.report_dir {
+            let path = dir.join("demo-compare.svg");
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&path, demo::compare_svg(&reports, &spec)))
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            eprintln!("[demo] the three runs' picture: {}", path.display());
+        }
+        return Ok(if reports.iter().all(demo::DemoReport::took_over) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     let report = tokio::select! {
         r = demo::run(&opts, &progress) => r?,
         () = failover_proto::process::shutdown_signal() => {

@@ -75,6 +75,8 @@ pub struct Proxy {
     state: watch::Sender<LinkState>,
     /// Bumped to close every open connection.
     generation: Arc<Mutex<u64>>,
+    /// Bytes delivered, both ways, since the start.
+    bytes: Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -91,19 +93,28 @@ impl Proxy {
         let listen = listener.local_addr()?;
         let state = watch::Sender::new(LinkState::default());
         let generation = Arc::new(Mutex::new(0));
+        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task = tokio::spawn(accept_loop(
             listener,
             target,
             state.clone(),
             generation.clone(),
+            bytes.clone(),
         ));
         Ok(Proxy {
             listen,
             target,
             state,
             generation,
+            bytes,
             task,
         })
+    }
+
+    /// Bytes the link has delivered, both ways, since it started (measured, for the standby's
+    /// network cost).
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The link's state now.
@@ -131,6 +142,7 @@ async fn accept_loop(
     target: SocketAddr,
     state: watch::Sender<LinkState>,
     generation: Arc<Mutex<u64>>,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
 ) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
@@ -140,6 +152,7 @@ async fn accept_loop(
         let mut rx = state.subscribe();
         let born = *generation.lock().unwrap_or_else(PoisonError::into_inner);
         let generation = generation.clone();
+        let bytes = bytes.clone();
         tokio::spawn(async move {
             // While cut, hold the connection silent; close it when the link heals.
             if rx.borrow().cut {
@@ -167,8 +180,8 @@ async fn accept_loop(
                 }
             };
             tokio::select! {
-                () = pump(cr, sw, Direction::Forward, rx.clone()) => {}
-                () = pump(sr, cw, Direction::Backward, rx) => {}
+                () = pump(cr, sw, Direction::Forward, rx.clone(), &bytes) => {}
+                () = pump(sr, cw, Direction::Backward, rx, &bytes) => {}
                 () = closed => {}
             }
         });
@@ -180,6 +193,7 @@ async fn pump(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     direction: Direction,
     state: watch::Receiver<LinkState>,
+    bytes: &std::sync::atomic::AtomicU64,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -198,6 +212,7 @@ async fn pump(
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
+        bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -244,6 +259,8 @@ mod tests {
                 .as_deref(),
             Some(&b"ping"[..])
         );
+        // "ping" there and back: 8 bytes delivered.
+        assert_eq!(proxy.bytes(), 8);
         proxy.set(|s| s.cut = true);
         assert_eq!(
             round_trip(proxy.listen, Duration::from_millis(300)).await,

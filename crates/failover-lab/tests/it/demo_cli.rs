@@ -1,16 +1,18 @@
-//! `failover-lab demo --json`, as a user runs it.
+//! `failover-lab demo --compare --json`, as a user runs it.
 
 use std::process::Command;
 
 use serde_json::Value;
 
+/// `demo --compare --json`: Hot, Warm and Cold on the same fault, one report each. Hot loses
+/// nothing; Warm and Cold lose their takeover's gap; the standby's use is measured, and a Hot
+/// standby (collecting) talks to the source far more than a Cold one (which does not).
 #[test]
-fn demo_json_reports_a_clean_hot_takeover() {
+fn demo_compare_json_reports_the_three_modes_on_one_fault() {
     let out = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
         .args([
             "demo",
-            "--mode",
-            "Hot",
+            "--compare",
             "--json",
             "--failover-timeout",
             "00:00:02",
@@ -23,29 +25,51 @@ fn demo_json_reports_a_clean_hot_takeover() {
         .expect("failover-lab runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    assert_eq!(r["mode"], "Hot");
-    assert_eq!(r["failover_timeout_ms"], 2000);
-    assert_eq!(r["killed"], "adapter-a");
-    assert_eq!(r["new_primary"], "adapter-b");
-    assert_eq!(r["lost"], 0, "{r}");
-    assert_eq!(r["duplicated"], 0, "{r}");
-    let takeover = r["takeover_ms"].as_f64().expect("takeover_ms");
-    // Bounded by the configuration: failoverTimeout plus generous slack for a loaded machine.
-    assert!(takeover > 0.0 && takeover < 2000.0 + 5000.0, "{takeover}");
-    assert!(r["points_received"].as_u64().is_some_and(|n| n > 0));
-    for key in [
-        "points_expected",
-        "stale_rejected",
-        "score_transitions",
-        "role_transitions",
-    ] {
-        assert!(r.get(key).is_some(), "{key} missing");
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).expect("one JSON array");
+    let modes: Vec<&str> = all.iter().filter_map(|r| r["mode"].as_str()).collect();
+    assert_eq!(modes, ["Hot", "Warm", "Cold"]);
+    for r in &all {
+        assert_eq!(r["failover_timeout_ms"], 2000);
+        assert_eq!(r["killed"], "adapter-a", "{r}");
+        assert_eq!(r["new_primary"], "adapter-b", "{r}");
+        assert_eq!(r["duplicated"], 0, "{r}");
+        let takeover = r["takeover_ms"].as_f64().expect("takeover_ms");
+        // Bounded by the configuration: failoverTimeout plus generous slack for a loaded machine.
+        assert!(takeover > 0.0 && takeover < 2000.0 + 5000.0, "{takeover}");
+        assert!(r["points_received"].as_u64().is_some_and(|n| n > 0));
+        for key in ["points_expected", "stale_rejected", "score_transitions"] {
+            assert!(r.get(key).is_some(), "{key} missing");
+        }
+        assert!(r["role_transitions"].as_array().is_some_and(|t| {
+            t.iter()
+                .any(|x| x["adapter"] == "adapter-b" && x["to"] == "Primary")
+        }));
+        let standby = &r["standby"];
+        assert_eq!(standby["adapter"], "adapter-b", "{r}");
+        assert!(
+            standby["cpu_percent"].as_f64().is_some_and(|c| c >= 0.0),
+            "{r}"
+        );
+        assert!(standby["rss_mib"].as_f64().is_some_and(|m| m > 0.0), "{r}");
     }
-    assert!(r["role_transitions"].as_array().is_some_and(|t| {
-        t.iter()
-            .any(|x| x["adapter"] == "adapter-b" && x["to"] == "Primary")
-    }));
+    assert_eq!(all[0]["lost"], 0, "Hot: {}", all[0]);
+    assert!(
+        all[1]["lost"].as_u64().is_some_and(|l| l > 0),
+        "Warm: {}",
+        all[1]
+    );
+    assert!(
+        all[2]["lost"].as_u64().is_some_and(|l| l > 0),
+        "Cold: {}",
+        all[2]
+    );
+    let traffic = |r: &Value| r["standby"]["source_bytes_per_s"].as_f64().unwrap_or(0.0);
+    assert!(
+        traffic(&all[0]) > 10.0 * traffic(&all[2]).max(1.0),
+        "Hot {} B/s, Cold {} B/s",
+        traffic(&all[0]),
+        traffic(&all[2])
+    );
 }
 
 #[test]
