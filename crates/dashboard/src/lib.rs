@@ -6,6 +6,8 @@
 //!   embedded in the binary), the snapshots as server-sent events at `/events`, and, when given
 //!   an [`Actions`] implementation (the demo), `POST /api/action` for its buttons.
 //!
+//! - [`replay_router`]: the same look playing a recorded run back (`failover-lab replay`).
+//!
 //! `failover-lab demo --dashboard` serves it with buttons that kill, pause, resume and restart
 //! adapters, cut their source and change the mode; `failover-arbiter --dashboard-listen` serves
 //! it without buttons (in docker compose).
@@ -34,6 +36,8 @@ pub use feed::Feed;
 const INDEX_HTML: &str = include_str!("../page/index.html");
 const APP_JS: &str = include_str!("../page/app.js");
 const STYLE_CSS: &str = include_str!("../page/style.css");
+const REPLAY_HTML: &str = include_str!("../page/replay.html");
+const REPLAY_JS: &str = include_str!("../page/replay.js");
 
 /// A button press from the page.
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +83,34 @@ pub fn router(feed: Feed, actions: Option<Arc<dyn Actions>>) -> Router {
         .route("/api/action", post(action))
         .layer(axum::extract::DefaultBodyLimit::max(4096))
         .with_state(Page { feed, actions })
+}
+
+/// The replay page (`failover-lab replay`): play and pause, step from event to event, scrub and
+/// change the speed through a recording, served at `/recording` (its header and items, as JSON).
+pub fn replay_router(recording: String) -> Router {
+    let asset = |ctype: &'static str, body: &'static str| {
+        get(move || async move { ([(header::CONTENT_TYPE, ctype)], body) })
+    };
+    let recording = Arc::new(recording);
+    Router::new()
+        .route("/", asset("text/html; charset=utf-8", REPLAY_HTML))
+        .route(
+            "/replay.js",
+            asset("text/javascript; charset=utf-8", REPLAY_JS),
+        )
+        .route("/style.css", asset("text/css; charset=utf-8", STYLE_CSS))
+        .route(
+            "/recording",
+            get(move || {
+                let recording = recording.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        recording.as_str().to_string(),
+                    )
+                }
+            }),
+        )
 }
 
 /// Serves the dashboard on `listener` until `shutdown`.

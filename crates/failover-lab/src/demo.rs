@@ -402,6 +402,29 @@ pub fn compare_svg(reports: &[DemoReport], spec: &ClusterSpec) -> String {
     )
 }
 
+/// The run as a recording (`failover-lab replay`).
+pub fn recording(report: &DemoReport, spec: &ClusterSpec) -> String {
+    let timeline = crate::observe::Timeline {
+        samples: report.samples.clone(),
+        events: report.events.clone(),
+        history: report.history.clone(),
+        ..Default::default()
+    };
+    let header = crate::recording::Header {
+        recording: crate::recording::VERSION,
+        title: format!(
+            "failover-lab demo: {} mode, failoverTimeout {}: {} killed",
+            report.mode,
+            format_timespan(spec.failover_timeout),
+            report.killed
+        ),
+        adapters: spec.adapters.clone(),
+        mode: report.mode.clone(),
+        failover_timeout_ms: report.failover_timeout_ms,
+    };
+    crate::recording::to_text(&header, &timeline)
+}
+
 /// The run as an SVG timeline, with the takeover annotated from the kill.
 pub fn timeline_svg(report: &DemoReport, spec: &ClusterSpec) -> String {
     let timeline = crate::observe::Timeline {

@@ -10,6 +10,8 @@
 //! - [`demo`]: `failover-lab demo`: kill the Primary, show the takeover.
 //! - [`scenario`]: scenario files (TOML): a failure story and what must follow, checked.
 //! - [`timeline_svg`]: a run's timeline as an SVG picture (`--report-dir`).
+//! - [`recording`]: a run's timeline as JSON lines (`--report-dir`), which the picture is drawn
+//!   from and `failover-lab replay` plays back.
 //! - [`runner`]: `failover-lab run`: each scenario on its own pair, with a report.
 //! - [`stage`]: where the runner's pair runs: processes, compose or the simulator.
 //! - [`bench`]: `failover-lab bench`: takeover latency, data-path throughput, standby cost.
@@ -27,6 +29,7 @@ pub mod demo;
 pub mod live;
 pub mod observe;
 pub mod proxy;
+pub mod recording;
 pub mod runner;
 pub mod save_scenario;
 pub mod scenario;

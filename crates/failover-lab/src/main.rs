@@ -61,6 +61,20 @@ enum Command {
         #[arg(long)]
         listen: std::net::SocketAddr,
     },
+    /// Play a recorded run back in the browser: a scenario's or the demo's recording
+    /// (`--report-dir` writes one, `<name>.jsonl`, beside each picture). Serves a page with play
+    /// and pause, step to the previous or next event, a time slider and a speed; prints its URL
+    /// and runs until Ctrl-C. With --svg, writes the run's timeline picture instead.
+    Replay {
+        /// The recording (JSON lines).
+        file: PathBuf,
+        /// Where the page listens (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        /// Write the recording's timeline picture (SVG) here and exit.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
     /// Read or write an adapter's ClientFailover document over its REST API (like the vendor's
     /// `edgecmd -port 5590 set clientfailover -cid System -file F`).
     Config {
@@ -356,6 +370,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(code)
         }
+        Command::Replay { file, listen, svg } => {
+            let (header, timeline) = failover_lab::recording::read(&file)?;
+            if let Some(out) = svg {
+                let picture = failover_lab::timeline_svg::render(
+                    &header.title,
+                    &header.adapters,
+                    &timeline,
+                    None,
+                );
+                std::fs::write(&out, picture)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+                eprintln!("wrote {}", out.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let json = failover_lab::recording::to_json(&header, &timeline).to_string();
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            let url = format!("http://{}/", listener.local_addr()?);
+            println!("replaying {} at {url} (Ctrl-C to stop)", file.display());
+            axum::serve(listener, failover_dashboard::replay_router(json))
+                .with_graceful_shutdown(failover_proto::process::shutdown_signal())
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchSink { listen } => {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             failover_lab::bench::throughput::serve_sink(
@@ -608,10 +647,17 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = &args.report_dir {
         let path = dir.join(format!("demo-{}.svg", report.mode.to_lowercase()));
+        let recorded = dir.join(format!("demo-{}.jsonl", report.mode.to_lowercase()));
         std::fs::create_dir_all(dir)
             .and_then(|()| std::fs::write(&path, demo::timeline_svg(&report, &spec)))
+            .and_then(|()| std::fs::write(&recorded, demo::recording(&report, &spec)))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        eprintln!("[demo] timeline picture: {}", path.display());
+        eprintln!(
+            "[demo] timeline picture: {}; recording: {} (failover-lab replay {})",
+            path.display(),
+            recorded.display(),
+            recorded.display()
+        );
     }
     Ok(if report.took_over() {
         ExitCode::SUCCESS

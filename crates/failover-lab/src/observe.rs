@@ -92,7 +92,7 @@ pub struct Event {
 }
 
 /// A periodic sample of the whole pair.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Sample {
     /// Milliseconds since the observation started.
     pub at_ms: u64,
@@ -112,7 +112,7 @@ pub struct Sample {
 
 /// The failover service's view at one moment: what `hold` and `never` conditions are checked
 /// against, at every change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct StatusPoint {
     /// Milliseconds since the observation started (when the observer received it).
     pub at_ms: u64,
@@ -156,7 +156,7 @@ impl StatusPoint {
 const MAX_HISTORY: usize = 100_000;
 
 /// One adapter in a sample.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct AdapterSample {
     /// Primary, Secondary, or Stale.
     pub role: String,

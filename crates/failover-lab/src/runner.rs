@@ -295,10 +295,32 @@ pub async fn run_scenario(
                 "FAILED"
             }
         );
-        let svg = crate::timeline_svg::render(&title, &spec.adapters, &played.timeline, None);
-        let path = dir.join(format!("{stem}.svg"));
-        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, svg)) {
-            progress(&format!("[{tag}] cannot write {}: {e}", path.display()));
+        // The recording first; the picture is drawn from it as read back.
+        let header = crate::recording::Header {
+            recording: crate::recording::VERSION,
+            title: title.clone(),
+            adapters: spec.adapters.clone(),
+            mode: spec.mode.to_string(),
+            failover_timeout_ms: u64::try_from(spec.failover_timeout.as_millis())
+                .unwrap_or(u64::MAX),
+        };
+        let text = crate::recording::to_text(&header, &played.timeline);
+        let recorded = dir.join(format!("{stem}.jsonl"));
+        let picture = dir.join(format!("{stem}.svg"));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&recorded, &text))
+            .map_err(anyhow::Error::from)
+            .and_then(|()| crate::recording::from_text(&text))
+            .and_then(|(h, t)| {
+                let svg = crate::timeline_svg::render(&h.title, &h.adapters, &t, None);
+                std::fs::write(&picture, svg).map_err(anyhow::Error::from)
+            });
+        if let Err(e) = written {
+            progress(&format!(
+                "[{tag}] cannot write {} and {}: {e:#}",
+                recorded.display(),
+                picture.display()
+            ));
         }
     }
     outcome.seconds = started.elapsed().as_secs_f64();

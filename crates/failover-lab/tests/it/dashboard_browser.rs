@@ -275,4 +275,129 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     );
     watching.abort();
     serving.abort();
+    drop(pair);
+
+    // A replay of a scenario's recording: scrubbing to a time before the kill shows the roles
+    // then; stepping forward from event to event reaches the takeover.
+    let dir = std::env::temp_dir().join(format!("failover-lab-replay-{}", std::process::id()));
+    let story = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scenarios/hot-primary-killed.toml");
+    let scenario = failover_lab::scenario::load(&story).expect("the library's story");
+    let opts = failover_lab::runner::RunOptions {
+        jobs: 1,
+        target: failover_lab::runner::RunTarget::Sim { seeds: 1 },
+        report_dir: Some(dir.clone()),
+        ..Default::default()
+    };
+    let o = failover_lab::runner::run_scenario(&scenario, &opts, &|_| {}).await;
+    assert!(o.passed, "{}", o.failure_text());
+    let recording = dir.join("hot-primary-killed.jsonl");
+    let text = std::fs::read_to_string(&recording).expect("the recording");
+    let kill_ms = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"]["kind"] == "fault")
+        .and_then(|v| v["at_ms"].as_u64())
+        .expect("the kill in the recording");
+    let bin = failover_lab::cluster::bin_dir()
+        .expect("binaries")
+        .join("failover-lab");
+    let mut replay = tokio::process::Command::new(bin)
+        .arg("replay")
+        .arg(&recording)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("failover-lab replay starts");
+    let mut said = tokio::io::BufReader::new(replay.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut said, &mut line)
+        .await
+        .expect("the replay's URL");
+    let replay_url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    wd.call(
+        reqwest::Method::POST,
+        &s("/url"),
+        json!({ "url": replay_url }),
+    )
+    .await;
+    let loaded = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = wd
+            .call(
+                reqwest::Method::POST,
+                &s("/execute/sync"),
+                json!({"script": "return document.body.dataset.loaded === '1';", "args": []}),
+            )
+            .await;
+        if v == json!(true) {
+            break;
+        }
+        assert!(Instant::now() < loaded, "the replay page did not load");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Scrub with the slider, as a hand would: half a second before the kill.
+    wd.call(
+        reqwest::Method::POST,
+        &s("/execute/sync"),
+        json!({"script": "const r = document.querySelector('#scrub'); r.value = String(arguments[0]); r.dispatchEvent(new Event('input')); return r.value;", "args": [kill_ms - 500]}),
+    )
+    .await;
+    wait_roles(
+        [("adapter-a", "Primary"), ("adapter-b", "Secondary")],
+        Duration::from_secs(2),
+    )
+    .await;
+    let next = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/element"),
+            json!({"using": "css selector", "value": "#next"}),
+        )
+        .await;
+    let next = next[ELEMENT]
+        .as_str()
+        .expect("the next-event button")
+        .to_string();
+    let mut steps = 0;
+    loop {
+        let now = roles().await;
+        if now.iter().any(|(a, r)| a == "adapter-b" && r == "Primary") {
+            assert!(
+                now.iter().any(|(a, r)| a == "adapter-a" && r == "Stale"),
+                "{now:?}"
+            );
+            break;
+        }
+        assert!(steps < 20, "20 steps forward and no takeover: {now:?}");
+        wd.call(
+            reqwest::Method::POST,
+            &s(&format!("/element/{next}/click")),
+            json!({}),
+        )
+        .await;
+        steps += 1;
+    }
+    // The kill was one of the events stepped over, and the takeover is the current one.
+    assert!(
+        steps >= 2,
+        "{steps} steps from before the kill to the takeover"
+    );
+    let current = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/execute/sync"),
+            json!({"script": "const c = document.querySelector('#feed li.current'); return c ? c.textContent : '';", "args": []}),
+        )
+        .await;
+    assert!(
+        current.as_str().is_some_and(|c| c.contains("adapter-b")),
+        "{current}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
