@@ -11,6 +11,7 @@
 //! - [`points`]: data points and per-stream watermarks.
 //! - [`buffer`]: the adapter's bounded egress buffer, trimmed by watermarks.
 //! - [`ledger`]: the endpoint's per-stream record for audits (lost, duplicated, gaps).
+//! - [`coverage`]: who delivered each source tick to the endpoint, on time or late.
 //! - [`limits`]: the one set of limits (id lengths, timeouts, scores, batch sizes) every
 //!   part enforces alike.
 //! - [`retry`]: backoff with jitter capped by failoverTimeout, and repeat-limited error logs.
@@ -22,6 +23,7 @@
 pub mod buffer;
 pub mod clock_time;
 pub mod config;
+pub mod coverage;
 pub mod group;
 pub mod ledger;
 pub mod limits;

@@ -5,7 +5,12 @@
 
 const COLOURS = ["#6a1b9a", "#ef6c00", "#00838f", "#5d4037"];
 const WINDOW_MS = 60000;
+// What the page keeps to scrub back through (ten minutes of snapshots).
+const KEEP_MS = 600000;
 let history = [];
+// Paused: the page shows history[shown] and no longer follows the pair (which goes on).
+let paused = false;
+let shown = 0;
 let actionsEnabled = false;
 let latest = null;
 
@@ -85,16 +90,17 @@ function renderAdapters(s) {
   }
 }
 
-function renderChart() {
+function renderChart(upto) {
   const svg = $("#chart");
   const W = 900, H = 180, top = 10, bottom = 20;
-  if (history.length === 0) { svg.innerHTML = ""; return; }
-  const end = history[history.length - 1].at_ms;
+  const hist = history.slice(0, upto + 1);
+  if (hist.length === 0) { svg.innerHTML = ""; return; }
+  const end = hist[hist.length - 1].at_ms;
   const start = end - WINDOW_MS;
   const x = (t) => ((t - start) / WINDOW_MS) * W;
   const y = (score) => top + (1 - score / 100) * (H - top - bottom);
   const ids = [];
-  for (const s of history) for (const a of s.adapters) if (!ids.includes(a.id)) ids.push(a.id);
+  for (const s of hist) for (const a of s.adapters) if (!ids.includes(a.id)) ids.push(a.id);
   let parts = [];
   for (let t = Math.ceil(start / 10000) * 10000; t <= end; t += 10000) {
     parts.push(`<line x1="${x(t)}" y1="${top}" x2="${x(t)}" y2="${H - bottom}" stroke="#e0e0e0"/>`);
@@ -105,19 +111,19 @@ function renderChart() {
   }
   ids.forEach((id, i) => {
     const pts = [];
-    for (const s of history) {
+    for (const s of hist) {
       if (s.at_ms < start) continue;
       const a = s.adapters.find((m) => m.id === id);
       if (a) pts.push(`${x(s.at_ms).toFixed(1)},${y(a.score).toFixed(1)}`);
     }
     parts.push(`<polyline fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2" points="${pts.join(" ")}"/>`);
     // Role band under the line: green while Primary.
-    for (let k = 1; k < history.length; k++) {
-      const s = history[k - 1];
+    for (let k = 1; k < hist.length; k++) {
+      const s = hist[k - 1];
       if (s.at_ms < start) continue;
       const a = s.adapters.find((m) => m.id === id);
       if (a && a.role === "Primary") {
-        parts.push(`<rect x="${x(s.at_ms)}" y="${H - bottom - 4 - i * 5}" width="${Math.max(1, x(history[k].at_ms) - x(s.at_ms))}" height="4" fill="${COLOURS[i % COLOURS.length]}" opacity="0.6"/>`);
+        parts.push(`<rect x="${x(s.at_ms)}" y="${H - bottom - 4 - i * 5}" width="${Math.max(1, x(hist[k].at_ms) - x(s.at_ms))}" height="4" fill="${COLOURS[i % COLOURS.length]}" opacity="0.6"/>`);
       }
     }
   });
@@ -149,12 +155,33 @@ function addEvents(events) {
   while (feed.children.length > 500) feed.lastElementChild.remove();
 }
 
-function render(s) {
-  latest = s;
+// Shows history[i]: the newest when following the pair, an earlier one when paused.
+function renderAt(i) {
+  const s = history[i];
+  if (!s) return;
   renderHeader(s);
   renderAdapters(s);
-  renderChart();
+  renderChart(i);
   renderAudit(s);
+  const newest = history[history.length - 1];
+  $("#rewind").max = String(history.length - 1);
+  $("#rewind").value = String(i);
+  $("#shown").textContent = paused
+    ? `paused: ${secs(newest.at_ms - s.at_ms)} before now`
+    : "live";
+}
+
+function render(s) {
+  latest = s;
+  if (!paused) renderAt(history.length - 1);
+  else renderAt(shown);
+}
+
+function setPaused(on) {
+  paused = on;
+  shown = history.length - 1;
+  $("#pause").textContent = on ? "back to live" : "pause";
+  if (history.length) renderAt(shown);
 }
 
 function resolveTarget(adapter) {
@@ -186,6 +213,13 @@ async function act(button) {
   }
 }
 
+$("#pause").addEventListener("click", () => setPaused(!paused));
+$("#rewind").addEventListener("input", (e) => {
+  if (!paused) setPaused(true);
+  shown = Number(e.target.value);
+  renderAt(shown);
+});
+
 document.addEventListener("click", (e) => {
   const b = e.target.closest("button[data-action]");
   if (b) act(b);
@@ -198,6 +232,7 @@ function connect() {
     actionsEnabled = init.actions;
     $("#controls").hidden = !actionsEnabled;
     history = init.history;
+    paused = false;
     $("#feed").innerHTML = "";
     addEvents(init.events);
     if (history.length) render(history[history.length - 1]);
@@ -206,7 +241,11 @@ function connect() {
     const s = JSON.parse(m.data);
     addEvents(s.events);
     history.push(s);
-    while (history.length && history[0].at_ms < s.at_ms - WINDOW_MS - 1000) history.shift();
+    while (history.length && history[0].at_ms < s.at_ms - KEEP_MS) {
+      history.shift();
+      // A paused page keeps showing the same snapshot while older ones are let go.
+      if (paused) shown = Math.max(0, shown - 1);
+    }
     render(s);
   });
   source.addEventListener("lagged", () => { source.close(); connect(); });

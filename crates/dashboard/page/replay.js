@@ -56,6 +56,7 @@ function render() {
     const a = sample && sample.adapters[name];
     card.querySelector(".accepted").textContent = a ? a.accepted.toLocaleString("en-US") : "0";
   }
+  renderCoverage();
   const feed = $("#feed");
   feed.innerHTML = "";
   let latest = null;
@@ -70,6 +71,33 @@ function render() {
     feed.append(li);
   }
   if (latest) latest.classList.add("current");
+}
+
+const COLOURS = ["#6a1b9a", "#00838f", "#5d4037", "#ef6c00"];
+
+// The data coverage up to the chosen time: who delivered each tick (by data time), late ones
+// pale, holes boxed in red.
+function renderCoverage() {
+  const item = rec.items.find((it) => it.coverage);
+  $("#coverage-panel").hidden = !item;
+  if (!item) return;
+  const W = 900, H = 40;
+  const x = (ms) => (Math.max(0, Math.min(end, ms)) / Math.max(1, end)) * W;
+  const spans = [...item.coverage].sort((a, b) => a.first_seq - b.first_seq);
+  const parts = [];
+  for (const s of spans) {
+    if (s.from_ms > now) continue;
+    const i = Math.max(0, rec.header.adapters.indexOf(s.adapter));
+    const to = Math.min(s.to_ms, now);
+    parts.push(`<rect x="${x(s.from_ms)}" y="4" width="${Math.max(1, x(to) - x(s.from_ms))}" height="${H - 8}" fill="${COLOURS[i % COLOURS.length]}" opacity="${s.late ? 0.35 : 0.9}"><title>ticks ${s.first_seq}-${s.last_seq} from ${s.adapter}${s.late ? ", late" : ""}</title></rect>`);
+  }
+  for (let k = 1; k < spans.length; k++) {
+    const a = spans[k - 1], b = spans[k];
+    if (b.first_seq > a.last_seq + 1 && b.from_ms <= now) {
+      parts.push(`<rect class="hole" x="${x(a.to_ms)}" y="4" width="${Math.max(1, x(b.from_ms) - x(a.to_ms))}" height="${H - 8}" fill="none" stroke="#c62828" stroke-width="2"><title>${b.first_seq - a.last_seq - 1} ticks delivered by nobody</title></rect>`);
+    }
+  }
+  $("#coverage").innerHTML = parts.join("");
 }
 
 // Moves to `t` (clamped), stopping playback when the end is reached.

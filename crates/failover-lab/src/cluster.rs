@@ -785,6 +785,20 @@ impl Cluster {
         .await
     }
 
+    /// Who delivered each source tick of this cluster's group to the endpoint.
+    pub async fn coverage(&self) -> anyhow::Result<Vec<failover_proto::v1::CoverageRun>> {
+        Ok(crate::observe::Observer::audit(
+            &self.addrs,
+            failover_proto::v1::AuditRequest {
+                group_id: self.spec.group_id.clone(),
+                include_coverage: true,
+                ..Default::default()
+            },
+        )
+        .await?
+        .coverage)
+    }
+
     /// An adapter's FailoverState document.
     pub async fn failover_state(&self, adapter: &str) -> anyhow::Result<Value> {
         self.adapter_rest(

@@ -80,6 +80,9 @@ pub struct DemoReport {
     /// The failover service's view at every change (the picture's role bands).
     #[serde(skip)]
     pub history: Vec<crate::observe::StatusPoint>,
+    /// Who delivered the source's ticks: runs of ticks per adapter, on time or late (flushed);
+    /// nobody delivered the ticks between two runs.
+    pub coverage: Vec<crate::observe::CoverageSpan>,
     /// Points written per (adapter, epoch).
     pub writers: Vec<WriterSummary>,
     /// What the Secondary used while it stood by, before the kill (None: not measured).
@@ -246,6 +249,9 @@ async fn story(
         progress(&format!("no takeover within {within:?}"));
     }
     let audit = cluster.audit().await?;
+    if let Ok(runs) = cluster.coverage().await {
+        obs.record_coverage(&runs);
+    }
     let timeline = obs.snapshot();
     let first_from_new = audit
         .writers
@@ -296,6 +302,7 @@ async fn story(
         events: timeline.events,
         samples: timeline.samples,
         history: timeline.history,
+        coverage: timeline.coverage,
         writers: audit
             .writers
             .iter()
@@ -408,6 +415,7 @@ pub fn recording(report: &DemoReport, spec: &ClusterSpec) -> String {
         samples: report.samples.clone(),
         events: report.events.clone(),
         history: report.history.clone(),
+        coverage: report.coverage.clone(),
         ..Default::default()
     };
     let header = crate::recording::Header {
@@ -431,6 +439,7 @@ pub fn timeline_svg(report: &DemoReport, spec: &ClusterSpec) -> String {
         samples: report.samples.clone(),
         events: report.events.clone(),
         history: report.history.clone(),
+        coverage: report.coverage.clone(),
         ..Default::default()
     };
     let kill_ms = report

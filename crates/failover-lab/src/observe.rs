@@ -191,6 +191,28 @@ pub struct Timeline {
     pub epoch_regressions: Vec<String>,
     /// The failover service's view at every change, in order.
     pub history: Vec<StatusPoint>,
+    /// Who delivered the source's ticks, read from the endpoint at the end of a run (empty
+    /// before).
+    pub coverage: Vec<CoverageSpan>,
+}
+
+/// Consecutive source ticks one adapter delivered first, on time or late, placed on the
+/// observation's time axis by their data time; nobody delivered the ticks between two spans.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct CoverageSpan {
+    /// Data time of the first tick, in milliseconds since the observation started.
+    pub from_ms: f64,
+    /// Data time of the last tick, likewise.
+    pub to_ms: f64,
+    /// The first and last tick.
+    pub first_seq: u64,
+    /// The last tick.
+    pub last_seq: u64,
+    /// Who delivered them.
+    pub adapter: String,
+    /// They arrived a second or more after their data time (flushed after a takeover, or sent
+    /// after an outage).
+    pub late: bool,
 }
 
 impl Timeline {
@@ -305,6 +327,22 @@ impl Observer {
     /// Converts a wall-clock time (unix µs) into milliseconds since the start.
     pub fn ms_of_unix_us(&self, unix_us: i64) -> f64 {
         (unix_us - self.start_unix_us) as f64 / 1000.0
+    }
+
+    /// Puts the endpoint's coverage of the run on the timeline (data times on its axis).
+    pub fn record_coverage(&self, runs: &[v1::CoverageRun]) {
+        let spans = runs
+            .iter()
+            .map(|r| CoverageSpan {
+                from_ms: self.ms_of_unix_us(r.first_ms.saturating_mul(1000)),
+                to_ms: self.ms_of_unix_us(r.last_ms.saturating_mul(1000)),
+                first_seq: r.first_seq,
+                last_seq: r.last_seq,
+                adapter: r.adapter_id.clone(),
+                late: r.late,
+            })
+            .collect();
+        self.lock().coverage = spans;
     }
 
     /// Adds a line to the story (faults, steps).

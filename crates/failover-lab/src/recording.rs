@@ -11,6 +11,9 @@
 //! {"at_ms":2100,"event":{"kind":"fault","text":"SIGKILL adapter-a"}}
 //! ```
 //!
+//! The last line may hold the run's data coverage, read from the endpoint at its end:
+//! `{"at_ms":9800,"coverage":[{"from_ms":120.0,"to_ms":2100.0,"first_seq":1,"last_seq":20,"adapter":"adapter-a","late":false}, ...]}`.
+//!
 //! `status` is the failover service's view at each change (roles, scores, epoch), `sample` the
 //! pair every 250 ms (points received and accepted from each adapter), `event` a line of the
 //! story (faults, recoveries, roles, scores, staleness, the service's notes). Times are
@@ -21,7 +24,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::observe::{Event, Sample, StatusPoint, Timeline};
+use crate::observe::{CoverageSpan, Event, Sample, StatusPoint, Timeline};
 
 /// The format's version, in the header.
 pub const VERSION: u32 = 1;
@@ -51,6 +54,8 @@ struct Item {
     sample: Option<Sample>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     event: Option<EventItem>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    coverage: Option<Vec<CoverageSpan>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +76,7 @@ pub fn to_text(header: &Header, timeline: &Timeline) -> String {
                 status: Some(p.clone()),
                 sample: None,
                 event: None,
+                coverage: None,
             },
         ));
     }
@@ -86,6 +92,7 @@ pub fn to_text(header: &Header, timeline: &Timeline) -> String {
                     kind: e.kind.clone(),
                     text: e.text.clone(),
                 }),
+                coverage: None,
             },
         ));
     }
@@ -98,6 +105,7 @@ pub fn to_text(header: &Header, timeline: &Timeline) -> String {
                 status: None,
                 sample: Some(s.clone()),
                 event: None,
+                coverage: None,
             },
         ));
     }
@@ -106,7 +114,19 @@ pub fn to_text(header: &Header, timeline: &Timeline) -> String {
     items.sort_by_key(|(at, kind, _)| (*at, *kind));
     let mut out = serde_json::to_string(header).unwrap_or_default();
     out.push('\n');
+    let last = items.last().map_or(0, |(at, _, _)| *at);
     for (_, _, item) in items {
+        out.push_str(&serde_json::to_string(&item).unwrap_or_default());
+        out.push('\n');
+    }
+    if !timeline.coverage.is_empty() {
+        let item = Item {
+            at_ms: last,
+            status: None,
+            sample: None,
+            event: None,
+            coverage: Some(timeline.coverage.clone()),
+        };
         out.push_str(&serde_json::to_string(&item).unwrap_or_default());
         out.push('\n');
     }
@@ -138,6 +158,9 @@ pub fn from_text(text: &str) -> anyhow::Result<(Header, Timeline)> {
         }
         if let Some(s) = item.sample {
             t.samples.push(s);
+        }
+        if let Some(c) = item.coverage {
+            t.coverage = c;
         }
         if let Some(e) = item.event {
             t.events.push(Event {

@@ -417,7 +417,12 @@ async fn play<S: Stage>(
         f
     });
     // The story ends with its last step: the picture leaves out the teardown (both adapters
-    // stopping would read as a failure at the end of a passing run).
+    // stopping would read as a failure at the end of a passing run). Its data coverage, if the
+    // endpoint answers, goes with it.
+    if let Ok(Ok(runs)) = tokio::time::timeout(Duration::from_secs(10), run.stage.coverage()).await
+    {
+        run.obs.record_coverage(&runs);
+    }
     let timeline = run.obs.snapshot();
     run.stage.shutdown().await;
     Played {

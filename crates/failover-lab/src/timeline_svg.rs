@@ -19,6 +19,10 @@ const BAND: f64 = 16.0;
 const SCORE_H: f64 = 60.0;
 const RATE_H: f64 = 34.0;
 const PANEL_GAP: f64 = 26.0;
+/// Height of the data coverage strip.
+const COVER_H: f64 = 22.0;
+/// Each adapter's colour in the coverage strip, in configuration order.
+const ADAPTER_COLOURS: [&str; 4] = ["#6a1b9a", "#00838f", "#5d4037", "#ef6c00"];
 
 /// A takeover to annotate: from the fault to the first point from the new Primary.
 #[derive(Debug, Clone)]
@@ -109,6 +113,74 @@ fn role_spans<'a>(timeline: &'a Timeline, adapter: &str, end_ms: f64) -> Vec<Rol
         .collect()
 }
 
+/// The data coverage strip: each source tick placed at its data time, coloured by the adapter
+/// whose point reached the endpoint first (pale when it arrived a second or more late: flushed
+/// after a takeover), and the ticks nobody delivered boxed in red with their number.
+fn draw_coverage(
+    out: &mut String,
+    timeline: &Timeline,
+    adapters: &[String],
+    y0: f64,
+    x: &dyn Fn(f64) -> f64,
+) {
+    let colour = |adapter: &str| {
+        adapters
+            .iter()
+            .position(|a| a == adapter)
+            .map_or("#9e9e9e", |i| ADAPTER_COLOURS[i % ADAPTER_COLOURS.len()])
+    };
+    let names: Vec<String> = adapters
+        .iter()
+        .map(|a| format!(r#"<tspan fill="{}">■ {}</tspan>"#, colour(a), esc(a)))
+        .collect();
+    let _ = writeln!(
+        out,
+        r##"<text x="8" y="{:.1}" font-weight="bold">data coverage</text><text x="{LEFT}" y="{:.1}" fill="#555">each source tick at its data time, by who delivered it: {} · pale: arrived late (flushed) · <tspan fill="#c62828">red box: delivered by nobody (lost)</tspan></text>"##,
+        y0 + 12.0 + 16.0,
+        y0 + 12.0,
+        names.join(" ")
+    );
+    let strip = y0 + 16.0;
+    let mut spans: Vec<&crate::observe::CoverageSpan> = timeline.coverage.iter().collect();
+    spans.sort_by_key(|s| s.first_seq);
+    for s in &spans {
+        let (x1, x2) = (x(s.from_ms), x(s.to_ms));
+        let _ = writeln!(
+            out,
+            r#"<rect x="{x1:.1}" y="{strip:.1}" width="{:.1}" height="{COVER_H}" fill="{}" opacity="{}"><title>ticks {}-{} from {}{}</title></rect>"#,
+            (x2 - x1).max(1.0),
+            colour(&s.adapter),
+            if s.late { 0.35 } else { 0.9 },
+            s.first_seq,
+            s.last_seq,
+            esc(&s.adapter),
+            if s.late { ", late" } else { "" }
+        );
+        if s.late && x2 - x1 > 30.0 {
+            let _ = writeln!(
+                out,
+                r##"<text x="{:.1}" y="{:.1}" fill="#000" text-anchor="middle">late</text>"##,
+                (x1 + x2) / 2.0,
+                strip + COVER_H - 7.0
+            );
+        }
+    }
+    for w in spans.windows(2) {
+        let missing = w[1].first_seq.saturating_sub(w[0].last_seq + 1);
+        if missing == 0 {
+            continue;
+        }
+        let (x1, x2) = (x(w[0].to_ms), x(w[1].from_ms));
+        let _ = writeln!(
+            out,
+            r##"<rect x="{x1:.1}" y="{strip:.1}" width="{:.1}" height="{COVER_H}" fill="none" stroke="#c62828" stroke-width="1.5"/><text x="{:.1}" y="{:.1}" fill="#c62828" text-anchor="middle" font-weight="bold">hole: {missing} ticks</text>"##,
+            (x2 - x1).max(1.0),
+            (x1 + x2) / 2.0,
+            strip + COVER_H - 7.0
+        );
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -139,7 +211,14 @@ pub fn render(
     let x = |ms: f64| LEFT + ms.clamp(0.0, end_ms) / end_ms * plot_w;
     let panel_h = BAND + 4.0 + SCORE_H + 4.0 + RATE_H;
     let panels_h = adapters.len() as f64 * (panel_h + PANEL_GAP);
-    let axis_y = top + panels_h;
+    // The data coverage strip, when the run has one, between the panels and the axis.
+    let cover_y = top + panels_h;
+    let has_coverage = !timeline.coverage.is_empty();
+    let axis_y = if has_coverage {
+        cover_y + 16.0 + COVER_H + 6.0
+    } else {
+        cover_y
+    };
     // Faults (red) and the steps that heal or change things (green), numbered in time order.
     let marks: Vec<_> = timeline
         .events
@@ -312,6 +391,10 @@ pub fn render(
                 }
             }
         }
+    }
+
+    if has_coverage {
+        draw_coverage(&mut out, timeline, adapters, cover_y, &x);
     }
 
     // Axis, in seconds.
@@ -529,6 +612,53 @@ mod tests {
             svg.contains(&format!("height=\"{:.1}\" fill=\"#ef6c00\"", RATE_H / 2.0)),
             "{svg}"
         );
+    }
+
+    #[test]
+    fn coverage_shows_who_delivered_late_flushes_and_holes() {
+        let span = |from: f64, to: f64, first: u64, last: u64, who: &str, late: bool| {
+            crate::observe::CoverageSpan {
+                from_ms: from,
+                to_ms: to,
+                first_seq: first,
+                last_seq: last,
+                adapter: who.into(),
+                late,
+            }
+        };
+        let t = Timeline {
+            samples: vec![
+                sample(0, ("Primary", 100, 0), ("Secondary", 100, 0), 0),
+                sample(5000, ("Stale", 100, 20), ("Primary", 100, 30), 50),
+            ],
+            coverage: vec![
+                span(0.0, 1900.0, 0, 19, "adapter-a", false),
+                // Hot: the Secondary's buffer fills what the Primary had not written, late.
+                span(2000.0, 2900.0, 20, 29, "adapter-b", true),
+                span(3000.0, 3900.0, 30, 39, "adapter-b", false),
+                // Warm or Cold: a hole nobody filled.
+                span(4500.0, 4900.0, 45, 49, "adapter-b", false),
+            ],
+            ..Timeline::default()
+        };
+        let adapters = vec!["adapter-a".to_string(), "adapter-b".to_string()];
+        let svg = render("coverage", &adapters, &t, None);
+        assert!(svg.contains(">data coverage<"), "{svg}");
+        assert!(svg.contains("ticks 20-29 from adapter-b, late"), "{svg}");
+        assert!(svg.contains(">late<"), "{svg}");
+        assert_eq!(svg.matches("hole: ").count(), 1, "{svg}");
+        assert!(svg.contains("hole: 5 ticks"), "{svg}");
+        // Without coverage, no strip.
+        let plain = render(
+            "x",
+            &adapters,
+            &Timeline {
+                coverage: vec![],
+                ..t
+            },
+            None,
+        );
+        assert!(!plain.contains("data coverage"));
     }
 
     #[test]

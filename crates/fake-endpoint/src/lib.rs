@@ -65,6 +65,8 @@ struct GroupRecord {
     write_calls: u64,
     diagnostics: std::collections::VecDeque<v1::DiagnosticValue>,
     diagnostics_dropped: u64,
+    /// Who delivered each tick first, on time or late.
+    coverage: failover_core::coverage::Coverage,
 }
 
 impl GroupRecord {
@@ -153,6 +155,8 @@ impl GroupRecord {
         let now = process::unix_us();
         let (mut accepted, mut duplicates) = (0u64, 0u64);
         for p in points {
+            self.coverage
+                .record(p.seq, p.timestamp_ms, adapter, now.div_euclid(1000));
             match self
                 .streams
                 .entry(p.stream_id)
@@ -261,6 +265,22 @@ impl GroupRecord {
                 Vec::new()
             },
             diagnostics_dropped: self.diagnostics_dropped,
+            coverage: if req.include_coverage {
+                self.coverage
+                    .runs()
+                    .into_iter()
+                    .map(|r| v1::CoverageRun {
+                        first_seq: r.first_seq,
+                        last_seq: r.last_seq,
+                        first_ms: r.first_ms,
+                        last_ms: r.last_ms,
+                        adapter_id: r.adapter,
+                        late: r.late,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }

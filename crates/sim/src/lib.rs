@@ -1069,6 +1069,7 @@ fn add_observer(
                         through_seq: *through,
                         expected_streams: 8,
                         include_diagnostics: false,
+                        include_coverage: false,
                     };
                     if let Ok(a) = endpoint.audit(request).await {
                         lock(&shared)

@@ -74,6 +74,8 @@ pub(crate) trait Stage {
     ) -> anyhow::Result<Value>;
     /// The endpoint's audit of the group.
     async fn audit(&self) -> anyhow::Result<v1::AuditReport>;
+    /// Who delivered each source tick to the endpoint (the audit's coverage).
+    async fn coverage(&self) -> anyhow::Result<Vec<v1::CoverageRun>>;
     /// Stops everything (or puts the compose services back).
     async fn shutdown(&mut self);
 }
@@ -154,6 +156,9 @@ impl Stage for Cluster {
     }
     async fn audit(&self) -> anyhow::Result<v1::AuditReport> {
         Cluster::audit(self).await
+    }
+    async fn coverage(&self) -> anyhow::Result<Vec<v1::CoverageRun>> {
+        Cluster::coverage(self).await
     }
     async fn shutdown(&mut self) {
         Cluster::shutdown(self).await;

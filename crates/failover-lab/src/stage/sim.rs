@@ -363,5 +363,20 @@ impl Stage for SimStage {
             .await?
             .into_inner())
     }
+    async fn coverage(&self) -> anyhow::Result<Vec<v1::CoverageRun>> {
+        let mut client = v1::data_endpoint_client::DataEndpointClient::new(Self::channel(
+            ENDPOINT,
+            ENDPOINT_PORT,
+        )?);
+        Ok(client
+            .audit(v1::AuditRequest {
+                group_id: self.spec.group_id.clone(),
+                include_coverage: true,
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .coverage)
+    }
     async fn shutdown(&mut self) {}
 }

@@ -226,10 +226,41 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     assert!(feed.contains("SIGKILL adapter-a"), "{feed}");
     assert!(feed.contains("adapter-b promoted, epoch 2"), "{feed}");
     assert!(feed.contains("> failoverTimeout 2.0 s: stale"), "{feed}");
+
+    // The live page pauses and scrubs back through what it has seen: moving its slider from the
+    // oldest snapshot on, an earlier one shows adapter-a Primary; back to live, adapter-b is.
+    let found = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/execute/sync"),
+            json!({"script": "document.querySelector('#pause').click(); const r = document.querySelector('#rewind'); const max = Number(r.max); for (let i = 0; i <= max; i++) { r.value = String(i); r.dispatchEvent(new Event('input')); const roles = Array.from(document.querySelectorAll('#adapters .adapter')).map(c => c.dataset.adapter + ':' + c.querySelector('.role').textContent); if (roles.includes('adapter-a:Primary') && roles.includes('adapter-b:Secondary')) return [i, max]; } return [-1, max];", "args": []}),
+        )
+        .await;
+    assert!(
+        found[0].as_i64().is_some_and(|i| i >= 0) && found[0].as_i64() < found[1].as_i64(),
+        "scrubbing back never showed adapter-a Primary: {found}"
+    );
+    wait_roles(
+        [("adapter-a", "Primary"), ("adapter-b", "Secondary")],
+        Duration::from_secs(2),
+    )
+    .await;
+    wd.call(
+        reqwest::Method::POST,
+        &s("/execute/sync"),
+        json!({"script": "document.querySelector('#pause').click(); return true;", "args": []}),
+    )
+    .await;
+    wait_roles(
+        [("adapter-a", "Stale"), ("adapter-b", "Primary")],
+        Duration::from_secs(5),
+    )
+    .await;
     drop(demo);
 
     // A watch-only page (the failover service's own dashboard, as in compose) shows the pair
-    // and offers no button: none could work (each would answer 403). Before the fix, every
+    // and offers no action button: none could work (each would answer 403). Its own pause and
+    // slider stay: they act on the page only. Before the fix, every
     // adapter card showed kill, pause and restart (a class's display overrode `hidden`).
     let pair = crate::common::pair(crate::common::spec(failover_core::Mode::Hot)).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -265,7 +296,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         .call(
             reqwest::Method::POST,
             &s("/execute/sync"),
-            json!({"script": "return Array.from(document.querySelectorAll('button')).filter(b => b.offsetParent !== null).map(b => b.textContent);", "args": []}),
+            json!({"script": "return Array.from(document.querySelectorAll('button[data-action]')).filter(b => b.offsetParent !== null).map(b => b.textContent);", "args": []}),
         )
         .await;
     assert_eq!(
@@ -280,17 +311,25 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     // A replay of a scenario's recording: scrubbing to a time before the kill shows the roles
     // then; stepping forward from event to event reaches the takeover.
     let dir = std::env::temp_dir().join(format!("failover-lab-replay-{}", std::process::id()));
-    let story = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../scenarios/hot-primary-killed.toml");
-    let scenario = failover_lab::scenario::load(&story).expect("the library's story");
+    let library = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let opts = failover_lab::runner::RunOptions {
-        jobs: 1,
+        jobs: 2,
         target: failover_lab::runner::RunTarget::Sim { seeds: 1 },
         report_dir: Some(dir.clone()),
         ..Default::default()
     };
-    let o = failover_lab::runner::run_scenario(&scenario, &opts, &|_| {}).await;
-    assert!(o.passed, "{}", o.failure_text());
+    let outcomes = failover_lab::runner::run_all(
+        &[
+            library.join("hot-primary-killed.toml"),
+            library.join("cold-primary-killed.toml"),
+        ],
+        &opts,
+        &|_| {},
+    )
+    .await;
+    for o in &outcomes {
+        assert!(o.passed, "{}", o.failure_text());
+    }
     let recording = dir.join("hot-primary-killed.jsonl");
     let text = std::fs::read_to_string(&recording).expect("the recording");
     let kill_ms = text
@@ -299,48 +338,51 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         .find(|v| v["event"]["kind"] == "fault")
         .and_then(|v| v["at_ms"].as_u64())
         .expect("the kill in the recording");
-    let bin = failover_lab::cluster::bin_dir()
-        .expect("binaries")
-        .join("failover-lab");
-    let mut replay = tokio::process::Command::new(bin)
-        .arg("replay")
-        .arg(&recording)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("failover-lab replay starts");
-    let mut said = tokio::io::BufReader::new(replay.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    tokio::io::AsyncBufReadExt::read_line(&mut said, &mut line)
-        .await
-        .expect("the replay's URL");
-    let replay_url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    wd.call(
-        reqwest::Method::POST,
-        &s("/url"),
-        json!({ "url": replay_url }),
-    )
-    .await;
-    let loaded = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = wd
-            .call(
-                reqwest::Method::POST,
-                &s("/execute/sync"),
-                json!({"script": "return document.body.dataset.loaded === '1';", "args": []}),
-            )
-            .await;
-        if v == json!(true) {
-            break;
+    let open_replay = |file: std::path::PathBuf| {
+        let (wd, s) = (&wd, &s);
+        async move {
+            let bin = failover_lab::cluster::bin_dir()
+                .expect("binaries")
+                .join("failover-lab");
+            let mut replay = tokio::process::Command::new(bin)
+                .arg("replay")
+                .arg(&file)
+                .args(["--listen", "127.0.0.1:0"])
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("failover-lab replay starts");
+            let mut said = tokio::io::BufReader::new(replay.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            tokio::io::AsyncBufReadExt::read_line(&mut said, &mut line)
+                .await
+                .expect("the replay's URL");
+            let url = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .unwrap_or_else(|| panic!("no URL in {line:?}"))
+                .to_string();
+            wd.call(reqwest::Method::POST, &s("/url"), json!({ "url": url }))
+                .await;
+            let loaded = Instant::now() + Duration::from_secs(20);
+            loop {
+                let v = wd
+                    .call(
+                        reqwest::Method::POST,
+                        &s("/execute/sync"),
+                        json!({"script": "return document.body.dataset.loaded === '1';", "args": []}),
+                    )
+                    .await;
+                if v == json!(true) {
+                    break;
+                }
+                assert!(Instant::now() < loaded, "the replay page did not load");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            replay
         }
-        assert!(Instant::now() < loaded, "the replay page did not load");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    let _hot_replay = open_replay(recording.clone()).await;
     // Scrub with the slider, as a hand would: half a second before the kill.
     wd.call(
         reqwest::Method::POST,
@@ -398,6 +440,28 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     assert!(
         current.as_str().is_some_and(|c| c.contains("adapter-b")),
         "{current}"
+    );
+    // The data coverage at the end: Hot has no hole (the Secondary's buffer filled it, late);
+    // Cold has one.
+    let holes_at_end = || async {
+        wd.call(
+            reqwest::Method::POST,
+            &s("/execute/sync"),
+            json!({"script": "const r = document.querySelector('#scrub'); r.value = r.max; r.dispatchEvent(new Event('input')); return [document.querySelectorAll('#coverage rect.hole').length, document.querySelectorAll('#coverage rect').length];", "args": []}),
+        )
+        .await
+    };
+    let hot = holes_at_end().await;
+    assert_eq!(hot[0], 0, "holes in Hot: {hot}");
+    assert!(
+        hot[1].as_u64().is_some_and(|n| n >= 2),
+        "Hot coverage: {hot}"
+    );
+    let _cold_replay = open_replay(dir.join("cold-primary-killed.jsonl")).await;
+    let cold = holes_at_end().await;
+    assert!(
+        cold[0].as_u64().is_some_and(|n| n >= 1),
+        "no hole in Cold: {cold}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
