@@ -137,6 +137,11 @@ struct DemoArgs {
     /// --report-dir one picture of the three (demo-compare.svg).
     #[arg(long, conflicts_with_all = ["dashboard", "mode"])]
     compare: bool,
+    /// The source takes this many clients at a time (default: any number), as sources that
+    /// allow one client connection do: with 1, a Hot or Warm standby cannot connect (score 0)
+    /// and loses its takeover's gap like Cold. `--compare --max-clients 1` shows why Cold exists.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_clients: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -585,6 +590,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         warm_test_interval: args.warm_test_interval,
         log_dir: args.keep_logs.clone(),
         failover_protocol: args.failover_protocol,
+        max_clients: args.max_clients,
         ..ClusterSpec::default()
     };
     if args.dashboard {
