@@ -237,6 +237,23 @@ struct BenchArgs {
     /// Print one JSON object instead of the tables (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+    /// With --parts timeout: the failoverTimeouts to compare, comma-separated hh:mm:ss(.fff).
+    #[arg(long, value_delimiter = ',', default_value = "00:00:00.200,00:00:00.500,00:00:01,00:00:02,00:00:04", value_parser = parse_duration)]
+    timeouts: Vec<Duration>,
+    /// With --parts timeout: how long each pair runs under jitter and load before the kill,
+    /// counting false failovers.
+    #[arg(long, default_value = "00:00:20", value_parser = parse_duration)]
+    timeout_window: Duration,
+    /// With --parts timeout: most random delay on each adapter's link to the failover service
+    /// (drawn again every 100 ms), in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    jitter_ms: u64,
+    /// With --parts timeout: busy threads beside the pair (default: one per core).
+    #[arg(long)]
+    load_threads: Option<usize>,
+    /// Write the pictures here (timeout-tradeoff.svg with --parts timeout).
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -490,6 +507,17 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.modes.is_empty() {
         anyhow::bail!("--modes needs at least one of Hot, Warm, Cold");
     }
+    if let Some(t) = args
+        .timeouts
+        .iter()
+        .find(|t| **t < failover_core::config::MIN_FAILOVER_TIMEOUT)
+    {
+        anyhow::bail!(
+            "--timeouts: {} is below the shortest failoverTimeout, {}",
+            failover_core::timespan::format_timespan(*t),
+            failover_core::timespan::format_timespan(failover_core::config::MIN_FAILOVER_TIMEOUT)
+        );
+    }
     let opts = bench::BenchOptions {
         runs: usize::try_from(args.runs)?,
         other_fault_runs: usize::try_from(args.other_fault_runs)?,
@@ -503,6 +531,15 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         parts: args.parts,
         disk_buffer: args.disk_buffer,
+        timeout: bench::timeout::TimeoutOptions {
+            timeouts: args.timeouts.clone(),
+            window: args.timeout_window,
+            jitter: Duration::from_millis(args.jitter_ms),
+            load_threads: args.load_threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
+            seed: args.seed,
+        },
     };
     let progress = |line: &str| eprintln!("[bench] {line}");
     let report = tokio::select! {
@@ -516,6 +553,19 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", bench::render(&report));
+    }
+    if let (Some(dir), false) = (&args.report_dir, report.timeouts.is_empty()) {
+        let path = dir.join("timeout-tradeoff.svg");
+        let title = format!(
+            "Choosing failoverTimeout: Hot pair, {} ms link jitter, {} busy threads, {:.0} s windows",
+            opts.timeout.jitter.as_millis(),
+            opts.timeout.load_threads,
+            opts.timeout.window.as_secs_f64()
+        );
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&path, bench::timeout::svg(&report.timeouts, &title)))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("[bench] the trade-off picture: {}", path.display());
     }
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS

@@ -7,7 +7,9 @@
 //!    tonic baseline measured in the same run, and loss and duplicates of a Hot takeover at the
 //!    highest sustained rate;
 //! 3. [`standby`]: CPU and memory of the Secondary per mode, bytes per buffered point, and the
-//!    failover service's CPU per heartbeat.
+//!    failover service's CPU per heartbeat;
+//! 4. [`timeout`] (`--parts timeout`, not by default): for several failoverTimeouts, the
+//!    takeover time against false failovers per hour under link jitter and CPU load.
 //!
 //! CPU and memory come from `/proc` ([`procstat`]); times from the timestamps the processes
 //! record (arbiter status, adapter FailoverState, endpoint audit), all on one wall clock.
@@ -16,6 +18,7 @@ pub mod procstat;
 pub mod standby;
 pub mod takeover;
 pub mod throughput;
+pub mod timeout;
 
 use std::{fmt::Write as _, time::Duration};
 
@@ -68,6 +71,8 @@ pub enum Part {
     Throughput,
     /// Standby cost, bytes per buffered point, CPU per heartbeat.
     Standby,
+    /// Takeover time against false failovers per failoverTimeout (not in the default parts).
+    Timeout,
 }
 
 /// What to measure, and how much.
@@ -97,6 +102,8 @@ pub struct BenchOptions {
     pub parts: Vec<Part>,
     /// Adapters keep their egress buffer on disk too.
     pub disk_buffer: bool,
+    /// How the failoverTimeout trade-off is measured.
+    pub timeout: timeout::TimeoutOptions,
 }
 
 impl Default for BenchOptions {
@@ -114,6 +121,7 @@ impl Default for BenchOptions {
             seed: 1,
             parts: vec![Part::Takeover, Part::Throughput, Part::Standby],
             disk_buffer: false,
+            timeout: timeout::TimeoutOptions::default(),
         }
     }
 }
@@ -137,6 +145,8 @@ pub struct BenchReport {
     pub standby: Vec<standby::StandbyCost>,
     /// Bytes per buffered point.
     pub buffer: Option<standby::BufferCost>,
+    /// Takeover time against false failovers, per failoverTimeout (`--parts timeout`).
+    pub timeouts: Vec<timeout::TimeoutPoint>,
     /// Arbiter CPU per heartbeat.
     pub heartbeat: Option<standby::HeartbeatCost>,
     /// Parts that could not be measured, and why.
@@ -181,6 +191,7 @@ pub async fn run(opts: &BenchOptions, progress: &Progress<'_>) -> BenchReport {
         standby: Vec::new(),
         buffer: None,
         heartbeat: None,
+        timeouts: Vec::new(),
         errors: Vec::new(),
         elapsed_s: 0.0,
     };
@@ -192,6 +203,14 @@ pub async fn run(opts: &BenchOptions, progress: &Progress<'_>) -> BenchReport {
     }
     if opts.parts.contains(&Part::Standby) {
         standby_part(opts, &base, &mut report, progress).await;
+    }
+    if opts.parts.contains(&Part::Timeout) {
+        report.timeouts = timeout::measure(&opts.timeout, progress).await;
+        report.errors.extend(report.timeouts.iter().filter_map(|p| {
+            p.error
+                .as_ref()
+                .map(|e| format!("failoverTimeout {} ms: {e}", p.failover_timeout_ms))
+        }));
     }
     report.elapsed_s = started.elapsed().as_secs_f64();
     report
@@ -338,39 +357,52 @@ pub fn render(r: &BenchReport) -> String {
         "\nfailover-lab bench: {} cores, failoverTimeout {} ms, loopback, real processes ({:.0} s)\n",
         r.cores, r.failover_timeout_ms, r.elapsed_s
     );
-    let _ = writeln!(
-        out,
-        "Takeover latency, ms (p50 / p95 / max): fault to the first point accepted from the new Primary, by phase"
-    );
-    let _ = writeln!(
-        out,
-        "  {:<5} {:<14} {:>5}  {:<20} {:<20} {:<17} {:<17} {:<17} {:<20}",
-        "mode",
-        "fault",
-        "runs",
-        "total",
-        "detection",
-        "decision+push",
-        "fence+watermark",
-        "first point",
-        "above failoverTimeout"
-    );
-    let f = |p: &Percentiles| format!("{:.0}/{:.0}/{:.0}", p.p50, p.p95, p.max);
-    let g = |p: &Percentiles| format!("{:.1}/{:.1}/{:.1}", p.p50, p.p95, p.max);
-    for s in &r.takeover {
+    if !r.takeover.is_empty() {
         let _ = writeln!(
             out,
-            "  {:<5} {:<14} {:>2}/{:<2}  {:<20} {:<20} {:<17} {:<17} {:<17} {:<20}",
-            s.mode,
-            s.fault.to_string(),
-            s.measured,
-            s.runs,
-            f(&s.total_ms),
-            f(&s.detection_ms),
-            g(&s.decision_push_ms),
-            g(&s.fence_ms),
-            g(&s.first_point_ms),
-            s.overhead_ms.as_ref().map_or("-".into(), g)
+            "Takeover latency, ms (p50 / p95 / max): fault to the first point accepted from the new Primary, by phase"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<5} {:<14} {:>5}  {:<20} {:<20} {:<17} {:<17} {:<17} {:<20}",
+            "mode",
+            "fault",
+            "runs",
+            "total",
+            "detection",
+            "decision+push",
+            "fence+watermark",
+            "first point",
+            "above failoverTimeout"
+        );
+        let f = |p: &Percentiles| format!("{:.0}/{:.0}/{:.0}", p.p50, p.p95, p.max);
+        let g = |p: &Percentiles| format!("{:.1}/{:.1}/{:.1}", p.p50, p.p95, p.max);
+        for s in &r.takeover {
+            let _ = writeln!(
+                out,
+                "  {:<5} {:<14} {:>2}/{:<2}  {:<20} {:<20} {:<17} {:<17} {:<17} {:<20}",
+                s.mode,
+                s.fault.to_string(),
+                s.measured,
+                s.runs,
+                f(&s.total_ms),
+                f(&s.detection_ms),
+                g(&s.decision_push_ms),
+                g(&s.fence_ms),
+                g(&s.first_point_ms),
+                s.overhead_ms.as_ref().map_or("-".into(), g)
+            );
+        }
+    }
+    if !r.timeouts.is_empty() {
+        let window = r.timeouts.iter().map(|p| p.window_s).fold(0.0, f64::max);
+        let _ = writeln!(
+            out,
+            "\n{}",
+            timeout::table(
+                &r.timeouts,
+                &format!("Hot, {window:.0} s windows; per hour extrapolated from them")
+            )
         );
     }
     if let Some(t) = &r.throughput {
