@@ -155,12 +155,74 @@ function addEvents(events) {
   while (feed.children.length > 500) feed.lastElementChild.remove();
 }
 
+const ROLE_FILL = { Primary: "#2e7d32", Secondary: "#1565c0", Stale: "#c62828" };
+
+// The five processes and their links, live: who collects and egresses (moving dashes), whose
+// heartbeats are late (red), the epoch the endpoint is fenced at; where the page may act, each
+// adapter's buttons sit under it. `before` is the previous snapshot (for what moved since).
+function renderDiagram(s, before) {
+  const svg = $("#diagram");
+  const box = (x, y, w, h, fill, lines, cls) => {
+    let t = `<g class="${cls || "node"}"><rect x="${x}" y="${y}" width="${w}" height="${h}" rx="8" fill="${fill}" stroke="#37474f"/>`;
+    lines.forEach((l, i) => {
+      t += `<text x="${x + w / 2}" y="${y + 20 + i * 16}" text-anchor="middle" fill="${fill === "#fff" ? "#222" : "#fff"}" font-size="${i ? 12 : 14}" font-weight="${i ? "normal" : "bold"}">${l}</text>`;
+    });
+    return t + "</g>";
+  };
+  const link = (x1, y1, x2, y2, state) => {
+    const style = {
+      flowing: 'stroke="#ef6c00" stroke-width="4" stroke-dasharray="10 6" class="flowing"',
+      ok: 'stroke="#607d8b" stroke-width="2"',
+      late: 'stroke="#c62828" stroke-width="2" stroke-dasharray="4 4"',
+      idle: 'stroke="#cfd8dc" stroke-width="2"',
+    }[state];
+    return `<line x1="${x1}" y1="${y1}" x2="${x2}" y2="${y2}" ${style}/>`;
+  };
+  const parts = [];
+  const n = Math.max(1, s.adapters.length);
+  const rowH = 240 / n;
+  const e = s.endpoint;
+  const timeout = s.failover_timeout_ms || 1;
+  // Links first, boxes over them.
+  s.adapters.forEach((a, i) => {
+    const cy = 15 + rowH * i + rowH / 2;
+    const prev = before && before.adapters.find((b) => b.id === a.id);
+    const collecting = prev ? a.collected > prev.collected : false;
+    const egressing = a.egress_rate > 0;
+    const late = a.heartbeat_age_ms > timeout;
+    parts.push(link(170, 135, 330, cy, collecting ? "flowing" : "idle"));
+    parts.push(link(500, cy, 650, 205, egressing ? "flowing" : "idle"));
+    parts.push(link(500, cy, 650, 65, late ? "late" : "ok"));
+  });
+  parts.push(box(20, 105, 150, 60, "#fff", ["data source", "collected from"]));
+  s.adapters.forEach((a, i) => {
+    const y = 15 + rowH * i + rowH / 2 - 32;
+    const fill = ROLE_FILL[a.role] || "#9e9e9e";
+    parts.push(box(330, y, 170, 64, fill, [a.id, `${a.role} · score ${a.score}`, `${a.mode} · ${fmt(a.egress_rate)} points/s out`]));
+    if (actionsEnabled) {
+      ["kill", "pause", "resume", "restart"].forEach((act, k) => {
+        const bx = 330 + k * 43;
+        parts.push(`<g class="svg-button" data-action="${act}" data-adapter="${a.id}" role="button" tabindex="0"><rect x="${bx}" y="${y + 67}" width="40" height="16" rx="3" fill="#eceff1" stroke="#90a4ae"/><text x="${bx + 20}" y="${y + 79}" text-anchor="middle" font-size="10">${act}</text></g>`);
+      });
+    }
+  });
+  parts.push(box(650, 35, 230, 60, "#fff", ["failover service", `epoch ${s.epoch} · Primary ${s.primary || "nobody"}`]));
+  parts.push(box(650, 175, 230, 60, "#fff", ["data endpoint", e ? `fenced at epoch ${e.fenced_epoch} · ${fmt(e.received)} points` : "audit not available"]));
+  svg.innerHTML = parts.join("");
+}
+
 // Shows history[i]: the newest when following the pair, an earlier one when paused.
 function renderAt(i) {
   const s = history[i];
   if (!s) return;
   renderHeader(s);
   renderAdapters(s);
+  // Adapters report what they collected with their heartbeats (every failoverTimeout/2): compare
+  // with a snapshot a failoverTimeout back to see who collects.
+  const back = Math.max(1000, s.failover_timeout_ms || 0);
+  let j = i - 1;
+  while (j > 0 && history[j].at_ms > s.at_ms - back) j--;
+  renderDiagram(s, j >= 0 ? history[j] : undefined);
   renderChart(i);
   renderAudit(s);
   const newest = history[history.length - 1];
@@ -221,7 +283,7 @@ $("#rewind").addEventListener("input", (e) => {
 });
 
 document.addEventListener("click", (e) => {
-  const b = e.target.closest("button[data-action]");
+  const b = e.target.closest("[data-action]");
   if (b) act(b);
 });
 

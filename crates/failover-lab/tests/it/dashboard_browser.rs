@@ -190,13 +190,31 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         .call(
             reqwest::Method::POST,
             &s("/element"),
-            json!({"using": "css selector", "value": "#controls button[data-action='kill'][data-adapter='primary']"}),
+            json!({"using": "css selector", "value": "#diagram [data-action='kill'][data-adapter='adapter-a']"}),
         )
         .await;
     let eid = button[ELEMENT]
         .as_str()
-        .unwrap_or_else(|| panic!("the kill Primary button: {button}"))
+        .unwrap_or_else(|| panic!("the kill button under adapter-a on the diagram: {button}"))
         .to_string();
+    // The diagram shows the pair at work: adapter-a Primary, data moving along its links.
+    let diagram = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/execute/sync"),
+            json!({"script": "return [document.querySelector('#diagram').textContent, document.querySelectorAll('#diagram .flowing').length];", "args": []}),
+        )
+        .await;
+    assert!(
+        diagram[0]
+            .as_str()
+            .is_some_and(|t| t.contains("Primary · score 100") && t.contains("failover service")),
+        "{diagram}"
+    );
+    assert!(
+        diagram[1].as_u64().is_some_and(|n| n >= 1),
+        "nothing flowing: {diagram}"
+    );
     let clicked = Instant::now();
     wd.call(
         reqwest::Method::POST,
@@ -296,7 +314,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         .call(
             reqwest::Method::POST,
             &s("/execute/sync"),
-            json!({"script": "return Array.from(document.querySelectorAll('button[data-action]')).filter(b => b.offsetParent !== null).map(b => b.textContent);", "args": []}),
+            json!({"script": "return Array.from(document.querySelectorAll('[data-action]')).filter(b => b.getBoundingClientRect().width > 0).map(b => b.textContent);", "args": []}),
         )
         .await;
     assert_eq!(
