@@ -164,6 +164,10 @@ struct SimArgs {
     /// processes with `failover-lab run FILE`.
     #[arg(long, requires = "seed")]
     save_scenario: Option<PathBuf>,
+    /// Write the --seed run's recording (seed-S.jsonl, for `failover-lab replay`) and its
+    /// timeline picture (seed-S.svg) in this folder.
+    #[arg(long, requires = "seed")]
+    report_dir: Option<PathBuf>,
     /// Run this one seed and show it in full (replays a failing seed exactly).
     #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
     seed: Option<u64>,
@@ -759,6 +763,35 @@ fn run_sim(args: SimArgs) -> anyhow::Result<(ExitCode, Option<failover_sim::Outc
         if let Some(path) = &args.event_log {
             std::fs::write(path, o.event_log())
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        }
+        if let Some(dir) = &args.report_dir {
+            let text = sim::recording(o);
+            let (header, timeline) = failover_lab::recording::from_text(&text)?;
+            let seed = o.options.seed;
+            let (rec, pic) = (
+                dir.join(format!("seed-{seed}.jsonl")),
+                dir.join(format!("seed-{seed}.svg")),
+            );
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&rec, &text))
+                .and_then(|()| {
+                    std::fs::write(
+                        &pic,
+                        failover_lab::timeline_svg::render(
+                            &header.title,
+                            &header.adapters,
+                            &timeline,
+                            None,
+                        ),
+                    )
+                })
+                .map_err(|e| anyhow::anyhow!("cannot write in {}: {e}", dir.display()))?;
+            eprintln!(
+                "recording {} and picture {} (failover-lab replay {})",
+                rec.display(),
+                pic.display(),
+                rec.display()
+            );
         }
     } else {
         for o in summary.failing.iter().take(args.show) {

@@ -275,3 +275,134 @@ pub fn printer(total: usize) -> impl Fn(&Summary) + Sync {
         }
     }
 }
+
+/// A seeded run as a recording (`failover-lab sim --seed S --report-dir DIR`): the group's
+/// statuses as the simulator's observer saw them, the data flow it sampled, and the faults with
+/// their healing, in simulated time.
+pub fn recording(o: &Outcome) -> String {
+    use crate::observe::{Event, Sample, StatusPoint, Timeline};
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let mut events = Vec::new();
+    let mut previous: Option<&failover_sim::Seen> = None;
+    let mut history = Vec::new();
+    for s in &o.timeline {
+        let adapters: Vec<(String, String, u32)> = s
+            .scores
+            .iter()
+            .map(|(name, score)| {
+                let role = s
+                    .live
+                    .iter()
+                    .find(|(a, _)| a == name)
+                    .map_or("Stale".to_string(), |(_, r)| r.clone());
+                (name.clone(), role, *score)
+            })
+            .collect();
+        if previous.is_none_or(|p| p.primary != s.primary || p.epoch != s.epoch) {
+            events.push(Event {
+                at_ms: ms(s.at),
+                kind: "role".into(),
+                text: match &s.primary {
+                    Some(p) => format!("{p} Primary (epoch {})", s.epoch),
+                    None if s.exists => format!("no Primary (epoch {})", s.epoch),
+                    None => "the group does not exist".into(),
+                },
+            });
+        }
+        previous = Some(s);
+        history.push(StatusPoint {
+            at_ms: ms(s.at),
+            service_us: 0,
+            primary: s.primary.clone(),
+            epoch: s.epoch,
+            adapters,
+            exists: s.exists,
+            promotions: s.promotions,
+        });
+    }
+    for f in &o.faults {
+        let text = f.to_string();
+        let what = text
+            .split_once("s  ")
+            .map_or(text.as_str(), |(_, w)| w)
+            .to_string();
+        events.push(Event {
+            at_ms: ms(f.at),
+            kind: "fault".into(),
+            text: what.clone(),
+        });
+        events.push(Event {
+            at_ms: ms(f.at + f.lasts),
+            kind: "step".into(),
+            text: format!("healed: {what}"),
+        });
+    }
+    events.sort_by_key(|e| e.at_ms);
+    let samples = o
+        .samples
+        .iter()
+        .map(|s| Sample {
+            at_ms: ms(s.at),
+            adapters: BTreeMap::new(),
+            received: s.received,
+            epoch: 0,
+            fences: s.fences,
+            writes: s.writes,
+            heartbeats: s.heartbeats,
+        })
+        .collect();
+    let timeline = Timeline {
+        history,
+        events,
+        samples,
+        ..Timeline::default()
+    };
+    let header = crate::recording::Header {
+        recording: crate::recording::VERSION,
+        title: format!(
+            "failover-lab sim --seed {} ({} mode, failoverTimeout {} ms): {}",
+            o.options.seed,
+            o.options.mode.as_str(),
+            o.options.failover_timeout.as_millis(),
+            if o.violations.is_empty() {
+                "every invariant held".to_string()
+            } else {
+                format!("{} violation(s)", o.violations.len())
+            }
+        ),
+        adapters: failover_sim::world::ADAPTERS
+            .iter()
+            .map(|a| (*a).to_string())
+            .collect(),
+        mode: o.options.mode.as_str().to_string(),
+        failover_timeout_ms: ms(o.options.failover_timeout),
+    };
+    crate::recording::to_text(&header, &timeline)
+}
+
+#[cfg(test)]
+mod recording_tests {
+    use super::*;
+
+    /// A seeded run's recording reads back with its statuses, its data flow and every fault
+    /// with its healing, in simulated time.
+    #[test]
+    fn a_seed_is_recorded_for_replay() {
+        let o = failover_sim::run(&SimOptions::for_ci(21));
+        let text = recording(&o);
+        let (header, t) = crate::recording::from_text(&text).expect("reads back");
+        assert!(header.title.contains("--seed 21"), "{}", header.title);
+        assert_eq!(header.adapters, ["adapter-a", "adapter-b"]);
+        assert!(!t.history.is_empty() && !t.samples.is_empty());
+        let faults = t.events.iter().filter(|e| e.kind == "fault").count();
+        let healed = t.events.iter().filter(|e| e.kind == "step").count();
+        assert_eq!((faults, healed), (o.faults.len(), o.faults.len()));
+        assert!(
+            t.history
+                .iter()
+                .any(|p| p.adapters.iter().any(|(_, role, _)| role == "Primary")),
+            "no Primary in {:?}",
+            t.history
+        );
+    }
+}

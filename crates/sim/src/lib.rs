@@ -169,6 +169,8 @@ pub struct Seen {
     pub primary: Option<String>,
     /// Members that are live (not stale), with their role.
     pub live: Vec<(String, String)>,
+    /// Every member's score (live or not).
+    pub scores: Vec<(String, u32)>,
     /// False while the group does not exist (deleted, or the service restarted).
     pub exists: bool,
     /// Promotions the failover service has made in the group since it started.
@@ -1028,6 +1030,11 @@ fn add_observer(
                                     format!("{:?}", v1::Role::try_from(x.role).unwrap_or_default()),
                                 )
                             })
+                            .collect(),
+                        scores: s
+                            .sessions
+                            .iter()
+                            .map(|x| (x.adapter_id.clone(), x.score))
                             .collect(),
                         exists: s.exists,
                         promotions: s.promotions,
