@@ -86,3 +86,47 @@ fn bad_bench_flags_are_refused_with_the_accepted_range() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--rate must be 1000 to"), "{stderr}");
 }
+
+/// `--parts timeout`, cut down to one short timeout and one long one: each point is measured
+/// (a takeover, a count of false failovers and its hourly extrapolation), and a shorter
+/// failoverTimeout takes over sooner.
+#[test]
+fn the_timeout_trade_off_is_measured_per_failover_timeout() {
+    let r = bench(&[
+        "--parts",
+        "timeout",
+        "--timeouts",
+        "00:00:00.500,00:00:02",
+        "--timeout-window",
+        "00:00:02",
+        "--load-threads",
+        "0",
+    ]);
+    let points = r["timeouts"].as_array().expect("timeouts");
+    assert_eq!(points.len(), 2, "{r}");
+    for p in points {
+        assert!(p["error"].is_null(), "{p}");
+        let window = f(p, &["window_s"]);
+        assert!(window >= 2.0, "{p}");
+        let per_hour = f(p, &["false_failovers_per_hour"]);
+        assert!((per_hour - f(p, &["false_failovers"]) * 3600.0 / window).abs() < 1e-6);
+    }
+    let (short, long) = (
+        f(&points[0], &["takeover_ms"]),
+        f(&points[1], &["takeover_ms"]),
+    );
+    assert!(
+        short < long,
+        "takeover {short} ms at 0.5 s, {long} ms at 2 s"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
+        .args(["bench", "--parts", "timeout", "--timeouts", "00:00:00.050"])
+        .output()
+        .expect("failover-lab runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("below the shortest failoverTimeout"),
+        "{stderr}"
+    );
+}
