@@ -67,7 +67,9 @@ pub struct EndpointView {
 /// One feed line.
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedEvent {
-    /// Milliseconds since the dashboard started.
+    /// Milliseconds since the dashboard started; for a change at the failover service, when
+    /// the service's clock says it happened (a member went stale when its last heartbeat
+    /// became older than failoverTimeout, the rest when the service took the status).
     pub at_ms: u64,
     /// "change" (seen at the failover service), "action" (a button), or "error".
     pub kind: String,
@@ -124,6 +126,8 @@ pub struct Feed {
     kept: Arc<Mutex<Kept>>,
     ticks: broadcast::Sender<Arc<String>>,
     start: Instant,
+    /// The wall clock when `start` was taken (unix ms), to place the processes' timestamps.
+    start_unix_ms: i64,
 }
 
 impl Default for Feed {
@@ -139,6 +143,7 @@ impl Feed {
             kept: Arc::default(),
             ticks: broadcast::channel(64).0,
             start: Instant::now(),
+            start_unix_ms: failover_proto::process::unix_ms(),
         }
     }
 
@@ -148,6 +153,16 @@ impl Feed {
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Adds a line the failover service's clock dates (unix ms), at that moment.
+    fn say_at(&self, kind: &str, text: String, unix_ms: i64) {
+        let at_ms = u64::try_from(unix_ms - self.start_unix_ms).unwrap_or(0);
+        self.lock().pending.push(FeedEvent {
+            at_ms,
+            kind: kind.into(),
+            text,
+        });
     }
 
     /// Adds a line to the feed; it goes out with the next snapshot.
@@ -251,8 +266,9 @@ impl Feed {
             let connected = status.is_some();
             let status = status.filter(|s| s.exists);
             if let Some(s) = &status {
-                for line in narrate::changes(previous.as_ref(), s) {
-                    self.say("change", line);
+                // In causal order, each at the time the failover service gives it.
+                for (at, line) in narrate::timed_changes(previous.as_ref(), s) {
+                    self.say_at("change", line, at);
                 }
             }
             let adapters = status

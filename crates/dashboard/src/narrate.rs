@@ -14,6 +14,44 @@ fn stats(s: &v1::SessionStatus) -> v1::AdapterStats {
 
 /// What happened from `before` (None: the first status seen) to `after`, one sentence each.
 pub fn changes(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec<String> {
+    timed_changes(before, after)
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect()
+}
+
+/// [`changes`], each with when it happened on the failover service's clock (unix ms): when the
+/// service took the status, and for a member gone stale, the moment its last heartbeat became
+/// older than failoverTimeout.
+pub fn timed_changes(
+    before: Option<&v1::GroupStatus>,
+    after: &v1::GroupStatus,
+) -> Vec<(i64, String)> {
+    let at = after.observed_at_unix_ms;
+    let mut stale_at: Vec<(String, i64)> = Vec::new();
+    for s in &after.sessions {
+        if s.stale {
+            let over = i64::try_from(s.heartbeat_age_ms.saturating_sub(after.failover_timeout_ms))
+                .unwrap_or(0);
+            stale_at.push((
+                format!("{} last heartbeat", s.adapter_id),
+                at.saturating_sub(over),
+            ));
+        }
+    }
+    untimed(before, after)
+        .into_iter()
+        .map(|text| {
+            let when = stale_at
+                .iter()
+                .find(|(prefix, _)| text.starts_with(prefix.as_str()) && text.ends_with(": stale"))
+                .map_or(at, |(_, t)| *t);
+            (when, text)
+        })
+        .collect()
+}
+
+fn untimed(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec<String> {
     let mut out = Vec::new();
     // Fences come after the promotion that allows them.
     let mut fences = Vec::new();
@@ -152,6 +190,15 @@ mod tests {
         );
         // Nothing changed: nothing to say.
         assert!(changes(Some(&after), &after).is_empty());
+        // Dated on the service's clock: the stale member when its last heartbeat became older
+        // than failoverTimeout (4.1 s > 4.0 s: 100 ms before the status), the rest at the status.
+        let mut dated = after.clone();
+        dated.observed_at_unix_ms = 50_000;
+        let times: Vec<i64> = timed_changes(Some(&before), &dated)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(times, vec![49_900, 50_000, 50_000]);
     }
 
     #[test]

@@ -168,6 +168,27 @@ fn main() -> ExitCode {
                 .count()
         })
         .unwrap_or(0);
+    // The recordings (and pictures) end with the story, not with the pair being stopped: every
+    // story of the library ends with somebody Primary, and before the fix every recording ended
+    // with both adapters gone.
+    let ended_without_primary: Vec<String> = std::fs::read_dir(&reports)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+                .filter(|e| {
+                    failover_lab::recording::read(&e.path()).is_ok_and(|(_, t)| {
+                        t.history.last().is_none_or(|p| p.primary.is_none())
+                    })
+                })
+                .map(|e| e.path().display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !ended_without_primary.is_empty() {
+        println!("recordings that end with nobody Primary: {ended_without_primary:?}");
+        let _ = std::fs::remove_dir_all(&reports);
+        return ExitCode::FAILURE;
+    }
     let _ = std::fs::remove_dir_all(&reports);
     if pictures != outcomes.len() {
         println!(
