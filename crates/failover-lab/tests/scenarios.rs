@@ -176,9 +176,8 @@ fn main() -> ExitCode {
             d.filter_map(Result::ok)
                 .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
                 .filter(|e| {
-                    failover_lab::recording::read(&e.path()).is_ok_and(|(_, t)| {
-                        t.history.last().is_none_or(|p| p.primary.is_none())
-                    })
+                    failover_lab::recording::read(&e.path())
+                        .is_ok_and(|(_, t)| t.history.last().is_none_or(|p| p.primary.is_none()))
                 })
                 .map(|e| e.path().display().to_string())
                 .collect()
