@@ -133,6 +133,32 @@ function renderChart(upto) {
     .join("") + `<span style="color:#888">(bars at the bottom: while Primary)</span>`;
 }
 
+// The data coverage of the chart's minute: each adapter's runs of ticks in its chart colour
+// (pale when late), and the ticks nobody delivered boxed in red.
+function renderCoverage(s) {
+  const svg = $("#coverage");
+  const runs = (s.endpoint && s.endpoint.coverage) || [];
+  const end = s.at_ms;
+  const start = end - WINDOW_MS;
+  const W = 900, H = 24;
+  const x = (t) => (Math.max(start, Math.min(end, t)) - start) / WINDOW_MS * W;
+  const ids = s.adapters.map((a) => a.id);
+  const parts = [];
+  const sorted = [...runs].sort((a, b) => a.first_seq - b.first_seq);
+  for (const r of sorted) {
+    if (r.to_ms < start) continue;
+    const i = Math.max(0, ids.indexOf(r.adapter));
+    parts.push(`<rect class="run" x="${x(r.from_ms)}" y="2" width="${Math.max(1, x(r.to_ms) - x(r.from_ms))}" height="${H - 4}" fill="${COLOURS[i % COLOURS.length]}" opacity="${r.late ? 0.35 : 0.9}"><title>ticks ${r.first_seq}-${r.last_seq} from ${r.adapter}${r.late ? ", late" : ""}</title></rect>`);
+  }
+  for (let k = 1; k < sorted.length; k++) {
+    const a = sorted[k - 1], b = sorted[k];
+    if (b.first_seq > a.last_seq + 1 && b.from_ms >= start) {
+      parts.push(`<rect class="hole" x="${x(a.to_ms)}" y="2" width="${Math.max(1, x(b.from_ms) - x(a.to_ms))}" height="${H - 4}" fill="none" stroke="#c62828" stroke-width="2"><title>${b.first_seq - a.last_seq - 1} ticks delivered by nobody</title></rect>`);
+    }
+  }
+  svg.innerHTML = parts.join("");
+}
+
 function renderAudit(s) {
   const e = s.endpoint;
   const box = $("#audit");
@@ -224,6 +250,7 @@ function renderAt(i) {
   while (j > 0 && history[j].at_ms > s.at_ms - back) j--;
   renderDiagram(s, j >= 0 ? history[j] : undefined);
   renderChart(i);
+  renderCoverage(s);
   renderAudit(s);
   const newest = history[history.length - 1];
   $("#rewind").max = String(history.length - 1);

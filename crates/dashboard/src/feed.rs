@@ -62,6 +62,26 @@ pub struct EndpointView {
     pub fenced_epoch: u64,
     /// Largest gap in data time.
     pub largest_gap_ms: i64,
+    /// Who delivered the source's ticks over the last minute (by data time): runs of ticks
+    /// per adapter, on time or late; nobody delivered the ticks between two runs.
+    pub coverage: Vec<CoverageView>,
+}
+
+/// Consecutive source ticks one adapter delivered first, on the page's time axis.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoverageView {
+    /// Data time of the first tick, in milliseconds since the dashboard started.
+    pub from_ms: i64,
+    /// Data time of the last tick, likewise.
+    pub to_ms: i64,
+    /// The first tick.
+    pub first_seq: u64,
+    /// The last tick.
+    pub last_seq: u64,
+    /// Who delivered them.
+    pub adapter: String,
+    /// They arrived a second or more after their data time (flushed).
+    pub late: bool,
 }
 
 /// One feed line.
@@ -165,6 +185,22 @@ impl Feed {
         });
     }
 
+    /// The coverage runs of the last minute (and a little before), on the page's time axis.
+    fn coverage_view(&self, runs: &[v1::CoverageRun]) -> Vec<CoverageView> {
+        let since = i64::try_from(self.now_ms()).unwrap_or(i64::MAX) - 70_000;
+        runs.iter()
+            .map(|r| CoverageView {
+                from_ms: r.first_ms - self.start_unix_ms,
+                to_ms: r.last_ms - self.start_unix_ms,
+                first_seq: r.first_seq,
+                last_seq: r.last_seq,
+                adapter: r.adapter_id.clone(),
+                late: r.late,
+            })
+            .filter(|c| c.to_ms >= since)
+            .collect()
+    }
+
     /// Adds a line to the feed; it goes out with the next snapshot.
     pub fn say(&self, kind: &str, text: impl Into<String>) {
         let e = FeedEvent {
@@ -251,6 +287,7 @@ impl Feed {
                 Some(c) => match c
                     .audit(v1::AuditRequest {
                         group_id: group.clone(),
+                        include_coverage: true,
                         ..Default::default()
                     })
                     .await
@@ -295,6 +332,7 @@ impl Feed {
                     refused_stale: a.refused_stale,
                     fenced_epoch: a.fenced_epoch,
                     largest_gap_ms: a.largest_gap_ms,
+                    coverage: self.coverage_view(&a.coverage),
                 }),
                 events: Vec::new(),
             };
