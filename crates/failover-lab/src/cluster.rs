@@ -206,6 +206,42 @@ pub enum SourceFaultTarget {
     Connection(String),
 }
 
+impl SourceFaultTarget {
+    /// Fails (`down`) or heals this part of the source through `client`; an error carries the
+    /// source's refusal.
+    pub async fn inject(
+        &self,
+        client: &mut failover_proto::v1::data_source_client::DataSourceClient<
+            tonic::transport::Channel,
+        >,
+        down: bool,
+    ) -> anyhow::Result<()> {
+        use failover_proto::v1::source_fault::Target;
+        let (target, for_client) = match self {
+            SourceFaultTarget::WholeSource => (Target::WholeSource(true), String::new()),
+            SourceFaultTarget::Component {
+                component,
+                for_client,
+            } => (
+                Target::Component(*component),
+                for_client.clone().unwrap_or_default(),
+            ),
+            SourceFaultTarget::Connection(client) => {
+                (Target::ClientId(client.clone()), String::new())
+            }
+        };
+        client
+            .inject_fault(failover_proto::v1::SourceFault {
+                target: Some(target),
+                down,
+                for_client,
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("source refused the fault: {}", s.message()))?;
+        Ok(())
+    }
+}
+
 /// Addresses of a running pair.
 #[derive(Debug, Clone)]
 pub struct Addresses {
@@ -747,20 +783,8 @@ impl Cluster {
             .await
             .with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        let answer: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        if !status.is_success() {
-            let message = answer
-                .get("error")
-                .and_then(Value::as_str)
-                .map_or_else(|| answer.to_string(), str::to_string);
-            bail!("{method} {url} refused ({status}): {message}");
-        }
-        Ok(answer)
+        let body = resp.bytes().await.unwrap_or_default();
+        crate::stage::rest_answer(&format!("{method} {url}"), status.as_u16(), &body)
     }
 
     /// An adapter's REST address.
@@ -775,10 +799,19 @@ impl Cluster {
     /// The endpoint's audit of this cluster's group: every stream, from its first point to its
     /// last.
     pub async fn audit(&self) -> anyhow::Result<failover_proto::v1::AuditReport> {
+        self.audit_of(false).await
+    }
+
+    /// [`Cluster::audit`], with the coverage or without.
+    async fn audit_of(
+        &self,
+        include_coverage: bool,
+    ) -> anyhow::Result<failover_proto::v1::AuditReport> {
         crate::observe::Observer::audit(
             &self.addrs,
             failover_proto::v1::AuditRequest {
                 group_id: self.spec.group_id.clone(),
+                include_coverage,
                 ..Default::default()
             },
         )
@@ -787,16 +820,7 @@ impl Cluster {
 
     /// Who delivered each source tick of this cluster's group to the endpoint.
     pub async fn coverage(&self) -> anyhow::Result<Vec<failover_proto::v1::CoverageRun>> {
-        Ok(crate::observe::Observer::audit(
-            &self.addrs,
-            failover_proto::v1::AuditRequest {
-                group_id: self.spec.group_id.clone(),
-                include_coverage: true,
-                ..Default::default()
-            },
-        )
-        .await?
-        .coverage)
+        Ok(self.audit_of(true).await?.coverage)
     }
 
     /// An adapter's FailoverState document.
@@ -1029,33 +1053,16 @@ impl Cluster {
         fault: SourceFaultTarget,
         down: bool,
     ) -> anyhow::Result<()> {
-        use failover_proto::v1::source_fault::Target;
         if down {
             self.source_faults.push(fault.clone());
         } else {
             self.source_faults.retain(|f| *f != fault);
         }
-        let (target, for_client) = match fault {
-            SourceFaultTarget::WholeSource => (Target::WholeSource(true), String::new()),
-            SourceFaultTarget::Component {
-                component,
-                for_client,
-            } => (Target::Component(component), for_client.unwrap_or_default()),
-            SourceFaultTarget::Connection(client) => (Target::ClientId(client), String::new()),
-        };
         let mut client = failover_proto::v1::data_source_client::DataSourceClient::connect(
             Addresses::url(self.addrs.source),
         )
         .await?;
-        client
-            .inject_fault(failover_proto::v1::SourceFault {
-                target: Some(target),
-                down,
-                for_client,
-            })
-            .await
-            .map_err(|s| anyhow::anyhow!("source refused the fault: {}", s.message()))?;
-        Ok(())
+        fault.inject(&mut client, down).await
     }
 
     /// Starts (`down` true) or ends a simulated endpoint outage.

@@ -79,7 +79,7 @@ pub async fn save(
         .faults_start()
         .saturating_sub(Duration::from_secs(1));
     let (sayable, unsayable): (Vec<&Fault>, Vec<&Fault>) =
-        o.faults.iter().partition(|f| steps_of(f.kind).is_some());
+        o.faults.iter().partition(|f| has_steps(f.kind));
     let mut story = Story {
         seed: o.options.seed,
         mode: o.options.mode,
@@ -227,8 +227,8 @@ async fn breaks(story: &Story, tries: &mut usize) -> anyhow::Result<bool> {
     Ok(o.failure.is_some_and(|f| f.message.contains(&needle)))
 }
 
-/// The scenario steps of a fault kind, started and ended (None: the language has none).
-fn steps_of(kind: FaultKind) -> Option<()> {
+/// True when the scenario language has steps to start and end a fault of this kind.
+fn has_steps(kind: FaultKind) -> bool {
     match kind {
         FaultKind::Crash
         | FaultKind::Pause
@@ -242,7 +242,7 @@ fn steps_of(kind: FaultKind) -> Option<()> {
         | FaultKind::ArbiterOutage
         | FaultKind::ModeSwitch
         | FaultKind::RoleOverride
-        | FaultKind::GracefulStop => Some(()),
+        | FaultKind::GracefulStop => true,
         FaultKind::TimeoutChange
         | FaultKind::SessionDelete
         | FaultKind::GroupDelete
@@ -250,7 +250,7 @@ fn steps_of(kind: FaultKind) -> Option<()> {
         | FaultKind::Unregister
         | FaultKind::Twin
         | FaultKind::Standalone
-        | FaultKind::EpochAhead => None,
+        | FaultKind::EpochAhead => false,
     }
 }
 
@@ -435,20 +435,11 @@ mod tests {
 
     #[test]
     fn every_sayable_fault_renders_into_a_file_that_parses() {
-        let kinds = [
-            FaultKind::Crash,
-            FaultKind::Pause,
-            FaultKind::Partition,
-            FaultKind::OneWayPartition,
-            FaultKind::EndpointLink,
-            FaultKind::Latency,
-            FaultKind::SourceOutage,
-            FaultKind::EndpointOutage,
-            FaultKind::ArbiterRestart,
-            FaultKind::ModeSwitch,
-            FaultKind::RoleOverride,
-            FaultKind::GracefulStop,
-        ];
+        let kinds: Vec<FaultKind> = FaultKind::ALL
+            .into_iter()
+            .filter(|k| has_steps(*k))
+            .collect();
+        assert_eq!(kinds.len(), 13);
         let faults = kinds
             .iter()
             .enumerate()

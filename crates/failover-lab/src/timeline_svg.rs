@@ -181,7 +181,8 @@ fn draw_coverage(
     }
 }
 
-fn esc(s: &str) -> String {
+/// Text made safe inside SVG (and any XML).
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -179,6 +179,9 @@ pub(crate) fn rest_answer(what: &str, status: u16, body: &[u8]) -> anyhow::Resul
             .get("error")
             .and_then(Value::as_str)
             .map_or_else(|| answer.to_string(), str::to_string);
+        // "404 Not Found", as the status line says.
+        let status = reqwest::StatusCode::from_u16(status)
+            .map_or_else(|_| status.to_string(), |s| s.to_string());
         anyhow::bail!("{what} refused ({status}): {message}");
     }
     Ok(answer)

@@ -135,6 +135,22 @@ impl SimStage {
         super::rest_answer(&what, status, &answer)
     }
 
+    /// The endpoint's audit of the group, with its coverage or without.
+    async fn audit_of(&self, include_coverage: bool) -> anyhow::Result<v1::AuditReport> {
+        let mut client = v1::data_endpoint_client::DataEndpointClient::new(Self::channel(
+            ENDPOINT,
+            ENDPOINT_PORT,
+        )?);
+        Ok(client
+            .audit(v1::AuditRequest {
+                group_id: self.spec.group_id.clone(),
+                include_coverage,
+                ..Default::default()
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Waits until a (re)started adapter serves its REST API.
     async fn wait_rest(&self, adapter: &str) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -251,26 +267,9 @@ impl Stage for SimStage {
         Ok(())
     }
     async fn source_fault(&mut self, target: SourceFaultTarget, down: bool) -> anyhow::Result<()> {
-        use v1::source_fault::Target;
-        let (target, for_client) = match target {
-            SourceFaultTarget::WholeSource => (Target::WholeSource(true), String::new()),
-            SourceFaultTarget::Component {
-                component,
-                for_client,
-            } => (Target::Component(component), for_client.unwrap_or_default()),
-            SourceFaultTarget::Connection(client) => (Target::ClientId(client), String::new()),
-        };
         let mut client =
             v1::data_source_client::DataSourceClient::new(Self::channel(SOURCE, SOURCE_PORT)?);
-        client
-            .inject_fault(v1::SourceFault {
-                target: Some(target),
-                down,
-                for_client,
-            })
-            .await
-            .map_err(|s| anyhow::anyhow!("source refused the fault: {}", s.message()))?;
-        Ok(())
+        target.inject(&mut client, down).await
     }
     async fn endpoint_outage(&mut self, down: bool) -> anyhow::Result<()> {
         let mut client = v1::data_endpoint_client::DataEndpointClient::new(Self::channel(
@@ -351,32 +350,10 @@ impl Stage for SimStage {
             .await
     }
     async fn audit(&self) -> anyhow::Result<v1::AuditReport> {
-        let mut client = v1::data_endpoint_client::DataEndpointClient::new(Self::channel(
-            ENDPOINT,
-            ENDPOINT_PORT,
-        )?);
-        Ok(client
-            .audit(v1::AuditRequest {
-                group_id: self.spec.group_id.clone(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner())
+        self.audit_of(false).await
     }
     async fn coverage(&self) -> anyhow::Result<Vec<v1::CoverageRun>> {
-        let mut client = v1::data_endpoint_client::DataEndpointClient::new(Self::channel(
-            ENDPOINT,
-            ENDPOINT_PORT,
-        )?);
-        Ok(client
-            .audit(v1::AuditRequest {
-                group_id: self.spec.group_id.clone(),
-                include_coverage: true,
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .coverage)
+        Ok(self.audit_of(true).await?.coverage)
     }
     async fn shutdown(&mut self) {}
 }
