@@ -243,7 +243,9 @@ fn heartbeat_body(hb: &v1::HeartbeatRequest) -> Value {
         "FailoverScore": hb.score,
         "Mode": convert::mode_from_wire(hb.mode).ok().map(|m| m.as_str()),
         "KnownEpoch": hb.known_epoch,
+        "FencedOutEpoch": hb.fenced_out_epoch,
         "ClaimsPrimary": hb.claims_primary,
+        "HoldsDataSince": (hb.holds_data_since_ms > 0).then_some(hb.holds_data_since_ms),
         "Watermark": hb.egress_watermark.iter().map(|w| json!([w.stream_id, w.seq])).collect::<Vec<_>>(),
     })
 }

@@ -20,10 +20,15 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
     loop {
         if !shared.lock().activity().collect {
             // Only a real change is announced: every announcement wakes this loop again.
-            if shared.lock().source_health != SourceHealth::Connecting {
+            let was_collecting = {
+                let st = shared.lock();
+                st.source_health != SourceHealth::Connecting || st.collecting_since_ms.is_some()
+            };
+            if was_collecting {
                 shared.update(|st| {
                     tracing::info!("collection stopped (standby)");
                     st.source_health = SourceHealth::Connecting;
+                    st.collecting_since_ms = None;
                 });
             }
             if changed.changed().await.is_err() {
@@ -39,6 +44,8 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
             Err(error) => {
                 let cap = shared.update(|st| {
                     st.source_health = SourceHealth::Unreachable;
+                    // What comes after the break is not what came before it.
+                    st.collecting_since_ms = None;
                     st.source_failed_at = Some(tokio::time::Instant::now());
                     st.source_error = Some(error.clone());
                     // A failed collection is a failed connection test: a Warm or Cold adapter
@@ -125,9 +132,13 @@ async fn collect(
                     let health = SourceHealth::Connected { down_components: update.down_components };
                     let health_changed = shared.lock().source_health != health;
                     let added = !points.is_empty();
+                    let starts = shared.lock().collecting_since_ms.is_none() && !points.is_empty();
                     let apply = |st: &mut crate::state::AdapterState| {
                         if let Some(last) = points.last() {
                             st.last_data_unix_ms = Some(last.timestamp_ms);
+                        }
+                        if st.collecting_since_ms.is_none() {
+                            st.collecting_since_ms = points.iter().map(|p| p.timestamp_ms).min();
                         }
                         st.buffer.extend(&points);
                         st.collected += points.len() as u64;
@@ -136,7 +147,7 @@ async fn collect(
                             st.source_health = health.clone();
                         }
                     };
-                    if health_changed {
+                    if health_changed || starts {
                         shared.update(apply);
                     } else {
                         apply(&mut shared.lock());

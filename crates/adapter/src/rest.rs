@@ -171,7 +171,7 @@ pub fn apply_failover(shared: &Shared, new: Option<ClientFailoverConfig>) -> Vec
             {
                 tracing::info!(event = "mode", from = %o.mode, to = %n.mode, "mode changed {} -> {} at runtime", o.mode, n.mode);
                 if st.role != Some(Role::Primary) && n.mode != Mode::Hot {
-                    st.buffer.clear();
+                    st.drop_buffer();
                 }
             }
         } else {

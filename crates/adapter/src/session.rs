@@ -202,6 +202,8 @@ pub(crate) struct Said {
     pub(crate) claims_primary: bool,
     pub(crate) epoch: u64,
     pub(crate) known_epoch: u64,
+    pub(crate) holds_data_since_ms: Option<i64>,
+    pub(crate) fenced_out_epoch: u64,
 }
 
 impl Said {
@@ -212,6 +214,8 @@ impl Said {
             || self.mode != before.mode
             || self.claims_primary != before.claims_primary
             || self.known_epoch != before.known_epoch
+            || self.holds_data_since_ms.is_some() != before.holds_data_since_ms.is_some()
+            || self.fenced_out_epoch != before.fenced_out_epoch
     }
 }
 
@@ -241,6 +245,8 @@ pub(crate) fn heartbeat(
             known_epoch: st.known_epoch,
             claims_primary,
             egress_watermark: watermark,
+            holds_data_since_ms: st.collecting_since_ms.unwrap_or(0),
+            fenced_out_epoch: st.fenced_out_through,
             name: cfg.name.clone().unwrap_or_default(),
             description: cfg.description.clone().unwrap_or_default(),
             stats: Some(v1::AdapterStats {
@@ -258,6 +264,8 @@ pub(crate) fn heartbeat(
             claims_primary,
             epoch: st.epoch,
             known_epoch: st.known_epoch,
+            holds_data_since_ms: st.collecting_since_ms,
+            fenced_out_epoch: st.fenced_out_through,
         },
     )
 }
@@ -611,7 +619,7 @@ pub(crate) fn apply_assignment(shared: &Shared, a: v1::RoleAssignment) {
                 st.abandon_recoveries();
                 if st.mode() != Some(Mode::Hot) {
                     // A Warm or Cold standby holds no data.
-                    st.buffer.clear();
+                    st.drop_buffer();
                 }
             }
             st.fenced_at = None;

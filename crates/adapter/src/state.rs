@@ -119,6 +119,9 @@ pub struct AdapterState {
     pub refused_stale: u64,
     /// Data time of the last point collected (unix ms).
     pub last_data_unix_ms: Option<i64>,
+    /// Data time (unix ms) of the first point of the current unbroken collection (None: not
+    /// collecting): the adapter holds every point since that the Primary has not egressed.
+    pub collecting_since_ms: Option<i64>,
     /// On-demand history recoveries.
     pub recoveries: Vec<Recovery>,
     /// Points received from the data source.
@@ -167,6 +170,7 @@ impl AdapterState {
             egressed: 0,
             refused_stale: 0,
             last_data_unix_ms: None,
+            collecting_since_ms: None,
             recoveries: Vec::new(),
             collected: 0,
             heartbeats_sent: 0,
@@ -269,6 +273,13 @@ impl AdapterState {
         self.fenced_at = None;
         self.role_reason = reason;
         self.abandon_recoveries();
+    }
+
+    /// Lets go of every buffered point (a standby that is not Hot holds none): from now on it
+    /// holds no data, and its next heartbeat says so.
+    pub fn drop_buffer(&mut self) {
+        self.buffer.clear();
+        self.collecting_since_ms = None;
     }
 
     /// Marks running or pending recoveries abandoned (the role was lost).

@@ -53,6 +53,13 @@ pub struct Heartbeat {
     pub claims_primary: bool,
     /// Last points the endpoint accepted from this adapter: (stream, seq).
     pub watermark: Vec<(u32, u64)>,
+    /// The data time (unix ms) of the first point of the adapter's current unbroken collection
+    /// (None: not collecting): among candidates of equal score, the earliest holds the most.
+    pub holds_data_since_ms: Option<i64>,
+    /// The endpoint refused this adapter's fence or write because another writer holds this
+    /// epoch (0: never). From the Primary, at the group's epoch or above, it means the epoch
+    /// is taken: the group promotes again above it.
+    pub fenced_out_epoch: u64,
 }
 
 /// Why a heartbeat was refused.
@@ -179,6 +186,8 @@ pub struct Session {
     pub connected: bool,
     /// When the session joined.
     pub joined_at: Duration,
+    /// As last reported: since when the member holds the data (None: it holds none).
+    pub holds_data_since_ms: Option<i64>,
 }
 
 /// Something that changed, with its reason in plain words.
@@ -284,6 +293,9 @@ pub struct Group {
     stale_seen: Vec<(SessionId, bool)>,
     /// After a failover-service restart: no promotion before this (the old Primary may reclaim).
     hold_until: Option<Duration>,
+    /// The Primary reported that the endpoint refused it at this epoch (another writer holds
+    /// it): the next recompute promotes again above it.
+    refused_epoch: Option<u64>,
 }
 
 fn secs(d: Duration) -> String {
@@ -319,6 +331,7 @@ impl Group {
             note: String::new(),
             stale_seen: Vec::new(),
             hold_until: None,
+            refused_epoch: None,
         }
     }
 
@@ -358,6 +371,11 @@ impl Group {
     /// promotion goes above it.
     pub fn highest_epoch(&self) -> u64 {
         self.epoch.max(self.highest_seen)
+    }
+    /// Remembers an epoch handed out before (by an earlier group of the same id): the next
+    /// promotion goes above it, as above one a member reports.
+    pub fn remember_epoch(&mut self, epoch: u64) {
+        self.highest_seen = self.highest_seen.max(epoch);
     }
     /// Why the group is as it is.
     pub fn note(&self) -> &str {
@@ -470,11 +488,14 @@ impl Group {
             });
         }
         if self.sessions.iter().all(|s| !s.posted)
-            && self.highest_epoch() == 0
-            && hb.known_epoch > 0
+            && self.epoch == 0
+            && self.primary.is_none()
+            && (hb.known_epoch > 0 || self.highest_seen > 0)
         {
-            // A group that existed before this service started: give its Primary one heartbeat
-            // interval to come back and reclaim the role. (Members of the vendor's REST API
+            // A group that existed before (this service restarted, or an operator deleted the
+            // group and it is being created again): give its Primary one heartbeat interval to
+            // come back and reclaim the role, and every member to rejoin, so the best of them
+            // is promoted rather than whoever rejoined first. (Members of the vendor's REST API
             // register before their first heartbeat, with no epoch: they do not count.)
             self.hold_until = Some(now + self.heartbeat_interval());
         }
@@ -483,6 +504,7 @@ impl Group {
             // that saw a newer one (at the endpoint) makes the next promotion go above it.
             self.highest_seen = hb.known_epoch;
         }
+        let fenced_out_epoch = hb.fenced_out_epoch;
         let id = match existing {
             Some(i) if self.sessions[i].incarnation == hb.incarnation => {
                 let s = &mut self.sessions[i];
@@ -498,6 +520,7 @@ impl Group {
                 }
                 s.score = hb.score;
                 s.mode = hb.mode;
+                s.holds_data_since_ms = hb.holds_data_since_ms;
                 s.last_heartbeat = now;
                 s.watermark = hb.watermark;
                 s.connected = true;
@@ -560,6 +583,7 @@ impl Group {
                     watermark: hb.watermark,
                     connected: true,
                     joined_at: now,
+                    holds_data_since_ms: hb.holds_data_since_ms,
                 });
                 self.next_order += 1;
                 self.adopt_claim(
@@ -572,6 +596,11 @@ impl Group {
                 id
             }
         };
+        if self.primary == Some(id) && self.epoch > 0 && fenced_out_epoch >= self.epoch {
+            // The endpoint is fenced at our Primary's epoch by another writer (a service that
+            // restarted handed out an epoch the endpoint had seen, say): that epoch is taken.
+            self.refused_epoch = Some(fenced_out_epoch);
+        }
         changes.extend(self.recompute(now));
         Ok((id, changes))
     }
@@ -627,6 +656,8 @@ impl Group {
                 known_epoch: 0,
                 claims_primary: false,
                 watermark: Vec::new(),
+                holds_data_since_ms: None,
+                fenced_out_epoch: 0,
             },
             now,
             next_session_id,
@@ -910,21 +941,31 @@ impl Group {
             }
         });
         let had_primary = self.primary.is_some();
+        let refused = self.refused_epoch.take().filter(|e| *e >= self.epoch);
         if let Some(id) = keep
-            && self.highest_seen > self.epoch
+            && (self.highest_seen > self.epoch || refused.is_some())
         {
-            // A member knows a newer epoch than the Primary's (the endpoint is fenced at it):
-            // the Primary's fence would be refused. Promote it again above every epoch seen.
+            // A member knows a newer epoch than the Primary's, or the Primary was refused at its
+            // own (the endpoint is fenced at it by another writer): the Primary's fence would
+            // be refused. Promote it again above every epoch seen.
             let adapter = self
                 .session(id)
                 .map(|p| p.adapter_id.clone())
                 .unwrap_or_default();
-            let seen = self.highest_seen;
+            let before = self.highest_seen;
+            let seen = before.max(refused.unwrap_or(0));
+            self.highest_seen = seen;
             self.epoch = seen.saturating_add(1);
-            self.note = format!(
-                "{adapter} promoted again, epoch {} (an epoch {seen} newer than its own was reported: the Primary's epoch must be above every epoch seen)",
-                self.epoch
-            );
+            self.note = match refused {
+                Some(r) if r >= before => format!(
+                    "{adapter} promoted again, epoch {} (the endpoint refused it at epoch {r}, which another writer holds: the Primary's epoch must be above every epoch seen)",
+                    self.epoch
+                ),
+                _ => format!(
+                    "{adapter} promoted again, epoch {} (an epoch {seen} newer than its own was reported: the Primary's epoch must be above every epoch seen)",
+                    self.epoch
+                ),
+            };
             changes.push(Transition {
                 kind: TransitionKind::Promoted {
                     adapter_id: adapter,
@@ -977,6 +1018,12 @@ impl Group {
             }
             self.hold_until = None;
         }
+        // Once the group has had a Primary (here, or before a restart or a deletion), one
+        // may have left data unflushed: among the highest scores, the member holding data
+        // since the earliest holds what the others do not (a Hot standby, before a Warm or
+        // Cold one or one that just resubscribed). Before that, ties go to the earliest
+        // registered, so a pair starts the same way every time.
+        let had_history = self.highest_epoch() > 0;
         let candidate = match forced {
             Some(id) => self.session(id),
             None => self
@@ -986,8 +1033,16 @@ impl Group {
                     live(self, s) && s.score > 0 && self.override_of(s) != Some(Role::Secondary)
                 })
                 .max_by(|a, b| {
+                    let since = |s: &Session| {
+                        if had_history {
+                            s.holds_data_since_ms.unwrap_or(i64::MAX)
+                        } else {
+                            0
+                        }
+                    };
                     a.score
                         .cmp(&b.score)
+                        .then(since(b).cmp(&since(a)))
                         .then(b.registered_order.cmp(&a.registered_order))
                 }),
         };
@@ -1057,6 +1112,8 @@ mod tests {
             known_epoch: 0,
             claims_primary: false,
             watermark: vec![],
+            holds_data_since_ms: None,
+            fenced_out_epoch: 0,
         }
     }
 

@@ -52,6 +52,8 @@ fn heartbeat(who: usize, incarnation: u32, score: u32) -> Heartbeat {
         known_epoch: 0,
         claims_primary: false,
         watermark: vec![],
+        holds_data_since_ms: None,
+        fenced_out_epoch: 0,
     }
 }
 

@@ -182,59 +182,129 @@ function addEvents(events) {
 }
 
 const ROLE_FILL = { Primary: "#2e7d32", Secondary: "#1565c0", Stale: "#c62828" };
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svgEl(tag, attrs, text) {
+  const e = document.createElementNS(SVG_NS, tag);
+  setAttrs(e, attrs || {});
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// Sets only the attributes that changed (null removes one), so an update touches nothing else.
+function setAttrs(e, attrs) {
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null) {
+      if (e.hasAttribute(k)) e.removeAttribute(k);
+    } else if (e.getAttribute(k) !== String(v)) {
+      e.setAttribute(k, v);
+    }
+  }
+}
+
+function setText(e, t) {
+  if (e.textContent !== t) e.textContent = t;
+}
+
+const LINK_STYLE = {
+  flowing: { stroke: "#ef6c00", "stroke-width": 4, "stroke-dasharray": "10 6", class: "flowing" },
+  ok: { stroke: "#607d8b", "stroke-width": 2, "stroke-dasharray": null, class: "link" },
+  late: { stroke: "#c62828", "stroke-width": 2, "stroke-dasharray": "4 4", class: "link late" },
+  idle: { stroke: "#cfd8dc", "stroke-width": 2, "stroke-dasharray": null, class: "link" },
+};
+
+// The diagram's elements: made once for a set of adapters (and whether the page may act), then
+// updated in place at every snapshot, so a button keeps its keyboard focus and takes a click
+// between two updates (rebuilding the drawing four times a second took both away).
+let diagram = null;
+
+function diagramBox(parent, x, y, w, h, lines) {
+  const g = svgEl("g", { class: "node" });
+  const rect = svgEl("rect", { x, y, width: w, height: h, rx: 8, fill: "#fff", stroke: "#37474f" });
+  const texts = [];
+  for (let i = 0; i < lines; i++) {
+    texts.push(svgEl("text", {
+      x: x + w / 2, y: y + 20 + i * 16, "text-anchor": "middle", fill: "#222",
+      "font-size": i ? 12 : 14, "font-weight": i ? "normal" : "bold",
+    }));
+  }
+  g.append(rect, ...texts);
+  parent.append(g);
+  return { rect, texts };
+}
+
+function fillBox(box, fill, lines) {
+  setAttrs(box.rect, { fill });
+  const ink = fill === "#fff" ? "#222" : "#fff";
+  box.texts.forEach((t, i) => {
+    setAttrs(t, { fill: ink });
+    setText(t, lines[i] || "");
+  });
+}
+
+function buildDiagram(svg, ids, withButtons) {
+  const links = svgEl("g", { class: "links" });
+  const nodes = svgEl("g", { class: "nodes" });
+  svg.replaceChildren(links, nodes);
+  const n = Math.max(1, ids.length);
+  const rowH = 240 / n;
+  const d = { key: ids.join("\n") + "|" + withButtons, adapters: new Map() };
+  ids.forEach((id, i) => {
+    const cy = 15 + rowH * i + rowH / 2;
+    const y = cy - 32;
+    const a = {
+      source: svgEl("line", { x1: 170, y1: 135, x2: 330, y2: cy }),
+      endpoint: svgEl("line", { x1: 500, y1: cy, x2: 650, y2: 205 }),
+      service: svgEl("line", { x1: 500, y1: cy, x2: 650, y2: 65 }),
+    };
+    links.append(a.source, a.endpoint, a.service);
+    a.box = diagramBox(nodes, 330, y, 170, 64, 3);
+    if (withButtons) {
+      ["kill", "pause", "resume", "restart"].forEach((act, k) => {
+        const bx = 330 + k * 43;
+        const b = svgEl("g", {
+          class: "svg-button", "data-action": act, "data-adapter": id, role: "button",
+          tabindex: 0, "aria-label": `${act} ${id}`,
+        });
+        b.append(
+          svgEl("rect", { x: bx, y: y + 67, width: 40, height: 16, rx: 3, fill: "#eceff1", stroke: "#90a4ae" }),
+          svgEl("text", { x: bx + 20, y: y + 79, "text-anchor": "middle", "font-size": 10 }, act),
+        );
+        nodes.append(b);
+      });
+    }
+    d.adapters.set(id, a);
+  });
+  d.source = diagramBox(nodes, 20, 105, 150, 60, 2);
+  fillBox(d.source, "#fff", ["data source", "collected from"]);
+  d.service = diagramBox(nodes, 650, 35, 230, 60, 2);
+  d.endpoint = diagramBox(nodes, 650, 175, 230, 60, 2);
+  diagram = d;
+}
 
 // The five processes and their links, live: who collects and egresses (moving dashes), whose
 // heartbeats are late (red), the epoch the endpoint is fenced at; where the page may act, each
 // adapter's buttons sit under it. `before` is the previous snapshot (for what moved since).
 function renderDiagram(s, before) {
   const svg = $("#diagram");
-  const box = (x, y, w, h, fill, lines, cls) => {
-    let t = `<g class="${cls || "node"}"><rect x="${x}" y="${y}" width="${w}" height="${h}" rx="8" fill="${fill}" stroke="#37474f"/>`;
-    lines.forEach((l, i) => {
-      t += `<text x="${x + w / 2}" y="${y + 20 + i * 16}" text-anchor="middle" fill="${fill === "#fff" ? "#222" : "#fff"}" font-size="${i ? 12 : 14}" font-weight="${i ? "normal" : "bold"}">${l}</text>`;
-    });
-    return t + "</g>";
-  };
-  const link = (x1, y1, x2, y2, state) => {
-    const style = {
-      flowing: 'stroke="#ef6c00" stroke-width="4" stroke-dasharray="10 6" class="flowing"',
-      ok: 'stroke="#607d8b" stroke-width="2"',
-      late: 'stroke="#c62828" stroke-width="2" stroke-dasharray="4 4"',
-      idle: 'stroke="#cfd8dc" stroke-width="2"',
-    }[state];
-    return `<line x1="${x1}" y1="${y1}" x2="${x2}" y2="${y2}" ${style}/>`;
-  };
-  const parts = [];
-  const n = Math.max(1, s.adapters.length);
-  const rowH = 240 / n;
+  const ids = s.adapters.map((a) => a.id);
+  if (!diagram || diagram.key !== ids.join("\n") + "|" + actionsEnabled) {
+    buildDiagram(svg, ids, actionsEnabled);
+  }
   const e = s.endpoint;
   const timeout = s.failover_timeout_ms || 1;
-  // Links first, boxes over them.
-  s.adapters.forEach((a, i) => {
-    const cy = 15 + rowH * i + rowH / 2;
+  for (const a of s.adapters) {
+    const d = diagram.adapters.get(a.id);
     const prev = before && before.adapters.find((b) => b.id === a.id);
     const collecting = prev ? a.collected > prev.collected : false;
-    const egressing = a.egress_rate > 0;
-    const late = a.heartbeat_age_ms > timeout;
-    parts.push(link(170, 135, 330, cy, collecting ? "flowing" : "idle"));
-    parts.push(link(500, cy, 650, 205, egressing ? "flowing" : "idle"));
-    parts.push(link(500, cy, 650, 65, late ? "late" : "ok"));
-  });
-  parts.push(box(20, 105, 150, 60, "#fff", ["data source", "collected from"]));
-  s.adapters.forEach((a, i) => {
-    const y = 15 + rowH * i + rowH / 2 - 32;
-    const fill = ROLE_FILL[a.role] || "#9e9e9e";
-    parts.push(box(330, y, 170, 64, fill, [a.id, `${a.role} · score ${a.score}`, `${a.mode} · ${fmt(a.egress_rate)} points/s out`]));
-    if (actionsEnabled) {
-      ["kill", "pause", "resume", "restart"].forEach((act, k) => {
-        const bx = 330 + k * 43;
-        parts.push(`<g class="svg-button" data-action="${act}" data-adapter="${a.id}" role="button" tabindex="0"><rect x="${bx}" y="${y + 67}" width="40" height="16" rx="3" fill="#eceff1" stroke="#90a4ae"/><text x="${bx + 20}" y="${y + 79}" text-anchor="middle" font-size="10">${act}</text></g>`);
-      });
-    }
-  });
-  parts.push(box(650, 35, 230, 60, "#fff", ["failover service", `epoch ${s.epoch} · Primary ${s.primary || "nobody"}`]));
-  parts.push(box(650, 175, 230, 60, "#fff", ["data endpoint", e ? `fenced at epoch ${e.fenced_epoch} · ${fmt(e.received)} points` : "audit not available"]));
-  svg.innerHTML = parts.join("");
+    setAttrs(d.source, LINK_STYLE[collecting ? "flowing" : "idle"]);
+    setAttrs(d.endpoint, LINK_STYLE[a.egress_rate > 0 ? "flowing" : "idle"]);
+    setAttrs(d.service, LINK_STYLE[a.heartbeat_age_ms > timeout ? "late" : "ok"]);
+    fillBox(d.box, ROLE_FILL[a.role] || "#9e9e9e",
+      [a.id, `${a.role} · score ${a.score}`, `${a.mode} · ${fmt(a.egress_rate)} points/s out`]);
+  }
+  fillBox(diagram.service, "#fff", ["failover service", `epoch ${s.epoch} · Primary ${s.primary || "nobody"}`]);
+  fillBox(diagram.endpoint, "#fff", ["data endpoint", e ? `fenced at epoch ${e.fenced_epoch} · ${fmt(e.received)} points` : "audit not available"]);
 }
 
 // Shows history[i]: the newest when following the pair, an earlier one when paused.
@@ -258,6 +328,8 @@ function renderAt(i) {
   $("#shown").textContent = paused
     ? `paused: ${secs(newest.at_ms - s.at_ms)} before now`
     : "live";
+  // How many times the page has drawn a snapshot (tests wait on it).
+  document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
 }
 
 function render(s) {
@@ -312,6 +384,16 @@ $("#rewind").addEventListener("input", (e) => {
 document.addEventListener("click", (e) => {
   const b = e.target.closest("[data-action]");
   if (b) act(b);
+});
+// The diagram's buttons are SVG groups with role="button": Enter or Space presses them, as it
+// does an HTML button (which gets its click from the browser).
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Enter" && e.key !== " ") return;
+  const b = e.target.closest && e.target.closest('[data-action][role="button"]');
+  if (b) {
+    e.preventDefault();
+    act(b);
+  }
 });
 
 function connect() {

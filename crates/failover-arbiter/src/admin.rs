@@ -38,7 +38,7 @@ impl Arbiter {
             .get_mut(group)
             .ok_or_else(|| AdminError::NoGroup(crate::pull::shortened(group)))?;
         let changes = e.group.remove_session(session, now)?;
-        self.apply(&mut state, group, &changes);
+        self.apply_requested(&mut state, group, &changes);
         Ok(())
     }
 
@@ -55,7 +55,7 @@ impl Arbiter {
                 sessions: e.group.sessions().len(),
             });
         }
-        state.groups.remove(group);
+        state.remove_group(group);
         drop(state);
         tracing::info!(group, "group deleted by an operator");
         self.publish(group, self.status(group));

@@ -104,6 +104,12 @@ pub struct PullHeartbeat {
     /// failover-lab adapters acting as Primary say what the endpoint last accepted from them,
     /// (stream, seq) pairs, for the Hot standby's buffer (an extension).
     pub watermark: Option<Vec<(u32, u64)>>,
+    /// failover-lab adapters say since when (data time, unix ms) they hold the data they
+    /// collect (an extension; absent: they hold none).
+    pub holds_data_since_ms: Option<i64>,
+    /// failover-lab adapters say the newest epoch at which the endpoint refused them because
+    /// another writer holds it (an extension; 0: never).
+    pub fenced_out_epoch: u64,
 }
 
 /// The answer to a heartbeat.
@@ -216,7 +222,7 @@ impl Arbiter {
         if state.groups.len() >= failover_core::limits::MAX_GROUPS {
             return Err(PullError::TooManyGroups(failover_core::limits::MAX_GROUPS));
         }
-        let mut entry = GroupEntry::new(failover_core::group::Group::create(id, settings));
+        let mut entry = state.new_entry(failover_core::group::Group::create(id, settings));
         entry.additional_data = additional_data;
         state.groups.insert(id.to_string(), entry);
         drop(state);
@@ -298,6 +304,8 @@ impl Arbiter {
             known_epoch: hb.known_epoch,
             claims_primary: hb.claims_primary,
             watermark: hb.watermark.unwrap_or_else(|| session.watermark.clone()),
+            holds_data_since_ms: hb.holds_data_since_ms,
+            fenced_out_epoch: hb.fenced_out_epoch,
         };
         e.heartbeats += 1;
         let (id, changes) = e.group.heartbeat(beat, now, &mut state.next_session)?;

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     Arbiter,
-    state::{GroupEntry, Outbound, assignment_message},
+    state::{Outbound, assignment_message},
 };
 
 /// Most watermark entries a heartbeat may carry.
@@ -49,6 +49,7 @@ pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat
         )));
     }
     limits::check_epoch("known_epoch", hb.known_epoch).map_err(invalid)?;
+    limits::check_epoch("fenced_out_epoch", hb.fenced_out_epoch).map_err(invalid)?;
     if hb.egress_watermark.len() > MAX_WATERMARK_STREAMS {
         return Err(Status::invalid_argument(
             "egress_watermark lists too many streams",
@@ -68,6 +69,8 @@ pub fn validate_heartbeat(hb: v1::HeartbeatRequest) -> Result<(String, Heartbeat
             known_epoch: hb.known_epoch,
             claims_primary: hb.claims_primary,
             watermark: convert::watermark_pairs(&hb.egress_watermark),
+            holds_data_since_ms: (hb.holds_data_since_ms > 0).then_some(hb.holds_data_since_ms),
+            fenced_out_epoch: hb.fenced_out_epoch,
         },
     ))
 }
@@ -133,10 +136,15 @@ impl Arbiter {
                 limits::MAX_GROUPS
             )));
         }
-        let entry = state
-            .groups
-            .entry(group_id.clone())
-            .or_insert_with(|| GroupEntry::new(Group::new(group_id.clone(), &hb)));
+        if !state.groups.contains_key(&group_id) {
+            let entry = state.new_entry(Group::new(group_id.clone(), &hb));
+            state.groups.insert(group_id.clone(), entry);
+        }
+        let Some(entry) = state.groups.get_mut(&group_id) else {
+            return Err(Status::internal(
+                "the group vanished while taking a heartbeat",
+            ));
+        };
         entry.heartbeats += 1;
         let (id, changes) = entry
             .group
@@ -310,4 +318,78 @@ pub async fn serve_incoming<IO: process::ServerConn>(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(adapter: &str, known_epoch: u64, claims_primary: bool) -> v1::HeartbeatRequest {
+        v1::HeartbeatRequest {
+            group_id: "g".into(),
+            adapter_id: adapter.into(),
+            incarnation: format!("{adapter}-1"),
+            score: 100,
+            mode: v1::Mode::Hot as i32,
+            failover_timeout_ms: 4000,
+            known_epoch,
+            claims_primary,
+            ..Default::default()
+        }
+    }
+
+    /// Found by the simulator (`failover-lab sim --seed 30480 --modes Hot --faults
+    /// mode-switch,crash,timeout-change,latency,endpoint-outage,graceful-stop --swarm off`): a
+    /// group deleted (as a failoverTimeout change is done) and created again by a restarted
+    /// adapter, which knew no epoch, promoted it at epoch 1 although the service had handed out
+    /// epoch 2 under that id; and a member claiming an older epoch than one handed out since was
+    /// adopted at it. Epochs of a group id now never go back while the service runs; and a
+    /// group created again waits a heartbeat interval (2 s here, in paused time) for every member
+    /// to rejoin.
+    #[tokio::test(start_paused = true)]
+    async fn a_group_created_again_promotes_above_every_epoch_it_handed_out() {
+        let arbiter = Arbiter::new();
+        tokio::spawn(crate::clock::run(arbiter.clone()));
+        let (tx, _rx) = tokio::sync::mpsc::channel(64);
+        arbiter.on_heartbeat(beat("a", 0, false), &tx).expect("a");
+        arbiter.on_heartbeat(beat("b", 0, false), &tx).expect("b");
+        assert_eq!(arbiter.status("g").epoch, 1);
+        arbiter.delete_session("g", "a").expect("a deleted");
+        assert_eq!(arbiter.status("g").epoch, 2, "b promoted");
+        arbiter.delete_session("g", "b").expect("b deleted");
+        arbiter.delete_group("g").expect("group deleted");
+
+        // b, Primary at epoch 2 before, may reclaim its role at that epoch.
+        arbiter
+            .on_heartbeat(beat("b", 2, true), &tx)
+            .expect("b again");
+        let s = arbiter.status("g");
+        assert_eq!((s.epoch, s.primary_adapter_id.as_str()), (2, "b"));
+        arbiter.delete_session("g", "b").expect("b deleted");
+        arbiter.delete_group("g").expect("group deleted");
+
+        // A new process that knows no epoch: not at once (the others may rejoin), and above 2,
+        // not at 1.
+        let mut fresh = beat("a", 0, false);
+        fresh.incarnation = "a-2".into();
+        arbiter.on_heartbeat(fresh, &tx).expect("a again");
+        assert_eq!(
+            arbiter.status("g").epoch,
+            0,
+            "promoted before the others could rejoin"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let s = arbiter.status("g");
+        assert_eq!((s.epoch, s.primary_adapter_id.as_str()), (3, "a"));
+        arbiter.delete_session("g", "a").expect("a deleted");
+        arbiter.delete_group("g").expect("group deleted");
+
+        // A member claiming an epoch older than one handed out since is not adopted at it.
+        let mut old = beat("b", 2, true);
+        old.incarnation = "b-2".into();
+        arbiter.on_heartbeat(old, &tx).expect("b claims 2");
+        let s = arbiter.status("g");
+        assert_ne!(s.epoch, 2, "adopted at an epoch handed out before: {s:?}");
+        assert!(s.epoch == 0 || s.epoch > 3, "{s:?}");
+    }
 }

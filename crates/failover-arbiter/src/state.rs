@@ -33,6 +33,8 @@ pub(crate) struct GroupEntry {
     pub(crate) outbound: BTreeMap<SessionId, Outbound>,
     /// Promotions to Primary in this group (for `/metrics`).
     pub(crate) promotions: u64,
+    /// Of those, the promotions an operator or a leaving member asked for.
+    pub(crate) requested_promotions: u64,
     /// Members declared stale in this group.
     pub(crate) stale_events: u64,
     /// Heartbeats taken for this group.
@@ -61,6 +63,7 @@ impl GroupEntry {
             group,
             outbound: BTreeMap::new(),
             promotions: 0,
+            requested_promotions: 0,
             stale_events: 0,
             heartbeats: 0,
             stats: BTreeMap::new(),
@@ -101,6 +104,7 @@ impl GroupEntry {
         });
         status.heartbeats = self.heartbeats;
         status.promotions = self.promotions;
+        status.requested_promotions = self.requested_promotions;
         for s in &mut status.sessions {
             let id = s.session_id.parse::<SessionId>().ok();
             s.stats = id.and_then(|id| self.stats.get(&id).cloned());
@@ -112,6 +116,10 @@ impl GroupEntry {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) groups: BTreeMap<String, GroupEntry>,
+    /// The newest epoch of each group that was deleted: a group created again under the same
+    /// id promotes above it, so an epoch this service handed out never comes back (an adapter
+    /// or the endpoint may still hold it).
+    pub(crate) epoch_floors: BTreeMap<String, u64>,
     pub(crate) next_session: SessionId,
     /// Heartbeats taken (for `/metrics`).
     pub(crate) heartbeats: u64,
@@ -127,6 +135,24 @@ struct Inner {
     /// Set at the shutdown signal: from then on nothing is decided (no promotion, no
     /// staleness), so a graceful restart of the service causes no failover by itself.
     stopping: std::sync::atomic::AtomicBool,
+}
+
+impl State {
+    /// A new group's entry, above every epoch this service handed out under its id before.
+    pub(crate) fn new_entry(&self, mut group: Group) -> GroupEntry {
+        if let Some(floor) = self.epoch_floors.get(group.id()) {
+            group.remember_epoch(*floor);
+        }
+        GroupEntry::new(group)
+    }
+
+    /// Removes a group, remembering its newest epoch for a group created again under its id.
+    pub(crate) fn remove_group(&mut self, id: &str) {
+        if let Some(e) = self.groups.remove(id) {
+            let floor = self.epoch_floors.entry(id.to_string()).or_default();
+            *floor = (*floor).max(e.group.highest_epoch());
+        }
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -163,6 +189,7 @@ impl Arbiter {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     groups: BTreeMap::new(),
+                    epoch_floors: BTreeMap::new(),
                     next_session: 1,
                     heartbeats: 0,
                 }),
@@ -222,14 +249,47 @@ impl Arbiter {
     }
 
     /// Logs `changes`, pushes assignments to the group's members if a role may have changed,
-    /// publishes the group's status, and wakes the clock.
+    /// publishes the group's status, and wakes the clock. A promotion among changes that hold a
+    /// member leaving or an override beginning, ending or expiring was asked for.
     pub(crate) fn apply(&self, state: &mut State, group_id: &str, changes: &[Transition]) {
+        let requested = changes.iter().any(|t| {
+            matches!(
+                t.kind,
+                TransitionKind::Left { .. } | TransitionKind::Override { .. }
+            )
+        });
+        self.apply_changes(state, group_id, changes, requested);
+    }
+
+    /// [`Arbiter::apply`] for changes an operator asked for (a deleted session): every
+    /// promotion among them was asked for.
+    pub(crate) fn apply_requested(
+        &self,
+        state: &mut State,
+        group_id: &str,
+        changes: &[Transition],
+    ) {
+        self.apply_changes(state, group_id, changes, true);
+    }
+
+    fn apply_changes(
+        &self,
+        state: &mut State,
+        group_id: &str,
+        changes: &[Transition],
+        requested: bool,
+    ) {
         let Some(entry) = state.groups.get_mut(group_id) else {
             return;
         };
         for t in changes {
             match &t.kind {
-                TransitionKind::Promoted { .. } => entry.promotions += 1,
+                TransitionKind::Promoted { .. } => {
+                    entry.promotions += 1;
+                    if requested {
+                        entry.requested_promotions += 1;
+                    }
+                }
                 TransitionKind::Stale { .. } => entry.stale_events += 1,
                 _ => {}
             }
@@ -413,6 +473,7 @@ fn status_message(group: &Group, now: Duration) -> v1::GroupStatus {
         // Filled in by GroupEntry::status, which counts them.
         heartbeats: 0,
         promotions: 0,
+        requested_promotions: 0,
         observed_at_unix_ms: process::unix_ms(),
         observed_at_unix_us: process::unix_us(),
         exists: true,

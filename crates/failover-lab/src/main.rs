@@ -144,6 +144,22 @@ struct DemoArgs {
     max_clients: Option<u32>,
 }
 
+/// `--swarm on|off`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SwarmArg {
+    On,
+    Off,
+}
+
+impl From<SwarmArg> for failover_sim::Swarm {
+    fn from(s: SwarmArg) -> Self {
+        match s {
+            SwarmArg::On => failover_sim::Swarm::On,
+            SwarmArg::Off => failover_sim::Swarm::Off,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct SimArgs {
     /// How many seeds to run (from --first-seed on).
@@ -174,6 +190,13 @@ struct SimArgs {
     /// Modes, comma-separated, taken in turn by seed (seed modulo their number).
     #[arg(long, default_value = "Hot,Warm,Cold", value_delimiter = ',', value_parser = |s: &str| s.parse::<Mode>().map_err(|e| e.to_string()))]
     modes: Vec<Mode>,
+    /// Each seed draws a fault mix of its own from the pool (--faults): 1 to 6 kinds, faults
+    /// short, mixed or long, back to back, mixed or sparse, a few or as many as fit (swarm
+    /// testing: a run that exercises a few kinds hard finds what hides where they meet). `off`:
+    /// every kind of the pool in equal measure in every run, 0.25 to 4 failoverTimeouts long,
+    /// 0 to 2 apart. The run's header shows its mix.
+    #[arg(long, value_enum, default_value_t = SwarmArg::On)]
+    swarm: SwarmArg,
     /// Fault kinds to draw from, comma-separated (default: all). Machines and networks: crash,
     /// pause, partition, one-way, endpoint-link, latency, source-outage, endpoint-outage,
     /// arbiter-restart, arbiter-outage. Operators and misconfigured members: mode-switch,
@@ -745,11 +768,12 @@ fn run_sim(args: SimArgs) -> anyhow::Result<(ExitCode, Option<failover_sim::Outc
     let plan = sim::SimPlan {
         seeds,
         modes: args.modes,
-        kinds: if args.faults.is_empty() {
+        pool: if args.faults.is_empty() {
             failover_sim::FaultKind::ALL.to_vec()
         } else {
             args.faults
         },
+        swarm: args.swarm.into(),
         broken: args.broken,
         jobs: args.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)

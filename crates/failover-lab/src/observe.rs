@@ -129,6 +129,9 @@ pub struct StatusPoint {
     pub exists: bool,
     /// Promotions the service has made in the group since it started.
     pub promotions: u64,
+    /// Of those, the promotions an operator or a leaving member asked for.
+    #[serde(default)]
+    pub requested_promotions: u64,
 }
 
 impl StatusPoint {
@@ -148,6 +151,7 @@ impl StatusPoint {
                 .collect(),
             exists: status.is_some_and(|s| s.exists),
             promotions: status.map_or(0, |s| s.promotions),
+            requested_promotions: status.map_or(0, |s| s.requested_promotions),
         }
     }
 }

@@ -218,6 +218,7 @@ mod tests {
                 adapters: vec![("adapter-a".into(), "Primary".into(), 100)],
                 exists: true,
                 promotions: 1,
+                requested_promotions: 0,
             }],
             samples: vec![Sample {
                 at_ms: 250,

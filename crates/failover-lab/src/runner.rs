@@ -1426,6 +1426,8 @@ impl<S: Stage> Run<S> {
                     epoch: p.epoch,
                     exists: p.exists,
                     promotions: p.promotions,
+                    primary: p.primary.clone(),
+                    requested: p.requested_promotions,
                 })
                 .collect(),
             samples: t

@@ -13,7 +13,7 @@ use std::{
 };
 
 use failover_core::Mode;
-use failover_sim::{BrokenRule, FaultKind, Outcome, SimOptions};
+use failover_sim::{BrokenRule, FaultKind, Outcome, SimOptions, Swarm};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -22,8 +22,10 @@ pub struct SimPlan {
     pub seeds: Vec<u64>,
     /// Modes, taken in turn by seed (seed % modes).
     pub modes: Vec<Mode>,
-    /// Fault kinds to draw from.
-    pub kinds: Vec<FaultKind>,
+    /// Fault kinds to draw from (the pool).
+    pub pool: Vec<FaultKind>,
+    /// Whether each seed draws a mix of its own from the pool.
+    pub swarm: Swarm,
     /// A rule broken on purpose.
     pub broken: Option<BrokenRule>,
     /// Threads.
@@ -34,8 +36,7 @@ impl SimPlan {
     /// The options of one seed.
     pub fn options(&self, seed: u64) -> SimOptions {
         let mode = self.modes[usize::try_from(seed).unwrap_or(0) % self.modes.len().max(1)];
-        let mut o = SimOptions::for_seed(seed, mode);
-        o.kinds.clone_from(&self.kinds);
+        let mut o = SimOptions::with_pool(seed, mode, &self.pool, self.swarm);
         o.broken = self.broken;
         o
     }
@@ -173,6 +174,7 @@ pub fn outcome_text(o: &Outcome, replay: &str) -> String {
             .map(|b| format!(" · broken rule: {}", b.name()))
             .unwrap_or_default()
     );
+    let _ = writeln!(out, "fault mix: {}", opt.mix.describe());
     let _ = writeln!(
         out,
         "schedule ({} faults, all healed by {:.2}s):",
@@ -220,6 +222,21 @@ pub fn outcome_text(o: &Outcome, replay: &str) -> String {
             writers.join(", ")
         );
     }
+    let holes = holes(o);
+    if !holes.is_empty() {
+        let shown: Vec<String> = holes.iter().take(12).map(Hole::to_string).collect();
+        let _ = writeln!(
+            out,
+            "ticks nobody delivered ({}): {}{}",
+            holes.len(),
+            shown.join(", "),
+            if holes.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
     if o.violations.is_empty() {
         let _ = writeln!(out, "every invariant held");
     }
@@ -230,6 +247,55 @@ pub fn outcome_text(o: &Outcome, replay: &str) -> String {
     out
 }
 
+/// Source ticks the endpoint holds from nobody, between two it holds: what rule 5 reports as
+/// lost (in Warm and Cold, the takeover's gap too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hole {
+    /// The first and last tick missing.
+    pub seqs: (u64, u64),
+    /// Their data times, in simulated time.
+    pub at: (Duration, Duration),
+    /// Who delivered the tick before and the tick after.
+    pub between: (String, String),
+}
+
+impl std::fmt::Display for Hole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ticks {}-{} ({:.2}s-{:.2}s, after {}, before {})",
+            self.seqs.0,
+            self.seqs.1,
+            self.at.0.as_secs_f64(),
+            self.at.1.as_secs_f64(),
+            self.between.0,
+            self.between.1
+        )
+    }
+}
+
+/// The holes in a run's coverage, in tick order.
+pub fn holes(o: &Outcome) -> Vec<Hole> {
+    let Some(audit) = &o.audit else {
+        return Vec::new();
+    };
+    let mut runs: Vec<&failover_proto::v1::CoverageRun> = audit.coverage.iter().collect();
+    runs.sort_by_key(|r| r.first_seq);
+    let period_ms = 1000 / failover_sim::RATE_HZ;
+    let sim_time = |seq: u64| Duration::from_millis(seq.saturating_mul(period_ms));
+    runs.windows(2)
+        .filter(|w| w[1].first_seq > w[0].last_seq + 1)
+        .map(|w| {
+            let seqs = (w[0].last_seq + 1, w[1].first_seq - 1);
+            Hole {
+                seqs,
+                at: (sim_time(seqs.0), sim_time(seqs.1)),
+                between: (w[0].adapter_id.clone(), w[1].adapter_id.clone()),
+            }
+        })
+        .collect()
+}
+
 /// The command that replays a run.
 pub fn replay_command(o: &Outcome, plan: &SimPlan) -> String {
     let mut cmd = format!(
@@ -237,9 +303,12 @@ pub fn replay_command(o: &Outcome, plan: &SimPlan) -> String {
         o.options.seed,
         o.options.mode.as_str()
     );
-    if plan.kinds.len() != FaultKind::ALL.len() {
-        let kinds: Vec<&str> = plan.kinds.iter().map(|k| k.name()).collect();
+    if plan.pool.len() != FaultKind::ALL.len() {
+        let kinds: Vec<&str> = plan.pool.iter().map(|k| k.name()).collect();
         let _ = write!(cmd, " --faults {}", kinds.join(","));
+    }
+    if plan.swarm == Swarm::Off {
+        cmd.push_str(" --swarm off");
     }
     if let Some(b) = plan.broken {
         cmd.push_str(" --break ");
@@ -280,7 +349,7 @@ pub fn printer(total: usize) -> impl Fn(&Summary) + Sync {
 /// statuses as the simulator's observer saw them, the data flow it sampled, and the faults with
 /// their healing, in simulated time.
 pub fn recording(o: &Outcome) -> String {
-    use crate::observe::{Event, Sample, StatusPoint, Timeline};
+    use crate::observe::{AdapterSample, CoverageSpan, Event, Sample, StatusPoint, Timeline};
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let mut events = Vec::new();
     let mut previous: Option<&failover_sim::Seen> = None;
@@ -318,6 +387,7 @@ pub fn recording(o: &Outcome) -> String {
             adapters,
             exists: s.exists,
             promotions: s.promotions,
+            requested_promotions: s.requested_promotions,
         });
     }
     for f in &o.faults {
@@ -338,23 +408,62 @@ pub fn recording(o: &Outcome) -> String {
         });
     }
     events.sort_by_key(|e| e.at_ms);
+    // Each sample with every adapter's role and score as the service last showed them, and the
+    // points the endpoint had accepted from it (the egress bars).
     let samples = o
         .samples
         .iter()
-        .map(|s| Sample {
-            at_ms: ms(s.at),
-            adapters: BTreeMap::new(),
-            received: s.received,
-            epoch: 0,
-            fences: s.fences,
-            writes: s.writes,
-            heartbeats: s.heartbeats,
+        .map(|s| {
+            let seen = o.timeline.iter().rev().find(|t| t.at <= s.at);
+            let mut adapters = BTreeMap::new();
+            for name in failover_sim::world::ADAPTERS {
+                let role = seen
+                    .and_then(|t| t.live.iter().find(|(a, _)| a == name))
+                    .map_or("Stale".to_string(), |(_, r)| r.clone());
+                let score = seen
+                    .and_then(|t| t.scores.iter().find(|(a, _)| a == name))
+                    .map_or(0, |(_, sc)| *sc);
+                adapters.insert(
+                    name.to_string(),
+                    AdapterSample {
+                        role,
+                        score,
+                        accepted: s.accepted.get(name).copied().unwrap_or(0),
+                    },
+                );
+            }
+            Sample {
+                at_ms: ms(s.at),
+                adapters,
+                received: s.received,
+                epoch: seen.map_or(0, |t| t.epoch),
+                fences: s.fences,
+                writes: s.writes,
+                heartbeats: s.heartbeats,
+            }
+        })
+        .collect();
+    // Who delivered each tick, on the run's time axis (a simulation starts at the source's
+    // origin).
+    let origin_ms = failover_sim::world::EPOCH_UNIX_US as f64 / 1000.0;
+    let coverage = o
+        .audit
+        .iter()
+        .flat_map(|a| &a.coverage)
+        .map(|r| CoverageSpan {
+            from_ms: r.first_ms as f64 - origin_ms,
+            to_ms: r.last_ms as f64 - origin_ms,
+            first_seq: r.first_seq,
+            last_seq: r.last_seq,
+            adapter: r.adapter_id.clone(),
+            late: r.late,
         })
         .collect();
     let timeline = Timeline {
         history,
         events,
         samples,
+        coverage,
         ..Timeline::default()
     };
     let header = crate::recording::Header {

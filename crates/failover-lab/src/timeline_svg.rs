@@ -546,6 +546,7 @@ mod tests {
             ],
             exists: true,
             promotions: epoch,
+            requested_promotions: 0,
         }
     }
 

@@ -15,6 +15,29 @@ pub enum LogFormat {
 /// Replaces the log filter of the running process (set by [`init_tracing`]).
 type SetFilter = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>;
 
+/// The time on each log line: the system's, or, where a wall clock was installed (the
+/// simulator's, [`install_wall_clock`]), that clock's time of day, so a simulated run's log
+/// lines read in simulated time (a simulation starts at midnight).
+#[derive(Debug, Clone, Copy)]
+struct LogClock;
+
+impl tracing_subscriber::fmt::time::FormatTime for LogClock {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        if WALL_CLOCK.get().is_none() {
+            return tracing_subscriber::fmt::time::SystemTime.format_time(w);
+        }
+        let us = unix_us().rem_euclid(86_400_000_000);
+        let (s, frac) = (us / 1_000_000, us % 1_000_000);
+        write!(
+            w,
+            "{:02}:{:02}:{:02}.{frac:06}",
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
+    }
+}
+
 /// The running process's log filter, and how to change it.
 static LOG_FILTER: std::sync::Mutex<Option<(String, SetFilter)>> = std::sync::Mutex::new(None);
 
@@ -29,6 +52,7 @@ pub fn init_tracing(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_timer(LogClock)
         .with_target(false);
     // A second call (tests) keeps the first subscriber.
     let set: SetFilter = match format {

@@ -71,6 +71,8 @@ fn statuses(o: &Outcome) -> Vec<shared::Status> {
             epoch: s.epoch,
             exists: s.exists,
             promotions: s.promotions,
+            primary: s.primary.clone(),
+            requested: s.requested_promotions,
         })
         .collect()
 }

@@ -37,7 +37,7 @@ use failover_proto::v1;
 use tokio::sync::{mpsc, watch};
 
 pub use check::Violation;
-pub use schedule::{Fault, FaultKind};
+pub use schedule::{Fault, FaultKind, FaultMix};
 use world::{
     ADAPTERS, ARBITER, ARBITER_PORT, ENDPOINT, ENDPOINT_PORT, OBSERVER, SOURCE, SOURCE_PORT,
     STANDALONE, STANDALONE_NAME, TWIN, url,
@@ -45,11 +45,11 @@ use world::{
 
 /// How far simulated time moves per step: finer than any timeout or latency that matters
 /// here (failoverTimeouts are 1 to 5 s, links 0.2 to 2 ms plus injected latency).
-pub const TICK: Duration = Duration::from_millis(5);
+pub const TICK: Duration = Duration::from_millis(10);
 
 /// The seeds CI runs (modes in turn, as [`SimOptions::for_ci`]): enough that every fault kind
 /// meets every mode (a test checks it), in well under a minute.
-pub const CI_SEEDS: std::ops::RangeInclusive<u64> = 1..=90;
+pub const CI_SEEDS: std::ops::RangeInclusive<u64> = 1..=160;
 
 /// The failover group of every simulation.
 pub const GROUP: &str = "sim";
@@ -63,12 +63,22 @@ pub struct SimOptions {
     pub mode: Mode,
     /// The group's failoverTimeout.
     pub failover_timeout: Duration,
-    /// The fault kinds to draw from.
-    pub kinds: Vec<FaultKind>,
+    /// How the faults are drawn: which kinds, how many, how long, how close together.
+    pub mix: FaultMix,
     /// Length of the fault window (after a 5 s start, before the settling time).
     pub fault_window: Duration,
     /// A deliberately broken rule, to check that the invariants catch it.
     pub broken: Option<BrokenRule>,
+}
+
+/// Whether each seed draws a fault mix of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Swarm {
+    /// Each seed draws its own mix from the pool (the default).
+    #[default]
+    On,
+    /// Every kind of the pool in equal measure, as the first simulator drew.
+    Off,
 }
 
 /// A rule broken on purpose.
@@ -121,16 +131,25 @@ impl std::str::FromStr for BrokenRule {
 }
 
 impl SimOptions {
-    /// A run of `seed` in `mode`, with a failoverTimeout and fault window drawn from the seed
-    /// too (1 to 5 s; 30 s).
+    /// A run of `seed` in `mode`, with a failoverTimeout, a fault mix of its own from every
+    /// kind (swarm) and a fault window drawn from the seed too (1 to 5 s; 30 s).
     pub fn for_seed(seed: u64, mode: Mode) -> Self {
+        Self::with_pool(seed, mode, &FaultKind::ALL, Swarm::On)
+    }
+
+    /// A run of `seed` in `mode` whose faults come from `pool`: a mix of the seed's own
+    /// ([`Swarm::On`]) or every kind of the pool in equal measure ([`Swarm::Off`]).
+    pub fn with_pool(seed: u64, mode: Mode, pool: &[FaultKind], swarm: Swarm) -> Self {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         SimOptions {
             seed,
             mode,
             failover_timeout: Duration::from_millis(rng.random_range(1000..=5000) / 100 * 100),
-            kinds: FaultKind::ALL.to_vec(),
+            mix: match swarm {
+                Swarm::On => FaultMix::swarm(seed, pool),
+                Swarm::Off => FaultMix::uniform(pool),
+            },
             fault_window: Duration::from_secs(30),
             broken: None,
         }
@@ -175,10 +194,12 @@ pub struct Seen {
     pub exists: bool,
     /// Promotions the failover service has made in the group since it started.
     pub promotions: u64,
+    /// Of those, the promotions an operator or a leaving member asked for.
+    pub requested_promotions: u64,
 }
 
 /// The data flow and the work of the services at one moment, as the observer sampled it.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Sample {
     /// Simulated time.
     pub at: Duration,
@@ -191,6 +212,8 @@ pub struct Sample {
     /// Heartbeats the failover service has taken for the group since it started (None: it
     /// did not answer).
     pub heartbeats: Option<u64>,
+    /// Points the endpoint has accepted from each adapter so far (every epoch of it).
+    pub accepted: BTreeMap<String, u64>,
 }
 
 /// What a run found.
@@ -230,11 +253,12 @@ impl Outcome {
         let o = &self.options;
         let _ = writeln!(
             out,
-            "options seed={} mode={} failover_timeout={:?} faults_end={:?}",
+            "options seed={} mode={} failover_timeout={:?} faults_end={:?} mix={}",
             o.seed,
             o.mode.as_str(),
             o.failover_timeout,
-            o.faults_end()
+            o.faults_end(),
+            o.mix.describe()
         );
         for f in &self.faults {
             let _ = writeln!(out, "fault {f:?}");
@@ -291,6 +315,8 @@ struct Shared {
     samples: Vec<Sample>,
     /// The failover service's heartbeat count for the group, as last seen (None: no answer).
     last_heartbeats: Option<u64>,
+    /// The highest epoch the failover service has shown (for the far-ahead epoch faults).
+    highest_epoch: u64,
     audit: Option<v1::AuditReport>,
     standalone_received: u64,
     received_after_faults: Option<u64>,
@@ -305,9 +331,11 @@ enum Admin {
     /// are still live rejoin in between).
     ResetGroup,
     /// failoverTimeout changed the documented way: while the group exists with another
-    /// failoverTimeout, delete its sessions and the group again (a member may rejoin with its
-    /// old document in between), until the members have rejoined with this one.
-    ChangeTimeout(Duration),
+    /// failoverTimeout than the adapters' documents hold now, delete its sessions and the
+    /// group again (a member may rejoin with its old document in between), until the members
+    /// have rejoined with the documents' one. An operator who changed the documents again
+    /// meanwhile aims at the newest value (a queued change finds its work done).
+    ChangeTimeout,
     Override(&'static str, Option<Role>, Option<Duration>),
 }
 
@@ -380,7 +408,7 @@ pub fn run(options: &SimOptions) -> Outcome {
     let started = Instant::now();
     let faults = schedule::draw(
         options.seed,
-        &options.kinds,
+        &options.mix,
         (options.faults_start(), options.faults_end()),
         options.failover_timeout,
     );
@@ -406,7 +434,14 @@ pub fn run(options: &SimOptions) -> Outcome {
         .max_message_latency(Duration::from_millis(2))
         .rng_seed(options.seed)
         .build();
-    add_hosts(&mut sim, options, &control);
+    // The twin's and the standalone adapter's hosts only where the schedule runs them: every
+    // host costs every step of the simulation.
+    let extra: Vec<&'static str> = [(FaultKind::Twin, TWIN), (FaultKind::Standalone, STANDALONE)]
+        .into_iter()
+        .filter(|(kind, _)| faults.iter().any(|f| f.kind == *kind))
+        .map(|(_, host)| host)
+        .collect();
+    add_hosts(&mut sim, options, &control, &extra);
     let clean = clean_ranges(options, &faults);
     add_observer(&mut sim, options, clean, shared.clone());
 
@@ -423,7 +458,9 @@ pub fn run(options: &SimOptions) -> Outcome {
             if sim.elapsed() < at {
                 break;
             }
-            apply(&mut sim, &faults[i], start, &shared, &control, &document);
+            apply(
+                &mut sim, &faults[i], start, &shared, &control, &document, &extra,
+            );
             next += 1;
         }
         match sim.step() {
@@ -509,9 +546,11 @@ fn apply(
     shared: &Mutex<Shared>,
     control: &Control,
     document: &ClientFailoverConfig,
+    extra: &[&'static str],
 ) {
-    let others: Vec<&str> = [SOURCE, ENDPOINT, ARBITER, OBSERVER, TWIN, STANDALONE]
+    let others: Vec<&str> = [SOURCE, ENDPOINT, ARBITER, OBSERVER]
         .into_iter()
+        .chain(extra.iter().copied())
         .chain(ADAPTERS)
         .filter(|h| *h != f.adapter)
         .collect();
@@ -576,7 +615,7 @@ fn apply(
             for host in ADAPTERS {
                 control.set_document(host, Some(changed(&|d| d.failover_timeout = timeout)));
             }
-            control.admin(Admin::ChangeTimeout(timeout));
+            control.admin(Admin::ChangeTimeout);
         }
         (FaultKind::SessionDelete, true) => control.admin(Admin::DeleteSession(f.adapter)),
         (FaultKind::GroupDelete, true) => control.admin(Admin::ResetGroup),
@@ -630,7 +669,12 @@ fn boxed(e: anyhow::Error) -> Box<dyn std::error::Error> {
     e.into()
 }
 
-fn add_hosts(sim: &mut turmoil::Sim<'_>, options: &SimOptions, control: &Arc<Control>) {
+fn add_hosts(
+    sim: &mut turmoil::Sim<'_>,
+    options: &SimOptions,
+    control: &Arc<Control>,
+    extra: &[&'static str],
+) {
     sim.host(SOURCE, || async {
         let settings = fake_data_source::SourceSettings {
             streams: 8,
@@ -665,21 +709,25 @@ fn add_hosts(sim: &mut turmoil::Sim<'_>, options: &SimOptions, control: &Arc<Con
             tokio::spawn(failover_arbiter::clock::run(arbiter.clone()));
             let (tx, rx) = mpsc::unbounded_channel();
             *control.admin.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
-            tokio::spawn(operator(arbiter.clone(), rx));
+            tokio::spawn(operator(arbiter.clone(), control.clone(), rx));
             let incoming = world::incoming(ARBITER_PORT).await?;
             failover_arbiter::service::serve_incoming(arbiter, incoming, std::future::pending())
                 .await
                 .map_err(boxed)
         }
     });
-    for host in ADAPTERS.into_iter().chain([TWIN, STANDALONE]) {
+    for host in ADAPTERS.into_iter().chain(extra.iter().copied()) {
         let control = control.clone();
         sim.host(host, move || adapter_host(host, control.clone()));
     }
 }
 
 /// Carries out the operator's actions on the failover service, on its host.
-async fn operator(arbiter: failover_arbiter::Arbiter, mut actions: mpsc::UnboundedReceiver<Admin>) {
+async fn operator(
+    arbiter: failover_arbiter::Arbiter,
+    control: Arc<Control>,
+    mut actions: mpsc::UnboundedReceiver<Admin>,
+) {
     while let Some(action) = actions.recv().await {
         match action {
             Admin::DeleteSession(name) => {
@@ -707,9 +755,13 @@ async fn operator(arbiter: failover_arbiter::Arbiter, mut actions: mpsc::Unbound
                     }
                 }
             }
-            Admin::ChangeTimeout(timeout) => {
-                let want = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            Admin::ChangeTimeout => {
                 for _ in 0..100 {
+                    let Some(document) = control.document(ADAPTERS[0]) else {
+                        break;
+                    };
+                    let want =
+                        u64::try_from(document.failover_timeout.as_millis()).unwrap_or(u64::MAX);
                     let status = arbiter.status(GROUP);
                     if status.exists && status.failover_timeout_ms == want {
                         if !status.sessions.is_empty() {
@@ -803,24 +855,59 @@ const WARM_TEST_INTERVAL: Duration = Duration::from_secs(1);
 /// (at most 1 s) and the way back.
 const RESUBSCRIBE: Duration = Duration::from_millis(1500);
 
+/// True for a fault whose end (re)starts the collection of the adapter it hits: a restarted
+/// process, a standby switched back to Hot, a held adapter whose subscription may have fallen
+/// behind. Such a standby holds nothing from before its first point collected after it.
+fn restarts_collection(f: &Fault) -> bool {
+    matches!(
+        f.kind,
+        FaultKind::Crash
+            | FaultKind::RestartChanged
+            | FaultKind::GracefulStop
+            | FaultKind::ModeSwitch
+            | FaultKind::Pause
+            | FaultKind::Unregister
+    ) || (f.kind == FaultKind::RoleOverride && f.variant)
+}
+
 /// The stretches of sequence numbers in which no point may be lost, from 2 s in to 2 s before
-/// the end. Hot: every point produced while the source was up (and the adapters subscribed).
+/// the end.
+///
+/// Hot: every point produced while the source was up and the pair had its standby. Left out:
+/// a source outage and the resubscription after it; and, when a fault comes before an adapter
+/// restarted by the one before it has collected again (a fault at once after another), from
+/// what the Primary may not have written yet when the second begins to the restarted adapter's
+/// resubscription bound: only the Primary held those points, and a failure of it then loses
+/// them in any design (a standby cannot flush what it never collected).
+///
 /// Warm and Cold lose what is produced between a failure and the takeover, so there every fault
 /// window is left out too, from what the Primary may not have written yet to the takeover's
 /// bound (two failoverTimeouts, a Warm standby's connection test, and the resubscription after).
 fn clean_ranges(options: &SimOptions, faults: &[Fault]) -> Vec<(u64, u64)> {
     let seq = |t: Duration| u64::try_from(t.as_millis()).unwrap_or(u64::MAX) * RATE_HZ / 1000;
     let takeover = options.failover_timeout * 2 + WARM_TEST_INTERVAL + RESUBSCRIBE;
-    let mut ranges = Vec::new();
-    let mut from = seq(Duration::from_secs(2));
-    for f in faults {
-        let (since, until) = match (f.kind, options.mode) {
-            (FaultKind::SourceOutage, Mode::Hot) => (f.at, f.at + f.lasts + RESUBSCRIBE),
-            (_, Mode::Hot) => continue,
+    let mut left_out: Vec<(Duration, Duration)> = Vec::new();
+    for (i, f) in faults.iter().enumerate() {
+        let end = f.at + f.lasts;
+        match (f.kind, options.mode) {
+            (FaultKind::SourceOutage, Mode::Hot) => left_out.push((f.at, end + RESUBSCRIBE)),
+            (_, Mode::Hot) => {
+                if let Some(next) = faults.get(i + 1)
+                    && restarts_collection(f)
+                    && next.at < end + RESUBSCRIBE
+                {
+                    left_out.push((next.at.saturating_sub(EGRESS_LAG), end + RESUBSCRIBE));
+                }
+            }
             // What a failed Warm or Cold Primary had collected and not yet written is part of
             // its failure's loss too.
-            _ => (f.at.saturating_sub(EGRESS_LAG), f.at + f.lasts + takeover),
-        };
+            _ => left_out.push((f.at.saturating_sub(EGRESS_LAG), end + takeover)),
+        }
+    }
+    left_out.sort();
+    let mut ranges = Vec::new();
+    let mut from = seq(Duration::from_secs(2));
+    for (since, until) in left_out {
         let down = seq(since);
         if down > from {
             ranges.push((from, down - 1));
@@ -894,8 +981,73 @@ async fn intruder_member(
     }
 }
 
+/// Records every status of the group the failover service publishes (each change, and each
+/// heartbeat's count), reconnecting whenever the watch ends (the service restarted).
+async fn watch_statuses(arbiter: tonic::transport::Channel, shared: Arc<Mutex<Shared>>) {
+    let mut client = v1::arbiter_client::ArbiterClient::new(arbiter);
+    loop {
+        if let Ok(resp) = client
+            .watch_group(v1::GroupRequest {
+                group_id: GROUP.into(),
+            })
+            .await
+        {
+            let mut stream = resp.into_inner();
+            while let Ok(Some(s)) = stream.message().await {
+                let now = turmoil::sim_elapsed().unwrap_or_default();
+                record_status(&mut lock(&shared), &s, now);
+            }
+        }
+        lock(&shared).last_heartbeats = None;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One status as the observer keeps it: each change of epoch, Primary, live members and
+/// existence (so every promotion, each in a status of its own), and the heartbeat count.
+fn record_status(sh: &mut Shared, s: &v1::GroupStatus, now: Duration) {
+    sh.highest_epoch = sh.highest_epoch.max(s.highest_epoch).max(s.epoch);
+    let seen = Seen {
+        at: now,
+        epoch: s.epoch,
+        primary: (!s.primary_adapter_id.is_empty()).then(|| s.primary_adapter_id.clone()),
+        live: s
+            .sessions
+            .iter()
+            .filter(|x| !x.stale)
+            .map(|x| {
+                (
+                    x.adapter_id.clone(),
+                    format!("{:?}", v1::Role::try_from(x.role).unwrap_or_default()),
+                )
+            })
+            .collect(),
+        scores: s
+            .sessions
+            .iter()
+            .map(|x| (x.adapter_id.clone(), x.score))
+            .collect(),
+        exists: s.exists,
+        promotions: s.promotions,
+        requested_promotions: s.requested_promotions,
+    };
+    sh.last_heartbeats = s.exists.then_some(s.heartbeats);
+    if sh.timeline.last().is_none_or(|l| {
+        (l.epoch, &l.primary, &l.live, l.exists, l.promotions)
+            != (
+                seen.epoch,
+                &seen.primary,
+                &seen.live,
+                seen.exists,
+                seen.promotions,
+            )
+    }) {
+        sh.timeline.push(seen);
+    }
+}
+
 /// Samples the endpoint's record of the group every [`SAMPLE_EVERY`], with the failover
-/// service's heartbeat count as the status loop last saw it.
+/// service's heartbeat count as the status watch last saw it.
 async fn sample_data_flow(
     mut endpoint: v1::data_endpoint_client::DataEndpointClient<tonic::transport::Channel>,
     shared: Arc<Mutex<Shared>>,
@@ -912,6 +1064,10 @@ async fn sample_data_flow(
         }
         if let Ok(a) = endpoint.audit(request.clone()).await {
             let a = a.into_inner();
+            let mut accepted = BTreeMap::new();
+            for w in &a.writers {
+                *accepted.entry(w.adapter_id.clone()).or_default() += w.accepted;
+            }
             let mut sh = lock(&shared);
             let heartbeats = sh.last_heartbeats;
             sh.samples.push(Sample {
@@ -920,6 +1076,7 @@ async fn sample_data_flow(
                 fences: a.fence_calls,
                 writes: a.write_calls,
                 heartbeats,
+                accepted,
             });
         }
         tokio::time::sleep(SAMPLE_EVERY).await;
@@ -944,19 +1101,19 @@ fn add_observer(
         let endpoint =
             failover_proto::net::lazy_channel(&url(ENDPOINT, ENDPOINT_PORT), &network, None)?;
         let source = failover_proto::net::lazy_channel(&url(SOURCE, SOURCE_PORT), &network, None)?;
-        let mut arbiter = v1::arbiter_client::ArbiterClient::new(arbiter);
         let mut endpoint = v1::data_endpoint_client::DataEndpointClient::new(endpoint);
         let mut source = v1::data_source_client::DataSourceClient::new(source);
         tokio::spawn(sample_data_flow(endpoint.clone(), shared.clone(), end));
+        tokio::spawn(watch_statuses(arbiter, shared.clone()));
         let audit_request = v1::AuditRequest {
             group_id: GROUP.into(),
             ..Default::default()
         };
-        let mut highest_epoch = 0;
         let mut intruder: Option<watch::Sender<bool>> = None;
         loop {
             let now = turmoil::sim_elapsed().unwrap_or_default();
             let commands: Vec<Command> = lock(&shared).commands.drain(..).collect();
+            let highest_epoch = lock(&shared).highest_epoch;
             for c in commands {
                 // Until it is carried out (a held message is retried).
                 loop {
@@ -1006,50 +1163,6 @@ fn add_observer(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
-            match arbiter
-                .get_group(v1::GroupRequest {
-                    group_id: GROUP.into(),
-                })
-                .await
-            {
-                Ok(status) => {
-                    let s = status.into_inner();
-                    highest_epoch = highest_epoch.max(s.highest_epoch).max(s.epoch);
-                    let seen = Seen {
-                        at: now,
-                        epoch: s.epoch,
-                        primary: (!s.primary_adapter_id.is_empty())
-                            .then(|| s.primary_adapter_id.clone()),
-                        live: s
-                            .sessions
-                            .iter()
-                            .filter(|x| !x.stale)
-                            .map(|x| {
-                                (
-                                    x.adapter_id.clone(),
-                                    format!("{:?}", v1::Role::try_from(x.role).unwrap_or_default()),
-                                )
-                            })
-                            .collect(),
-                        scores: s
-                            .sessions
-                            .iter()
-                            .map(|x| (x.adapter_id.clone(), x.score))
-                            .collect(),
-                        exists: s.exists,
-                        promotions: s.promotions,
-                    };
-                    let mut sh = lock(&shared);
-                    sh.last_heartbeats = Some(s.heartbeats);
-                    if sh.timeline.last().is_none_or(|l| {
-                        (l.epoch, &l.primary, &l.live, l.exists)
-                            != (seen.epoch, &seen.primary, &seen.live, seen.exists)
-                    }) {
-                        sh.timeline.push(seen);
-                    }
-                }
-                Err(_) => lock(&shared).last_heartbeats = None,
-            }
             if now >= settled
                 && lock(&shared).received_after_faults.is_none()
                 && let Ok(a) = endpoint.audit(audit_request.clone()).await
@@ -1057,7 +1170,13 @@ fn add_observer(
                 lock(&shared).received_after_faults = Some(a.into_inner().received);
             }
             if now >= end {
-                if let Ok(a) = endpoint.audit(audit_request.clone()).await {
+                // With who delivered each tick: the picture's coverage, and the holes rule 5
+                // reports.
+                let full = v1::AuditRequest {
+                    include_coverage: true,
+                    ..audit_request.clone()
+                };
+                if let Ok(a) = endpoint.audit(full).await {
                     lock(&shared).audit = Some(a.into_inner());
                 }
                 let standalone = v1::AuditRequest {

@@ -1,6 +1,12 @@
 //! Fault schedules drawn from a seed: what fails, when, for how long. One fault at a time,
 //! each healed before the next begins, all within the fault window; the seed alone decides.
 //!
+//! A run draws its faults from a [`FaultMix`]: which kinds, how many, how long and how close
+//! together. By default each seed draws a mix of its own from the pool of kinds (swarm testing,
+//! Groce et al., ISSTA 2012: a run that exercises a few features hard finds the bugs that hide
+//! where those features meet, which a run spread thin over all of them rarely reaches);
+//! [`FaultMix::uniform`] is the older draw, every kind of the pool in equal measure.
+//!
 //! Two families: the classic faults of machines and networks (crashes, pauses, partitions,
 //! latency, outages), and what operators and misconfigured members do (mode switches,
 //! failoverTimeout changes done the documented way, deleted sessions and groups, role
@@ -235,25 +241,123 @@ impl fmt::Display for Fault {
     }
 }
 
-/// The faults of one run: from `window.0` to `window.1`, kinds from `kinds`.
+/// How a run's faults are drawn: from which kinds, how many, how long and how close together.
+/// Lengths and gaps are in quarters of failoverTimeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultMix {
+    /// The kinds drawn from, each in equal measure.
+    pub kinds: Vec<FaultKind>,
+    /// At most this many faults (None: as many as the fault window holds).
+    pub max_faults: Option<usize>,
+    /// Each fault lasts from `lasts.0` to `lasts.1` quarters of failoverTimeout (a failover
+    /// service outage lasts 3 to 10 failoverTimeouts whatever the mix).
+    pub lasts: (u32, u32),
+    /// The quiet time between two faults, from `gap.0` to `gap.1` quarters of failoverTimeout.
+    pub gap: (u32, u32),
+}
+
+/// How many kinds a swarm mix takes at most.
+pub const SWARM_MAX_KINDS: usize = 6;
+
+impl FaultMix {
+    /// Every kind of `pool` in equal measure, each fault 0.25 to 4 failoverTimeouts long, 0 to
+    /// 2 apart, as many as the window holds (`failover-lab sim --swarm off`).
+    pub fn uniform(pool: &[FaultKind]) -> FaultMix {
+        FaultMix {
+            kinds: pool.to_vec(),
+            max_faults: None,
+            lasts: (1, 16),
+            gap: (0, 8),
+        }
+    }
+
+    /// A mix of the seed's own from `pool` (swarm testing): 1 to [`SWARM_MAX_KINDS`] kinds;
+    /// faults short (0.25 to 1 failoverTimeout), mixed (0.25 to 4) or long (1 to 6); back to
+    /// back (0 to 0.25 apart), mixed (0 to 2) or sparse (1 to 4); and at most 1 to 6 of them,
+    /// or as many as the window holds.
+    pub fn swarm(seed: u64, pool: &[FaultKind]) -> FaultMix {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5a4d_1e55);
+        let mut kinds: Vec<FaultKind> = pool.to_vec();
+        kinds.sort();
+        kinds.dedup();
+        let take = rng.random_range(1..=kinds.len().clamp(1, SWARM_MAX_KINDS));
+        // A partial Fisher-Yates shuffle: the first `take` are the mix.
+        for i in 0..take.min(kinds.len()) {
+            let j = rng.random_range(i..kinds.len());
+            kinds.swap(i, j);
+        }
+        kinds.truncate(take);
+        kinds.sort();
+        let lasts = [(1, 4), (1, 16), (4, 24)][rng.random_range(0..3)];
+        let gap = [(0, 1), (0, 8), (4, 16)][rng.random_range(0..3)];
+        let max_faults = if rng.random_bool(0.5) {
+            None
+        } else {
+            Some(rng.random_range(1..=6))
+        };
+        FaultMix {
+            kinds,
+            max_faults,
+            lasts,
+            gap,
+        }
+    }
+
+    /// The mix in words: `crash, mode-switch; 0.25-1x failoverTimeout long, 0-0.25x apart, at
+    /// most 4`.
+    pub fn describe(&self) -> String {
+        let q = |n: u32| {
+            let x = f64::from(n) / 4.0;
+            format!("{x}")
+        };
+        let kinds: Vec<&str> = self.kinds.iter().map(|k| k.name()).collect();
+        format!(
+            "{}; {}-{}x failoverTimeout long, {}-{}x apart, {}",
+            if kinds.is_empty() {
+                "no faults".to_string()
+            } else {
+                kinds.join(", ")
+            },
+            q(self.lasts.0),
+            q(self.lasts.1),
+            q(self.gap.0),
+            q(self.gap.1),
+            match self.max_faults {
+                Some(n) => format!("at most {n}"),
+                None => "as many as fit".to_string(),
+            }
+        )
+    }
+}
+
+/// The faults of one run: from `window.0` to `window.1`, drawn as `mix` says.
 pub fn draw(
     seed: u64,
-    kinds: &[FaultKind],
+    mix: &FaultMix,
     window: (Duration, Duration),
     failover_timeout: Duration,
 ) -> Vec<Fault> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_fa17);
     let mut faults = Vec::new();
+    let kinds = &mix.kinds;
     if kinds.is_empty() {
         return faults;
     }
     let mut t = window.0;
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+    let quarters = |n: u32| ms(failover_timeout) * u64::from(n) / 4;
+    let (lasts_lo, lasts_hi) = (
+        quarters(mix.lasts.0),
+        quarters(mix.lasts.1.max(mix.lasts.0)),
+    );
+    let (gap_lo, gap_hi) = (quarters(mix.gap.0), quarters(mix.gap.1.max(mix.gap.0)));
     loop {
-        // Short faults (under failoverTimeout) and long ones (several), in equal measure.
-        let mut lasts = Duration::from_millis(
-            rng.random_range(ms(failover_timeout) / 4..=ms(failover_timeout) * 4),
-        );
+        if mix.max_faults.is_some_and(|n| faults.len() >= n) {
+            break;
+        }
+        // With the uniform mix: short faults (under failoverTimeout) and long ones (several),
+        // in equal measure.
+        let mut lasts = Duration::from_millis(rng.random_range(lasts_lo.max(1)..=lasts_hi.max(1)));
         let kind = kinds[rng.random_range(0..kinds.len())];
         let adapter = ADAPTERS[rng.random_range(0..ADAPTERS.len())];
         let outbound = rng.random_bool(0.5);
@@ -280,7 +384,7 @@ pub fn draw(
             lasts,
         });
         // A quiet gap before the next, sometimes none.
-        t += lasts + Duration::from_millis(rng.random_range(0..=ms(failover_timeout) * 2));
+        t += lasts + Duration::from_millis(rng.random_range(gap_lo..=gap_hi));
     }
     faults
 }
@@ -292,15 +396,16 @@ mod tests {
     #[test]
     fn the_seed_alone_decides_and_faults_stay_in_the_window() {
         let window = (Duration::from_secs(5), Duration::from_secs(60));
-        let a = draw(7, &FaultKind::ALL, window, Duration::from_secs(2));
+        let all = FaultMix::uniform(&FaultKind::ALL);
+        let a = draw(7, &all, window, Duration::from_secs(2));
         assert_eq!(FaultKind::ALL.len(), 21);
         assert!(
             FaultKind::CLASSIC
                 .iter()
                 .all(|k| FaultKind::ALL.contains(k))
         );
-        assert_eq!(a, draw(7, &FaultKind::ALL, window, Duration::from_secs(2)));
-        assert_ne!(a, draw(8, &FaultKind::ALL, window, Duration::from_secs(2)));
+        assert_eq!(a, draw(7, &all, window, Duration::from_secs(2)));
+        assert_ne!(a, draw(8, &all, window, Duration::from_secs(2)));
         assert!(!a.is_empty());
         for pair in a.windows(2) {
             assert!(pair[0].at + pair[0].lasts <= pair[1].at, "one at a time");
@@ -309,11 +414,83 @@ mod tests {
             a.iter()
                 .all(|f| f.at >= window.0 && f.at + f.lasts <= window.1)
         );
-        assert!(draw(7, &[], window, Duration::from_secs(2)).is_empty());
+        assert!(draw(7, &FaultMix::uniform(&[]), window, Duration::from_secs(2)).is_empty());
         assert_eq!(
             "one-way".parse::<FaultKind>(),
             Ok(FaultKind::OneWayPartition)
         );
         assert!("flood".parse::<FaultKind>().is_err());
+    }
+
+    /// Swarm mixes: the seed alone decides; each takes 1 to 6 kinds of the pool and nothing
+    /// else; over many seeds every kind of the pool is taken, and mixes differ in size, length,
+    /// spacing and count; a schedule keeps to its mix.
+    #[test]
+    fn swarm_mixes_vary_by_seed_and_schedules_keep_to_them() {
+        let pool = [FaultKind::Crash, FaultKind::ModeSwitch, FaultKind::Latency];
+        assert_eq!(FaultMix::swarm(3, &pool), FaultMix::swarm(3, &pool));
+        let mixes: Vec<FaultMix> = (0..400)
+            .map(|s| FaultMix::swarm(s, &FaultKind::ALL))
+            .collect();
+        let mut taken = std::collections::BTreeSet::new();
+        let mut sizes = std::collections::BTreeSet::new();
+        for m in &mixes {
+            assert!((1..=SWARM_MAX_KINDS).contains(&m.kinds.len()), "{m:?}");
+            taken.extend(m.kinds.iter().copied());
+            sizes.insert(m.kinds.len());
+        }
+        assert_eq!(
+            taken.len(),
+            FaultKind::ALL.len(),
+            "every kind is drawn sometimes"
+        );
+        assert_eq!(
+            sizes.len(),
+            SWARM_MAX_KINDS,
+            "every size is drawn sometimes"
+        );
+        for field in [
+            mixes
+                .iter()
+                .map(|m| m.lasts)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            mixes
+                .iter()
+                .map(|m| m.gap)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            mixes
+                .iter()
+                .map(|m| m.max_faults)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+        ] {
+            assert!(field >= 3, "intensity varies");
+        }
+        let small = FaultMix::swarm(5, &pool);
+        assert!(small.kinds.iter().all(|k| pool.contains(k)));
+        let window = (Duration::from_secs(5), Duration::from_secs(35));
+        let timeout = Duration::from_secs(2);
+        for seed in 0..200 {
+            let mix = FaultMix::swarm(seed, &FaultKind::ALL);
+            let faults = draw(seed, &mix, window, timeout);
+            assert!(mix.max_faults.is_none_or(|n| faults.len() <= n));
+            for f in &faults {
+                assert!(mix.kinds.contains(&f.kind), "{f:?} outside {mix:?}");
+                if f.kind != FaultKind::ArbiterOutage {
+                    let q = f.lasts.as_millis() * 4 / timeout.as_millis();
+                    assert!(
+                        (u128::from(mix.lasts.0)..=u128::from(mix.lasts.1)).contains(&q),
+                        "{f:?} outside {mix:?}"
+                    );
+                }
+            }
+        }
+        assert!(
+            FaultMix::swarm(9, &pool)
+                .describe()
+                .contains("x failoverTimeout long")
+        );
     }
 }

@@ -213,6 +213,16 @@ pub fn heartbeat_request(body: &Body) -> Result<PullHeartbeat, BadRequest> {
             e
         }
     };
+    let fenced_out_epoch = match body.get(&["FencedOutEpoch"]) {
+        None | Some((_, Value::Null)) => 0,
+        Some((k, v)) => {
+            let e = v
+                .as_u64()
+                .ok_or_else(|| bad(k, format!("{k}: {v} must be a whole number")))?;
+            limits::check_epoch(k, e).map_err(|m| bad(k, m))?;
+            e
+        }
+    };
     let claims_primary = match body.get(&["ClaimsPrimary"]) {
         None | Some((_, Value::Null)) => false,
         Some((k, v)) => v
@@ -248,12 +258,23 @@ pub fn heartbeat_request(body: &Body) -> Result<PullHeartbeat, BadRequest> {
         }
         Some((k, other)) => return Err(bad(k, format!("{k}: {other} must be an array"))),
     };
+    let holds_data_since_ms = match body.get(&["HoldsDataSince"]) {
+        None | Some((_, Value::Null)) => None,
+        Some((k, v)) => Some(v.as_i64().filter(|ms| *ms > 0).ok_or_else(|| {
+            bad(
+                k,
+                format!("{k}: {v} must be a positive whole number (unix milliseconds)"),
+            )
+        })?),
+    };
     Ok(PullHeartbeat {
         score,
         mode,
         known_epoch,
         claims_primary,
         watermark,
+        holds_data_since_ms,
+        fenced_out_epoch,
     })
 }
 

@@ -65,6 +65,69 @@ impl WebDriver {
         );
         v["value"].clone()
     }
+
+    /// The element `selector` matches, once it is there and shown (at most `within`), as a
+    /// person waits to see a button before pressing it. `session` is `/session/{id}`.
+    async fn element(&self, session: &str, selector: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = self
+                .http
+                .post(format!("{}{session}/element", self.base))
+                .json(&json!({"using": "css selector", "value": selector}))
+                .send()
+                .await;
+            if let Ok(resp) = found
+                && let Ok(v) = resp.json::<Value>().await
+                && let Some(id) = v["value"][ELEMENT].as_str()
+            {
+                let shown = self
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("{session}/element/{id}/displayed"),
+                        json!({}),
+                    )
+                    .await;
+                if shown == json!(true) {
+                    return id.to_string();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{selector} was not on the page within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the text of `selector` contains `words` (at most `within`).
+    async fn wait_text(&self, session: &str, selector: &str, words: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{session}/execute/sync"),
+                    json!({"script": "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';", "args": [selector]}),
+                )
+                .await;
+            if text.as_str().is_some_and(|t| t.contains(words)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{selector} never said {words:?}; it says {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A WebDriver reference to an element, as a script argument.
+fn element_ref(id: &str) -> Value {
+    let mut reference = serde_json::Map::new();
+    reference.insert(ELEMENT.to_string(), Value::String(id.to_string()));
+    Value::Object(reference)
 }
 
 fn free_port() -> u16 {
@@ -186,17 +249,78 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     )
     .await;
 
-    let button = wd
-        .call(
-            reqwest::Method::POST,
-            &s("/element"),
-            json!({"using": "css selector", "value": "#diagram [data-action='kill'][data-adapter='adapter-a']"}),
+    // The diagram keeps its elements between updates: a button focused from the keyboard stays
+    // focused over ten updates (four a second), and Enter presses it. Resume on the running
+    // Secondary is a real action with no effect on the pair.
+    let resume = wd
+        .element(
+            &s(""),
+            "#diagram [data-action='resume'][data-adapter='adapter-b']",
+            Duration::from_secs(10),
         )
         .await;
-    let eid = button[ELEMENT]
-        .as_str()
-        .unwrap_or_else(|| panic!("the kill button under adapter-a on the diagram: {button}"))
-        .to_string();
+    let renders = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/execute/sync"),
+            json!({"script": "arguments[0].focus(); return Number(document.body.dataset.renders || 0);", "args": [element_ref(&resume)]}),
+        )
+        .await
+        .as_u64()
+        .expect("the page counts its renders");
+    let updated = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = wd
+            .call(
+                reqwest::Method::POST,
+                &s("/execute/sync"),
+                json!({"script": "return Number(document.body.dataset.renders || 0);", "args": []}),
+            )
+            .await
+            .as_u64()
+            .unwrap_or(0);
+        if now >= renders + 10 {
+            break;
+        }
+        assert!(
+            Instant::now() < updated,
+            "the page drew {} updates in 20 s",
+            now.saturating_sub(renders)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let active = wd
+        .call(reqwest::Method::GET, &s("/element/active"), json!({}))
+        .await;
+    assert_eq!(
+        active[ELEMENT].as_str(),
+        Some(resume.as_str()),
+        "the focused diagram button lost its focus over ten updates: the active element is {active}"
+    );
+    // U+E007 is WebDriver's Enter key.
+    wd.call(
+        reqwest::Method::POST,
+        &s(&format!("/element/{resume}/value")),
+        json!({"text": "\u{E007}"}),
+    )
+    .await;
+    wd.wait_text(
+        &s(""),
+        "#action-result",
+        "SIGCONT adapter-b",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // Waited for as a person waits to see it, then clicked as a person clicks (WebDriver's
+    // element click: scrolled into view, at its centre, refused if something covers it).
+    let eid = wd
+        .element(
+            &s(""),
+            "#diagram [data-action='kill'][data-adapter='adapter-a']",
+            Duration::from_secs(10),
+        )
+        .await;
     // The diagram shows the pair at work: adapter-a Primary, data moving along its links.
     let diagram = wd
         .call(
@@ -434,17 +558,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         Duration::from_secs(2),
     )
     .await;
-    let next = wd
-        .call(
-            reqwest::Method::POST,
-            &s("/element"),
-            json!({"using": "css selector", "value": "#next"}),
-        )
-        .await;
-    let next = next[ELEMENT]
-        .as_str()
-        .expect("the next-event button")
-        .to_string();
+    let next = wd.element(&s(""), "#next", Duration::from_secs(10)).await;
     let mut steps = 0;
     loop {
         let now = roles().await;
