@@ -372,6 +372,13 @@ impl Group {
     pub fn highest_epoch(&self) -> u64 {
         self.epoch.max(self.highest_seen)
     }
+    /// Promotes nobody before `at` unless a member reclaims its role (the failover service has
+    /// just started: the group's other members may still be on their way back).
+    pub fn hold_first_promotion_until(&mut self, at: Duration) {
+        if self.epoch == 0 && self.primary.is_none() {
+            self.hold_until = Some(self.hold_until.map_or(at, |h| h.max(at)));
+        }
+    }
     /// Remembers an epoch handed out before (by an earlier group of the same id): the next
     /// promotion goes above it, as above one a member reports.
     pub fn remember_epoch(&mut self, epoch: u64) {
@@ -497,7 +504,8 @@ impl Group {
             // come back and reclaim the role, and every member to rejoin, so the best of them
             // is promoted rather than whoever rejoined first. (Members of the vendor's REST API
             // register before their first heartbeat, with no epoch: they do not count.)
-            self.hold_until = Some(now + self.heartbeat_interval());
+            let until = now + self.heartbeat_interval();
+            self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
         }
         if hb.known_epoch > self.highest_seen {
             // Epochs only grow: a restarted service learns them from its members, and a member
@@ -1004,7 +1012,7 @@ impl Group {
         {
             if now < hold {
                 let note = format!(
-                    "the failover service restarted: waiting {} for the previous Primary to reclaim its role",
+                    "the group is new to the failover service (it just started, or the group was deleted): waiting {} for its members to rejoin and its Primary to reclaim the role",
                     secs(hold - now)
                 );
                 if self.note != note {

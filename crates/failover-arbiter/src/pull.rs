@@ -222,7 +222,11 @@ impl Arbiter {
         if state.groups.len() >= failover_core::limits::MAX_GROUPS {
             return Err(PullError::TooManyGroups(failover_core::limits::MAX_GROUPS));
         }
-        let mut entry = state.new_entry(failover_core::group::Group::create(id, settings));
+        let mut entry = state.new_entry(
+            failover_core::group::Group::create(id, settings),
+            self.now(),
+            false,
+        );
         entry.additional_data = additional_data;
         state.groups.insert(id.to_string(), entry);
         drop(state);

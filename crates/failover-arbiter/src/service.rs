@@ -137,7 +137,8 @@ impl Arbiter {
             )));
         }
         if !state.groups.contains_key(&group_id) {
-            let entry = state.new_entry(Group::new(group_id.clone(), &hb));
+            let hot = hb.mode == Some(failover_core::Mode::Hot);
+            let entry = state.new_entry(Group::new(group_id.clone(), &hb), now, hot);
             state.groups.insert(group_id.clone(), entry);
         }
         let Some(entry) = state.groups.get_mut(&group_id) else {
@@ -350,6 +351,8 @@ mod tests {
     async fn a_group_created_again_promotes_above_every_epoch_it_handed_out() {
         let arbiter = Arbiter::new();
         tokio::spawn(crate::clock::run(arbiter.clone()));
+        // Past the service's start-up wait (a heartbeat interval, 2 s here).
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         let (tx, _rx) = tokio::sync::mpsc::channel(64);
         arbiter.on_heartbeat(beat("a", 0, false), &tx).expect("a");
         arbiter.on_heartbeat(beat("b", 0, false), &tx).expect("b");
@@ -391,5 +394,33 @@ mod tests {
         let s = arbiter.status("g");
         assert_ne!(s.epoch, 2, "adopted at an epoch handed out before: {s:?}");
         assert!(s.epoch == 0 || s.epoch > 3, "{s:?}");
+    }
+
+    /// Found by the simulator (seed 203871, Hot): the failover service restarted; adapter-a,
+    /// itself restarted meanwhile (it knew no epoch and held data only since its restart), was
+    /// the first to rejoin and was promoted at once as a lone member, over adapter-b, which
+    /// rejoined a moment later holding the 0.6 s adapter-a had lost: they were lost. A service
+    /// now waits a heartbeat interval after its own start before a group's first promotion,
+    /// then picks the member holding data since the earliest, above every epoch reported.
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_service_waits_for_every_member_before_its_first_promotion() {
+        let arbiter = Arbiter::new();
+        tokio::spawn(crate::clock::run(arbiter.clone()));
+        let (tx, _rx) = tokio::sync::mpsc::channel(64);
+        let mut fresh = beat("a", 0, false);
+        fresh.holds_data_since_ms = 13_900;
+        arbiter.on_heartbeat(fresh, &tx).expect("a");
+        assert_eq!(
+            arbiter.status("g").epoch,
+            0,
+            "a lone newcomer promoted at once"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut holder = beat("b", 13, false);
+        holder.holds_data_since_ms = 1_000;
+        arbiter.on_heartbeat(holder, &tx).expect("b");
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let s = arbiter.status("g");
+        assert_eq!((s.epoch, s.primary_adapter_id.as_str()), (14, "b"), "{s:?}");
     }
 }

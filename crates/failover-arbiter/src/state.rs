@@ -139,9 +139,23 @@ struct Inner {
 
 impl State {
     /// A new group's entry, above every epoch this service handed out under its id before.
-    pub(crate) fn new_entry(&self, mut group: Group) -> GroupEntry {
+    ///
+    /// A service that has just started cannot know which of the groups its members form
+    /// existed before it (the last one may have crashed). A Hot group (`hot`: its first member
+    /// says so) it creates within a heartbeat interval of its own start promotes nobody until
+    /// that interval has passed, so every member can rejoin first and the one holding data
+    /// since the earliest is chosen, not whichever rejoined first (a restarted adapter that
+    /// knows no epoch and holds only what it collected since, say). Hot standbys collect while
+    /// they wait, so the wait loses nothing; a Warm or Cold standby holds nothing to choose by,
+    /// and would lose what the wait left uncollected, so those groups do not wait. `now` is the
+    /// service's time since its start.
+    pub(crate) fn new_entry(&self, mut group: Group, now: Duration, hot: bool) -> GroupEntry {
         if let Some(floor) = self.epoch_floors.get(group.id()) {
             group.remember_epoch(*floor);
+        }
+        let grace = group.heartbeat_interval();
+        if hot && now < grace {
+            group.hold_first_promotion_until(grace);
         }
         GroupEntry::new(group)
     }

@@ -310,6 +310,8 @@ pub struct Cluster {
     endpoint_down: bool,
     /// Keep the logs (a failing scenario).
     keep: bool,
+    /// The REST address of each adapter started beside the pair (twins, standalone), by key.
+    extra_rest: BTreeMap<String, SocketAddr>,
 }
 
 /// A folder removed when dropped.
@@ -406,6 +408,7 @@ impl Cluster {
             source_faults: Vec::new(),
             endpoint_down: false,
             keep: false,
+            extra_rest: BTreeMap::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
@@ -614,6 +617,7 @@ impl Cluster {
             source_faults: Vec::new(),
             endpoint_down: false,
             keep: false,
+            extra_rest: BTreeMap::new(),
         };
         for (name, addr) in [
             (SOURCE, addrs.source),
@@ -689,6 +693,15 @@ impl Cluster {
     /// Puts the ClientFailover document (the vendor's, adapted) to an adapter; its failover
     /// service URL goes through the adapter's link proxy to the arbiter.
     pub async fn configure(&self, adapter: &str) -> anyhow::Result<Value> {
+        self.configure_with(adapter, None).await
+    }
+
+    /// [`Cluster::configure`] with `changes` merged into the document (None: as it is).
+    pub async fn configure_with(
+        &self,
+        adapter: &str,
+        changes: Option<&serde_json::Map<String, Value>>,
+    ) -> anyhow::Result<Value> {
         let arbiter = if self.compose.is_some() {
             "http://failover-arbiter-control:50053".to_string()
         } else if self.spec.failover_protocol == ClusterProtocol::Rest {
@@ -696,8 +709,98 @@ impl Cluster {
         } else {
             self.link_url(adapter, ARBITER)?
         };
-        let doc = self.spec.client_failover_document(&arbiter)?;
+        let mut doc = self.spec.client_failover_document(&arbiter)?;
+        merge(&mut doc, changes);
         self.put_client_failover(adapter, &doc.to_string()).await
+    }
+
+    /// Starts an adapter beside the pair: a twin (its namesake's name and document) or a
+    /// standalone adapter, on a port of its own, reaching the services directly (no link
+    /// proxy), with its log beside the others; waits until it serves its REST API, and gives a
+    /// twin its document. Refused on compose, whose file runs the pair's two adapters only.
+    pub async fn start_extra(&mut self, extra: &crate::stage::Extra) -> anyhow::Result<()> {
+        if self.compose.is_some() {
+            bail!(
+                "{}: the compose file runs the pair's two adapters only; run it on --target processes or sim",
+                match extra {
+                    crate::stage::Extra::Twin(_) => "start_twin",
+                    crate::stage::Extra::Standalone(_) => "start_standalone",
+                }
+            );
+        }
+        let key = extra.key();
+        if self.components.get(&key).is_some_and(|c| c.child.is_some()) {
+            bail!("{key} runs already");
+        }
+        let rest = match self.extra_rest.get(&key) {
+            Some(addr) => *addr,
+            None => {
+                let ip = match self.addrs.source.ip() {
+                    std::net::IpAddr::V4(ip) => ip,
+                    std::net::IpAddr::V6(_) => cluster_ip(),
+                };
+                let held = hold_ports(ip, 1)?;
+                let addr = held[0].local_addr()?;
+                drop(held);
+                addr
+            }
+        };
+        let s = |x: &dyn ToString| x.to_string();
+        let args = vec![
+            "--name".into(),
+            extra.name().to_string(),
+            "--rest-listen".into(),
+            s(&rest),
+            "--source".into(),
+            Addresses::url(self.addrs.source),
+            "--data-endpoint".into(),
+            Addresses::url(self.addrs.endpoint),
+            "--data-collection-mode".into(),
+            self.spec.data_collection_mode.as_str().into(),
+            "--warm-test-interval".into(),
+            format_timespan(self.spec.warm_test_interval),
+        ];
+        self.extra_rest.insert(key.clone(), rest);
+        match self.components.get_mut(&key) {
+            Some(c) => c.spawn()?,
+            None => self.add(&key, bin_dir()?.join(ADAPTER_BIN), args)?,
+        }
+        self.wait_extra_rest(&key, rest, Duration::from_secs(10))
+            .await?;
+        if let crate::stage::Extra::Twin(name) = extra {
+            let arbiter = match (self.spec.failover_protocol, self.addrs.arbiter_cfs) {
+                (ClusterProtocol::Rest, Some(cfs)) => {
+                    format!("{}/api/v1/clientfailover", Addresses::url(cfs))
+                }
+                _ => self.addrs.arbiter_url(),
+            };
+            let doc = self.spec.client_failover_document(&arbiter)?;
+            let url = format!("http://{rest}/api/v1/configuration/System/ClientFailover");
+            self.rest(reqwest::Method::PUT, &url, Some(&doc))
+                .await
+                .with_context(|| format!("configuring the twin of {name}"))?;
+        }
+        Ok(())
+    }
+
+    async fn wait_extra_rest(
+        &mut self,
+        key: &str,
+        rest: SocketAddr,
+        within: Duration,
+    ) -> anyhow::Result<()> {
+        let url = format!("http://{rest}/api/v1/diagnostics/FailoverState");
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self.http.get(&url).send().await.is_ok() {
+                return Ok(());
+            }
+            self.check_alive(key)?;
+            if tokio::time::Instant::now() >= deadline {
+                bail!("{key} did not serve its REST API within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The URL an adapter reaches a service at: its link proxy, or the service itself with
@@ -1009,6 +1112,16 @@ impl Cluster {
     /// Starts a stopped or killed component again, on the same ports; an adapter is configured
     /// again through its REST API, as an operator's tooling would.
     pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        self.restart_with(name, None).await
+    }
+
+    /// [`Cluster::restart`], an adapter configured with the cluster's document with `changes`
+    /// merged in.
+    pub async fn restart_with(
+        &mut self,
+        name: &str,
+        changes: Option<&serde_json::Map<String, Value>>,
+    ) -> anyhow::Result<()> {
         if let Some(c) = self.compose.as_mut() {
             c.restart(name).await?;
         } else {
@@ -1034,7 +1147,7 @@ impl Cluster {
                 )
                 .await?;
             }
-            self.configure(name).await?;
+            self.configure_with(name, changes).await?;
         } else {
             let addr = match name {
                 SOURCE => self.addrs.source,
@@ -1212,4 +1325,14 @@ async fn channel_healthy(channel: tonic::transport::Channel) -> bool {
         .await,
         Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     )
+}
+
+/// Merges `changes` into a JSON object (each key replaced), as a ClientFailover document PATCH
+/// does for these fields.
+pub fn merge(doc: &mut Value, changes: Option<&serde_json::Map<String, Value>>) {
+    if let (Value::Object(d), Some(c)) = (doc, changes) {
+        for (k, v) in c {
+            d.insert(k.clone(), v.clone());
+        }
+    }
 }

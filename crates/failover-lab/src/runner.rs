@@ -386,6 +386,7 @@ async fn play<S: Stage>(
         marks: std::collections::HashMap::new(),
         watches: Vec::new(),
         service_restarts: Vec::new(),
+        intruder: None,
     };
     let mut steps_passed = 0;
     let result = match configure_stage_in_order(&run.stage, &run.obs, within).await {
@@ -410,6 +411,9 @@ async fn play<S: Stage>(
         }),
         Err(f) => Err(f),
     };
+    if let Some(stop) = run.intruder.take() {
+        stop.send_replace(true);
+    }
     let result = result.map_err(|mut f| {
         // A failing scenario keeps its logs, wherever they are.
         run.stage.keep_logs();
@@ -448,6 +452,7 @@ async fn play_on_sim(
         let stage_spec = failover_sim::stage::StageSpec {
             seed,
             adapters: spec.adapters.clone(),
+            extras: crate::stage::sim::extras(&s),
             streams: spec.streams,
             components: spec.components,
             rate_hz: spec.rate_hz,
@@ -564,6 +569,8 @@ struct Run<S: Stage> {
     /// When the failover service was started again (ms since the observation began): its
     /// epochs count from there.
     service_restarts: Vec<u64>,
+    /// Stops the intruder member of `member_ahead` (None: none runs).
+    intruder: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 /// A `hold` or `never` step in force: checked against every change the failover service
@@ -925,6 +932,87 @@ impl<S: Stage> Run<S> {
         Ok(cmp.against(base))
     }
 
+    /// The highest epoch the failover service has shown for the group (its epoch, or one a
+    /// member reported).
+    fn highest_epoch(&self) -> u64 {
+        let t = self.obs.snapshot();
+        t.status
+            .as_ref()
+            .map_or(0, |s| s.highest_epoch.max(s.epoch))
+            .max(t.max_epoch)
+    }
+
+    /// Deletes every session of the group, then the group, again until the group is gone
+    /// (members still running rejoin in between) or, with `timeout`, until the members have
+    /// rejoined with that failoverTimeout; at most 10 s. The attempts it took.
+    async fn delete_group(&mut self, timeout: Option<Duration>) -> Result<usize, String> {
+        let group = self.stage.spec().group_id.clone();
+        let base = format!("/api/v1/ClientFailover/groups/{group}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let now = self.stage.arbiter_admin(Method::GET, &base, None).await;
+            let done = match (&now, timeout) {
+                // Gone (or never there): what delete_group asks.
+                (Err(e), None) => format!("{e:#}").contains("404"),
+                (Ok(g), Some(t)) => {
+                    g["FailoverTimeout"].as_str() == Some(format_timespan(t).as_str())
+                        && g["Sessions"].as_array().is_some_and(|s| !s.is_empty())
+                }
+                _ => false,
+            };
+            if done {
+                return Ok(tries - 1);
+            }
+            if let Ok(g) = &now {
+                let wrong_timeout = timeout.is_none_or(|t| {
+                    g["FailoverTimeout"].as_str() != Some(format_timespan(t).as_str())
+                });
+                if wrong_timeout {
+                    let sessions: Vec<String> = g["Sessions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| s["Id"].as_str().map(str::to_string))
+                        .collect();
+                    for s in sessions {
+                        let _ = self
+                            .stage
+                            .arbiter_admin(
+                                Method::DELETE,
+                                &format!("{base}/clientsessions/{s}"),
+                                None,
+                            )
+                            .await;
+                    }
+                    if self
+                        .stage
+                        .arbiter_admin(Method::DELETE, &base, None)
+                        .await
+                        .is_ok()
+                        && timeout.is_none()
+                    {
+                        return Ok(tries);
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(match timeout {
+                    None => {
+                        format!("group {group} kept members rejoining: not deleted within 10 s")
+                    }
+                    Some(t) => format!(
+                        "the members did not rejoin group {group} with failoverTimeout {} within 10 s: {}",
+                        format_timespan(t),
+                        now.map_or_else(|e| format!("{e:#}"), |g| g.to_string())
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn fault(&mut self, text: String) {
         self.last_fault_us = Some(process::unix_us());
         self.obs.mark("fault", text);
@@ -948,7 +1036,7 @@ impl<S: Stage> Run<S> {
                         .stop(&name, Duration::from_secs(5))
                         .await
                         .map_err(e)?,
-                    Action::Restart(_) => self.stage.restart(&name).await.map_err(e)?,
+                    Action::Restart(_) => self.stage.restart(&name, None).await.map_err(e)?,
                     _ => self.stage.resume(&name).await.map_err(e)?,
                 }
                 let text = format!("{action}").replace(&t.to_string(), &name);
@@ -1101,6 +1189,126 @@ impl<S: Stage> Run<S> {
                 };
                 self.fault(format!("{action}").replace(&adapter.to_string(), &name));
                 Ok(String::new())
+            }
+            Action::RestartChanged { adapter, patch } => {
+                let name = self.resolve(adapter)?;
+                self.stage.restart(&name, Some(patch)).await.map_err(e)?;
+                // A member back with another document: a change of configuration, as a fault.
+                self.fault(format!("{action}").replace(&adapter.to_string(), &name));
+                Ok(String::new())
+            }
+            Action::DeleteSession(t) => {
+                let name = self.resolve(t)?;
+                let url = format!(
+                    "/api/v1/ClientFailover/groups/{}/clientsessions/{name}",
+                    self.stage.spec().group_id
+                );
+                self.stage
+                    .arbiter_admin(Method::DELETE, &url, None)
+                    .await
+                    .map_err(e)?;
+                self.fault(format!("{action}").replace(&t.to_string(), &name));
+                Ok(String::new())
+            }
+            Action::DeleteGroup => {
+                let tries = self.delete_group(None).await?;
+                self.fault(action.to_string());
+                Ok(format!(" ({tries} attempt(s))"))
+            }
+            Action::ChangeFailoverTimeout(timeout) => {
+                let patch = json!({ "failoverTimeout": format_timespan(*timeout) });
+                for name in self.stage.spec().adapters.clone() {
+                    self.stage
+                        .adapter_rest(
+                            &name,
+                            Method::PATCH,
+                            "/configuration/System/ClientFailover",
+                            Some(&patch),
+                        )
+                        .await
+                        .map_err(e)?;
+                }
+                let tries = self.delete_group(Some(*timeout)).await?;
+                self.fault(action.to_string());
+                Ok(format!(" ({tries} attempt(s))"))
+            }
+            Action::Register {
+                adapter,
+                registered,
+            } => {
+                let name = self.resolve(adapter)?;
+                let text = format!("{action}").replace(&adapter.to_string(), &name);
+                if *registered {
+                    self.stage.configure(&name).await.map_err(e)?;
+                    self.obs.mark("step", text);
+                } else {
+                    self.stage
+                        .adapter_rest(
+                            &name,
+                            Method::DELETE,
+                            "/configuration/System/ClientFailover",
+                            None,
+                        )
+                        .await
+                        .map_err(e)?;
+                    self.fault(text);
+                }
+                Ok(String::new())
+            }
+            Action::Twin { adapter, running }
+            | Action::Standalone {
+                name: adapter,
+                running,
+            } => {
+                let extra = match action {
+                    Action::Twin { .. } => crate::stage::Extra::Twin(adapter.clone()),
+                    _ => crate::stage::Extra::Standalone(adapter.clone()),
+                };
+                if *running {
+                    self.stage.start_extra(&extra).await.map_err(e)?;
+                    self.fault(action.to_string());
+                } else {
+                    self.stage.stop_extra(&extra).await.map_err(e)?;
+                    self.obs.mark("step", action.to_string());
+                }
+                Ok(String::new())
+            }
+            Action::FenceAhead(by) => {
+                let epoch = self.highest_epoch().saturating_add(*by);
+                let (_, endpoint) = self.stage.watch_channels().map_err(e)?;
+                failover_sim::intruder::fence(endpoint, &self.stage.spec().group_id, epoch)
+                    .await
+                    .map_err(|s| {
+                        format!("the endpoint refused the intruder's fence: {}", s.message())
+                    })?;
+                self.fault(action.to_string());
+                Ok(format!(" (epoch {epoch})"))
+            }
+            Action::MemberAhead(0) => {
+                if let Some(stop) = self.intruder.take() {
+                    stop.send_replace(true);
+                }
+                self.obs.mark("step", action.to_string());
+                Ok(String::new())
+            }
+            Action::MemberAhead(by) => {
+                let epoch = self.highest_epoch().saturating_add(*by);
+                let (arbiter, _) = self.stage.watch_channels().map_err(e)?;
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                if let Some(old) = self.intruder.replace(stop) {
+                    old.send_replace(true);
+                }
+                let spec = self.stage.spec();
+                tokio::spawn(failover_sim::intruder::member(
+                    arbiter,
+                    spec.group_id.clone(),
+                    epoch,
+                    spec.mode,
+                    spec.failover_timeout,
+                    stopped,
+                ));
+                self.fault(action.to_string());
+                Ok(format!(" (epoch {epoch})"))
             }
             Action::HistoryRecovery {
                 adapter,
@@ -1441,6 +1649,12 @@ impl<S: Stage> Run<S> {
                 })
                 .collect(),
             service_restarts: self.service_restarts.iter().map(|ms| at(*ms)).collect(),
+            fault_starts: t
+                .events
+                .iter()
+                .filter(|e| e.kind == "fault")
+                .map(|e| at(e.at_ms))
+                .collect(),
             failover_timeout: self.stage.spec().failover_timeout,
             members: self.stage.spec().adapters.len(),
             rate_hz: self.stage.spec().rate_hz,

@@ -98,7 +98,6 @@ pub async fn save(
                 variant: f.variant,
                 latency: f.latency,
             })
-            .filter(|t| !(t.kind == FaultKind::RoleOverride && t.variant))
             .collect(),
         settle: o.options.failover_timeout * 3 + Duration::from_secs(10),
     };
@@ -227,49 +226,44 @@ async fn breaks(story: &Story, tries: &mut usize) -> anyhow::Result<bool> {
     Ok(o.failure.is_some_and(|f| f.message.contains(&needle)))
 }
 
-/// True when the scenario language has steps to start and end a fault of this kind.
+/// True when the scenario language has steps to start and end a fault of this kind (every
+/// kind has, since the operator steps).
 fn has_steps(kind: FaultKind) -> bool {
-    match kind {
-        FaultKind::Crash
-        | FaultKind::Pause
-        | FaultKind::Partition
-        | FaultKind::OneWayPartition
-        | FaultKind::EndpointLink
-        | FaultKind::Latency
-        | FaultKind::SourceOutage
-        | FaultKind::EndpointOutage
-        | FaultKind::ArbiterRestart
-        | FaultKind::ArbiterOutage
-        | FaultKind::ModeSwitch
-        | FaultKind::RoleOverride
-        | FaultKind::GracefulStop => true,
-        FaultKind::TimeoutChange
-        | FaultKind::SessionDelete
-        | FaultKind::GroupDelete
-        | FaultKind::RestartChanged
-        | FaultKind::Unregister
-        | FaultKind::Twin
-        | FaultKind::Standalone
-        | FaultKind::EpochAhead => false,
-    }
+    FaultKind::ALL.contains(&kind)
 }
 
-/// The step that starts a fault, and the one that ends it.
-fn fault_steps(f: &Told, mode: failover_core::Mode) -> (String, Option<String>) {
+/// The standalone adapter's name in a story.
+const STANDALONE: &str = "adapter-s";
+
+/// How far ahead an intruder's epoch goes in a story (as in the simulator).
+const EPOCH_AHEAD: u64 = 5;
+
+/// The steps that start a fault, and those that end it.
+fn fault_steps(
+    f: &Told,
+    mode: failover_core::Mode,
+    timeout: Duration,
+) -> (Vec<String>, Vec<String>) {
     let a = &f.adapter;
     let link = |service: &str| format!("between = [\"{a}\", \"{service}\"]");
-    let heal = |service: &str| Some(format!("heal_link = {{ {} }}", link(service)));
+    let heal = |service: &str| vec![format!("heal_link = {{ {} }}", link(service))];
+    let other = match mode {
+        failover_core::Mode::Hot => "Warm",
+        failover_core::Mode::Warm => "Cold",
+        failover_core::Mode::Cold => "Hot",
+    };
+    let one = |s: String| vec![s];
     match f.kind {
         FaultKind::Crash => (
-            format!("kill = \"{a}\""),
-            Some(format!("restart = \"{a}\"")),
+            one(format!("kill = \"{a}\"")),
+            one(format!("restart = \"{a}\"")),
         ),
         FaultKind::Pause => (
-            format!("pause = \"{a}\""),
-            Some(format!("resume = \"{a}\"")),
+            one(format!("pause = \"{a}\"")),
+            one(format!("resume = \"{a}\"")),
         ),
         FaultKind::Partition => (
-            format!("blackhole_link = {{ {} }}", link("arbiter")),
+            one(format!("blackhole_link = {{ {} }}", link("arbiter"))),
             heal("arbiter"),
         ),
         FaultKind::OneWayPartition => {
@@ -279,48 +273,55 @@ fn fault_steps(f: &Told, mode: failover_core::Mode) -> (String, Option<String>) 
                 format!("between = [\"arbiter\", \"{a}\"]")
             };
             (
-                format!("cut_link = {{ {between}, direction = \"one-way\" }}"),
+                one(format!(
+                    "cut_link = {{ {between}, direction = \"one-way\" }}"
+                )),
                 heal("arbiter"),
             )
         }
         FaultKind::EndpointLink => (
-            format!("blackhole_link = {{ {} }}", link("endpoint")),
+            one(format!("blackhole_link = {{ {} }}", link("endpoint"))),
             heal("endpoint"),
         ),
         FaultKind::Latency => (
-            format!(
+            one(format!(
                 "link_latency = {{ {}, ms = {} }}",
                 link("arbiter"),
                 f.latency.as_millis()
-            ),
+            )),
             heal("arbiter"),
         ),
         FaultKind::SourceOutage => (
-            "source_outage = {}".into(),
-            Some("source_restore = {}".into()),
+            one("source_outage = {}".into()),
+            one("source_restore = {}".into()),
         ),
         FaultKind::EndpointOutage => (
-            "endpoint_outage = true".into(),
-            Some("endpoint_outage = false".into()),
+            one("endpoint_outage = true".into()),
+            one("endpoint_outage = false".into()),
         ),
         FaultKind::ArbiterRestart | FaultKind::ArbiterOutage => (
-            "kill = \"arbiter\"".into(),
-            Some("restart = \"arbiter\"".into()),
+            one("kill = \"arbiter\"".into()),
+            one("restart = \"arbiter\"".into()),
         ),
-        FaultKind::ModeSwitch => {
-            let other = match mode {
-                failover_core::Mode::Hot => "Warm",
-                failover_core::Mode::Warm => "Cold",
-                failover_core::Mode::Cold => "Hot",
-            };
-            (
-                format!("set_config = {{ adapter = \"{a}\", mode = \"{other}\" }}"),
-                Some(format!(
-                    "set_config = {{ adapter = \"{a}\", mode = \"{}\" }}",
-                    mode.as_str()
-                )),
-            )
-        }
+        FaultKind::ModeSwitch => (
+            one(format!(
+                "set_config = {{ adapter = \"{a}\", mode = \"{other}\" }}"
+            )),
+            one(format!(
+                "set_config = {{ adapter = \"{a}\", mode = \"{}\" }}",
+                mode.as_str()
+            )),
+        ),
+        FaultKind::RoleOverride if f.variant => (
+            vec![
+                format!("pause = \"{a}\""),
+                format!("role_override = {{ adapter = \"{a}\", role = \"Primary\" }}"),
+            ],
+            vec![
+                format!("role_override = {{ adapter = \"{a}\", role = \"none\" }}"),
+                format!("resume = \"{a}\""),
+            ],
+        ),
         FaultKind::RoleOverride => {
             // Until cleared, or expiring at the fault's end.
             let expires = if f.outbound {
@@ -329,17 +330,58 @@ fn fault_steps(f: &Told, mode: failover_core::Mode) -> (String, Option<String>) 
                 format!(", expiration = \"{}\"", format_timespan(f.lasts))
             };
             (
-                format!("role_override = {{ adapter = \"{a}\", role = \"Primary\"{expires} }}"),
-                f.outbound
-                    .then(|| format!("role_override = {{ adapter = \"{a}\", role = \"none\" }}")),
+                one(format!(
+                    "role_override = {{ adapter = \"{a}\", role = \"Primary\"{expires} }}"
+                )),
+                if f.outbound {
+                    one(format!(
+                        "role_override = {{ adapter = \"{a}\", role = \"none\" }}"
+                    ))
+                } else {
+                    Vec::new()
+                },
             )
         }
         FaultKind::GracefulStop => (
-            format!("stop = \"{a}\""),
-            Some(format!("restart = \"{a}\"")),
+            one(format!("stop = \"{a}\"")),
+            one(format!("restart = \"{a}\"")),
         ),
-        // Left out before (no step says them).
-        _ => (String::new(), None),
+        FaultKind::TimeoutChange => (
+            one(format!(
+                "change_failover_timeout = \"{}\"",
+                format_timespan(timeout * 2)
+            )),
+            one(format!(
+                "change_failover_timeout = \"{}\"",
+                format_timespan(timeout)
+            )),
+        ),
+        FaultKind::SessionDelete => (one(format!("delete_session = \"{a}\"")), Vec::new()),
+        FaultKind::GroupDelete => (one("delete_group = true".into()), Vec::new()),
+        FaultKind::RestartChanged => (
+            vec![
+                format!("kill = \"{a}\""),
+                format!("restart = {{ adapter = \"{a}\", mode = \"{other}\" }}"),
+            ],
+            vec![format!("kill = \"{a}\""), format!("restart = \"{a}\"")],
+        ),
+        FaultKind::Unregister => (
+            one(format!("unregister = \"{a}\"")),
+            one(format!("register = \"{a}\"")),
+        ),
+        FaultKind::Twin => (
+            one(format!("start_twin = \"{a}\"")),
+            one(format!("stop_twin = \"{a}\"")),
+        ),
+        FaultKind::Standalone => (
+            one(format!("start_standalone = \"{STANDALONE}\"")),
+            one(format!("stop_standalone = \"{STANDALONE}\"")),
+        ),
+        FaultKind::EpochAhead if f.variant => (
+            one(format!("member_ahead = {EPOCH_AHEAD}")),
+            one("member_ahead = 0".into()),
+        ),
+        FaultKind::EpochAhead => (one(format!("fence_ahead = {EPOCH_AHEAD}")), Vec::new()),
     }
 }
 
@@ -348,10 +390,12 @@ fn fault_steps(f: &Told, mode: failover_core::Mode) -> (String, Option<String>) 
 fn steps(story: &Story) -> Vec<String> {
     let mut events: Vec<(Duration, usize, bool, String)> = Vec::new();
     for (i, f) in story.faults.iter().enumerate() {
-        let (start, end) = fault_steps(f, story.mode);
-        events.push((f.start, i, true, start));
-        if let Some(end) = end {
-            events.push((f.start + f.lasts, i, false, end));
+        let (start, end) = fault_steps(f, story.mode, story.failover_timeout);
+        for step in start {
+            events.push((f.start, i, true, step));
+        }
+        for step in end {
+            events.push((f.start + f.lasts, i, false, step));
         }
     }
     events.sort_by_key(|(at, i, start, _)| (*at, *i, !*start));
@@ -433,29 +477,52 @@ mod tests {
         }
     }
 
+    /// Every kind of fault the simulator draws (the operator's too) renders into steps of a
+    /// file that parses, each variant included.
     #[test]
-    fn every_sayable_fault_renders_into_a_file_that_parses() {
-        let kinds: Vec<FaultKind> = FaultKind::ALL
-            .into_iter()
-            .filter(|k| has_steps(*k))
-            .collect();
-        assert_eq!(kinds.len(), 13);
-        let faults = kinds
-            .iter()
-            .enumerate()
-            .map(|(i, k)| told(*k, 1000 * i as u64, 500))
-            .collect();
-        let text = render(&story(faults));
+    fn every_fault_kind_renders_into_a_file_that_parses() {
+        let mut faults = Vec::new();
+        for (i, kind) in FaultKind::ALL.into_iter().enumerate() {
+            for variant in [false, true] {
+                let mut f = told(kind, 2000 * (2 * i as u64 + u64::from(variant)), 500);
+                f.variant = variant;
+                faults.push(f);
+            }
+        }
+        let st = story(faults.clone());
+        let text = render(&st);
         let s = failover_scenario::parse("t.toml", &text, Path::new("t.toml"))
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
-        // The setup; per fault a wait, its start, a wait and its end (the first starts at
-        // once: no wait before it); the settling and the expectation.
-        assert_eq!(s.steps.len(), 1 + kinds.len() * 4 - 1 + 2, "{text}");
+        // The setup; per fault a wait, its start steps, and (if it has any) a wait and its end
+        // steps (the first starts at once: no wait before it); the settling and the
+        // expectation.
+        let per_fault: usize = faults
+            .iter()
+            .map(|f| {
+                let (start, end) = fault_steps(f, st.mode, st.failover_timeout);
+                assert!(!start.is_empty(), "{:?} has no step", f.kind);
+                1 + start.len() + if end.is_empty() { 0 } else { 1 + end.len() }
+            })
+            .sum();
+        assert_eq!(s.steps.len(), 1 + per_fault - 1 + 2, "{text}");
         assert_eq!(
             s.cluster.broken,
             Some(failover_scenario::cluster::BrokenRule::EpochCheck)
         );
         assert!(text.ends_with("expect = { invariants = [5] }\n"), "{text}");
+        for words in [
+            "change_failover_timeout",
+            "delete_session",
+            "delete_group",
+            "restart = { adapter",
+            "unregister",
+            "start_twin",
+            "start_standalone",
+            "fence_ahead",
+            "member_ahead",
+        ] {
+            assert!(text.contains(words), "{words} missing:\n{text}");
+        }
     }
 
     #[test]

@@ -118,6 +118,43 @@ pub fn progress_line(s: &Summary, total: usize) -> String {
     )
 }
 
+/// The fault kinds a run's schedule injected, sorted and named: the subset its failure is
+/// grouped by.
+pub fn subset(o: &Outcome) -> Vec<&'static str> {
+    let mut kinds: Vec<FaultKind> = o.faults.iter().map(|f| f.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds.into_iter().map(FaultKind::name).collect()
+}
+
+/// The failing runs grouped: by rule (the seeds that broke it) and by fault subset (the seeds
+/// whose schedules injected exactly those kinds, and the rules they broke).
+#[derive(Debug, Default, PartialEq)]
+pub struct Grouped {
+    /// Rule -> failing seeds.
+    pub by_rule: BTreeMap<u8, Vec<u64>>,
+    /// Fault kinds -> (failing seeds, the rules they broke).
+    pub by_subset: BTreeMap<Vec<&'static str>, (Vec<u64>, std::collections::BTreeSet<u8>)>,
+}
+
+/// Groups the failing runs of a campaign.
+pub fn grouped(s: &Summary) -> Grouped {
+    let mut g = Grouped::default();
+    for o in &s.failing {
+        let seed = o.options.seed;
+        let mut rules: Vec<u8> = o.violations.iter().map(|v| v.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        for r in &rules {
+            g.by_rule.entry(*r).or_default().push(seed);
+        }
+        let entry = g.by_subset.entry(subset(o)).or_default();
+        entry.0.push(seed);
+        entry.1.extend(rules);
+    }
+    g
+}
+
 /// The summary in words.
 pub fn summary_text(s: &Summary) -> String {
     let mut out = String::new();
@@ -134,27 +171,142 @@ pub fn summary_text(s: &Summary) -> String {
     let _ = writeln!(out, "faults injected: {}", faults.join(", "));
     if s.violations.is_empty() {
         let _ = writeln!(out, "invariant violations: none");
-    } else {
-        let v: Vec<String> = s
-            .violations
-            .iter()
-            .map(|(rule, n)| format!("rule {rule}: {n}"))
-            .collect();
+        return out;
+    }
+    let v: Vec<String> = s
+        .violations
+        .iter()
+        .map(|(rule, n)| format!("rule {rule}: {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "invariant violations: {} in {} runs ({})",
+        s.violations.values().sum::<usize>(),
+        s.failing.len(),
+        v.join(", ")
+    );
+    let seeds: Vec<String> = s
+        .failing
+        .iter()
+        .map(|o| format!("{} ({})", o.options.seed, o.options.mode.as_str()))
+        .collect();
+    let _ = writeln!(out, "failing seeds: {}", seeds.join(", "));
+    let g = grouped(s);
+    let _ = writeln!(out, "by rule:");
+    for (rule, seeds) in &g.by_rule {
         let _ = writeln!(
             out,
-            "invariant violations: {} in {} runs ({})",
-            s.violations.values().sum::<usize>(),
-            s.failing.len(),
-            v.join(", ")
+            "  rule {rule:<3} {} seed(s): {}",
+            seeds.len(),
+            few(seeds)
         );
-        let seeds: Vec<String> = s
-            .failing
-            .iter()
-            .map(|o| format!("{} ({})", o.options.seed, o.options.mode.as_str()))
-            .collect();
-        let _ = writeln!(out, "failing seeds: {}", seeds.join(", "));
+    }
+    let _ = writeln!(out, "by fault subset (the kinds each schedule injected):");
+    let mut subsets: Vec<_> = g.by_subset.iter().collect();
+    subsets.sort_by_key(|(kinds, (seeds, _))| (std::cmp::Reverse(seeds.len()), (*kinds).clone()));
+    for (kinds, (seeds, rules)) in subsets {
+        let rules: Vec<String> = rules.iter().map(u8::to_string).collect();
+        let _ = writeln!(
+            out,
+            "  {} seed(s), rule {}: {}: {}",
+            seeds.len(),
+            rules.join(", "),
+            if kinds.is_empty() {
+                "no fault".to_string()
+            } else {
+                kinds.join(" + ")
+            },
+            few(seeds)
+        );
     }
     out
+}
+
+/// At most ten seeds, and how many more.
+fn few(seeds: &[u64]) -> String {
+    let shown: Vec<String> = seeds.iter().take(10).map(u64::to_string).collect();
+    if seeds.len() > shown.len() {
+        format!(
+            "{} and {} more",
+            shown.join(", "),
+            seeds.len() - shown.len()
+        )
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// One run as JSON: its options and mix, its schedule, what the endpoint holds, the ticks
+/// nobody delivered, the broken rules, and the command that replays it.
+pub fn outcome_json(o: &Outcome, replay: &str) -> serde_json::Value {
+    use serde_json::json;
+    let opt = &o.options;
+    let quarters = |(lo, hi): (u32, u32)| json!([f64::from(lo) / 4.0, f64::from(hi) / 4.0]);
+    json!({
+        "seed": opt.seed,
+        "mode": opt.mode.as_str(),
+        "failover_timeout_ms": opt.failover_timeout.as_millis(),
+        "broken": opt.broken.map(BrokenRule::name),
+        "mix": {
+            "kinds": opt.mix.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "max_faults": opt.mix.max_faults,
+            "lasts_x_failover_timeout": quarters(opt.mix.lasts),
+            "gap_x_failover_timeout": quarters(opt.mix.gap),
+        },
+        "faults": o.faults.iter().map(|f| json!({
+            "kind": f.kind.name(),
+            "adapter": f.adapter,
+            "at_s": f.at.as_secs_f64(),
+            "lasts_s": f.lasts.as_secs_f64(),
+            "text": f.to_string().trim(),
+        })).collect::<Vec<_>>(),
+        "simulated_s": o.simulated.as_secs_f64(),
+        "wall_s": o.wall.as_secs_f64(),
+        "audit": o.audit.as_ref().map(|a| json!({
+            "received": a.received,
+            "lost": a.lost,
+            "duplicated": a.duplicated,
+            "out_of_order": a.out_of_order,
+            "writers": a.writers.iter().map(|w| json!({
+                "adapter": w.adapter_id, "epoch": w.epoch, "accepted": w.accepted,
+            })).collect::<Vec<_>>(),
+        })),
+        "holes": holes(o).iter().map(|h| json!({
+            "first_seq": h.seqs.0, "last_seq": h.seqs.1,
+            "from_s": h.at.0.as_secs_f64(), "to_s": h.at.1.as_secs_f64(),
+            "after": h.between.0, "before": h.between.1,
+        })).collect::<Vec<_>>(),
+        "violations": o.violations.iter().map(|v| json!({
+            "rule": v.rule, "at_s": v.at.map(|t| t.as_secs_f64()), "what": v.what,
+        })).collect::<Vec<_>>(),
+        "replay": replay,
+    })
+}
+
+/// A campaign as JSON: totals, faults by kind, violations by rule, the failing runs in full,
+/// grouped by rule and by fault subset, and with one seed its run in full.
+pub fn summary_json(s: &Summary, plan: &SimPlan) -> serde_json::Value {
+    use serde_json::json;
+    let g = grouped(s);
+    let wall = s.wall.as_secs_f64().max(1e-9);
+    json!({
+        "runs": s.runs,
+        "simulated_s": s.simulated.as_secs_f64(),
+        "wall_s": s.wall.as_secs_f64(),
+        "runs_per_s": s.runs as f64 / wall,
+        "times_real_time": s.simulated.as_secs_f64() / wall,
+        "pool": plan.pool.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "swarm": plan.swarm == Swarm::On,
+        "modes": plan.modes.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "faults": s.faults,
+        "violations": s.violations.iter().map(|(r, n)| (r.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+        "failing": s.failing.iter().map(|o| outcome_json(o, &replay_command(o, plan))).collect::<Vec<_>>(),
+        "by_rule": g.by_rule.iter().map(|(r, seeds)| (r.to_string(), seeds.clone())).collect::<BTreeMap<_, _>>(),
+        "by_subset": g.by_subset.iter().map(|(kinds, (seeds, rules))| json!({
+            "kinds": kinds, "seeds": seeds, "rules": rules,
+        })).collect::<Vec<_>>(),
+        "run": s.single.as_ref().map(|o| outcome_json(o, &replay_command(o, plan))),
+    })
 }
 
 /// A run in full: options, schedule, timeline up to the first violation (or all of it), the

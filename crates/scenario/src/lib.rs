@@ -175,6 +175,52 @@ pub enum Action {
         /// How long (None: until cleared).
         expiration: Option<Duration>,
     },
+    /// Start again an adapter stopped or killed, configured with the cluster's document with
+    /// these fields changed (`restart = { adapter = "adapter-a", mode = "Warm" }`).
+    RestartChanged {
+        /// The adapter.
+        adapter: Target,
+        /// The fields changed.
+        patch: Map<String, Value>,
+    },
+    /// An operator deletes an adapter's session at the failover service (it rejoins with its
+    /// next heartbeat as a new session).
+    DeleteSession(Target),
+    /// An operator deletes every session of the group, then the group, again until the group
+    /// is gone (members still running rejoin and create it anew).
+    DeleteGroup,
+    /// failoverTimeout changed the documented way: every adapter's document changed, then
+    /// sessions and group deleted until the members have rejoined with the new value.
+    ChangeFailoverTimeout(Duration),
+    /// Deletes an adapter's ClientFailover document (false: it leaves its group and egresses
+    /// standalone), or puts the cluster's back (true).
+    Register {
+        /// The adapter.
+        adapter: Target,
+        /// Put back (true) or deleted (false).
+        registered: bool,
+    },
+    /// A second adapter process with an adapter's name and document, on ports of its own,
+    /// starts (true) or stops gracefully (false).
+    Twin {
+        /// The adapter whose name it takes.
+        adapter: String,
+        /// Starts or stops.
+        running: bool,
+    },
+    /// A standalone adapter (no ClientFailover document) with this name, on the same source and
+    /// endpoint, starts (true) or stops gracefully (false).
+    Standalone {
+        /// Its name.
+        name: String,
+        /// Starts or stops.
+        running: bool,
+    },
+    /// An intruder fences the endpoint this many epochs above the highest the group has seen.
+    FenceAhead(u64),
+    /// A member named `intruder` joins the group announcing this many epochs above the highest
+    /// the group has seen, with score 0 (0: it leaves).
+    MemberAhead(u64),
     /// Start a history recovery of the last `seconds` on an adapter.
     HistoryRecovery {
         /// The adapter.
@@ -506,6 +552,54 @@ impl fmt::Display for Action {
             Action::Resume(t) => write!(f, "resume (SIGCONT) {t}"),
             Action::Stop(t) => write!(f, "stop (SIGTERM) {t}"),
             Action::Restart(t) => write!(f, "restart {t}"),
+            Action::RestartChanged { adapter, patch } => write!(
+                f,
+                "restart {adapter} with its document changed: {}",
+                Value::Object(patch.clone())
+            ),
+            Action::DeleteSession(t) => write!(f, "operator: delete the session of {t}"),
+            Action::DeleteGroup => write!(f, "operator: delete every session and the group"),
+            Action::ChangeFailoverTimeout(d) => write!(
+                f,
+                "operator: change failoverTimeout to {} (documents changed, sessions and group deleted)",
+                format_timespan(*d)
+            ),
+            Action::Register {
+                adapter,
+                registered: false,
+            } => write!(
+                f,
+                "delete the ClientFailover document of {adapter} (it leaves and egresses standalone)"
+            ),
+            Action::Register {
+                adapter,
+                registered: true,
+            } => write!(f, "put the ClientFailover document of {adapter} back"),
+            Action::Twin {
+                adapter,
+                running: true,
+            } => write!(f, "a second {adapter} starts (same name and document)"),
+            Action::Twin {
+                adapter,
+                running: false,
+            } => write!(f, "the second {adapter} stops"),
+            Action::Standalone {
+                name,
+                running: true,
+            } => write!(f, "a standalone adapter {name} starts on the same endpoint"),
+            Action::Standalone {
+                name,
+                running: false,
+            } => write!(f, "the standalone adapter {name} stops"),
+            Action::FenceAhead(by) => write!(
+                f,
+                "an intruder fences the endpoint {by} epochs above the group's highest"
+            ),
+            Action::MemberAhead(0) => write!(f, "the intruder member leaves"),
+            Action::MemberAhead(by) => write!(
+                f,
+                "an intruder member announces an epoch {by} above the group's highest"
+            ),
             Action::Source { scope, down } => {
                 let what = match scope {
                     SourceScope::Whole => "the whole source".to_string(),
@@ -663,7 +757,18 @@ struct StepToml {
     pause: Option<String>,
     resume: Option<String>,
     stop: Option<String>,
-    restart: Option<String>,
+    restart: Option<toml::Value>,
+    delete_session: Option<String>,
+    delete_group: Option<bool>,
+    change_failover_timeout: Option<String>,
+    unregister: Option<String>,
+    register: Option<String>,
+    start_twin: Option<String>,
+    stop_twin: Option<String>,
+    start_standalone: Option<String>,
+    stop_standalone: Option<String>,
+    fence_ahead: Option<u64>,
+    member_ahead: Option<u64>,
     source_outage: Option<SourceToml>,
     source_restore: Option<SourceToml>,
     endpoint_outage: Option<bool>,
@@ -1506,7 +1611,133 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         }
         if let Some(t) = &s.restart {
             ck.line = key_line(text, &span, "restart");
-            push(Action::Restart(ck.component(&field("restart"), t)?));
+            let f = field("restart");
+            match t {
+                toml::Value::String(name) => push(Action::Restart(ck.component(&f, name)?)),
+                toml::Value::Table(table) => {
+                    let adapter = table
+                        .get("adapter")
+                        .and_then(toml::Value::as_str)
+                        .ok_or_else(|| ck.err(&f, "a table needs adapter = \"adapter-a\" and the document fields it restarts with, such as mode = \"Warm\""))?;
+                    let adapter = ck.adapter(&format!("{f}.adapter"), adapter)?;
+                    let mut patch = ck.json_table(&f, table)?;
+                    patch.remove("adapter");
+                    if patch.is_empty() {
+                        return Err(ck.err(&f, "give the document fields to change (mode = \"Warm\"), or restart = \"adapter-a\" for the same document"));
+                    }
+                    push(Action::RestartChanged { adapter, patch });
+                }
+                _ => {
+                    return Err(ck.err(
+                        &f,
+                        "give a component (\"adapter-a\") or a table: { adapter = \"adapter-a\", mode = \"Warm\" }",
+                    ));
+                }
+            }
+        }
+        if let Some(t) = &s.delete_session {
+            ck.line = key_line(text, &span, "delete_session");
+            push(Action::DeleteSession(
+                ck.adapter(&field("delete_session"), t)?,
+            ));
+        }
+        if let Some(yes) = s.delete_group {
+            ck.line = key_line(text, &span, "delete_group");
+            if !yes {
+                return Err(ck.err(
+                    &field("delete_group"),
+                    "delete_group = true deletes the group; leave it out to keep it",
+                ));
+            }
+            push(Action::DeleteGroup);
+        }
+        if let Some(d) = &s.change_failover_timeout {
+            ck.line = key_line(text, &span, "change_failover_timeout");
+            let f = field("change_failover_timeout");
+            let d = ck.duration(&f, d)?;
+            if d < failover_core::config::MIN_FAILOVER_TIMEOUT || d > Duration::from_secs(600) {
+                return Err(ck.err(&f, "must be from 00:00:00.100 to 00:10:00 in a scenario"));
+            }
+            push(Action::ChangeFailoverTimeout(d));
+        }
+        for (key, value, registered) in [
+            ("unregister", &s.unregister, false),
+            ("register", &s.register, true),
+        ] {
+            if let Some(t) = value {
+                ck.line = key_line(text, &span, key);
+                push(Action::Register {
+                    adapter: ck.adapter(&field(key), t)?,
+                    registered,
+                });
+            }
+        }
+        for (key, value, running) in [
+            ("start_twin", &s.start_twin, true),
+            ("stop_twin", &s.stop_twin, false),
+        ] {
+            if let Some(t) = value {
+                ck.line = key_line(text, &span, key);
+                if !adapters.contains(t) {
+                    return Err(ck.err(
+                        &field(key),
+                        format!(
+                            "no adapter {t:?}; a twin takes the name of one of {}",
+                            adapters.join(", ")
+                        ),
+                    ));
+                }
+                push(Action::Twin {
+                    adapter: t.clone(),
+                    running,
+                });
+            }
+        }
+        for (key, value, running) in [
+            ("start_standalone", &s.start_standalone, true),
+            ("stop_standalone", &s.stop_standalone, false),
+        ] {
+            if let Some(n) = value {
+                ck.line = key_line(text, &span, key);
+                let f = field(key);
+                if adapters.contains(n)
+                    || [ARBITER, SOURCE, ENDPOINT, "intruder"].contains(&n.as_str())
+                {
+                    return Err(ck.err(&f, format!("{n:?} is taken; a standalone adapter needs a name of its own (\"adapter-s\")")));
+                }
+                if n.is_empty()
+                    || n.len() > 64
+                    || !n
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(ck.err(
+                        &f,
+                        format!("{n:?} is not a name; use 1 to 64 letters, digits, - and _"),
+                    ));
+                }
+                push(Action::Standalone {
+                    name: n.clone(),
+                    running,
+                });
+            }
+        }
+        if let Some(by) = s.fence_ahead {
+            ck.line = key_line(text, &span, "fence_ahead");
+            if !(1..=1000).contains(&by) {
+                return Err(ck.err(
+                    &field("fence_ahead"),
+                    "give 1 to 1000 epochs above the group's highest",
+                ));
+            }
+            push(Action::FenceAhead(by));
+        }
+        if let Some(by) = s.member_ahead {
+            ck.line = key_line(text, &span, "member_ahead");
+            if by > 1000 {
+                return Err(ck.err(&field("member_ahead"), "give 1 to 1000 epochs above the group's highest, or 0 for the intruder to leave"));
+            }
+            push(Action::MemberAhead(by));
         }
         if let Some(x) = &s.source_outage {
             ck.line = key_line(text, &span, "source_outage");
@@ -1675,7 +1906,7 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         ck.line = header_line;
         let action = match actions.len() {
             1 => actions.pop().ok_or_else(|| ck.err(&field("action"), "missing"))?,
-            0 => return Err(ck.err(&format!("step {}", i + 1), "has no action; give one of kill, pause, resume, stop, restart, source_outage, source_restore, endpoint_outage, cut_link, blackhole_link, heal_link, link_latency, set_config, set_data_source, role_override, history_recovery, run_for, wait_until, expect, hold, never")),
+            0 => return Err(ck.err(&format!("step {}", i + 1), "has no action; give one of kill, pause, resume, stop, restart, source_outage, source_restore, endpoint_outage, cut_link, blackhole_link, heal_link, link_latency, set_config, set_data_source, role_override, delete_session, delete_group, change_failover_timeout, unregister, register, start_twin, stop_twin, start_standalone, stop_standalone, fence_ahead, member_ahead, history_recovery, run_for, wait_until, expect, hold, never")),
             n => return Err(ck.err(&format!("step {}", i + 1), format!("has {n} actions; give exactly one per [[step]]"))),
         };
         steps.push(Step {

@@ -57,6 +57,7 @@ fn observed(o: &Outcome, audit: &failover_proto::v1::AuditReport) -> shared::Obs
             .filter(|f| matches!(f.kind, FaultKind::ArbiterRestart | FaultKind::ArbiterOutage))
             .map(|f| f.at + f.lasts)
             .collect(),
+        fault_starts: o.faults.iter().map(|f| f.at).collect(),
         failover_timeout: o.options.failover_timeout,
         members: crate::world::ADAPTERS.len(),
         rate_hz: crate::RATE_HZ as f64,

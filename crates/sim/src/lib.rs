@@ -16,6 +16,7 @@
 //! here unchanged.
 
 pub mod check;
+pub mod intruder;
 pub mod schedule;
 pub mod stage;
 pub mod world;
@@ -855,10 +856,11 @@ const WARM_TEST_INTERVAL: Duration = Duration::from_secs(1);
 /// (at most 1 s) and the way back.
 const RESUBSCRIBE: Duration = Duration::from_millis(1500);
 
-/// True for a fault whose end (re)starts the collection of the adapter it hits: a restarted
-/// process, a standby switched back to Hot, a held adapter whose subscription may have fallen
-/// behind. Such a standby holds nothing from before its first point collected after it.
-fn restarts_collection(f: &Fault) -> bool {
+/// True for a fault that takes away what the adapter it hits collected, or its collection:
+/// a crash, a restart, a graceful stop, a mode switch (a standby leaving Hot drops its buffer),
+/// a document deleted (it egresses standalone), a hold (its subscription may fall behind).
+/// Until it collects again, the other adapter alone holds the data.
+fn takes_custody(f: &Fault) -> bool {
     matches!(
         f.kind,
         FaultKind::Crash
@@ -870,38 +872,77 @@ fn restarts_collection(f: &Fault) -> bool {
     ) || (f.kind == FaultKind::RoleOverride && f.variant)
 }
 
+/// True for a fault that takes the role of the adapter it hits, or what it holds: what leaves
+/// a sole holder's data to nobody.
+fn hits_the_holder(f: &Fault) -> bool {
+    takes_custody(f) || matches!(f.kind, FaultKind::SessionDelete | FaultKind::RoleOverride)
+}
+
+/// When the pair has recovered from a fault, as far as Hot's copies go: an adapter that lost
+/// its collection collects again, and a takeover it caused has happened (failoverTimeout and a
+/// heartbeat interval after it began); a failover service that was down has decided again
+/// (its grace of a heartbeat interval, then the takeover).
+fn recovery(f: &Fault, timeout: Duration) -> Duration {
+    let end = f.at + f.lasts;
+    if takes_custody(f) {
+        (end + RESUBSCRIBE).max(f.at + timeout + timeout / 2)
+    } else if matches!(f.kind, FaultKind::ArbiterRestart | FaultKind::ArbiterOutage) {
+        end + timeout + RESUBSCRIBE
+    } else {
+        end + timeout / 2
+    }
+}
+
 /// The stretches of sequence numbers in which no point may be lost, from 2 s in to 2 s before
 /// the end.
 ///
-/// Hot: every point produced while the source was up and the pair had its standby. Left out:
-/// a source outage and the resubscription after it; and, when a fault comes before an adapter
-/// restarted by the one before it has collected again (a fault at once after another), from
-/// what the Primary may not have written yet when the second begins to the restarted adapter's
-/// resubscription bound: only the Primary held those points, and a failure of it then loses
-/// them in any design (a standby cannot flush what it never collected).
+/// Hot: every point produced while the source was up, except where faults overlapped so that
+/// the pair lost both copies. Left out: a source outage and the resubscription after it; and
+/// each episode of faults (each beginning before the pair recovered from the one before, see
+/// [`recovery`]) in which both adapters lost their data or collection (or one lost it and the
+/// other its role), from the episode's first fault to its recovery: a Primary crashed and its
+/// standby crashed before flushing, or a standby just restarted and the Primary failed before it
+/// collected. Only one adapter held those points at some moment, and losing it loses them in any
+/// design. An episode that hits one adapter only (with the failover service and links failing
+/// around it) is checked in full.
 ///
 /// Warm and Cold lose what is produced between a failure and the takeover, so there every fault
 /// window is left out too, from what the Primary may not have written yet to the takeover's
 /// bound (two failoverTimeouts, a Warm standby's connection test, and the resubscription after).
 fn clean_ranges(options: &SimOptions, faults: &[Fault]) -> Vec<(u64, u64)> {
     let seq = |t: Duration| u64::try_from(t.as_millis()).unwrap_or(u64::MAX) * RATE_HZ / 1000;
-    let takeover = options.failover_timeout * 2 + WARM_TEST_INTERVAL + RESUBSCRIBE;
+    let timeout = options.failover_timeout;
+    let takeover = timeout * 2 + WARM_TEST_INTERVAL + RESUBSCRIBE;
     let mut left_out: Vec<(Duration, Duration)> = Vec::new();
-    for (i, f) in faults.iter().enumerate() {
-        let end = f.at + f.lasts;
-        match (f.kind, options.mode) {
-            (FaultKind::SourceOutage, Mode::Hot) => left_out.push((f.at, end + RESUBSCRIBE)),
-            (_, Mode::Hot) => {
-                if let Some(next) = faults.get(i + 1)
-                    && restarts_collection(f)
-                    && next.at < end + RESUBSCRIBE
-                {
-                    left_out.push((next.at.saturating_sub(EGRESS_LAG), end + RESUBSCRIBE));
-                }
+    if options.mode == Mode::Hot {
+        for f in faults.iter().filter(|f| f.kind == FaultKind::SourceOutage) {
+            left_out.push((f.at, f.at + f.lasts + RESUBSCRIBE));
+        }
+        let mut i = 0;
+        while let Some(first) = faults.get(i) {
+            let mut until = recovery(first, timeout);
+            let mut episode = vec![first];
+            i += 1;
+            while let Some(g) = faults.get(i).filter(|g| g.at < until) {
+                until = until.max(recovery(g, timeout));
+                episode.push(g);
+                i += 1;
             }
+            let custody = episode.iter().any(|f| takes_custody(f));
+            let hit: std::collections::BTreeSet<&str> = episode
+                .iter()
+                .filter(|f| hits_the_holder(f))
+                .map(|f| f.adapter)
+                .collect();
+            if custody && hit.len() >= 2 {
+                left_out.push((first.at.saturating_sub(EGRESS_LAG), until));
+            }
+        }
+    } else {
+        for f in faults {
             // What a failed Warm or Cold Primary had collected and not yet written is part of
             // its failure's loss too.
-            _ => left_out.push((f.at.saturating_sub(EGRESS_LAG), end + takeover)),
+            left_out.push((f.at.saturating_sub(EGRESS_LAG), f.at + f.lasts + takeover));
         }
     }
     left_out.sort();
@@ -923,63 +964,6 @@ fn clean_ranges(options: &SimOptions, faults: &[Fault]) -> Vec<(u64, u64)> {
 
 /// How far ahead of the group's epoch an intruder fences or announces.
 const EPOCH_AHEAD: u64 = 5;
-
-/// A member named `intruder` that announces an epoch far ahead in its heartbeats (score 0),
-/// until `stop` says so; then it leaves.
-async fn intruder_member(
-    network: failover_proto::net::Network,
-    epoch: u64,
-    options: SimOptions,
-    mut stop: watch::Receiver<bool>,
-) {
-    let Ok(channel) =
-        failover_proto::net::lazy_channel(&url(ARBITER, ARBITER_PORT), &network, None)
-    else {
-        return;
-    };
-    let mut client = v1::arbiter_client::ArbiterClient::new(channel);
-    let (tx, rx) = mpsc::channel(4);
-    let beat = |leaving: bool| v1::HeartbeatRequest {
-        group_id: GROUP.into(),
-        adapter_id: "intruder".into(),
-        incarnation: format!("intruder-{epoch}"),
-        score: 0,
-        mode: failover_proto::convert::mode_to_wire(options.mode) as i32,
-        failover_timeout_ms: u64::try_from(options.failover_timeout.as_millis()).unwrap_or(0),
-        known_epoch: epoch,
-        leaving,
-        ..Default::default()
-    };
-    if tx.send(beat(false)).await.is_err() {
-        return;
-    }
-    let Ok(response) = client
-        .heartbeat(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-    else {
-        return;
-    };
-    let mut answers = response.into_inner();
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(options.failover_timeout / 2) => {
-                if tx.send(beat(false)).await.is_err() { return; }
-            }
-            r = stop.changed() => {
-                let stopped = r.is_ok() && *stop.borrow();
-                if !stopped && r.is_ok() {
-                    continue;
-                }
-                if stopped {
-                    let _ = tx.send(beat(true)).await;
-                    let _ = tokio::time::timeout(Duration::from_secs(1), answers.message()).await;
-                }
-                return;
-            }
-            m = answers.message() => if !matches!(m, Ok(Some(_))) { return; },
-        }
-    }
-}
 
 /// Records every status of the group the failover service publishes (each change, and each
 /// heartbeat's count), reconnecting whenever the watch ends (the service restarted).
@@ -1101,6 +1085,7 @@ fn add_observer(
         let endpoint =
             failover_proto::net::lazy_channel(&url(ENDPOINT, ENDPOINT_PORT), &network, None)?;
         let source = failover_proto::net::lazy_channel(&url(SOURCE, SOURCE_PORT), &network, None)?;
+        let (arbiter_channel, endpoint_channel) = (arbiter.clone(), endpoint.clone());
         let mut endpoint = v1::data_endpoint_client::DataEndpointClient::new(endpoint);
         let mut source = v1::data_source_client::DataSourceClient::new(source);
         tokio::spawn(sample_data_flow(endpoint.clone(), shared.clone(), end));
@@ -1130,22 +1115,22 @@ fn add_observer(
                             .set_outage(v1::OutageRequest { down })
                             .await
                             .is_ok(),
-                        Command::FenceAhead => endpoint
-                            .fence(v1::FenceRequest {
-                                group_id: GROUP.into(),
-                                adapter_id: "intruder".into(),
-                                epoch: highest_epoch + EPOCH_AHEAD,
-                                writer: "intruder".into(),
-                            })
-                            .await
-                            .is_ok(),
+                        Command::FenceAhead => intruder::fence(
+                            endpoint_channel.clone(),
+                            GROUP,
+                            highest_epoch + EPOCH_AHEAD,
+                        )
+                        .await
+                        .is_ok(),
                         Command::IntruderMember(true) => {
                             let (stop, stopped) = watch::channel(false);
                             intruder = Some(stop);
-                            tokio::spawn(intruder_member(
-                                network.clone(),
+                            tokio::spawn(intruder::member(
+                                arbiter_channel.clone(),
+                                GROUP.into(),
                                 highest_epoch + EPOCH_AHEAD,
-                                options.clone(),
+                                options.mode,
+                                options.failover_timeout,
                                 stopped,
                             ));
                             true

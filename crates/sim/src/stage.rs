@@ -38,6 +38,9 @@ pub struct StageSpec {
     pub seed: u64,
     /// The adapters' names (and hosts).
     pub adapters: Vec<String>,
+    /// Adapters that run only when the director starts them: a second process with a pair
+    /// member's name (a twin), a standalone adapter.
+    pub extras: Vec<ExtraAdapter>,
     /// Streams at the source.
     pub streams: u32,
     /// Components the streams are split into.
@@ -61,6 +64,33 @@ pub struct StageSpec {
     pub limit: Duration,
     /// A rule broken on purpose.
     pub broken: Option<BrokenRule>,
+}
+
+/// An adapter host that runs only when the director starts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraAdapter {
+    /// Its host (unique).
+    pub host: String,
+    /// The name its adapter takes (a twin's is a pair member's).
+    pub name: String,
+}
+
+impl ExtraAdapter {
+    /// The host of the twin of `adapter`.
+    pub fn twin(adapter: &str) -> ExtraAdapter {
+        ExtraAdapter {
+            host: format!("twin-{adapter}"),
+            name: adapter.to_string(),
+        }
+    }
+
+    /// The host of a standalone adapter named `name`.
+    pub fn standalone(name: &str) -> ExtraAdapter {
+        ExtraAdapter {
+            host: name.to_string(),
+            name: name.to_string(),
+        }
+    }
 }
 
 /// What the director asks of the simulation.
@@ -143,6 +173,11 @@ impl Handle {
         }
     }
 
+    /// True when the simulation has an adapter host by this name.
+    pub fn has_host(&self, host: &str) -> bool {
+        self.life.contains_key(host)
+    }
+
     /// True when the adapter host's adapter is meant to run.
     pub fn is_running(&self, adapter: &str) -> bool {
         self.life.get(adapter).is_some_and(|l| *l.running.borrow())
@@ -178,11 +213,13 @@ impl Stage {
         let life: BTreeMap<String, Life> = spec
             .adapters
             .iter()
-            .map(|a| {
+            .map(|a| (a.clone(), true))
+            .chain(spec.extras.iter().map(|x| (x.host.clone(), false)))
+            .map(|(host, running)| {
                 (
-                    a.clone(),
+                    host,
                     Life {
-                        running: watch::Sender::new(true),
+                        running: watch::Sender::new(running),
                         alive: watch::Sender::new(false),
                     },
                 )
@@ -198,6 +235,7 @@ impl Stage {
                 .map(String::from)
                 .into_iter()
                 .chain(spec.adapters.iter().cloned())
+                .chain(spec.extras.iter().map(|x| x.host.clone()))
                 .collect(),
             broken: spec.broken,
         };
@@ -251,11 +289,15 @@ impl Stage {
                 .await
                 .map_err(crate::boxed)
         });
-        for name in &spec.adapters {
-            let host = name.clone();
-            let (name, spec, handle) = (name.clone(), spec.clone(), self.handle.clone());
+        let hosts = spec
+            .adapters
+            .iter()
+            .map(|a| (a.clone(), a.clone()))
+            .chain(spec.extras.iter().map(|x| (x.host.clone(), x.name.clone())));
+        for (host, name) in hosts {
+            let (spec, handle, on) = (spec.clone(), self.handle.clone(), host.clone());
             self.sim.host(host.as_str(), move || {
-                adapter_host(name.clone(), spec.clone(), handle.clone())
+                adapter_host(on.clone(), name.clone(), spec.clone(), handle.clone())
             });
         }
     }
@@ -328,14 +370,15 @@ impl Stage {
     }
 }
 
-/// An adapter host: runs the adapter, with its REST API, while the director wants it running
-/// (a graceful stop ends it, a start begins a new process).
+/// An adapter host: runs the adapter named `name`, with its REST API, while the director wants
+/// it running (a graceful stop ends it, a start begins a new process).
 async fn adapter_host(
+    host: String,
     name: String,
     spec: StageSpec,
     handle: Handle,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let Some(life) = handle.life.get(&name) else {
+    let Some(life) = handle.life.get(&host) else {
         return Ok(());
     };
     loop {
@@ -352,7 +395,7 @@ async fn adapter_host(
             },
             warm_test_interval: spec.warm_test_interval,
             buffer_capacity: 1_000_000,
-            buffer_dir: spec.buffer_root.as_ref().map(|r| r.join(&name)),
+            buffer_dir: spec.buffer_root.as_ref().map(|r| r.join(&host)),
             buffer_max_bytes: 1 << 30,
             trusted_ca: Vec::new(),
             network: world::network(),

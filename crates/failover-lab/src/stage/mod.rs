@@ -14,13 +14,39 @@ use std::time::Duration;
 
 use failover_proto::v1;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tonic::transport::Channel;
 
 use crate::{
     cluster::{Cluster, ClusterSpec, SourceFaultTarget},
     proxy::LinkChange,
 };
+
+/// An adapter that is not one of the pair, started by a scenario step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extra {
+    /// A second process with this pair member's name and document (`start_twin`).
+    Twin(String),
+    /// A standalone adapter with this name (`start_standalone`).
+    Standalone(String),
+}
+
+impl Extra {
+    /// The name its adapter takes.
+    pub fn name(&self) -> &str {
+        match self {
+            Extra::Twin(n) | Extra::Standalone(n) => n,
+        }
+    }
+
+    /// The component it is known as (unique: a twin shares its namesake's name).
+    pub fn key(&self) -> String {
+        match self {
+            Extra::Twin(n) => format!("twin-{n}"),
+            Extra::Standalone(n) => n.clone(),
+        }
+    }
+}
 
 /// What the runner needs of a running pair.
 pub(crate) trait Stage {
@@ -42,8 +68,18 @@ pub(crate) trait Stage {
     async fn resume(&mut self, name: &str) -> anyhow::Result<()>;
     /// Stops a component gracefully (SIGTERM), at once after `grace`.
     async fn stop(&mut self, name: &str, grace: Duration) -> anyhow::Result<()>;
-    /// Starts a component again (an adapter configured again).
-    async fn restart(&mut self, name: &str) -> anyhow::Result<()>;
+    /// Starts a component again: an adapter is configured again, with the cluster's document
+    /// with `changes` merged in (None: as it is).
+    async fn restart(
+        &mut self,
+        name: &str,
+        changes: Option<&Map<String, Value>>,
+    ) -> anyhow::Result<()>;
+    /// Starts an adapter that is not one of the pair (a twin: configured with its namesake's
+    /// document; a standalone adapter: no document).
+    async fn start_extra(&mut self, extra: &Extra) -> anyhow::Result<()>;
+    /// Stops it gracefully.
+    async fn stop_extra(&mut self, extra: &Extra) -> anyhow::Result<()>;
     /// Fails (`down`) or restores part of the source.
     async fn source_fault(&mut self, target: SourceFaultTarget, down: bool) -> anyhow::Result<()>;
     /// Starts or ends an endpoint outage.
@@ -118,8 +154,18 @@ impl Stage for Cluster {
     async fn stop(&mut self, name: &str, grace: Duration) -> anyhow::Result<()> {
         Cluster::stop(self, name, grace).await
     }
-    async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
-        Cluster::restart(self, name).await
+    async fn restart(
+        &mut self,
+        name: &str,
+        changes: Option<&Map<String, Value>>,
+    ) -> anyhow::Result<()> {
+        Cluster::restart_with(self, name, changes).await
+    }
+    async fn start_extra(&mut self, extra: &Extra) -> anyhow::Result<()> {
+        Cluster::start_extra(self, extra).await
+    }
+    async fn stop_extra(&mut self, extra: &Extra) -> anyhow::Result<()> {
+        Cluster::stop(self, &extra.key(), Duration::from_secs(5)).await
     }
     async fn source_fault(&mut self, target: SourceFaultTarget, down: bool) -> anyhow::Result<()> {
         Cluster::source_fault(self, target, down).await

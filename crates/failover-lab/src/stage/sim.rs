@@ -24,14 +24,14 @@ use failover_sim::{
     world::{self, ARBITER, ARBITER_PORT, ENDPOINT, ENDPOINT_PORT, SOURCE, SOURCE_PORT, url},
 };
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tonic::transport::Channel;
 
 use crate::{
     cluster::{ClusterAuth, ClusterProtocol, ClusterSpec, ClusterTls, SourceFaultTarget},
     proxy::LinkChange,
     scenario::{Action, Scenario},
-    stage::Stage,
+    stage::{Extra, Stage},
 };
 
 /// How long a REST call may take before the runner gives up (a paused adapter never answers).
@@ -71,6 +71,23 @@ pub fn refusal(s: &Scenario, protocol: ClusterProtocol) -> Option<String> {
     None
 }
 
+/// The adapters beside the pair that the scenario's steps start (twins and standalone
+/// adapters): the simulation gives each a host of its own from the start.
+pub fn extras(s: &Scenario) -> Vec<failover_sim::stage::ExtraAdapter> {
+    let mut out: Vec<failover_sim::stage::ExtraAdapter> = Vec::new();
+    for step in &s.steps {
+        let extra = match &step.action {
+            Action::Twin { adapter, .. } => failover_sim::stage::ExtraAdapter::twin(adapter),
+            Action::Standalone { name, .. } => failover_sim::stage::ExtraAdapter::standalone(name),
+            _ => continue,
+        };
+        if !out.contains(&extra) {
+            out.push(extra);
+        }
+    }
+    out
+}
+
 /// The scenario's pair on the simulator, as the runner inside it sees it.
 #[derive(Debug)]
 pub struct SimStage {
@@ -103,6 +120,19 @@ impl SimStage {
             bail!(
                 "no component {name:?}; components: {}, {ARBITER}, {SOURCE}, {ENDPOINT}",
                 self.spec.adapters.join(", ")
+            )
+        }
+    }
+
+    /// The host of an adapter beside the pair (made when the stage was, from the scenario's
+    /// steps: [`extras`]).
+    fn extra_host(&self, extra: &Extra) -> anyhow::Result<String> {
+        let host = extra.key();
+        if self.handle.has_host(&host) {
+            Ok(host)
+        } else {
+            bail!(
+                "no host for {host} in this simulation (a bug: the stage is made from the scenario's steps)"
             )
         }
     }
@@ -151,6 +181,38 @@ impl SimStage {
             .into_inner())
     }
 
+    /// Gives the adapter on `host` the cluster's document, with `changes` merged in.
+    async fn configure_host(
+        &self,
+        host: &str,
+        changes: Option<&Map<String, Value>>,
+    ) -> anyhow::Result<Value> {
+        let mut doc = self
+            .spec
+            .client_failover_document(&url(ARBITER, ARBITER_PORT))?;
+        crate::cluster::merge(&mut doc, changes);
+        self.http(
+            host,
+            ADAPTER_REST_PORT,
+            Method::PUT,
+            "/api/v1/configuration/System/ClientFailover",
+            Some(&doc),
+        )
+        .await
+        .with_context(|| host.to_string())
+    }
+
+    async fn configure_with(
+        &self,
+        adapter: &str,
+        changes: Option<&Map<String, Value>>,
+    ) -> anyhow::Result<Value> {
+        if !self.is_adapter(adapter) {
+            bail!("no adapter {adapter:?}");
+        }
+        self.configure_host(adapter, changes).await
+    }
+
     /// Waits until a (re)started adapter serves its REST API.
     async fn wait_rest(&self, adapter: &str) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -192,16 +254,7 @@ impl Stage for SimStage {
         ))
     }
     async fn configure(&self, adapter: &str) -> anyhow::Result<Value> {
-        let doc = self
-            .spec
-            .client_failover_document(&url(ARBITER, ARBITER_PORT))?;
-        self.adapter_rest(
-            adapter,
-            Method::PUT,
-            "/configuration/System/ClientFailover",
-            Some(&doc),
-        )
-        .await
+        self.configure_with(adapter, None).await
     }
     async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
         let host = self.host(name)?;
@@ -236,7 +289,11 @@ impl Stage for SimStage {
             self.kill(&host).await
         }
     }
-    async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+    async fn restart(
+        &mut self,
+        name: &str,
+        changes: Option<&Map<String, Value>>,
+    ) -> anyhow::Result<()> {
         let host = self.host(name)?;
         if self.paused.remove(&host) {
             self.handle.change(HostChange::Release(host.clone())).await;
@@ -258,12 +315,30 @@ impl Stage for SimStage {
                     .await;
             }
             self.wait_rest(&host).await?;
-            self.configure(&host).await?;
+            self.configure_with(&host, changes).await?;
         } else {
             self.handle.change(HostChange::Crash(host.clone())).await;
             self.handle.change(HostChange::Start(host.clone())).await;
             self.crashed.remove(&host);
         }
+        Ok(())
+    }
+    async fn start_extra(&mut self, extra: &Extra) -> anyhow::Result<()> {
+        let host = self.extra_host(extra)?;
+        self.handle
+            .set_running(&host, true, Duration::from_secs(3))
+            .await;
+        self.wait_rest(&host).await?;
+        if let Extra::Twin(_) = extra {
+            self.configure_host(&host, None).await?;
+        }
+        Ok(())
+    }
+    async fn stop_extra(&mut self, extra: &Extra) -> anyhow::Result<()> {
+        let host = self.extra_host(extra)?;
+        self.handle
+            .set_running(&host, false, Duration::from_secs(5))
+            .await;
         Ok(())
     }
     async fn source_fault(&mut self, target: SourceFaultTarget, down: bool) -> anyhow::Result<()> {
