@@ -966,7 +966,7 @@ impl Group {
             self.epoch = seen.saturating_add(1);
             self.note = match refused {
                 Some(r) if r >= before => format!(
-                    "{adapter} promoted again, epoch {} (the endpoint refused it at epoch {r}, which another writer holds: the Primary's epoch must be above every epoch seen)",
+                    "{adapter} promoted again, epoch {} (the endpoint refused it: another writer holds epoch {r}; the Primary's epoch must be above every epoch seen)",
                     self.epoch
                 ),
                 _ => format!(
@@ -1382,7 +1382,7 @@ mod tests {
         assert_eq!(s.primary(), None);
         assert!(
             c.iter()
-                .any(|t| t.reason.contains("waiting 2.0 s for the previous Primary")),
+                .any(|t| t.reason.contains("waiting 2.0 s for its members to rejoin")),
             "{c:?}"
         );
         assert_eq!(s.g.next_deadline(), Some(ms(2000)));
@@ -1398,6 +1398,62 @@ mod tests {
         s.beat(b, 0);
         assert!(promoted(&s.g.tick(ms(1999))).is_empty());
         assert_eq!(promoted(&s.g.tick(ms(2000))), vec![("b".to_string(), 8)]);
+    }
+
+    /// Once the group has had a Primary, the member holding data since the earliest goes
+    /// first among equal scores (a Hot standby before one that holds nothing, a long-collecting
+    /// one before one that just resubscribed); before that, the earliest registered.
+    #[test]
+    fn among_equal_scores_the_member_holding_data_longest_is_promoted() {
+        let mut s = Sim::new();
+        let mut a = hb("a", 100);
+        a.holds_data_since_ms = None;
+        let mut b = hb("b", 100);
+        b.holds_data_since_ms = Some(1_000);
+        // The group remembers an epoch (it existed before): it waits, then chooses.
+        s.g.remember_epoch(3);
+        s.beat(a.clone(), 0);
+        s.beat(b.clone(), 10);
+        assert_eq!(s.primary(), None, "waits for its members");
+        assert_eq!(promoted(&s.g.tick(ms(2000))), vec![("b".to_string(), 4)]);
+
+        // Both collecting: the earlier wins, whoever registered first.
+        let mut s = Sim::new();
+        s.g.remember_epoch(3);
+        a.holds_data_since_ms = Some(5_000);
+        s.beat(a.clone(), 0);
+        s.beat(b.clone(), 10);
+        assert_eq!(promoted(&s.g.tick(ms(2000))), vec![("b".to_string(), 4)]);
+
+        // A group with no history: the earliest registered, whatever they hold.
+        let mut s = Sim::new();
+        s.beat(a, 0);
+        s.beat(b, 10);
+        assert_eq!(s.primary(), Some("a"));
+    }
+
+    /// A Primary that says the endpoint refused it at the group's epoch (another writer holds
+    /// it) is promoted again above it at once.
+    #[test]
+    fn a_primary_refused_at_its_own_epoch_is_promoted_above_it() {
+        let mut s = Sim::new();
+        s.beat(hb("a", 100), 0);
+        s.beat(hb("b", 100), 0);
+        assert_eq!((s.primary(), s.g.epoch()), (Some("a"), 1));
+        let mut refused = hb("a", 100);
+        refused.known_epoch = 1;
+        refused.fenced_out_epoch = 1;
+        let c = s.beat(refused.clone(), 100);
+        assert_eq!(promoted(&c), vec![("a".to_string(), 2)]);
+        assert!(c[0].reason.contains("the endpoint refused it"), "{c:?}");
+        // The same report later, below the new epoch, changes nothing; nor does a refusal
+        // reported by a member that is not Primary.
+        assert!(promoted(&s.beat(refused, 200)).is_empty());
+        let mut other = hb("b", 100);
+        other.known_epoch = 2;
+        other.fenced_out_epoch = 2;
+        assert!(promoted(&s.beat(other, 300)).is_empty());
+        assert_eq!(s.g.epoch(), 2);
     }
 
     #[test]

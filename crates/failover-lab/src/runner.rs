@@ -1299,12 +1299,21 @@ impl<S: Stage> Run<S> {
                     old.send_replace(true);
                 }
                 let spec = self.stage.spec();
+                // A member's heartbeat carries the group's fixed name and description.
+                let status = self.obs.snapshot().status;
+                let fixed = |f: fn(&v1::GroupStatus) -> &String| {
+                    status.as_ref().map(f).cloned().unwrap_or_default()
+                };
                 tokio::spawn(failover_sim::intruder::member(
                     arbiter,
-                    spec.group_id.clone(),
-                    epoch,
-                    spec.mode,
-                    spec.failover_timeout,
+                    failover_sim::intruder::Member {
+                        group: spec.group_id.clone(),
+                        name: fixed(|s| &s.name),
+                        description: fixed(|s| &s.description),
+                        failover_timeout: spec.failover_timeout,
+                        mode: spec.mode,
+                        epoch,
+                    },
                     stopped,
                 ));
                 self.fault(action.to_string());

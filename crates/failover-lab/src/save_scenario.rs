@@ -128,11 +128,31 @@ pub async fn save(
         }
     ));
     let mut tries = 0;
-    if !breaks(&story, &mut tries).await? {
+    // The first of the rules the run broke that the story breaks too (a run that broke rules 2
+    // and 5 may break only 5 when told from the story's start).
+    let mut tried = Vec::new();
+    let mut reproduced = false;
+    for v in o.violations.iter().filter(|v| RULES.contains(&v.rule)) {
+        if tried.contains(&v.rule) {
+            continue;
+        }
+        tried.push(v.rule);
+        story.rule = v.rule;
+        story.what.clone_from(&v.what);
+        if breaks(&story, &mut tries).await? {
+            reproduced = true;
+            break;
+        }
+    }
+    if !reproduced {
         anyhow::bail!(
             "told as a scenario file, seed {} no longer breaks rule {}: {}",
             story.seed,
-            story.rule,
+            tried
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
             if unsayable.is_empty() {
                 "the story's setup differs from the seeded run's (see the file's steps with --target sim)".to_string()
             } else {

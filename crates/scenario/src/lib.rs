@@ -2318,4 +2318,91 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
         assert_eq!(e.field, "cluster.break");
         assert!(e.message.contains("\"epoch-check\""), "{e}");
     }
+
+    #[test]
+    fn the_operators_steps_are_read_and_bad_ones_refused() {
+        let head = "name = \"x\"\n[cluster]\nmode = \"Hot\"\nfailover_timeout = \"00:00:02\"\n";
+        let step = |step: &str| parse_str(&format!("{head}\n[[step]]\n{step}\n"));
+        let action = |text: &str| step(text).expect(text).steps[0].action.clone();
+        assert!(matches!(
+            action("delete_session = \"primary\""),
+            Action::DeleteSession(Target::Primary)
+        ));
+        assert!(matches!(action("delete_group = true"), Action::DeleteGroup));
+        assert!(matches!(
+            action("change_failover_timeout = \"00:00:04\""),
+            Action::ChangeFailoverTimeout(d) if d == Duration::from_secs(4)
+        ));
+        assert!(matches!(
+            action("unregister = \"adapter-b\""),
+            Action::Register { adapter: Target::Named(a), registered: false } if a == "adapter-b"
+        ));
+        assert!(matches!(
+            action("start_twin = \"adapter-a\""),
+            Action::Twin { adapter, running: true } if adapter == "adapter-a"
+        ));
+        assert!(matches!(
+            action("stop_standalone = \"adapter-s\""),
+            Action::Standalone { name, running: false } if name == "adapter-s"
+        ));
+        assert!(matches!(action("fence_ahead = 5"), Action::FenceAhead(5)));
+        assert!(matches!(action("member_ahead = 0"), Action::MemberAhead(0)));
+        let Action::RestartChanged { adapter, patch } =
+            action("restart = { adapter = \"adapter-b\", mode = \"Warm\" }")
+        else {
+            panic!("a restart with a changed document")
+        };
+        assert_eq!(adapter, Target::Named("adapter-b".into()));
+        assert_eq!(patch.get("mode"), Some(&Value::String("Warm".into())));
+
+        for (text, field, words) in [
+            (
+                "delete_group = false",
+                "step 1.delete_group",
+                "leave it out",
+            ),
+            ("fence_ahead = 0", "step 1.fence_ahead", "1 to 1000"),
+            ("member_ahead = 5000", "step 1.member_ahead", "or 0"),
+            (
+                "change_failover_timeout = \"00:20:00\"",
+                "step 1.change_failover_timeout",
+                "00:10:00",
+            ),
+            (
+                "start_twin = \"adapter-z\"",
+                "step 1.start_twin",
+                "adapter-a, adapter-b",
+            ),
+            (
+                "start_standalone = \"adapter-a\"",
+                "step 1.start_standalone",
+                "is taken",
+            ),
+            (
+                "start_standalone = \"a b\"",
+                "step 1.start_standalone",
+                "not a name",
+            ),
+            (
+                "delete_session = \"arbiter\"",
+                "step 1.delete_session",
+                "no adapter",
+            ),
+            (
+                "restart = { mode = \"Warm\" }",
+                "step 1.restart",
+                "adapter =",
+            ),
+            (
+                "restart = { adapter = \"adapter-a\" }",
+                "step 1.restart",
+                "fields to change",
+            ),
+            ("restart = 3", "step 1.restart", "a component"),
+        ] {
+            let e = step(text).expect_err(text);
+            assert_eq!(e.field, field, "{text}: {e}");
+            assert!(e.message.contains(words), "{text}: {e}");
+        }
+    }
 }

@@ -25,17 +25,36 @@ pub async fn fence(endpoint: Channel, group: &str, epoch: u64) -> Result<(), ton
         .map(|_| ())
 }
 
-/// A member named [`NAME`] of `group` that announces `epoch` in its heartbeats (score 0, so it
-/// is never promoted) every failoverTimeout/2, until `stop` says so; then it leaves. A stream
-/// that ends ends it.
-pub async fn member(
-    arbiter: Channel,
-    group: String,
-    epoch: u64,
-    mode: Mode,
-    failover_timeout: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+/// How the intruder member joins: the group's fixed settings (a heartbeat must carry them) and
+/// the epoch it announces.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The group.
+    pub group: String,
+    /// The group's name and description, as fixed at its creation.
+    pub name: String,
+    /// Likewise.
+    pub description: String,
+    /// The group's failoverTimeout.
+    pub failover_timeout: Duration,
+    /// The mode it says it is in.
+    pub mode: Mode,
+    /// The epoch it announces.
+    pub epoch: u64,
+}
+
+/// A member named [`NAME`] that announces `m.epoch` in its heartbeats (score 0, so it is never
+/// promoted) every failoverTimeout/2, until `stop` says so; then it leaves. A stream that ends
+/// ends it.
+pub async fn member(arbiter: Channel, m: Member, mut stop: watch::Receiver<bool>) {
+    let Member {
+        group,
+        name,
+        description,
+        failover_timeout,
+        mode,
+        epoch,
+    } = m;
     let mut client = v1::arbiter_client::ArbiterClient::new(arbiter);
     let (tx, rx) = mpsc::channel(4);
     let beat = |leaving: bool| v1::HeartbeatRequest {
@@ -47,6 +66,8 @@ pub async fn member(
         failover_timeout_ms: u64::try_from(failover_timeout.as_millis()).unwrap_or(0),
         known_epoch: epoch,
         leaving,
+        name: name.clone(),
+        description: description.clone(),
         ..Default::default()
     };
     if tx.send(beat(false)).await.is_err() {

@@ -1127,10 +1127,14 @@ fn add_observer(
                             intruder = Some(stop);
                             tokio::spawn(intruder::member(
                                 arbiter_channel.clone(),
-                                GROUP.into(),
-                                highest_epoch + EPOCH_AHEAD,
-                                options.mode,
-                                options.failover_timeout,
+                                intruder::Member {
+                                    group: GROUP.into(),
+                                    name: String::new(),
+                                    description: String::new(),
+                                    failover_timeout: options.failover_timeout,
+                                    mode: options.mode,
+                                    epoch: highest_epoch + EPOCH_AHEAD,
+                                },
                                 stopped,
                             ));
                             true

@@ -145,7 +145,8 @@ fn check(f: impl FnOnce() + std::panic::UnwindSafe) -> Result<(), String> {
 }
 
 /// A seed broken on purpose (`--break epoch-check`) saved as a shrunk scenario file fails with
-/// the same invariant on the simulator and on real processes.
+/// the same invariant on the simulator and on real processes. (Seed 40 of the uniform draw,
+/// `--swarm off`, whose schedule cuts the Primary from the endpoint.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_saved_failing_seed_fails_alike_on_the_simulator_and_on_processes() {
     let dir = std::env::temp_dir().join(format!("failover-lab-saved-{}", std::process::id()));
@@ -161,6 +162,8 @@ async fn a_saved_failing_seed_fails_alike_on_the_simulator_and_on_processes() {
             "40",
             "--break",
             "epoch-check",
+            "--swarm",
+            "off",
             "--save-scenario",
         ])
         .arg(&file)
@@ -169,9 +172,13 @@ async fn a_saved_failing_seed_fails_alike_on_the_simulator_and_on_processes() {
         .expect("failover-lab runs");
     let said = String::from_utf8_lossy(&out.stderr);
     let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{e}: {said}"));
-    // Shrunk: one fault (a cut and its heal), ending with the broken rule.
+    // Shrunk: one fault (a cut and its heal), ending with a rule the broken check breaks: 2
+    // (a fenced epoch's write accepted) or 5 (points written twice).
     assert!(text.contains("break = \"epoch-check\""), "{text}");
-    assert!(text.ends_with("expect = { invariants = [2] }\n"), "{text}");
+    let rule = ["2", "5"]
+        .into_iter()
+        .find(|r| text.ends_with(&format!("expect = {{ invariants = [{r}] }}\n")))
+        .unwrap_or_else(|| panic!("not rule 2 or 5:\n{text}"));
     let s = scenario::load(&file).expect("the saved file parses");
     assert!(s.steps.len() <= 8, "{} steps:\n{text}", s.steps.len());
     for target in [
@@ -189,7 +196,7 @@ async fn a_saved_failing_seed_fails_alike_on_the_simulator_and_on_processes() {
             .unwrap_or_else(|| panic!("{target:?}: the saved seed passed"));
         assert_eq!(f.step, s.steps.len(), "{target:?}: {}", f.message);
         assert!(
-            f.message.contains("[rule 2] a write of adapter-a at epoch 1 was accepted after adapter-b wrote at epoch 2"),
+            f.message.contains(&format!("[rule {rule}]")),
             "{target:?}: {}",
             f.message
         );
