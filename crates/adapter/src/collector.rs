@@ -14,7 +14,8 @@ use crate::state::Shared;
 /// Runs for as long as the adapter runs.
 pub async fn run(shared: Arc<Shared>, source: Channel) {
     let mut changed = shared.changed.subscribe();
-    let mut backoff = Backoff::seeded(&format!("{}/collector", shared.settings.name));
+    let mut backoff = Backoff::seeded(&format!("{}/collector", shared.settings.name))
+        .broken(shared.settings.broken);
     let mut errors = RepeatLog::new(crate::session::REPEAT_LOG_INTERVAL);
     let origin = tokio::time::Instant::now();
     loop {

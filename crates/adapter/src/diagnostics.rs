@@ -111,7 +111,8 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
     let mut said_config: Option<Option<ClientFailoverConfig>> = None;
     let mut health = tokio::time::interval(interval);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut backoff = Backoff::seeded(&format!("{}/diagnostics", shared.settings.name));
+    let mut backoff = Backoff::seeded(&format!("{}/diagnostics", shared.settings.name))
+        .broken(shared.settings.broken);
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut push = |queue: &mut VecDeque<Queued>, item: Queued| {
         queue.push_back(item);

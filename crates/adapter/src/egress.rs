@@ -40,7 +40,8 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
     let mut changed = shared.changed.subscribe();
     let mut client = v1::data_endpoint_client::DataEndpointClient::new(endpoint)
         .max_decoding_message_size(64 * 1024 * 1024);
-    let mut backoff = Backoff::seeded(&format!("{}/egress", shared.settings.name));
+    let mut backoff =
+        Backoff::seeded(&format!("{}/egress", shared.settings.name)).broken(shared.settings.broken);
     let mut errors = RepeatLog::new(crate::session::REPEAT_LOG_INTERVAL);
     let origin = tokio::time::Instant::now();
     loop {

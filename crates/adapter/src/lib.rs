@@ -88,6 +88,10 @@ pub struct AdapterSettings {
     /// How often failover health's dynamic values go to the endpoint (the vendor's: a minute);
     /// None: no diagnostics are egressed at all (the simulator's adapters).
     pub health_interval: Option<Duration>,
+    /// Rules broken on purpose, for the simulator's self-tests (none but there): those of
+    /// `failover_core::BrokenRule` the adapter keeps (fixed-retry, no-failsafe,
+    /// failed-standby-scores).
+    pub broken: failover_core::Broken,
 }
 
 /// Runs the adapter, serving its REST API on `rest` (None: no REST API; configured by

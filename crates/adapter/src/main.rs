@@ -72,6 +72,23 @@ struct Args {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Break a rule on purpose, for self-tests that must catch it (fixed-retry, no-failsafe,
+    /// failed-standby-scores); repeatable.
+    #[arg(long = "break", hide = true, value_parser = adapter_rule)]
+    broken: Vec<failover_core::BrokenRule>,
+}
+
+/// A rule the adapter can break.
+fn adapter_rule(s: &str) -> Result<failover_core::BrokenRule, String> {
+    let rule: failover_core::BrokenRule = s.parse()?;
+    if rule.service() == "adapter" {
+        Ok(rule)
+    } else {
+        Err(format!(
+            "{rule} is broken by {}, not the adapter",
+            rule.service()
+        ))
+    }
 }
 
 #[tokio::main]
@@ -106,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         documents: None,
         failover_protocol: args.failover_protocol,
         health_interval: Some(args.health_interval),
+        broken: failover_core::Broken::of(args.broken),
     };
     let rest = tokio::net::TcpListener::bind(args.rest_listen).await?;
     adapter::run(Some(rest), settings, initial, process::shutdown_signal()).await

@@ -56,7 +56,8 @@ pub async fn run(shared: Arc<Shared>) {
     let started_us = process::unix_us();
     // The configuration whose unchecked certificate was warned about.
     let mut warned_version = None;
-    let mut backoff = Backoff::seeded(&format!("{}/{started_us}/session", shared.settings.name));
+    let mut backoff = Backoff::seeded(&format!("{}/{started_us}/session", shared.settings.name))
+        .broken(shared.settings.broken);
     let mut errors = RepeatLog::new(REPEAT_LOG_INTERVAL);
     let origin = Instant::now();
     loop {

@@ -9,7 +9,8 @@ use std::{
 use tokio::time::Instant;
 
 use failover_core::{
-    ClientFailoverConfig, DataCollectionMode, DataSourceConfig, Mode, Role, Watermark,
+    Broken, BrokenRule, ClientFailoverConfig, DataCollectionMode, DataSourceConfig, Mode, Role,
+    Watermark,
     config::failover_warnings,
     modes::{Activity, Component, SourceHealth, activity, collection_score, failover_score},
 };
@@ -136,6 +137,8 @@ pub struct AdapterState {
     pub role_changes: u64,
     /// When this adapter last became Primary, until its first accepted write.
     pub promoted_at: Option<Instant>,
+    /// Rules broken on purpose (the settings').
+    pub broken: Broken,
     /// Promotion to first accepted write, the last time this adapter took over.
     pub last_takeover: Option<Duration>,
 }
@@ -179,6 +182,7 @@ impl AdapterState {
             role_changes: 0,
             promoted_at: None,
             last_takeover: None,
+            broken: settings.broken,
         }
     }
 
@@ -213,7 +217,7 @@ impl AdapterState {
     /// True for a standby (Warm or Cold) whose own last collection or connection test failed:
     /// it scores 0 until a connection test passes.
     pub fn own_collection_failed(&self) -> bool {
-        !FAILED_STANDBY_SCORES.with(std::cell::Cell::get)
+        !self.broken.has(BrokenRule::FailedStandbyScores)
             && self.role != Some(Role::Primary)
             && matches!(self.mode(), Some(Mode::Cold | Mode::Warm))
             && self.connection_test == Some(false)
@@ -240,7 +244,7 @@ impl AdapterState {
                 self.role,
                 collection,
                 self.connection_test
-                    .filter(|ok| *ok || !FAILED_STANDBY_SCORES.with(std::cell::Cell::get)),
+                    .filter(|ok| *ok || !self.broken.has(BrokenRule::FailedStandbyScores)),
             ),
             None => collection,
         }
@@ -306,29 +310,10 @@ impl AdapterState {
     }
 }
 
-thread_local! {
-    static NO_FAILSAFE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    static FAILED_STANDBY_SCORES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Breaks the failed-standby rule on purpose on this thread: a standby whose own collection
-/// failed scores as usual (a Cold one 1) instead of 0. Only for the simulator's self-test
-/// (`failover-lab sim --break failed-standby-scores`); the adapter never calls it.
-pub fn break_failed_standby_score(broken: bool) {
-    FAILED_STANDBY_SCORES.with(|b| b.set(broken));
-}
-
-/// Breaks the failsafe on purpose on this thread: a Primary that hears nothing from the failover
-/// service for failoverTimeout steps down (the old lease). Only for the simulator's self-test
-/// (`failover-lab sim --break no-failsafe`); the adapter never calls it.
-pub fn break_failsafe(broken: bool) {
-    NO_FAILSAFE.with(|b| b.set(broken));
-}
-
-/// With the failsafe broken on purpose ([`break_failsafe`]): steps down when the last
-/// assignment is older than failoverTimeout.
+/// With the failsafe broken on purpose (`BrokenRule::NoFailsafe`): steps down when the last
+/// assignment is older than failoverTimeout (the old lease).
 pub fn broken_lease(st: &mut AdapterState) {
-    if !NO_FAILSAFE.with(std::cell::Cell::get) || st.role != Some(Role::Primary) {
+    if !st.broken.has(BrokenRule::NoFailsafe) || st.role != Some(Role::Primary) {
         return;
     }
     let Some(timeout) = st.failover.as_ref().map(|f| f.failover_timeout) else {

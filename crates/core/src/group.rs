@@ -296,6 +296,8 @@ pub struct Group {
     /// The Primary reported that the endpoint refused it at this epoch (another writer holds
     /// it): the next recompute promotes again above it.
     refused_epoch: Option<u64>,
+    /// Rules broken on purpose (self-tests only).
+    broken: crate::Broken,
 }
 
 fn secs(d: Duration) -> String {
@@ -332,6 +334,7 @@ impl Group {
             stale_seen: Vec::new(),
             hold_until: None,
             refused_epoch: None,
+            broken: crate::Broken::NONE,
         }
     }
 
@@ -371,6 +374,10 @@ impl Group {
     /// promotion goes above it.
     pub fn highest_epoch(&self) -> u64 {
         self.epoch.max(self.highest_seen)
+    }
+    /// Breaks these rules on purpose (data-blind-promotion, refused-epoch), for self-tests.
+    pub fn set_broken(&mut self, broken: crate::Broken) {
+        self.broken = broken;
     }
     /// Promotes nobody before `at` unless a member reclaims its role (the failover service has
     /// just started: the group's other members may still be on their way back).
@@ -604,7 +611,11 @@ impl Group {
                 id
             }
         };
-        if self.primary == Some(id) && self.epoch > 0 && fenced_out_epoch >= self.epoch {
+        if self.primary == Some(id)
+            && self.epoch > 0
+            && fenced_out_epoch >= self.epoch
+            && !self.broken.has(crate::BrokenRule::RefusedEpoch)
+        {
             // The endpoint is fenced at our Primary's epoch by another writer (a service that
             // restarted handed out an epoch the endpoint had seen, say): that epoch is taken.
             self.refused_epoch = Some(fenced_out_epoch);
@@ -1031,7 +1042,8 @@ impl Group {
         // since the earliest holds what the others do not (a Hot standby, before a Warm or
         // Cold one or one that just resubscribed). Before that, ties go to the earliest
         // registered, so a pair starts the same way every time.
-        let had_history = self.highest_epoch() > 0;
+        let had_history =
+            self.highest_epoch() > 0 && !self.broken.has(crate::BrokenRule::DataBlindPromotion);
         let candidate = match forced {
             Some(id) => self.session(id),
             None => self

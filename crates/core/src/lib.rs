@@ -16,10 +16,12 @@
 //!   part enforces alike.
 //! - [`retry`]: backoff with jitter capped by failoverTimeout, and repeat-limited error logs.
 //! - [`clock_time`]: UTC timestamps for the REST APIs, to and from unix milliseconds.
+//! - [`broken`]: rules broken on purpose, for the checks to catch (none by default).
 //!
 //! The service crates (`adapter`, `failover-arbiter`, `fake-endpoint`, `fake-data-source`)
 //! are thin shells that feed these machines from the network and act on their answers.
 
+pub mod broken;
 pub mod buffer;
 pub mod clock_time;
 pub mod config;
@@ -32,6 +34,7 @@ pub mod points;
 pub mod retry;
 pub mod timespan;
 
+pub use broken::{Broken, BrokenRule};
 pub use config::{ClientFailoverConfig, ConfigError, DataCollectionMode, DataSourceConfig, Mode};
 pub use modes::Role;
 pub use points::{Point, Watermark};

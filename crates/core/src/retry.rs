@@ -6,17 +6,6 @@
 
 use std::time::Duration;
 
-thread_local! {
-    static BROKEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Breaks backoff on purpose on this thread: every delay is 1 ms. Only for the simulator's
-/// self-test (`failover-lab sim --break fixed-retry`), which must catch the busy loops it makes;
-/// the services never call it.
-pub fn break_backoff(broken: bool) {
-    BROKEN.with(|b| b.set(broken));
-}
-
 /// The first retry delay.
 pub const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The longest delay when no failoverTimeout is known (a standalone adapter).
@@ -35,6 +24,8 @@ pub fn cap_for(failover_timeout: Duration) -> Duration {
 pub struct Backoff {
     attempt: u32,
     state: u64,
+    /// Backoff broken on purpose ([`crate::BrokenRule::FixedRetry`]): every delay 1 ms.
+    fixed: bool,
 }
 
 impl Backoff {
@@ -44,7 +35,16 @@ impl Backoff {
         Backoff {
             attempt: 0,
             state: seed,
+            fixed: false,
         }
+    }
+
+    /// This backoff, with its delays fixed at 1 ms when `broken` breaks
+    /// [`crate::BrokenRule::FixedRetry`] (the simulator's self-test must catch the busy loops).
+    #[must_use]
+    pub fn broken(mut self, broken: crate::Broken) -> Self {
+        self.fixed = broken.has(crate::BrokenRule::FixedRetry);
+        self
     }
 
     /// A backoff seeded from a text.
@@ -58,7 +58,7 @@ impl Backoff {
 
     /// The next delay, at most `cap`.
     pub fn next_delay(&mut self, cap: Duration) -> Duration {
-        if BROKEN.with(std::cell::Cell::get) {
+        if self.fixed {
             return Duration::from_millis(1);
         }
         let exp = FIRST_DELAY.saturating_mul(1u32 << self.attempt.min(16));

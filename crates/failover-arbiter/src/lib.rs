@@ -56,6 +56,7 @@ pub async fn run(
     cfs: Option<CfsServer>,
     auth: auth::AuthConfig,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    broken: failover_core::Broken,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if let Some((username, _)) = &auth.basic {
@@ -72,7 +73,10 @@ pub async fn run(
             auth::TOKEN_PATH
         );
     }
-    let arbiter = Arbiter::with_auth(auth::Authenticator::new(&auth));
+    for rule in broken.rules() {
+        tracing::warn!("--break {rule}: a rule broken on purpose (a self-test)");
+    }
+    let arbiter = Arbiter::breaking(auth::Authenticator::new(&auth), broken);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_rest = stop_rx.clone();
     let clock = tokio::spawn(clock::run(arbiter.clone()));

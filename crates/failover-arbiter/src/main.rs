@@ -105,6 +105,23 @@ struct Args {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Break a rule on purpose, for failover-lab's self-tests that must catch it
+    /// (epoch-floor, data-blind-promotion, refused-epoch, startup-wait); repeatable.
+    #[arg(long = "break", hide = true, value_parser = arbiter_rule)]
+    broken: Vec<failover_core::BrokenRule>,
+}
+
+/// A rule the failover service can break.
+fn arbiter_rule(s: &str) -> Result<failover_core::BrokenRule, String> {
+    let rule: failover_core::BrokenRule = s.parse()?;
+    if rule.service() == "failover-arbiter" {
+        Ok(rule)
+    } else {
+        Err(format!(
+            "{rule} is broken by {}, not the failover service",
+            rule.service()
+        ))
+    }
 }
 
 #[tokio::main]
@@ -159,7 +176,17 @@ async fn main() -> anyhow::Result<()> {
             },
         }),
     };
-    failover_arbiter::run(grpc, rest, cfs, auth, tls, process::shutdown_signal()).await
+    let broken = failover_core::Broken::of(args.broken.iter().copied());
+    failover_arbiter::run(
+        grpc,
+        rest,
+        cfs,
+        auth,
+        tls,
+        broken,
+        process::shutdown_signal(),
+    )
+    .await
 }
 
 /// `$XDG_STATE_HOME/failover-arbiter/cfs-certificate` (or under `~/.local/state`, or the

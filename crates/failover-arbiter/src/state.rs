@@ -10,7 +10,7 @@ use std::{
 use tokio::time::Instant;
 
 use failover_core::{
-    Role,
+    Broken, BrokenRule, Role,
     group::{Group, SessionId, Transition, TransitionKind},
 };
 use failover_proto::{convert, process, v1};
@@ -120,6 +120,8 @@ pub(crate) struct State {
     /// id promotes above it, so an epoch this service handed out never comes back (an adapter
     /// or the endpoint may still hold it).
     pub(crate) epoch_floors: BTreeMap<String, u64>,
+    /// Rules broken on purpose (self-tests only; none by default).
+    pub(crate) broken: Broken,
     pub(crate) next_session: SessionId,
     /// Heartbeats taken (for `/metrics`).
     pub(crate) heartbeats: u64,
@@ -150,11 +152,14 @@ impl State {
     /// and would lose what the wait left uncollected, so those groups do not wait. `now` is the
     /// service's time since its start.
     pub(crate) fn new_entry(&self, mut group: Group, now: Duration, hot: bool) -> GroupEntry {
-        if let Some(floor) = self.epoch_floors.get(group.id()) {
+        group.set_broken(self.broken);
+        if let Some(floor) = self.epoch_floors.get(group.id())
+            && !self.broken.has(BrokenRule::EpochFloor)
+        {
             group.remember_epoch(*floor);
         }
         let grace = group.heartbeat_interval();
-        if hot && now < grace {
+        if hot && now < grace && !self.broken.has(BrokenRule::StartupWait) {
             group.hold_first_promotion_until(grace);
         }
         GroupEntry::new(group)
@@ -199,11 +204,19 @@ impl Arbiter {
 
     /// An arbiter with no groups whose heartbeat streams must pass `auth`.
     pub fn with_auth(auth: Authenticator) -> Self {
+        Self::breaking(auth, Broken::NONE)
+    }
+
+    /// [`Arbiter::with_auth`], breaking these rules on purpose (the failover service's:
+    /// epoch-floor, data-blind-promotion, refused-epoch, startup-wait), for self-tests that must
+    /// catch them.
+    pub fn breaking(auth: Authenticator, broken: Broken) -> Self {
         Arbiter {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     groups: BTreeMap::new(),
                     epoch_floors: BTreeMap::new(),
+                    broken,
                     next_session: 1,
                     heartbeats: 0,
                 }),

@@ -18,9 +18,8 @@ use serde_json::Value;
 use crate::{compose::Compose, proxy::Proxy};
 
 pub use failover_scenario::cluster::{
-    ARBITER, BEARER_CLIENT_ID, BEARER_CLIENT_SECRET, BrokenRule, CFS_ADMIN, ClusterAuth,
-    ClusterProtocol, ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, LinkChange, SOURCE,
-    VENDOR_EXAMPLE,
+    ARBITER, BEARER_CLIENT_ID, BEARER_CLIENT_SECRET, CFS_ADMIN, ClusterAuth, ClusterProtocol,
+    ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, LinkChange, SOURCE, VENDOR_EXAMPLE,
 };
 
 /// Where a cluster's failover service keeps its self-signed TLS identity, under the log folder.
@@ -442,9 +441,7 @@ impl Cluster {
             "--metrics-listen".into(),
             s(&addrs.endpoint_metrics),
         ];
-        if spec.broken == Some(BrokenRule::EpochCheck) {
-            endpoint_args.push("--break-epoch-check".into());
-        }
+        endpoint_args.extend(break_args(&spec, ENDPOINT_BIN));
         cluster.add(ENDPOINT, bins.join(ENDPOINT_BIN), endpoint_args)?;
         cluster.add(
             ARBITER,
@@ -457,6 +454,7 @@ impl Cluster {
             ]
             .into_iter()
             .chain(cfs_args(&spec, &addrs, &log_dir)?)
+            .chain(break_args(&spec, ARBITER_BIN))
             .chain(auth_args(spec.auth))
             .chain(match spec.tls {
                 ClusterTls::Off => Vec::new(),
@@ -506,6 +504,7 @@ impl Cluster {
                 args.extend(["--buffer-dir".into(), dir.display().to_string()]);
             }
             args.extend(spec.adapter_args.iter().cloned());
+            args.extend(break_args(&spec, ADAPTER_BIN));
             cluster.add(name, bins.join(ADAPTER_BIN), args)?;
         }
         for name in spec.adapters.clone() {
@@ -521,9 +520,9 @@ impl Cluster {
     /// endpoint audits it alone. The source's shape is the compose file's: 8 streams in 4
     /// components at 10 Hz.
     pub async fn start_compose(mut spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
-        if spec.broken.is_some() {
+        if !spec.broken.is_none() {
             bail!(
-                "the compose endpoint keeps every rule; a file with cluster.break runs on --target processes or sim"
+                "the compose services keep every rule; a file with cluster.break runs on --target processes or sim"
             );
         }
         if spec.max_clients.is_some() {
@@ -1325,6 +1324,16 @@ async fn channel_healthy(channel: tonic::transport::Channel) -> bool {
         .await,
         Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     )
+}
+
+/// The hidden `--break RULE` flags of the rules `binary` breaks, of those the cluster breaks.
+fn break_args(spec: &ClusterSpec, binary: &str) -> Vec<String> {
+    spec.broken
+        .rules()
+        .into_iter()
+        .filter(|r| r.service() == binary)
+        .flat_map(|r| ["--break".to_string(), r.name().to_string()])
+        .collect()
 }
 
 /// Merges `changes` into a JSON object (each key replaced), as a ClientFailover document PATCH

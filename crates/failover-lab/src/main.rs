@@ -204,14 +204,19 @@ struct SimArgs {
     /// graceful-stop, unregister, twin, standalone, epoch-ahead.
     #[arg(long, value_delimiter = ',', value_parser = |s: &str| s.parse::<failover_sim::FaultKind>())]
     faults: Vec<failover_sim::FaultKind>,
-    /// Break a rule on purpose, to see the invariants catch it: epoch-check (the endpoint takes
-    /// writes whatever their epoch), fixed-retry (retries every 1 ms, no backoff: a busy loop),
-    /// no-failsafe (a Primary that loses the failover service steps down after failoverTimeout,
-    /// so data stops while the service is down), failed-standby-scores (a standby whose own
-    /// collection failed scores as usual, a Cold one 1: the role is handed back and forth with
-    /// the source down).
-    #[arg(long = "break", value_parser = |s: &str| s.parse::<failover_sim::BrokenRule>())]
-    broken: Option<failover_sim::BrokenRule>,
+    /// Break rules on purpose, comma-separated, to see the invariants catch them (each a rule
+    /// the services keep, most after the simulator found the bug its absence causes):
+    /// epoch-check (the endpoint takes writes whatever their epoch), fixed-retry (retries every
+    /// 1 ms, no backoff: a busy loop), no-failsafe (a Primary that loses the failover service
+    /// steps down after failoverTimeout, so data stops while the service is down),
+    /// failed-standby-scores (a standby whose own collection failed scores as usual, a Cold one
+    /// 1: the role is handed back and forth with the source down), epoch-floor (the service
+    /// forgets the epochs of a deleted group), data-blind-promotion (ties go to the earliest
+    /// registered whatever data each member holds), refused-epoch (the service ignores a
+    /// Primary refused at its own epoch: the pair wedges), startup-wait (a just-started service
+    /// promotes a Hot group's first member at once).
+    #[arg(long = "break", value_delimiter = ',', value_parser = |s: &str| s.parse::<failover_sim::BrokenRule>())]
+    broken: Vec<failover_sim::BrokenRule>,
     /// Threads (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -798,7 +803,7 @@ fn run_sim(args: SimArgs) -> anyhow::Result<(ExitCode, failover_lab::sim::Summar
             args.faults
         },
         swarm: args.swarm.into(),
-        broken: args.broken,
+        broken: failover_sim::Broken::of(args.broken),
         jobs: args.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         }),

@@ -466,11 +466,7 @@ async fn play_on_sim(
                 .then(|| buffers.as_ref().map(|d| d.path().to_path_buf()).ok())
                 .flatten(),
             limit: sim_limit(&s, &spec),
-            broken: spec.broken.map(|b| match b {
-                failover_scenario::cluster::BrokenRule::EpochCheck => {
-                    failover_sim::BrokenRule::EpochCheck
-                }
-            }),
+            broken: spec.broken,
         };
         let mut world = failover_sim::stage::Stage::new(&stage_spec);
         let handle = world.handle();

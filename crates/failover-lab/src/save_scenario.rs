@@ -17,7 +17,7 @@ use std::{path::Path, time::Duration};
 
 use failover_core::timespan::format_timespan;
 use failover_scenario::invariants::RULES;
-use failover_sim::{BrokenRule, Fault, FaultKind};
+use failover_sim::{Broken, Fault, FaultKind};
 
 use crate::runner::{self, RunOptions, RunTarget};
 
@@ -45,7 +45,7 @@ struct Story {
     seed: u64,
     mode: failover_core::Mode,
     failover_timeout: Duration,
-    broken: Option<BrokenRule>,
+    broken: Broken,
     rule: u8,
     what: String,
     faults: Vec<Told>,
@@ -101,12 +101,6 @@ pub async fn save(
             .collect(),
         settle: o.options.failover_timeout * 3 + Duration::from_secs(10),
     };
-    if story.broken.is_some_and(|b| b != BrokenRule::EpochCheck) {
-        anyhow::bail!(
-            "--break {} has no scenario form (cluster.break takes epoch-check only)",
-            story.broken.map_or("", BrokenRule::name)
-        );
-    }
     progress(&format!(
         "saving seed {}: [rule {}] {}; {} fault(s), {} of them with no scenario step{}",
         story.seed,
@@ -433,6 +427,10 @@ fn steps(story: &Story) -> Vec<String> {
     out
 }
 
+fn broken_names(broken: Broken) -> Vec<&'static str> {
+    broken.rules().iter().map(|r| r.name()).collect()
+}
+
 /// The story as a scenario file.
 fn render(story: &Story) -> String {
     let mut t = String::new();
@@ -445,10 +443,11 @@ fn render(story: &Story) -> String {
     t.push_str(&format!(
         "story = \"\"\"\nSaved by failover-lab sim --seed {}{} --save-scenario, shrunk to the fewest faults and\nshortest waits found that still break the same rule. The simulator saw:\n[rule {}] {}\n\"\"\"\nseed = {}\n\n",
         story.seed,
-        story
-            .broken
-            .map(|b| format!(" --break {}", b.name()))
-            .unwrap_or_default(),
+        if story.broken.is_none() {
+            String::new()
+        } else {
+            format!(" --break {}", broken_names(story.broken).join(","))
+        },
         story.rule,
         story.what.replace('\\', "\\\\").replace("\"\"\"", "\" \" \""),
         story.seed
@@ -458,8 +457,16 @@ fn render(story: &Story) -> String {
         story.mode.as_str(),
         format_timespan(story.failover_timeout)
     ));
-    if let Some(b) = story.broken {
-        t.push_str(&format!("break = \"{}\"\n", b.name()));
+    match broken_names(story.broken).as_slice() {
+        [] => {}
+        [one] => t.push_str(&format!("break = \"{one}\"\n")),
+        many => t.push_str(&format!(
+            "break = [{}]\n",
+            many.iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
     t.push_str("\n[[step]]\nwait_until = { primary = \"any\" }\n");
     for step in steps(story) {
@@ -477,7 +484,7 @@ mod tests {
             seed: 7,
             mode: failover_core::Mode::Hot,
             failover_timeout: Duration::from_secs(2),
-            broken: Some(BrokenRule::EpochCheck),
+            broken: Broken::of([failover_sim::BrokenRule::EpochCheck]),
             rule: 5,
             what: "240 points duplicated".into(),
             faults,
@@ -525,10 +532,7 @@ mod tests {
             })
             .sum();
         assert_eq!(s.steps.len(), 1 + per_fault - 1 + 2, "{text}");
-        assert_eq!(
-            s.cluster.broken,
-            Some(failover_scenario::cluster::BrokenRule::EpochCheck)
-        );
+        assert!(s.cluster.broken.has(failover_sim::BrokenRule::EpochCheck));
         assert!(text.ends_with("expect = { invariants = [5] }\n"), "{text}");
         for words in [
             "change_failover_timeout",

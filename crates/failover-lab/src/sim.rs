@@ -13,7 +13,7 @@ use std::{
 };
 
 use failover_core::Mode;
-use failover_sim::{BrokenRule, FaultKind, Outcome, SimOptions, Swarm};
+use failover_sim::{Broken, FaultKind, Outcome, SimOptions, Swarm};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -26,8 +26,8 @@ pub struct SimPlan {
     pub pool: Vec<FaultKind>,
     /// Whether each seed draws a mix of its own from the pool.
     pub swarm: Swarm,
-    /// A rule broken on purpose.
-    pub broken: Option<BrokenRule>,
+    /// Rules broken on purpose.
+    pub broken: Broken,
     /// Threads.
     pub jobs: usize,
 }
@@ -246,7 +246,7 @@ pub fn outcome_json(o: &Outcome, replay: &str) -> serde_json::Value {
         "seed": opt.seed,
         "mode": opt.mode.as_str(),
         "failover_timeout_ms": opt.failover_timeout.as_millis(),
-        "broken": opt.broken.map(BrokenRule::name),
+        "broken": opt.broken.rules().iter().map(|r| r.name()).collect::<Vec<_>>(),
         "mix": {
             "kinds": opt.mix.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "max_faults": opt.mix.max_faults,
@@ -322,9 +322,12 @@ pub fn outcome_text(o: &Outcome, replay: &str) -> String {
         opt.failover_timeout.as_millis(),
         o.simulated.as_secs_f64(),
         o.wall.as_secs_f64(),
-        opt.broken
-            .map(|b| format!(" · broken rule: {}", b.name()))
-            .unwrap_or_default()
+        if opt.broken.is_none() {
+            String::new()
+        } else {
+            let names: Vec<&str> = opt.broken.rules().iter().map(|r| r.name()).collect();
+            format!(" · broken on purpose: {}", names.join(", "))
+        }
     );
     let _ = writeln!(out, "fault mix: {}", opt.mix.describe());
     let _ = writeln!(
@@ -462,9 +465,10 @@ pub fn replay_command(o: &Outcome, plan: &SimPlan) -> String {
     if plan.swarm == Swarm::Off {
         cmd.push_str(" --swarm off");
     }
-    if let Some(b) = plan.broken {
+    if !plan.broken.is_none() {
+        let names: Vec<&str> = plan.broken.rules().iter().map(|r| r.name()).collect();
         cmd.push_str(" --break ");
-        cmd.push_str(b.name());
+        cmd.push_str(&names.join(","));
     }
     cmd
 }

@@ -316,8 +316,9 @@ fn check_diagnostics(req: &v1::DiagnosticsRequest) -> Result<(), Status> {
 pub struct EndpointService {
     groups: Arc<Mutex<HashMap<String, GroupRecord>>>,
     outage: Arc<AtomicBool>,
-    /// The deliberately broken rule of the simulator's self-test: writes skip the epoch check.
-    skip_epoch_check: Arc<AtomicBool>,
+    /// The deliberately broken rule of the self-tests (`BrokenRule::EpochCheck`): writes skip
+    /// the epoch check.
+    skip_epoch_check: bool,
 }
 
 /// Checks ids against the limits every part shares (`failover_core::limits`).
@@ -330,11 +331,13 @@ fn check_ids(group: &str, adapter: Option<&str>) -> Result<(), Status> {
 }
 
 impl EndpointService {
-    /// Breaks the fencing rule on purpose: every write is taken, whatever its epoch. Only for
-    /// the simulator's self-test (`failover-lab sim --break epoch-check`), which must catch it;
-    /// the endpoint binary never calls it.
-    pub fn break_epoch_check(&self) {
-        self.skip_epoch_check.store(true, Ordering::SeqCst);
+    /// An endpoint breaking these rules on purpose (the endpoint's: epoch-check, every write
+    /// taken whatever its epoch), for self-tests that must catch it.
+    pub fn breaking(broken: failover_core::Broken) -> Self {
+        EndpointService {
+            skip_epoch_check: broken.has(failover_core::BrokenRule::EpochCheck),
+            ..EndpointService::default()
+        }
     }
 
     fn check_outage(&self) -> Result<(), Status> {
@@ -380,7 +383,7 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?,
             None => Vec::new(),
         };
-        let skip = self.skip_epoch_check.load(Ordering::SeqCst);
+        let skip = self.skip_epoch_check;
         let reply = self.with_group(&req.group_id, |g| {
             if skip {
                 // The broken rule: write as whoever holds the fence, at its epoch.

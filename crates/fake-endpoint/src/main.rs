@@ -17,10 +17,23 @@ struct Args {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Take writes whatever their epoch: a broken rule, for failover-lab's self-tests (a
-    /// scenario with `break = "epoch-check"`), which its invariants must catch. Never in use.
-    #[arg(long, hide = true)]
-    break_epoch_check: bool,
+    /// Break a rule on purpose, for failover-lab's self-tests that must catch it (a scenario
+    /// with `break = "epoch-check"`: writes taken whatever their epoch). Never in use.
+    #[arg(long = "break", hide = true, value_parser = endpoint_rule)]
+    broken: Vec<failover_core::BrokenRule>,
+}
+
+/// A rule the endpoint can break.
+fn endpoint_rule(s: &str) -> Result<failover_core::BrokenRule, String> {
+    let rule: failover_core::BrokenRule = s.parse()?;
+    if rule.service() == "fake-endpoint" {
+        Ok(rule)
+    } else {
+        Err(format!(
+            "{rule} is broken by {}, not the endpoint",
+            rule.service()
+        ))
+    }
 }
 
 #[tokio::main]
@@ -32,10 +45,9 @@ async fn main() -> anyhow::Result<()> {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
         None => None,
     };
-    let service = fake_endpoint::EndpointService::default();
-    if args.break_epoch_check {
-        tracing::warn!("--break-epoch-check: writes are taken whatever their epoch (a self-test)");
-        service.break_epoch_check();
+    for rule in &args.broken {
+        tracing::warn!("--break {rule}: a rule broken on purpose (a self-test)");
     }
+    let service = fake_endpoint::EndpointService::breaking(failover_core::Broken::of(args.broken));
     fake_endpoint::run_service(service, listener, metrics, process::shutdown_signal()).await
 }

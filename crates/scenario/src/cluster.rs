@@ -84,18 +84,11 @@ pub struct ClusterSpec {
     pub disk_buffer: bool,
     /// How the adapters talk to the failover service.
     pub failover_protocol: ClusterProtocol,
-    /// A rule broken on purpose (`break = "epoch-check"`), to see the invariants catch it.
-    pub broken: Option<BrokenRule>,
+    /// Rules broken on purpose (`break = "epoch-check"`), to see the invariants catch them.
+    pub broken: failover_core::Broken,
     /// Most clients the source takes at once (None: any number): with 1, as a source that
     /// allows one client connection, a Hot or Warm standby cannot connect.
     pub max_clients: Option<u32>,
-}
-
-/// A rule of the pair broken on purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BrokenRule {
-    /// The endpoint takes writes whatever their epoch (`fake-endpoint --break-epoch-check`).
-    EpochCheck,
 }
 
 /// What the failover service of a cluster requires of heartbeat streams, and what the
@@ -172,7 +165,7 @@ impl Default for ClusterSpec {
             disk_buffer: true,
             tls: ClusterTls::Off,
             failover_protocol: ClusterProtocol::Grpc,
-            broken: None,
+            broken: failover_core::Broken::NONE,
             max_clients: None,
         }
     }

@@ -744,7 +744,7 @@ struct ClusterToml {
     tls: Option<String>,
     failover_protocol: Option<String>,
     #[serde(rename = "break")]
-    break_rule: Option<String>,
+    break_rule: Option<toml::Value>,
     max_clients: Option<u32>,
 }
 
@@ -1518,16 +1518,28 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
             "\"rest\" takes auth = \"basic\" or none (the vendor's on-premises service knows no bearer tokens)",
         ));
     }
-    let broken = match c.break_rule.as_deref() {
-        None => None,
-        Some("epoch-check") => Some(crate::cluster::BrokenRule::EpochCheck),
-        Some(other) => {
-            return Err(ck.err(
-                "cluster.break",
-                format!(
-                    "{other:?} is not a rule to break; accepted: \"epoch-check\" (the endpoint takes writes whatever their epoch: for failing runs saved by failover-lab sim --save-scenario)"
-                ),
-            ));
+    let broken = match &c.break_rule {
+        None => failover_core::Broken::NONE,
+        Some(value) => {
+            let names: Vec<&str> = match value {
+                toml::Value::String(one) => vec![one.as_str()],
+                toml::Value::Array(many) => many.iter().filter_map(toml::Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            if names.is_empty() {
+                return Err(ck.err(
+                    "cluster.break",
+                    "give a rule's name (\"epoch-check\") or a list of them",
+                ));
+            }
+            let mut broken = failover_core::Broken::NONE;
+            for name in names {
+                let rule: failover_core::BrokenRule = name
+                    .parse()
+                    .map_err(|e: String| ck.err("cluster.break", e))?;
+                broken = broken.with(rule);
+            }
+            broken
         }
     };
     let default_within = failover_timeout * 3 + Duration::from_secs(10);
@@ -2310,9 +2322,11 @@ expect = { audit = { lost = 0, duplicated = 0, refused_stale = ">= 0" }, takeove
         let e = with("", "hold = { invariants = \"all\" }").expect_err("hold");
         assert_eq!(e.field, "step 1.hold.invariants");
         let broken = with("break = \"epoch-check\"", "run_for = \"00:00:01\"").expect("break");
-        assert_eq!(
-            broken.cluster.broken,
-            Some(crate::cluster::BrokenRule::EpochCheck)
+        assert!(
+            broken
+                .cluster
+                .broken
+                .has(failover_core::BrokenRule::EpochCheck)
         );
         let e = with("break = \"fencing\"", "run_for = \"00:00:01\"").expect_err("unknown");
         assert_eq!(e.field, "cluster.break");

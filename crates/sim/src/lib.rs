@@ -38,6 +38,7 @@ use failover_proto::v1;
 use tokio::sync::{mpsc, watch};
 
 pub use check::Violation;
+pub use failover_core::{Broken, BrokenRule};
 pub use schedule::{Fault, FaultKind, FaultMix};
 use world::{
     ADAPTERS, ARBITER, ARBITER_PORT, ENDPOINT, ENDPOINT_PORT, OBSERVER, SOURCE, SOURCE_PORT,
@@ -68,8 +69,8 @@ pub struct SimOptions {
     pub mix: FaultMix,
     /// Length of the fault window (after a 5 s start, before the settling time).
     pub fault_window: Duration,
-    /// A deliberately broken rule, to check that the invariants catch it.
-    pub broken: Option<BrokenRule>,
+    /// Rules broken on purpose, to check that the invariants catch them (none by default).
+    pub broken: Broken,
 }
 
 /// Whether each seed draws a fault mix of its own.
@@ -80,55 +81,6 @@ pub enum Swarm {
     On,
     /// Every kind of the pool in equal measure, as the first simulator drew.
     Off,
-}
-
-/// A rule broken on purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BrokenRule {
-    /// The endpoint takes writes whatever their epoch.
-    EpochCheck,
-    /// Retries do not back off: every retry comes after a fixed 1 ms.
-    FixedRetry,
-    /// A Primary that loses the failover service steps down after failoverTimeout (the old
-    /// lease), so the service is a single point of failure for data.
-    NoFailsafe,
-    /// A standby whose own collection failed scores as usual (a Cold one 1) instead of 0.
-    FailedStandbyScores,
-}
-
-impl BrokenRule {
-    /// Every broken rule.
-    pub const ALL: [BrokenRule; 4] = [
-        BrokenRule::EpochCheck,
-        BrokenRule::FixedRetry,
-        BrokenRule::NoFailsafe,
-        BrokenRule::FailedStandbyScores,
-    ];
-
-    /// The name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            BrokenRule::EpochCheck => "epoch-check",
-            BrokenRule::FixedRetry => "fixed-retry",
-            BrokenRule::NoFailsafe => "no-failsafe",
-            BrokenRule::FailedStandbyScores => "failed-standby-scores",
-        }
-    }
-}
-
-impl std::str::FromStr for BrokenRule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        BrokenRule::ALL
-            .into_iter()
-            .find(|b| b.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "{s:?} is not a rule to break; accepted: {}",
-                    BrokenRule::ALL.map(BrokenRule::name).join(", ")
-                )
-            })
-    }
 }
 
 impl SimOptions {
@@ -152,7 +104,7 @@ impl SimOptions {
                 Swarm::Off => FaultMix::uniform(pool),
             },
             fault_window: Duration::from_secs(30),
-            broken: None,
+            broken: Broken::NONE,
         }
     }
 
@@ -352,10 +304,12 @@ struct Control {
     twin_of: Mutex<&'static str>,
     /// Operator actions for the failover service, replaced at each start of its host.
     admin: Mutex<Option<mpsc::UnboundedSender<Admin>>>,
+    /// Rules the adapters break on purpose.
+    broken: Broken,
 }
 
 impl Control {
-    fn new(document: &ClientFailoverConfig) -> Self {
+    fn new(document: &ClientFailoverConfig, broken: Broken) -> Self {
         let mut documents = BTreeMap::new();
         let mut running = BTreeMap::new();
         for host in ADAPTERS {
@@ -371,6 +325,7 @@ impl Control {
             running,
             twin_of: Mutex::new(ADAPTERS[0]),
             admin: Mutex::new(None),
+            broken,
         }
     }
 
@@ -426,8 +381,7 @@ pub fn run(options: &SimOptions) -> Outcome {
             return outcome;
         }
     };
-    let control = Arc::new(Control::new(&document));
-    let _broken = BrokenGuard::set(options.broken);
+    let control = Arc::new(Control::new(&document, options.broken));
     let mut sim = turmoil::Builder::new()
         .simulation_duration(options.duration() + Duration::from_secs(60))
         .tick_duration(TICK)
@@ -507,27 +461,6 @@ fn empty_outcome(options: &SimOptions, faults: Vec<Fault>, started: Instant) -> 
         received_after_faults: None,
         clean_audits: Vec::new(),
         violations: Vec::new(),
-    }
-}
-
-/// Sets the run's broken rule for this thread (turmoil runs every host on it), and clears it
-/// when dropped.
-struct BrokenGuard;
-
-impl BrokenGuard {
-    fn set(broken: Option<BrokenRule>) -> Self {
-        failover_core::retry::break_backoff(broken == Some(BrokenRule::FixedRetry));
-        adapter::state::break_failsafe(broken == Some(BrokenRule::NoFailsafe));
-        adapter::state::break_failed_standby_score(broken == Some(BrokenRule::FailedStandbyScores));
-        BrokenGuard
-    }
-}
-
-impl Drop for BrokenGuard {
-    fn drop(&mut self) {
-        failover_core::retry::break_backoff(false);
-        adapter::state::break_failsafe(false);
-        adapter::state::break_failed_standby_score(false);
     }
 }
 
@@ -693,10 +626,7 @@ fn add_hosts(
     });
     let broken = options.broken;
     sim.host(ENDPOINT, move || async move {
-        let service = fake_endpoint::EndpointService::default();
-        if broken == Some(BrokenRule::EpochCheck) {
-            service.break_epoch_check();
-        }
+        let service = fake_endpoint::EndpointService::breaking(broken);
         let incoming = world::incoming(ENDPOINT_PORT).await?;
         fake_endpoint::serve(incoming, service, std::future::pending())
             .await
@@ -706,7 +636,7 @@ fn add_hosts(
     sim.host(ARBITER, move || {
         let control = arbiter_control.clone();
         async move {
-            let arbiter = failover_arbiter::Arbiter::new();
+            let arbiter = failover_arbiter::Arbiter::breaking(Default::default(), broken);
             tokio::spawn(failover_arbiter::clock::run(arbiter.clone()));
             let (tx, rx) = mpsc::unbounded_channel();
             *control.admin.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
@@ -823,6 +753,7 @@ async fn adapter_host(
             failover_protocol: adapter::FailoverProtocol::Grpc,
             // Diagnostics are not part of what the simulator checks.
             health_interval: None,
+            broken: control.broken,
         };
         let stop = async move {
             let _ = running.wait_for(|r| !*r).await;

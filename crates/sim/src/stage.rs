@@ -20,7 +20,7 @@ use failover_core::{DataCollectionMode, DataSourceConfig};
 use tokio::sync::{oneshot, watch};
 
 use crate::{
-    BrokenGuard, BrokenRule, TICK,
+    Broken, TICK,
     world::{self, ARBITER, ARBITER_PORT, ENDPOINT, ENDPOINT_PORT, SOURCE, SOURCE_PORT, url},
 };
 
@@ -62,8 +62,8 @@ pub struct StageSpec {
     pub buffer_root: Option<PathBuf>,
     /// The longest the run may last in simulated time.
     pub limit: Duration,
-    /// A rule broken on purpose.
-    pub broken: Option<BrokenRule>,
+    /// Rules broken on purpose (none by default).
+    pub broken: Broken,
 }
 
 /// An adapter host that runs only when the director starts it.
@@ -189,7 +189,6 @@ pub struct Stage {
     sim: turmoil::Sim<'static>,
     handle: Handle,
     hosts: Vec<String>,
-    broken: Option<BrokenRule>,
 }
 
 impl std::fmt::Debug for Stage {
@@ -237,7 +236,6 @@ impl Stage {
                 .chain(spec.adapters.iter().cloned())
                 .chain(spec.extras.iter().map(|x| x.host.clone()))
                 .collect(),
-            broken: spec.broken,
         };
         stage.add_hosts(spec);
         stage
@@ -269,17 +267,14 @@ impl Stage {
         });
         let broken = spec.broken;
         self.sim.host(ENDPOINT, move || async move {
-            let service = fake_endpoint::EndpointService::default();
-            if broken == Some(BrokenRule::EpochCheck) {
-                service.break_epoch_check();
-            }
+            let service = fake_endpoint::EndpointService::breaking(broken);
             let incoming = world::incoming(ENDPOINT_PORT).await?;
             fake_endpoint::serve(incoming, service, std::future::pending())
                 .await
                 .map_err(crate::boxed)
         });
-        self.sim.host(ARBITER, || async {
-            let arbiter = failover_arbiter::Arbiter::new();
+        self.sim.host(ARBITER, move || async move {
+            let arbiter = failover_arbiter::Arbiter::breaking(Default::default(), broken);
             tokio::spawn(failover_arbiter::clock::run(arbiter.clone()));
             let admin = world::SimListener::bind(ARBITER_REST_PORT).await?;
             let app = failover_arbiter::rest::router(arbiter.clone());
@@ -313,7 +308,6 @@ impl Stage {
     /// Runs the simulation until the director has ended, carrying out its host and link
     /// changes; the simulated time it took, or why it stopped.
     pub fn drive(&mut self) -> Result<Duration, String> {
-        let _broken = BrokenGuard::set(self.broken);
         loop {
             let asked: Vec<_> = self
                 .handle
@@ -403,6 +397,7 @@ async fn adapter_host(
             documents: None,
             failover_protocol: adapter::FailoverProtocol::Grpc,
             health_interval: None,
+            broken: spec.broken,
         };
         let rest = world::SimListener::bind(ADAPTER_REST_PORT).await?;
         let stop = async move {

@@ -212,7 +212,7 @@ fn each_broken_rule_is_caught_by_its_invariant_and_replays() {
     ];
     for (broken, seed, mode, rule) in cases {
         let mut options = SimOptions::with_pool(seed, mode, &FaultKind::ALL, Swarm::Off);
-        options.broken = Some(broken);
+        options.broken = crate::Broken::of([broken]);
         let o = run(&options);
         assert!(
             o.violations.iter().any(|v| v.rule == rule),
@@ -221,7 +221,7 @@ fn each_broken_rule_is_caught_by_its_invariant_and_replays() {
         );
         let again = run(&options);
         assert_eq!(o.violations, again.violations, "{broken:?} does not replay");
-        options.broken = None;
+        options.broken = crate::Broken::NONE;
         let intact = run(&options);
         assert!(
             intact.violations.is_empty(),
