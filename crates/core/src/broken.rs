@@ -13,7 +13,7 @@ use std::fmt;
 pub enum BrokenRule {
     /// The endpoint takes writes whatever their epoch (rules 2 and 5 catch it).
     EpochCheck,
-    /// Retries do not back off: every retry after 1 ms (rule 10).
+    /// Retries do not back off: every retry after 10 ms (rule 10).
     FixedRetry,
     /// A Primary that hears nothing from the failover service for failoverTimeout steps down
     /// (the old lease): the service is a single point of failure for data (rule 11).

@@ -6,6 +6,11 @@
 
 use std::time::Duration;
 
+/// Every retry's delay with backoff broken on purpose ([`crate::BrokenRule::FixedRetry`]): a
+/// busy loop by any measure (a hundred a second), short of one that exhausts a simulated
+/// host's ports with its reconnects (1 ms did, over a long outage).
+pub const FIXED_DELAY: Duration = Duration::from_millis(10);
+
 /// The first retry delay.
 pub const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The longest delay when no failoverTimeout is known (a standalone adapter).
@@ -24,7 +29,8 @@ pub fn cap_for(failover_timeout: Duration) -> Duration {
 pub struct Backoff {
     attempt: u32,
     state: u64,
-    /// Backoff broken on purpose ([`crate::BrokenRule::FixedRetry`]): every delay 1 ms.
+    /// Backoff broken on purpose ([`crate::BrokenRule::FixedRetry`]): every delay
+    /// [`FIXED_DELAY`].
     fixed: bool,
 }
 
@@ -39,7 +45,7 @@ impl Backoff {
         }
     }
 
-    /// This backoff, with its delays fixed at 1 ms when `broken` breaks
+    /// This backoff, with its delays fixed at [`FIXED_DELAY`] when `broken` breaks
     /// [`crate::BrokenRule::FixedRetry`] (the simulator's self-test must catch the busy loops).
     #[must_use]
     pub fn broken(mut self, broken: crate::Broken) -> Self {
@@ -59,7 +65,7 @@ impl Backoff {
     /// The next delay, at most `cap`.
     pub fn next_delay(&mut self, cap: Duration) -> Duration {
         if self.fixed {
-            return Duration::from_millis(1);
+            return FIXED_DELAY;
         }
         let exp = FIRST_DELAY.saturating_mul(1u32 << self.attempt.min(16));
         let ceiling = exp.min(cap.max(Duration::from_millis(1)));

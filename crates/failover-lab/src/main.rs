@@ -207,7 +207,7 @@ struct SimArgs {
     /// Break rules on purpose, comma-separated, to see the invariants catch them (each a rule
     /// the services keep, most after the simulator found the bug its absence causes):
     /// epoch-check (the endpoint takes writes whatever their epoch), fixed-retry (retries every
-    /// 1 ms, no backoff: a busy loop), no-failsafe (a Primary that loses the failover service
+    /// 10 ms, no backoff: a busy loop), no-failsafe (a Primary that loses the failover service
     /// steps down after failoverTimeout, so data stops while the service is down),
     /// failed-standby-scores (a standby whose own collection failed scores as usual, a Cold one
     /// 1: the role is handed back and forth with the source down), epoch-floor (the service

@@ -650,7 +650,9 @@ mod recording_tests {
     use super::*;
 
     /// A seeded run's recording reads back with its statuses, its data flow and every fault
-    /// with its healing, in simulated time.
+    /// with its healing, in simulated time; and with what the picture and the replay draw:
+    /// each adapter's accepted points (the egress bars) and who delivered each tick (the
+    /// coverage, and its holes). Before, a simulated recording drew "0 pts/s" and no hole.
     #[test]
     fn a_seed_is_recorded_for_replay() {
         let o = failover_sim::run(&SimOptions::for_ci(21));
@@ -669,5 +671,45 @@ mod recording_tests {
             "no Primary in {:?}",
             t.history
         );
+        let last = t.samples.last().expect("samples");
+        let accepted: u64 = last.adapters.values().map(|a| a.accepted).sum();
+        assert!(accepted > 1000, "egress per adapter: {:?}", last.adapters);
+        assert!(!t.coverage.is_empty(), "no coverage");
+        // The coverage is on the run's time axis: its first tick near the start.
+        assert!(t.coverage[0].from_ms < 1000.0, "{:?}", t.coverage[0]);
+    }
+
+    /// A hole rule 5 reports shows in the run's text, with the ticks and who wrote around it
+    /// (seed 30275 of the focused pool, with the data-blind promotion broken on purpose: the
+    /// Warm member promoted over the Hot one loses what only the Hot one held).
+    #[test]
+    fn a_failing_seed_names_its_hole() {
+        let pool = [
+            FaultKind::ModeSwitch,
+            FaultKind::Crash,
+            FaultKind::TimeoutChange,
+            FaultKind::Latency,
+            FaultKind::EndpointOutage,
+            FaultKind::GracefulStop,
+        ];
+        let mut options = SimOptions::with_pool(30275, Mode::Hot, &pool, Swarm::Off);
+        options.broken = Broken::of([failover_sim::BrokenRule::DataBlindPromotion]);
+        let o = failover_sim::run(&options);
+        assert!(
+            o.violations.iter().any(|v| v.rule == 5),
+            "{:?}",
+            o.violations
+        );
+        let h = holes(&o);
+        assert!(!h.is_empty(), "no hole");
+        let text = outcome_text(&o, "replay");
+        assert!(text.contains("ticks nobody delivered"), "{text}");
+        let rec = recording(&o);
+        let (_, t) = crate::recording::from_text(&rec).expect("reads back");
+        let gap = t
+            .coverage
+            .windows(2)
+            .any(|w| w[1].first_seq > w[0].last_seq + 1);
+        assert!(gap, "the recording's coverage shows no hole");
     }
 }
