@@ -30,7 +30,7 @@ pub enum BrokenRule {
     /// The failover service ignores a Primary's report that the endpoint refused it at its own
     /// epoch: the pair wedges with nobody writing (rules 4, 8).
     RefusedEpoch,
-    /// A failover service that has just started promotes a Hot group's first member at once,
+    /// A failover service that has just started promotes a group's first member at once,
     /// before the others could rejoin (rule 5).
     StartupWait,
 }

@@ -225,7 +225,6 @@ impl Arbiter {
         let mut entry = state.new_entry(
             failover_core::group::Group::create(id, settings),
             self.now(),
-            false,
         );
         entry.additional_data = additional_data;
         state.groups.insert(id.to_string(), entry);

@@ -137,8 +137,7 @@ impl Arbiter {
             )));
         }
         if !state.groups.contains_key(&group_id) {
-            let hot = hb.mode == Some(failover_core::Mode::Hot);
-            let entry = state.new_entry(Group::new(group_id.clone(), &hb), now, hot);
+            let entry = state.new_entry(Group::new(group_id.clone(), &hb), now);
             state.groups.insert(group_id.clone(), entry);
         }
         let Some(entry) = state.groups.get_mut(&group_id) else {

@@ -143,15 +143,16 @@ impl State {
     /// A new group's entry, above every epoch this service handed out under its id before.
     ///
     /// A service that has just started cannot know which of the groups its members form
-    /// existed before it (the last one may have crashed). A Hot group (`hot`: its first member
-    /// says so) it creates within a heartbeat interval of its own start promotes nobody until
-    /// that interval has passed, so every member can rejoin first and the one holding data
-    /// since the earliest is chosen, not whichever rejoined first (a restarted adapter that
-    /// knows no epoch and holds only what it collected since, say). Hot standbys collect while
-    /// they wait, so the wait loses nothing; a Warm or Cold standby holds nothing to choose by,
-    /// and would lose what the wait left uncollected, so those groups do not wait. `now` is the
-    /// service's time since its start.
-    pub(crate) fn new_entry(&self, mut group: Group, now: Duration, hot: bool) -> GroupEntry {
+    /// existed before it (the last one may have crashed): a group it creates within a
+    /// heartbeat interval of its own start promotes nobody until that interval has passed
+    /// (unless a member reclaims its role at its epoch), so every member can rejoin first and
+    /// the best is chosen, not whichever rejoined first (a restarted adapter that knows no
+    /// epoch and holds no data, say, while the old Primary is on its way back). The simulator
+    /// found both: a Hot newcomer promoted over the member holding the data (seed 203871), and
+    /// a member restarted as Warm promoted while the Hot Primary kept egressing (seed 966). A
+    /// pair started together with its service therefore has its first Primary a heartbeat
+    /// interval after the start. `now` is the service's time since its start.
+    pub(crate) fn new_entry(&self, mut group: Group, now: Duration) -> GroupEntry {
         group.set_broken(self.broken);
         if let Some(floor) = self.epoch_floors.get(group.id())
             && !self.broken.has(BrokenRule::EpochFloor)
@@ -159,7 +160,7 @@ impl State {
             group.remember_epoch(*floor);
         }
         let grace = group.heartbeat_interval();
-        if hot && now < grace && !self.broken.has(BrokenRule::StartupWait) {
+        if now < grace && !self.broken.has(BrokenRule::StartupWait) {
             group.hold_first_promotion_until(grace);
         }
         GroupEntry::new(group)

@@ -249,7 +249,6 @@ pub fn outcome_json(o: &Outcome, replay: &str) -> serde_json::Value {
         "broken": opt.broken.rules().iter().map(|r| r.name()).collect::<Vec<_>>(),
         "mix": {
             "kinds": opt.mix.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
-            "max_faults": opt.mix.max_faults,
             "lasts_x_failover_timeout": quarters(opt.mix.lasts),
             "gap_x_failover_timeout": quarters(opt.mix.gap),
         },

@@ -824,8 +824,8 @@ fn recovery(f: &Fault, timeout: Duration) -> Duration {
     }
 }
 
-/// The stretches of sequence numbers in which no point may be lost, from 2 s in to 2 s before
-/// the end.
+/// The stretches of sequence numbers in which no point may be lost, from 2 s in (or the first
+/// promotion's bound) to 2 s before the end.
 ///
 /// Hot: every point produced while the source was up, except where faults overlapped so that
 /// the pair lost both copies. Left out: a source outage and the resubscription after it; and
@@ -878,7 +878,10 @@ fn clean_ranges(options: &SimOptions, faults: &[Fault]) -> Vec<(u64, u64)> {
     }
     left_out.sort();
     let mut ranges = Vec::new();
-    let mut from = seq(Duration::from_secs(2));
+    // From 2 s in, or after the first promotion's bound: the service, just started, waits a
+    // heartbeat interval for the members before it, and a Warm or Cold Primary collects only
+    // from its promotion on (a Hot one flushes what it collected before).
+    let mut from = seq(Duration::from_secs(2).max(timeout / 2 + RESUBSCRIBE));
     for (since, until) in left_out {
         let down = seq(since);
         if down > from {

@@ -184,16 +184,27 @@ fn regression_seed_30480_a_recreated_group_never_goes_back_in_epoch() {
 /// endpoint was fenced at by adapter-a. Its fence was refused, it stepped down and said so, but
 /// the service, seeing no epoch above its own, promoted it at 1 again and again: nothing reached
 /// the endpoint for the rest of the run. A Primary refused at its own epoch now makes the
-/// service promote again above it.
+/// service promote again above it. (A restarted service now also waits for every member before
+/// its first promotion, which keeps this seed from promoting the newcomer at all: the test
+/// breaks that wait on purpose to reach the refusal, and shows the run wedged with both broken.)
 #[test]
 fn regression_seed_100362_a_primary_refused_at_its_own_epoch_is_promoted_above_it() {
-    let o = run(&SimOptions::for_seed(100362, Mode::Hot));
+    let mut options = SimOptions::for_seed(100362, Mode::Hot);
+    options.broken = crate::Broken::of([BrokenRule::StartupWait]);
+    let o = run(&options);
     assert!(
         count(&o, FaultKind::Crash) >= 1 && count(&o, FaultKind::ArbiterOutage) >= 1,
         "{:?}",
         o.faults
     );
     assert!(o.violations.is_empty(), "{:?}", o.violations);
+    options.broken = options.broken.with(BrokenRule::RefusedEpoch);
+    let wedged = run(&options);
+    assert!(
+        wedged.violations.iter().any(|v| v.rule == 8),
+        "{:?}",
+        wedged.violations
+    );
 }
 
 /// Each rule broken on purpose is caught on a default seed, by the invariant meant for it,
@@ -202,16 +213,40 @@ fn regression_seed_100362_a_primary_refused_at_its_own_epoch_is_promoted_above_i
 fn each_broken_rule_is_caught_by_its_invariant_and_replays() {
     let cases = [
         // The old Primary, cut from the endpoint, writes again after the takeover.
-        (BrokenRule::EpochCheck, 11, Mode::Cold, 5),
-        // Fence retries during an endpoint outage, every 1 ms.
-        (BrokenRule::FixedRetry, 4, Mode::Warm, 10),
+        (BrokenRule::EpochCheck, 11, Mode::Cold, Swarm::Off, 5),
+        // Fence retries during an endpoint outage, every 10 ms.
+        (BrokenRule::FixedRetry, 4, Mode::Warm, Swarm::Off, 10),
         // The Primary steps down while the failover service is down: data stops.
-        (BrokenRule::NoFailsafe, 1, Mode::Warm, 11),
+        (BrokenRule::NoFailsafe, 1, Mode::Warm, Swarm::Off, 11),
         // With the source down, the standbys take the role back and forth.
-        (BrokenRule::FailedStandbyScores, 38, Mode::Cold, 9),
+        (
+            BrokenRule::FailedStandbyScores,
+            38,
+            Mode::Cold,
+            Swarm::Off,
+            9,
+        ),
+        // A group deleted and created again promotes at an epoch handed out before.
+        (BrokenRule::EpochFloor, 2, Mode::Cold, Swarm::On, 3),
+        // A Warm member is promoted over the Hot one that alone holds the data (the focused
+        // pool of the campaign that found it).
+        (
+            BrokenRule::DataBlindPromotion,
+            30275,
+            Mode::Hot,
+            Swarm::Off,
+            5,
+        ),
+        // A just-started service promotes a member restarted as Warm while the Hot Primary,
+        // on its way back, still egresses.
+        (BrokenRule::StartupWait, 966, Mode::Hot, Swarm::On, 5),
     ];
-    for (broken, seed, mode, rule) in cases {
-        let mut options = SimOptions::with_pool(seed, mode, &FaultKind::ALL, Swarm::Off);
+    for (broken, seed, mode, swarm, rule) in cases {
+        let mut options = if broken == BrokenRule::DataBlindPromotion {
+            focused(seed)
+        } else {
+            SimOptions::with_pool(seed, mode, &FaultKind::ALL, swarm)
+        };
         options.broken = crate::Broken::of([broken]);
         let o = run(&options);
         assert!(
