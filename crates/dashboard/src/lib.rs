@@ -126,6 +126,19 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves the replay of a recording (`json`, as `failover-lab replay` reads it) on `listener`
+/// until `shutdown` resolves.
+pub async fn serve_replay(
+    listener: tokio::net::TcpListener,
+    json: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, replay_router(json))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
 async fn events(State(page): State<Page>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // Subscribe before taking the history, so no snapshot falls between the two.
     let ticks = BroadcastStream::new(page.feed.subscribe());

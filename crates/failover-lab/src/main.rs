@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use failover_core::{Mode, timespan::parse_timespan};
-use failover_lab::{cluster::ClusterSpec, config_client, demo};
+use failover_harness::{cluster::ClusterSpec, config_client, demo};
 
 /// See, script and test client-level failover of a primary/secondary adapter pair.
 #[derive(Debug, Parser)]
@@ -119,7 +119,7 @@ struct DemoArgs {
     /// pushed at once) or rest (the vendor's Client Failover Service API, roles pulled in
     /// heartbeat answers, as the vendor's adapters get them).
     #[arg(long, default_value = "grpc", value_parser = parse_protocol)]
-    failover_protocol: failover_lab::cluster::ClusterProtocol,
+    failover_protocol: failover_harness::cluster::ClusterProtocol,
     /// Write the run's timeline picture here, as demo-<mode>.svg.
     #[arg(long)]
     report_dir: Option<PathBuf>,
@@ -273,11 +273,11 @@ struct BenchArgs {
     /// The parts to run, comma-separated.
     #[arg(
         long,
-        value_enum,
         value_delimiter = ',',
-        default_value = "takeover,throughput,standby"
+        default_value = "takeover,throughput,standby",
+        value_parser = |s: &str| s.parse::<failover_harness::bench::Part>()
     )]
-    parts: Vec<failover_lab::bench::Part>,
+    parts: Vec<failover_harness::bench::Part>,
     /// Print one JSON object instead of the tables (progress still goes to stderr).
     #[arg(long)]
     json: bool,
@@ -340,7 +340,7 @@ struct RunArgs {
     /// Run every scenario with its adapters on this protocol instead of the file's own
     /// (cluster.failover_protocol): grpc, or rest (the vendor's Client Failover Service API).
     #[arg(long, value_parser = parse_protocol)]
-    failover_protocol: Option<failover_lab::cluster::ClusterProtocol>,
+    failover_protocol: Option<failover_harness::cluster::ClusterProtocol>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -397,10 +397,10 @@ enum ConfigAction {
     },
 }
 
-fn parse_protocol(s: &str) -> Result<failover_lab::cluster::ClusterProtocol, String> {
+fn parse_protocol(s: &str) -> Result<failover_harness::cluster::ClusterProtocol, String> {
     match s {
-        "grpc" => Ok(failover_lab::cluster::ClusterProtocol::Grpc),
-        "rest" => Ok(failover_lab::cluster::ClusterProtocol::Rest),
+        "grpc" => Ok(failover_harness::cluster::ClusterProtocol::Grpc),
+        "rest" => Ok(failover_harness::cluster::ClusterProtocol::Rest),
         other => Err(format!("{other:?} is not a protocol; use grpc or rest")),
     }
 }
@@ -432,7 +432,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (code, summary) = run_sim(args)?;
             let progress = |line: &str| eprintln!("{line}");
             if let (Some(path), Some(o)) = (save, &summary.single) {
-                let said = failover_lab::save_scenario::save(o, &path, &progress).await?;
+                let said = failover_harness::save_scenario::save(o, &path, &progress).await?;
                 eprintln!("{said}");
             }
             if let Some(dir) = save_failing {
@@ -440,7 +440,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("cannot make {}: {e}", dir.display()))?;
                 for o in &summary.failing {
                     let path = dir.join(format!("seed-{}.toml", o.options.seed));
-                    match failover_lab::save_scenario::save(o, &path, &progress).await {
+                    match failover_harness::save_scenario::save(o, &path, &progress).await {
                         Ok(said) => eprintln!("{said}"),
                         Err(e) => eprintln!("seed {}: not saved: {e:#}", o.options.seed),
                     }
@@ -449,9 +449,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(code)
         }
         Command::Replay { file, listen, svg } => {
-            let (header, timeline) = failover_lab::recording::read(&file)?;
+            let (header, timeline) = failover_harness::recording::read(&file)?;
             if let Some(out) = svg {
-                let picture = failover_lab::timeline_svg::render(
+                let picture = failover_harness::timeline_svg::render(
                     &header.title,
                     &header.adapters,
                     &timeline,
@@ -462,20 +462,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("wrote {}", out.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            let json = failover_lab::recording::to_json(&header, &timeline).to_string();
+            let json = failover_harness::recording::to_json(&header, &timeline).to_string();
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
             let url = format!("http://{}/", listener.local_addr()?);
             println!("replaying {} at {url} (Ctrl-C to stop)", file.display());
-            axum::serve(listener, failover_dashboard::replay_router(json))
-                .with_graceful_shutdown(failover_proto::process::shutdown_signal())
-                .await?;
+            failover_dashboard::serve_replay(
+                listener,
+                json,
+                failover_proto::process::shutdown_signal(),
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchSink { listen } => {
             let listener = tokio::net::TcpListener::bind(listen).await?;
-            failover_lab::bench::throughput::serve_sink(
+            failover_harness::bench::throughput::serve_sink(
                 listener,
                 failover_proto::process::shutdown_signal(),
             )
@@ -487,8 +490,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config_client::state_at(&addr).await.is_ok()
             } else {
                 match addr.parse::<std::net::SocketAddr>() {
-                    Ok(a) => failover_lab::cluster::grpc_healthy(a).await,
-                    Err(_) => failover_lab::cluster::grpc_healthy_at(&addr).await,
+                    Ok(a) => failover_harness::cluster::grpc_healthy(a).await,
+                    Err(_) => failover_harness::cluster::grpc_healthy_at(&addr).await,
                 }
             };
             if !healthy {
@@ -501,7 +504,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Watch { arbiter, group } => {
-            failover_lab::observe::watch_print(&arbiter, &group).await?;
+            failover_harness::observe::watch_print(&arbiter, &group).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { action } => {
@@ -553,7 +556,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    use failover_lab::bench;
+    use failover_harness::bench;
     let max_rate = 100_000.0 * f64::from(bench::throughput::STREAMS);
     for (flag, rate) in [("--rate", args.rate), ("--max-rate", args.max_rate)] {
         if !(rate.is_finite() && rate >= 1000.0 && rate <= max_rate) {
@@ -631,7 +634,7 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
-    use failover_lab::{runner, scenario};
+    use failover_harness::{runner, scenario};
     let files = scenario::collect(&args.paths)?;
     if files.is_empty() {
         anyhow::bail!("no .toml scenario files in {:?}", args.paths);
@@ -701,7 +704,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     if args.dashboard {
         let progress = |line: &str| eprintln!("[demo] {line}");
-        failover_lab::live::run(
+        failover_harness::live::run(
             spec,
             args.dashboard_listen,
             failover_proto::process::shutdown_signal(),
@@ -779,8 +782,8 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs the simulations; the exit code, and what they found.
-fn run_sim(args: SimArgs) -> anyhow::Result<(ExitCode, failover_lab::sim::Summary)> {
-    use failover_lab::sim;
+fn run_sim(args: SimArgs) -> anyhow::Result<(ExitCode, failover_harness::sim::Summary)> {
+    use failover_harness::sim;
     if std::env::var_os("RUST_LOG").is_some() {
         // The services' own logs, all hosts mixed, for replaying one seed (RUST_LOG=info).
         failover_proto::process::init_tracing(failover_proto::process::LogFormat::Text);
@@ -824,7 +827,7 @@ fn run_sim(args: SimArgs) -> anyhow::Result<(ExitCode, failover_lab::sim::Summar
         }
         if let Some(dir) = &args.report_dir {
             let text = sim::recording(o);
-            let (header, timeline) = failover_lab::recording::from_text(&text)?;
+            let (header, timeline) = failover_harness::recording::from_text(&text)?;
             let seed = o.options.seed;
             let (rec, pic) = (
                 dir.join(format!("seed-{seed}.jsonl")),
@@ -835,7 +838,7 @@ fn run_sim(args: SimArgs) -> anyhow::Result<(ExitCode, failover_lab::sim::Summar
                 .and_then(|()| {
                     std::fs::write(
                         &pic,
-                        failover_lab::timeline_svg::render(
+                        failover_harness::timeline_svg::render(
                             &header.title,
                             &header.adapters,
                             &timeline,

@@ -6,7 +6,7 @@
 //! field before anything starts; [`invariants`] holds the safety and liveness rules every run
 //! must keep, shared by the scenario runner on every stage and by the simulator.
 //! `failover-lab run` plays a story on real processes, on docker compose or on the
-//! deterministic simulator (`failover_lab::stage`); `scenarios/README.md` is the reference.
+//! deterministic simulator (`failover_harness::stage`); `scenarios/README.md` is the reference.
 
 pub mod cluster;
 pub mod invariants;

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use failover_core::Mode;
-use failover_lab::cluster::{ClusterAuth, VENDOR_EXAMPLE};
+use failover_harness::cluster::{ClusterAuth, VENDOR_EXAMPLE};
 use serde_json::Value;
 
-fn spec_with_auth() -> failover_lab::cluster::ClusterSpec {
+fn spec_with_auth() -> failover_harness::cluster::ClusterSpec {
     let mut spec = crate::common::spec(Mode::Hot);
     spec.auth = ClusterAuth::Basic;
     spec
@@ -64,7 +64,7 @@ async fn wrong_or_missing_credentials_are_reported_and_get_no_role() {
 // ---------------------------------------------------------------------------------------------
 // Bearer tokens (OAuth2 client credentials).
 
-fn spec_with_tokens(token_lifetime: Duration) -> failover_lab::cluster::ClusterSpec {
+fn spec_with_tokens(token_lifetime: Duration) -> failover_harness::cluster::ClusterSpec {
     let mut spec = crate::common::spec(Mode::Hot);
     spec.auth = ClusterAuth::Bearer { token_lifetime };
     spec
@@ -115,18 +115,21 @@ async fn a_wrong_client_secret_is_reported_and_gets_no_role() {
 async fn the_service_ends_a_stream_when_its_token_expires() {
     use failover_proto::v1;
     let spec = spec_with_tokens(Duration::from_secs(1));
-    let cluster = failover_lab::cluster::Cluster::start(spec)
+    let cluster = failover_harness::cluster::Cluster::start(spec)
         .await
         .expect("cluster starts");
-    let base = failover_lab::cluster::Addresses::url(cluster.addrs.arbiter);
+    let base = failover_harness::cluster::Addresses::url(cluster.addrs.arbiter);
     let http = reqwest::Client::new();
     let token_url = format!("{base}/identity/connect/token");
     let answer: Value = http
         .post(&token_url)
         .form(&[
             ("grant_type", "client_credentials"),
-            ("client_id", failover_lab::cluster::BEARER_CLIENT_ID),
-            ("client_secret", failover_lab::cluster::BEARER_CLIENT_SECRET),
+            ("client_id", failover_harness::cluster::BEARER_CLIENT_ID),
+            (
+                "client_secret",
+                failover_harness::cluster::BEARER_CLIENT_SECRET,
+            ),
         ])
         .send()
         .await

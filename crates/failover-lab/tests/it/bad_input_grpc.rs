@@ -2,7 +2,7 @@
 //! each is refused with a status naming what is wrong, and nothing changes (the README's
 //! bad-input table lists them).
 
-use failover_lab::cluster::{Addresses, Cluster, ClusterSpec};
+use failover_harness::cluster::{Addresses, Cluster, ClusterSpec};
 use failover_proto::v1;
 use tonic::Code;
 

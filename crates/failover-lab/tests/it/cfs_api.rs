@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use failover_core::Mode;
-use failover_lab::{
+use failover_harness::{
     cluster::{Cluster, ClusterProtocol, bin_dir},
     observe::Observer,
 };

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use failover_lab::cluster::{ARBITER_BIN, bin_dir, cluster_ip, hold_ports};
+use failover_harness::cluster::{ARBITER_BIN, bin_dir, cluster_ip, hold_ports};
 
 async fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
     let resp = reqwest::Client::new()

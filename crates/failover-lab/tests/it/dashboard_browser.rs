@@ -432,8 +432,8 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     let watch_url = format!("http://{}/", listener.local_addr().expect("address"));
     let feed = failover_dashboard::Feed::new();
     let watching = tokio::spawn(feed.clone().run(
-        failover_lab::cluster::Addresses::url(pair.cluster.addrs.arbiter),
-        Some(failover_lab::cluster::Addresses::url(
+        failover_harness::cluster::Addresses::url(pair.cluster.addrs.arbiter),
+        Some(failover_harness::cluster::Addresses::url(
             pair.cluster.addrs.endpoint,
         )),
         pair.cluster.spec.group_id.clone(),
@@ -475,13 +475,13 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     // then; stepping forward from event to event reaches the takeover.
     let dir = std::env::temp_dir().join(format!("failover-lab-replay-{}", std::process::id()));
     let library = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
-    let opts = failover_lab::runner::RunOptions {
+    let opts = failover_harness::runner::RunOptions {
         jobs: 2,
-        target: failover_lab::runner::RunTarget::Sim { seeds: 1 },
+        target: failover_harness::runner::RunTarget::Sim { seeds: 1 },
         report_dir: Some(dir.clone()),
         ..Default::default()
     };
-    let outcomes = failover_lab::runner::run_all(
+    let outcomes = failover_harness::runner::run_all(
         &[
             library.join("hot-primary-killed.toml"),
             library.join("cold-primary-killed.toml"),
@@ -504,7 +504,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     let open_replay = |file: std::path::PathBuf| {
         let (wd, s) = (&wd, &s);
         async move {
-            let bin = failover_lab::cluster::bin_dir()
+            let bin = failover_harness::cluster::bin_dir()
                 .expect("binaries")
                 .join("failover-lab");
             let mut replay = tokio::process::Command::new(bin)

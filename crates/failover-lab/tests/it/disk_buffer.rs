@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use failover_core::Mode;
-use failover_lab::cluster::{Cluster, ClusterSpec};
+use failover_harness::cluster::{Cluster, ClusterSpec};
 use serde_json::Value;
 
 async fn state(cluster: &Cluster) -> Value {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::common::{TIMEOUT, accepted_from, audit, deadline, pair, spec, wait_takeover};
 use failover_core::Mode;
-use failover_lab::cluster::SourceFaultTarget;
+use failover_harness::cluster::SourceFaultTarget;
 
 /// Kills the Primary and checks the takeover; returns the audit.
 async fn kill_primary_and_take_over(
@@ -72,7 +72,7 @@ async fn cold_takeover_raises_the_standby_from_1_to_100() {
     assert!(a.lost > 0, "Cold loses the takeover gap: {a:?}");
     // The vendor's Failover.FailoverStatus stream and failover health reached the endpoint
     // from both members, whatever their role: every role and score change, in order.
-    let d = failover_lab::observe::Observer::audit(
+    let d = failover_harness::observe::Observer::audit(
         &p.cluster.addrs,
         failover_proto::v1::AuditRequest {
             group_id: p.cluster.spec.group_id.clone(),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{TIMEOUT, accepted_from, audit, deadline, pair, spec};
 use failover_core::Mode;
-use failover_lab::cluster::{Addresses, SourceFaultTarget};
+use failover_harness::cluster::{Addresses, SourceFaultTarget};
 use failover_proto::v1;
 
 /// Lines in a component's log.
@@ -112,7 +112,7 @@ async fn a_fence_ahead_of_the_primary_is_overtaken_by_a_promotion_not_a_wedge() 
 async fn a_second_adapter_with_the_same_name_is_refused_and_does_not_spin() {
     let p = pair(spec(Mode::Hot)).await;
     let epoch = p.obs.snapshot().epoch();
-    let rest = failover_lab::cluster::hold_ports(std::net::Ipv4Addr::LOCALHOST, 1)
+    let rest = failover_harness::cluster::hold_ports(std::net::Ipv4Addr::LOCALHOST, 1)
         .expect("port")
         .remove(0);
     let rest_addr = rest.local_addr().expect("addr");
@@ -120,7 +120,7 @@ async fn a_second_adapter_with_the_same_name_is_refused_and_does_not_spin() {
     let log_path = p.cluster.log_dir().join("twin.log");
     let log = std::fs::File::create(&log_path).expect("log");
     let twin = std::process::Command::new(
-        failover_lab::cluster::bin_dir()
+        failover_harness::cluster::bin_dir()
             .expect("binaries")
             .join("adapter"),
     )
@@ -182,10 +182,10 @@ async fn a_second_adapter_with_the_same_name_is_refused_and_does_not_spin() {
     );
     // Three seconds of refusals: the first keeps its role, nothing spins.
     let pid = twin.0.id();
-    let cpu_before = failover_lab::bench::procstat::ProcSample::read(pid).expect("proc");
+    let cpu_before = failover_harness::bench::procstat::ProcSample::read(pid).expect("proc");
     let lines_before = std::fs::read_to_string(&log_path).map_or(0, |s| s.lines().count());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let cpu = failover_lab::bench::procstat::ProcSample::read(pid)
+    let cpu = failover_harness::bench::procstat::ProcSample::read(pid)
         .expect("proc")
         .cpu_percent_since(&cpu_before);
     let lines = std::fs::read_to_string(&log_path).map_or(0, |s| s.lines().count()) - lines_before;
@@ -207,7 +207,7 @@ async fn a_second_adapter_with_the_same_name_is_refused_and_does_not_spin() {
 #[tokio::test(flavor = "multi_thread")]
 async fn standalone_adapters_share_an_endpoint() {
     let s = spec(Mode::Hot);
-    let mut cluster = failover_lab::cluster::Cluster::start(s.clone())
+    let mut cluster = failover_harness::cluster::Cluster::start(s.clone())
         .await
         .expect("cluster");
     let started = Instant::now();
@@ -227,7 +227,7 @@ async fn standalone_adapters_share_an_endpoint() {
     }
     // Configured, adapter-a egresses in its failover group; unconfigured, standalone again.
     cluster.configure("adapter-a").await.expect("configure");
-    let obs = failover_lab::observe::Observer::start(&cluster.addrs, &s.group_id);
+    let obs = failover_harness::observe::Observer::start(&cluster.addrs, &s.group_id);
     assert!(
         obs.wait_for(deadline(), |t| accepted_from(t, "adapter-a", 1) > 0)
             .await
@@ -273,7 +273,7 @@ async fn standalone_adapters_share_an_endpoint() {
 #[tokio::test(flavor = "multi_thread")]
 async fn limits_agree_a_document_the_endpoint_would_refuse_gets_400() {
     let s = spec(Mode::Hot);
-    let mut cluster = failover_lab::cluster::Cluster::start(s.clone())
+    let mut cluster = failover_harness::cluster::Cluster::start(s.clone())
         .await
         .expect("cluster");
     let mut doc = s
@@ -381,7 +381,7 @@ async fn a_slow_link_under_half_the_failover_timeout_never_breaks() {
         .change_link(
             "adapter-a",
             "arbiter",
-            &failover_lab::proxy::LinkChange::Latency {
+            &failover_harness::proxy::LinkChange::Latency {
                 ms: 1200,
                 one_way: false,
             },

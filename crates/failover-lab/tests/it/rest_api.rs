@@ -1,7 +1,7 @@
 //! The adapter's REST API, against a real adapter process: the vendor's document accepted
 //! byte for byte, bad documents refused with the field named, secrets never shown.
 
-use failover_lab::cluster::{Cluster, ClusterSpec, VENDOR_EXAMPLE};
+use failover_harness::cluster::{Cluster, ClusterSpec, VENDOR_EXAMPLE};
 use serde_json::{Value, json};
 
 struct Api {
@@ -307,15 +307,15 @@ async fn config_client_sets_and_gets_like_edgecmd() {
     let addr = api._cluster.rest_addr("adapter-a").expect("addr");
     let file = std::env::temp_dir().join(format!("cf-{}.json", addr.port()));
     std::fs::write(&file, VENDOR_EXAMPLE).expect("write");
-    failover_lab::config_client::set(&addr.ip().to_string(), addr.port(), &file)
+    failover_harness::config_client::set(&addr.ip().to_string(), addr.port(), &file)
         .await
         .expect("set");
-    let doc = failover_lab::config_client::get(&addr.ip().to_string(), addr.port())
+    let doc = failover_harness::config_client::get(&addr.ip().to_string(), addr.port())
         .await
         .expect("get");
     assert_eq!(doc["failoverGroupId"], "FailoverGroup1");
     std::fs::write(&file, vendor_with("mode", json!("hot"))).expect("write");
-    let err = failover_lab::config_client::set(&addr.ip().to_string(), addr.port(), &file)
+    let err = failover_harness::config_client::set(&addr.ip().to_string(), addr.port(), &file)
         .await
         .expect_err("refused");
     assert!(err.to_string().contains("mode"), "{err}");

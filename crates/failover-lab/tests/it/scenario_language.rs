@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use failover_lab::{runner, scenario};
+use failover_harness::{runner, scenario};
 
 const START: &str = r#"
 name = "language"
@@ -152,7 +152,7 @@ async fn a_saved_failing_seed_fails_alike_on_the_simulator_and_on_processes() {
     let dir = std::env::temp_dir().join(format!("failover-lab-saved-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temp dir");
     let file = dir.join("seed-40.toml");
-    let bin = failover_lab::cluster::bin_dir()
+    let bin = failover_harness::cluster::bin_dir()
         .expect("binaries")
         .join("failover-lab");
     let out = tokio::process::Command::new(&bin)
@@ -209,7 +209,7 @@ async fn a_saved_failing_seed_fails_alike_on_the_simulator_and_on_processes() {
 async fn a_seed_that_broke_nothing_is_not_saved() {
     let file =
         std::env::temp_dir().join(format!("failover-lab-unsaved-{}.toml", std::process::id()));
-    let bin = failover_lab::cluster::bin_dir()
+    let bin = failover_harness::cluster::bin_dir()
         .expect("binaries")
         .join("failover-lab");
     let out = tokio::process::Command::new(&bin)

@@ -7,7 +7,7 @@
 use std::{path::Path, process::Command};
 
 use failover_core::Mode;
-use failover_lab::cluster::{BEARER_CLIENT_SECRET, VENDOR_EXAMPLE};
+use failover_harness::cluster::{BEARER_CLIENT_SECRET, VENDOR_EXAMPLE};
 
 const PASSWORD: &str = "Password1";
 

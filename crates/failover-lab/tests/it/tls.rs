@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use failover_core::Mode;
-use failover_lab::cluster::{Addresses, Cluster, ClusterTls};
+use failover_harness::cluster::{Addresses, Cluster, ClusterTls};
 use failover_proto::{
     net::{Connector, Network},
     tls::ClientTls,

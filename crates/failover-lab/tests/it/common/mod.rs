@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use failover_core::Mode;
-use failover_lab::{
+use failover_harness::{
     cluster::{Cluster, ClusterSpec},
     observe::{Observer, Timeline},
 };

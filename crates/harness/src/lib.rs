@@ -1,5 +1,7 @@
-//! failover-lab: the tool that drives a failover pair, as a library for the `failover-lab`
-//! binary and the integration tests.
+//! failover-harness: what drives a failover pair from outside, as a library for the
+//! `failover-lab` command line and the integration tests. Nothing here decides a role or
+//! keeps a rule of the pair (that is `failover-core` and the services); this is the lab around
+//! them: where the pair runs, what it is made to suffer, what is watched, and what is reported.
 //!
 //! - [`cluster`]: the pair as real processes on loopback (source, endpoint, arbiter, two
 //!   adapters), with real faults: SIGKILL, SIGSTOP/SIGCONT, SIGTERM, restart.

@@ -10,7 +10,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
-use failover_lab::{runner, scenario};
+use failover_harness::{runner, scenario};
 
 /// The stories run a second time over the vendor's REST API: a kill (Hot), a pause (Cold), a
 /// cut from the service and an operator override.
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
         .collect();
     let rest_opts = runner::RunOptions {
         report_dir: None,
-        failover_protocol: Some(failover_lab::cluster::ClusterProtocol::Rest),
+        failover_protocol: Some(failover_harness::cluster::ClusterProtocol::Rest),
         ..opts
     };
     let rest_outcomes: Vec<runner::Outcome> = runtime
@@ -176,7 +176,7 @@ fn main() -> ExitCode {
             d.filter_map(Result::ok)
                 .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
                 .filter(|e| {
-                    failover_lab::recording::read(&e.path())
+                    failover_harness::recording::read(&e.path())
                         .is_ok_and(|(_, t)| t.history.last().is_none_or(|p| p.primary.is_none()))
                 })
                 .map(|e| e.path().display().to_string())

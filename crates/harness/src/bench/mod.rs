@@ -62,7 +62,7 @@ impl Percentiles {
 }
 
 /// A part of the bench.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Part {
     /// Takeover latency per mode and fault.
@@ -73,6 +73,41 @@ pub enum Part {
     Standby,
     /// Takeover time against false failovers per failoverTimeout (not in the default parts).
     Timeout,
+}
+
+impl Part {
+    /// Every part.
+    pub const ALL: [Part; 4] = [
+        Part::Takeover,
+        Part::Throughput,
+        Part::Standby,
+        Part::Timeout,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Takeover => "takeover",
+            Part::Throughput => "throughput",
+            Part::Standby => "standby",
+            Part::Timeout => "timeout",
+        }
+    }
+}
+
+impl std::str::FromStr for Part {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Part::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not a part of the bench; accepted: {}",
+                    Part::ALL.map(Part::name).join(", ")
+                )
+            })
+    }
 }
 
 /// What to measure, and how much.
