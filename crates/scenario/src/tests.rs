@@ -2,16 +2,10 @@
 
 use std::{path::Path, time::Duration};
 
-use failover_core::{Mode, Role};
+use failover_core::Mode;
 use serde_json::Value;
 
-use crate::{
-    checker::*,
-    cluster::{ClusterAuth, ClusterProtocol, ClusterTls},
-    invariants,
-    raw::*,
-    *,
-};
+use crate::{cluster::ClusterProtocol, invariants, raw::*, *};
 
 const GOOD: &str = r#"
 name = "Hot: the Primary is killed"
