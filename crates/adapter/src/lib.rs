@@ -3,7 +3,7 @@
 //!
 //! It collects points from the data source, keeps them in a bounded egress buffer, and egresses
 //! them to the data endpoint while it is Primary; it heartbeats its failover score to the
-//! failover service, which decides its role. Hot, Warm and Cold standby behave as in DOMAIN.md.
+//! failover service, which decides its role. Hot, Warm and Cold: docs/rules.md, B10-B12.
 //!
 //! The adapter is a few tasks around one shared [`state::AdapterState`]:
 //! - [`session`]: the heartbeat stream to the failover service; role, epoch, lease;

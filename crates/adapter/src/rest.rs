@@ -121,7 +121,7 @@ pub fn router(shared: Arc<Shared>, source: Channel) -> Router {
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "no such path; see the adapter's README section on its REST API",
+                "no such path; see docs/configuration.md, \"The adapter's REST API\"",
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -310,7 +310,7 @@ pub fn failover_state_json(st: &AdapterState) -> Value {
     })
 }
 
-/// The adapter's Prometheus metrics (names documented in the README).
+/// The adapter's Prometheus metrics (names documented in docs/metrics.md).
 pub fn metrics_text(st: &AdapterState, adapter: &str) -> String {
     use failover_proto::metrics::Metrics;
     let standalone = crate::egress::standalone_group(adapter);

@@ -10,7 +10,7 @@ use crate::timespan::{format_timespan, parse_timespan};
 
 pub use crate::limits::{MAX_FAILOVER_TIMEOUT, MAX_ID_LEN, MAX_TEXT_LEN, MIN_FAILOVER_TIMEOUT};
 
-/// Hot, Warm or Cold standby (see DOMAIN.md, "The three modes").
+/// Hot, Warm or Cold standby (see docs/rules.md, B10-B12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// The Secondary collects and buffers; it egresses its buffer when promoted.

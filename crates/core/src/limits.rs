@@ -1,5 +1,5 @@
 //! One set of limits, enforced alike by the adapter's REST API, the failover service and the
-//! data endpoint (and written in the proto's comments and the README's bad-input table), so a
+//! data endpoint (and written in the proto's comments and docs/bad-input.md), so a
 //! document one part accepts is never refused by another.
 
 use std::time::Duration;

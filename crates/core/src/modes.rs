@@ -1,5 +1,5 @@
 //! What an adapter does in each mode and role, and the failover score it reports
-//! (DOMAIN.md, "The three modes" and "Heartbeats, scores, roles").
+//! (docs/rules.md: B2 for scores, B10-B12 for the three modes).
 
 use crate::config::Mode;
 

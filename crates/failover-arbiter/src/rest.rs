@@ -116,7 +116,7 @@ fn group_json(e: &GroupEntry, now: std::time::Duration) -> Value {
     })
 }
 
-/// The failover service's Prometheus metrics (names documented in the README).
+/// The failover service's Prometheus metrics (names documented in docs/metrics.md).
 async fn metrics(State(a): State<Arbiter>) -> axum::response::Response {
     use axum::response::IntoResponse;
     use failover_proto::metrics::Metrics;

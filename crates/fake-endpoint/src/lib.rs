@@ -460,7 +460,7 @@ impl v1::data_endpoint_server::DataEndpoint for EndpointService {
 }
 
 impl EndpointService {
-    /// The endpoint's Prometheus metrics (names documented in the README).
+    /// The endpoint's Prometheus metrics (names documented in docs/metrics.md).
     pub fn metrics_text(&self) -> String {
         use failover_proto::metrics::Metrics;
         let mut m = Metrics::new();

@@ -5,7 +5,7 @@
 //! Then the kill, pause, cut and override stories of [`REST_STORIES`] run again with the
 //! adapters on the vendor's REST API (`failover-lab run --failover-protocol rest`), so both
 //! protocols keep every promise of those stories. (The whole library runs so by hand; see
-//! the README.) Last, the whole library runs on the deterministic simulator
+//! scenarios/README.md.) Last, the whole library runs on the deterministic simulator
 //! (`failover-lab run --target sim`), five seeds each.
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};

@@ -2,25 +2,25 @@
 //! epochs, as a state machine driven by events and an explicit clock (`now`, time since any fixed
 //! point). The arbiter service is a thin shell around [`Group`].
 //!
-//! The rules (DOMAIN.md):
-//! - a session with no heartbeat for longer than failoverTimeout is stale;
-//! - the Primary keeps its role while it is not stale and its score is above 0, even when
+//! The rules (docs/rules.md, B1–B30):
+//! - B1: a session with no heartbeat for longer than failoverTimeout is stale;
+//! - B3, B5: the Primary keeps its role while it is not stale and its score is above 0, even when
 //!   degraded or when another member scores higher (no automatic failback);
-//! - otherwise the live member with the highest score above 0 is promoted, ties going to the
-//!   earliest registered; each promotion increments the epoch;
-//! - when no live member scores above 0, nobody is Primary, and the group's note says so;
-//! - an operator override forces a session's role until it expires;
-//! - a group recreated by heartbeats that carry an epoch (the failover service restarted) waits
-//!   one heartbeat interval before promoting anyone, so the old Primary can reclaim its role at
-//!   its epoch instead of causing a needless failover;
-//! - the epoch moves only with a promotion. When a member reports an epoch newer than the
+//! - B3, B4, B14: otherwise the live member with the highest score above 0 is promoted, ties
+//!   going to the earliest registered; each promotion increments the epoch;
+//! - B5: when no live member scores above 0, nobody is Primary, and the group's note says so;
+//! - B24: an operator override forces a session's role until it expires;
+//! - B28: a group recreated by heartbeats that carry an epoch (the failover service restarted)
+//!   waits one heartbeat interval before promoting anyone, so the old Primary can reclaim its
+//!   role at its epoch instead of causing a needless failover;
+//! - B15, B16: the epoch moves only with a promotion. When a member reports an epoch newer than the
 //!   group's (it fenced the endpoint at it, or the endpoint refused it for one), the Primary is
 //!   promoted again above every epoch seen, so its fence is granted and the pair converges in
 //!   one heartbeat instead of wedging;
-//! - one name, one live member: a heartbeat with a new incarnation for a name whose session is
+//! - B19: one name, one live member: a heartbeat with a new incarnation for a name whose session is
 //!   live and connected is refused (two adapters were given one name); a restart, whose old
 //!   stream closed or went stale, replaces the old session at once;
-//! - a member may leave (its document deleted, a graceful stop): its session ends at once and
+//! - B21: a member may leave (its document deleted, a graceful stop): its session ends at once and
 //!   its role passes on without waiting for failoverTimeout.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Bad gRPC messages to the failover service and the endpoint, against the real processes:
-//! each is refused with a status naming what is wrong, and nothing changes (the README's
+//! each is refused with a status naming what is wrong, and nothing changes (docs/bad-input.md's
 //! bad-input table lists them).
 
 use failover_harness::cluster::{Addresses, Cluster, ClusterSpec};

@@ -14,6 +14,7 @@ mod dashboard_browser;
 mod demo_cli;
 mod determinism;
 mod disk_buffer;
+mod docs_links;
 mod failover_pair;
 mod liveness;
 mod metrics;
