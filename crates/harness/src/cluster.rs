@@ -60,24 +60,59 @@ pub const ARBITER_BIN: &str = "failover-arbiter";
 pub const ADAPTER_BIN: &str = "adapter";
 
 /// Where the service binaries are: `FAILOVER_LAB_BIN_DIR`, else beside this executable (or
-/// one folder up, for test executables in `target/*/deps`).
+/// one folder up, for test executables in `target/*/deps`). Started by `cargo run -p
+/// failover-lab` on a fresh clone, where cargo built only this binary, it builds the others
+/// first (`cargo build --workspace --bins`, in this executable's profile), saying so.
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("FAILOVER_LAB_BIN_DIR") {
         return Ok(PathBuf::from(dir));
     }
     let exe = std::env::current_exe().context("cannot locate this executable")?;
-    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    for _ in 0..2 {
-        if dir.join(ADAPTER_BIN).exists() {
+    if let Some(dir) = bins_beside(&exe) {
+        return Ok(dir);
+    }
+    if let (Some(cargo), Some(crate_dir)) = (
+        std::env::var_os("CARGO"),
+        std::env::var_os("CARGO_MANIFEST_DIR"),
+    ) {
+        let release = exe
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == "release");
+        let mut build = std::process::Command::new(cargo);
+        build
+            .args(["build", "--workspace", "--bins"])
+            .current_dir(crate_dir);
+        if release {
+            build.arg("--release");
+        }
+        eprintln!(
+            "failover-lab: the service binaries ({ADAPTER_BIN}, {ARBITER_BIN}, ...) are not built yet; \
+             building them once with `cargo build --workspace --bins{}`",
+            if release { " --release" } else { "" }
+        );
+        let status = build.status().context("cannot run cargo")?;
+        if !status.success() {
+            bail!("building the service binaries failed ({status})");
+        }
+        if let Some(dir) = bins_beside(&exe) {
             return Ok(dir);
         }
-        dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
     }
     bail!(
         "cannot find the service binaries ({ADAPTER_BIN}, {ARBITER_BIN}, ...) beside {}; build them with \
          `cargo build --release --workspace` or set FAILOVER_LAB_BIN_DIR",
         exe.display()
     )
+}
+
+/// The folder holding the service binaries: the executable's, or one or two up.
+fn bins_beside(exe: &Path) -> Option<PathBuf> {
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .find(|dir| dir.join(ADAPTER_BIN).exists())
+        .map(Path::to_path_buf)
 }
 
 /// A loopback address of its own for one cluster (somewhere in 127.0.0.0/8, never 127.0.0.1),
