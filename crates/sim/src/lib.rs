@@ -803,10 +803,24 @@ fn takes_custody(f: &Fault) -> bool {
     ) || (f.kind == FaultKind::RoleOverride && f.variant)
 }
 
-/// True for a fault that takes the role of the adapter it hits, or what it holds: what leaves
-/// a sole holder's data to nobody.
-fn hits_the_holder(f: &Fault) -> bool {
-    takes_custody(f) || matches!(f.kind, FaultKind::SessionDelete | FaultKind::RoleOverride)
+/// The adapters a fault keeps from holding data or from taking the role, which leaves a sole
+/// holder's data to nobody: the one it takes custody from; the one whose session is deleted or
+/// whose role is forced; one whose heartbeats cannot reach the failover service (the swarm found
+/// a Primary restarting while its standby was cut off: the restarted one, the only live member,
+/// was promoted, and the points only the standby held were lost, seed 406383); and, when an
+/// operator forces an adapter Primary while it is held, every adapter, as the role stays with
+/// the one that cannot egress while the override holds (documented), and what the other
+/// buffered meanwhile has nobody to flush it (seed 417888).
+fn hit_by(f: &Fault) -> Vec<&'static str> {
+    match f.kind {
+        FaultKind::RoleOverride if f.variant => ADAPTERS.to_vec(),
+        FaultKind::SessionDelete | FaultKind::RoleOverride | FaultKind::Partition => {
+            vec![f.adapter]
+        }
+        FaultKind::OneWayPartition if f.outbound => vec![f.adapter],
+        _ if takes_custody(f) => vec![f.adapter],
+        _ => Vec::new(),
+    }
 }
 
 /// When the pair has recovered from a fault, as far as Hot's copies go: an adapter that lost
@@ -830,12 +844,14 @@ fn recovery(f: &Fault, timeout: Duration) -> Duration {
 /// Hot: every point produced while the source was up, except where faults overlapped so that
 /// the pair lost both copies. Left out: a source outage and the resubscription after it; and
 /// each episode of faults (each beginning before the pair recovered from the one before, see
-/// [`recovery`]) in which both adapters lost their data or collection (or one lost it and the
-/// other its role), from the episode's first fault to its recovery: a Primary crashed and its
-/// standby crashed before flushing, or a standby just restarted and the Primary failed before it
-/// collected. Only one adapter held those points at some moment, and losing it loses them in any
-/// design. An episode that hits one adapter only (with the failover service and links failing
-/// around it) is checked in full.
+/// [`recovery`]) in which one adapter lost its data or collection and the other was hit too
+/// ([`hit_by`]: it lost them as well, or its role, or its way to the failover service), from the
+/// episode's first fault to its recovery: a Primary crashed and its standby crashed before
+/// flushing, a standby just restarted and the Primary failed before it collected, or a Primary
+/// restarted while its standby was cut off from the service. Only one adapter held those points
+/// at some moment, and it could not egress them, in any design. An episode that hits one adapter
+/// only (with the failover service, the endpoint's links and latency failing around it) is
+/// checked in full.
 ///
 /// Warm and Cold lose what is produced between a failure and the takeover, so there every fault
 /// window is left out too, from what the Primary may not have written yet to the takeover's
@@ -860,11 +876,8 @@ fn clean_ranges(options: &SimOptions, faults: &[Fault]) -> Vec<(u64, u64)> {
                 i += 1;
             }
             let custody = episode.iter().any(|f| takes_custody(f));
-            let hit: std::collections::BTreeSet<&str> = episode
-                .iter()
-                .filter(|f| hits_the_holder(f))
-                .map(|f| f.adapter)
-                .collect();
+            let hit: std::collections::BTreeSet<&str> =
+                episode.iter().flat_map(|f| hit_by(f)).collect();
             if custody && hit.len() >= 2 {
                 left_out.push((first.at.saturating_sub(EGRESS_LAG), until));
             }

@@ -207,6 +207,55 @@ fn regression_seed_100362_a_primary_refused_at_its_own_epoch_is_promoted_above_i
     );
 }
 
+/// Found by the swarm (seed 409179, Hot): the failover service came back after an outage,
+/// adapter-b, its Primary, reclaimed the role and at once restarted with a changed document.
+/// The reclaim had ended the service's wait for its members, so the restarted adapter-b, the
+/// only member back yet and holding nothing from before its restart, was promoted, and a point
+/// only the Hot adapter-a held was lost. The wait now lasts its whole heartbeat interval.
+#[test]
+fn regression_seed_409179_a_primary_restarting_within_the_services_wait_waits_for_the_rest() {
+    let o = run(&SimOptions::for_seed(409179, Mode::Hot));
+    assert!(
+        count(&o, FaultKind::ArbiterOutage) >= 1 && count(&o, FaultKind::RestartChanged) >= 1,
+        "{:?}",
+        o.faults
+    );
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
+
+/// Found by the swarm (seed 406383, Hot): adapter-a, the Primary, restarted while adapter-b's
+/// heartbeats could not reach the failover service; the restarted adapter-a, the only live
+/// member, was rightly promoted, and the points it had collected and not written before the
+/// restart, held only by the cut-off adapter-b, were lost. Rule 5 was wrong: a standby cut off
+/// from the service cannot take the role, so such an episode hits both adapters.
+#[test]
+fn regression_seed_406383_a_standby_cut_off_from_the_service_cannot_save_a_restarted_primary() {
+    let o = run(&SimOptions::for_seed(406383, Mode::Hot));
+    assert!(
+        count(&o, FaultKind::OneWayPartition) >= 1 && count(&o, FaultKind::RestartChanged) >= 1,
+        "{:?}",
+        o.faults
+    );
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
+
+/// Found by the swarm (seed 417888, Hot): an operator forced adapter-b Primary while it was
+/// held; as documented, it stayed Primary while stale, so nobody egressed for 8.6 s, and what
+/// the Hot adapter-a buffered meanwhile had nobody to flush it: 696 points. Rule 5 was wrong:
+/// forcing the role onto an adapter that cannot egress is the operator's loss.
+#[test]
+fn regression_seed_417888_a_held_adapter_forced_primary_is_the_operators_loss() {
+    let o = run(&SimOptions::for_seed(417888, Mode::Hot));
+    assert!(
+        o.faults
+            .iter()
+            .any(|f| f.kind == FaultKind::RoleOverride && f.variant),
+        "{:?}",
+        o.faults
+    );
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
+
 /// Each rule broken on purpose is caught on a default seed, by the invariant meant for it,
 /// and replays exactly; the same seed with the rule intact keeps every invariant.
 #[test]

@@ -190,11 +190,11 @@ impl Group {
         });
     }
 
-    /// The Primary keeps its role: nothing left to hold promotions for, and the note says how
-    /// it stands.
+    /// The Primary keeps its role, and the note says how it stands. A wait for the members
+    /// goes on to its end: should this Primary leave within it (a restart), the members still
+    /// on their way back are waited for, not passed over.
     fn keep(&mut self, id: SessionId, now: Duration) {
         self.primary = Some(id);
-        self.hold_until = None;
         let Some(p) = self.session(id) else {
             return;
         };

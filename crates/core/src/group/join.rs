@@ -261,7 +261,6 @@ impl Group {
         };
         self.epoch = known_epoch;
         self.primary = Some(id);
-        self.hold_until = None;
         changes.push(Transition {
             kind: TransitionKind::Adopted {
                 adapter_id: adapter.clone(),

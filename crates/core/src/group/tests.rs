@@ -297,6 +297,38 @@ fn restarted_arbiter_adopts_the_primary_and_keeps_epochs_growing() {
     assert_eq!(promoted(&s.g.tick(ms(2000))), vec![("b".to_string(), 8)]);
 }
 
+/// Found by the simulator (seed 409179, Hot): the failover service came back after an outage,
+/// the old Primary reclaimed its role within the service's wait, and restarted at once. The wait
+/// had ended with the reclaim, so the restarted Primary, the only member back yet, was promoted
+/// with nothing buffered, and the point only the Hot standby held was lost. The wait for the
+/// members to rejoin lasts its whole heartbeat interval, reclaim or not.
+#[test]
+fn a_primary_that_reclaims_and_restarts_within_the_wait_does_not_end_it() {
+    let mut s = Sim::new();
+    let mut b = hb("b", 100);
+    b.known_epoch = 2;
+    b.claims_primary = true;
+    b.holds_data_since_ms = Some(5_000);
+    s.beat(b.clone(), 0);
+    assert_eq!(s.primary(), Some("b"), "the old Primary reclaims its role");
+    // It restarts: a new incarnation, collecting from now on.
+    let mut restarted = hb("b", 100);
+    restarted.incarnation = "b-2".into();
+    restarted.known_epoch = 2;
+    restarted.holds_data_since_ms = Some(28_000);
+    let c = s.beat(restarted.clone(), 400);
+    assert!(promoted(&c).is_empty(), "promoted within the wait: {c:?}");
+    assert_eq!(s.primary(), None);
+    assert!(s.g.note().contains("waiting"), "{}", s.g.note());
+    // The Hot standby, collecting all along, rejoins within the wait and goes first.
+    let mut a = hb("a", 100);
+    a.known_epoch = 1;
+    a.holds_data_since_ms = Some(1_000);
+    s.beat(a, 1_500);
+    assert_eq!(s.primary(), None, "still within the wait");
+    assert_eq!(promoted(&s.g.tick(ms(2_000))), vec![("a".to_string(), 3)]);
+}
+
 /// Once the group has had a Primary, the member holding data since the earliest goes
 /// first among equal scores (a Hot standby before one that holds nothing, a long-collecting
 /// one before one that just resubscribed); before that, the earliest registered.
