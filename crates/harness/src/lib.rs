@@ -38,3 +38,4 @@ pub mod scenario;
 pub mod sim;
 pub mod stage;
 pub mod timeline_svg;
+pub mod xml;

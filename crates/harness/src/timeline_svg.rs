@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::observe::Timeline;
+use crate::{observe::Timeline, xml};
 
 const WIDTH: f64 = 1000.0;
 const LEFT: f64 = 110.0;
@@ -131,7 +131,13 @@ fn draw_coverage(
     };
     let names: Vec<String> = adapters
         .iter()
-        .map(|a| format!(r#"<tspan fill="{}">■ {}</tspan>"#, colour(a), esc(a)))
+        .map(|a| {
+            format!(
+                r#"<tspan fill="{}">■ {}</tspan>"#,
+                colour(a),
+                xml::escape(a)
+            )
+        })
         .collect();
     let _ = writeln!(
         out,
@@ -153,7 +159,7 @@ fn draw_coverage(
             if s.late { 0.35 } else { 0.9 },
             s.first_seq,
             s.last_seq,
-            esc(&s.adapter),
+            xml::escape(&s.adapter),
             if s.late { ", late" } else { "" }
         );
         if s.late && x2 - x1 > 30.0 {
@@ -179,14 +185,6 @@ fn draw_coverage(
             strip + COVER_H - 7.0
         );
     }
-}
-
-/// Text made safe inside SVG (and any XML).
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Renders the picture.
@@ -242,7 +240,7 @@ pub fn render(
             out,
             r##"<text x="8" y="{:.0}" font-size="15" font-weight="bold">{}</text>"##,
             22.0 + 18.0 * k as f64,
-            esc(line)
+            xml::escape(line)
         );
     }
     let _ = writeln!(
@@ -300,7 +298,7 @@ pub fn render(
             out,
             r#"<text x="8" y="{:.1}" font-weight="bold">{}</text>"#,
             y0 + BAND - 3.0,
-            esc(adapter)
+            xml::escape(adapter)
         );
         // Role band, at the moments the service reported each change; a promotion's epoch on it.
         let spans = role_spans(timeline, adapter, end_ms);
@@ -314,7 +312,7 @@ pub fn render(
                 x(span.from_ms),
                 (x(span.to_ms) - x(span.from_ms)).max(0.5),
                 role_colour(span.role),
-                esc(span.role),
+                xml::escape(span.role),
                 span.from_ms / 1000.0,
                 span.epoch
             );
@@ -438,7 +436,7 @@ pub fn render(
             axis_y + 34.0 + 16.0 * n as f64,
             n + 1,
             f.at_ms as f64 / 1000.0,
-            esc(&f.text)
+            xml::escape(&f.text)
         );
     }
 

@@ -287,7 +287,7 @@ pub fn svg(points: &[TimeoutPoint], title: &str) -> String {
         .fold(1.0, f64::max);
     let mut out = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11"><rect width="100%" height="100%" fill="#fff"/><text x="10" y="20" font-size="14" font-weight="bold">{}</text><text x="10" y="36" fill="#555"><tspan fill="#1565c0">■ takeover, ms (left)</tspan> · <tspan fill="#c62828">● false failovers per hour, extrapolated (right)</tspan></text>"##,
-        crate::timeline_svg::esc(title)
+        crate::xml::escape(title)
     );
     let _ = write!(
         out,

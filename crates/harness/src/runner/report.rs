@@ -36,20 +36,6 @@ pub fn table(outcomes: &[Outcome]) -> String {
     out
 }
 
-fn xml_escape(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => "&amp;".into(),
-            '<' => "&lt;".into(),
-            '>' => "&gt;".into(),
-            '"' => "&quot;".into(),
-            '\'' => "&apos;".into(),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => " ".into(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
 /// The results as JUnit XML.
 pub fn junit(outcomes: &[Outcome]) -> String {
     let failures = outcomes.iter().filter(|o| !o.passed).count();
@@ -63,21 +49,21 @@ pub fn junit(outcomes: &[Outcome]) -> String {
     for o in outcomes {
         x.push_str(&format!(
             "    <testcase classname=\"scenarios\" name=\"{}\" file=\"{}\" time=\"{:.3}\">\n",
-            xml_escape(&format!("{}: {}", o.file, o.name)),
-            xml_escape(&o.file),
+            crate::xml::escape(&format!("{}: {}", o.file, o.name)),
+            crate::xml::escape(&o.file),
             o.seconds
         ));
         if let Some(why) = &o.skipped {
             x.push_str(&format!(
                 "      <skipped message=\"{}\"/>\n",
-                xml_escape(why)
+                crate::xml::escape(why)
             ));
         }
         if let Some(f) = &o.failure {
             x.push_str(&format!(
                 "      <failure message=\"{}\" type=\"ScenarioFailed\">{}</failure>\n",
-                xml_escape(&f.message),
-                xml_escape(&o.failure_text())
+                crate::xml::escape(&f.message),
+                crate::xml::escape(&o.failure_text())
             ));
         }
         x.push_str("    </testcase>\n");
