@@ -19,11 +19,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use failover_core::{
-    Role,
-    group::GroupError,
-    timespan::{format_timespan, parse_timespan},
-};
+use failover_core::{Role, group::GroupError, timespan::format_timespan};
 use serde_json::{Value, json};
 
 use crate::{
@@ -250,69 +246,32 @@ fn group_view(a: &Arbiter, g: &str) -> Result<Json<Value>, ApiError> {
     Ok(Json(group_json(e, now)))
 }
 
-/// Parses `{"Value":"Primary"|"Secondary"|"Off","ExpirationPeriod":"hh:mm:ss"|null}`; `Off`
-/// (None) ends an override, like DELETE. A refusal names its field (`Value`,
-/// `ExpirationPeriod`, an unknown one, or `document`).
+/// Reads `{"Value":"Primary"|"Secondary"|"Off","ExpirationPeriod":"hh:mm:ss"|null}` with the
+/// vendor API's own reader (names and values without regard to case, 1, 2 and 0 for Primary,
+/// Secondary and Off); `Off` (None) ends an override, like DELETE. Unlike the vendor API, an
+/// unknown key is refused, so a typo is not taken for no expiration. A refusal names its field
+/// (`Value`, `ExpirationPeriod`, the unknown key, or `document`).
 pub fn parse_override(
-    body: &Value,
+    bytes: &[u8],
 ) -> Result<(Option<Role>, Option<std::time::Duration>), (String, String)> {
-    let refuse = |field: &str, message: String| (field.to_string(), message);
-    let Value::Object(map) = body else {
-        return Err(refuse("document", "body must be a JSON object like {\"Value\":\"Primary\",\"ExpirationPeriod\":\"08:00:00\"}".into()));
+    let refusal = |e: crate::cfs_api::json::BadRequest| {
+        (e.field.unwrap_or_else(|| "document".into()), e.message)
     };
-    for key in map.keys() {
-        if !["value", "expirationperiod"].contains(&key.to_ascii_lowercase().as_str()) {
-            return Err(refuse(
-                key,
-                format!("unknown field {key:?}; accepted: Value, ExpirationPeriod"),
-            ));
-        }
+    let body = crate::cfs_api::json::parse_body(
+        bytes,
+        r#"{"Value":"Primary","ExpirationPeriod":"08:00:00"}"#,
+    )
+    .map_err(refusal)?;
+    if let Some(key) = body
+        .keys()
+        .find(|k| !["value", "expirationperiod"].contains(&k.to_ascii_lowercase().as_str()))
+    {
+        return Err((
+            key.to_string(),
+            format!("unknown field {key:?}; accepted: Value, ExpirationPeriod"),
+        ));
     }
-    let field = |name: &str| {
-        map.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
-    let role = match field("Value") {
-        Some(Value::String(v)) if v == "Primary" => Some(Role::Primary),
-        Some(Value::String(v)) if v == "Secondary" => Some(Role::Secondary),
-        Some(Value::String(v)) if v == "Off" => None,
-        Some(other) => {
-            return Err(refuse(
-                "Value",
-                format!(
-                    "Value: {other} is not accepted; use \"Primary\", \"Secondary\" or \"Off\""
-                ),
-            ));
-        }
-        None => {
-            return Err(refuse(
-                "Value",
-                "Value: required; \"Primary\", \"Secondary\" or \"Off\"".into(),
-            ));
-        }
-    };
-    let expiration = match field("ExpirationPeriod") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) => {
-            let d = parse_timespan(t)
-                .map_err(|e| refuse("ExpirationPeriod", format!("ExpirationPeriod: {e}")))?;
-            if d.is_zero() {
-                return Err(refuse(
-                    "ExpirationPeriod",
-                    "ExpirationPeriod: must be above 00:00:00 (omit it for no expiration)".into(),
-                ));
-            }
-            Some(d)
-        }
-        Some(other) => {
-            return Err(refuse(
-                "ExpirationPeriod",
-                format!("ExpirationPeriod: {other} must be a timespan string such as \"08:00:00\""),
-            ));
-        }
-    };
-    Ok((role, expiration))
+    crate::cfs_api::json::override_request(&body).map_err(refusal)
 }
 
 async fn set_override(
@@ -321,13 +280,6 @@ async fn set_override(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     // Any content type (curl's default, text/plain, JSON): the body is read as JSON.
-    let body: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not valid JSON ({e})"),
-            Some("document".into()),
-        )
-    })?;
     let (role, expiration) =
         parse_override(&body).map_err(|(f, m)| ApiError(StatusCode::BAD_REQUEST, m, Some(f)))?;
     a.set_role_override(&g, &s, role, expiration.filter(|_| role.is_some()))?;
@@ -347,42 +299,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn override_bodies() {
-        let ok =
-            parse_override(&json!({"Value":"Primary","ExpirationPeriod":"08:00:00"})).expect("ok");
+    fn override_bodies_are_read_as_the_vendor_api_reads_them() {
+        let parse = |body: &str| parse_override(body.as_bytes());
         assert_eq!(
-            ok,
+            parse(r#"{"Value":"Primary","ExpirationPeriod":"08:00:00"}"#).expect("ok"),
             (
                 Some(Role::Primary),
                 Some(std::time::Duration::from_secs(8 * 3600))
             )
         );
         assert_eq!(
-            parse_override(&json!({"Value":"Secondary"})).expect("ok"),
+            parse(r#"{"Value":"Secondary"}"#).expect("ok"),
             (Some(Role::Secondary), None)
         );
+        assert_eq!(parse(r#"{"Value":"Off"}"#).expect("ok"), (None, None));
+        // As the vendor API: any case, and the numbers of its enum.
         assert_eq!(
-            parse_override(&json!({"Value":"Off"})).expect("ok"),
-            (None, None)
+            parse(r#"{"value":"primary"}"#).expect("ok"),
+            (Some(Role::Primary), None)
         );
-        assert!(
-            parse_override(&json!({"Value":"primary"}))
-                .unwrap_err()
-                .1
-                .contains("\"Primary\"")
+        assert_eq!(
+            parse(r#"{"Value":1}"#).expect("ok"),
+            (Some(Role::Primary), None)
         );
-        assert!(
-            parse_override(&json!({"Value":"Primary","ExpirationPeriod":"8h"}))
-                .unwrap_err()
-                .1
-                .contains("ExpirationPeriod")
+        assert_eq!(parse(r#"{"Value":0}"#).expect("ok"), (None, None));
+        let field = |body: &str| parse(body).unwrap_err().0;
+        assert_eq!(field(r#"{"Value":"Maybe"}"#), "Value");
+        assert_eq!(
+            field(r#"{"Value":"Primary","ExpirationPeriod":"8h"}"#),
+            "ExpirationPeriod"
         );
-        assert!(
-            parse_override(&json!({"Value":"Primary","Extra":1}))
-                .unwrap_err()
-                .1
-                .contains("unknown field")
-        );
-        assert!(parse_override(&json!([])).is_err());
+        assert_eq!(field(r#"{"Value":"Primary","Extra":1}"#), "Extra");
+        assert_eq!(field("[]"), "document");
+        assert_eq!(field("{"), "document");
     }
 }

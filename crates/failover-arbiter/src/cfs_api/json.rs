@@ -70,6 +70,11 @@ impl Body {
         })
     }
 
+    /// The fields' names, as sent.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// A field's value, by name without regard to case.
     pub fn field(&self, name: &str) -> Option<&Value> {
         self.get(&[name]).map(|(_, v)| v)

@@ -347,7 +347,7 @@ async fn the_services_admin_takes_any_content_type_and_names_the_field() {
     .expect("post");
     assert_eq!(r.status(), 200);
     for (body, field) in [
-        (r#"{"Value":"primary"}"#, "Value"),
+        (r#"{"Value":"Maybe"}"#, "Value"),
         (
             r#"{"Value":"Primary","ExpirationPeriod":"8h"}"#,
             "ExpirationPeriod",
