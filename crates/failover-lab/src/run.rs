@@ -1,0 +1,115 @@
+//! `failover-lab run`: scenario files on real processes, compose or the simulator.
+
+use std::{path::PathBuf, process::ExitCode};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Scenario files or folders (scenarios/ holds the library; scenarios/README.md the format).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Print the results as one JSON array instead of the table (progress still on stderr).
+    #[arg(long)]
+    json: bool,
+    /// Also write the results as JUnit XML to this file.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Use this seed in every scenario instead of its own.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Keep every component's log under this folder (one subfolder per scenario). Failing
+    /// scenarios keep theirs in any case.
+    #[arg(long)]
+    keep_logs: Option<PathBuf>,
+    /// Scenarios run at once (each starts five processes; always 1 on compose).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    jobs: u64,
+    /// Where the pair runs: `processes` (each scenario its own, on loopback), `compose` (the
+    /// services of docker-compose.yml, started if needed; faults through docker compose) or
+    /// `sim` (the deterministic simulator, in simulated time, once per seed; a file that needs
+    /// what it cannot simulate, such as TLS or authentication, is skipped with the reason).
+    #[arg(long, value_enum, default_value_t = TargetArg::Processes)]
+    target: TargetArg,
+    /// With --target sim: run each file under this many seeds of timing jitter (its seed, or
+    /// --seed, and the ones after it); the first failing seed is reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    seeds: u32,
+    /// The folder holding docker-compose.yml, for --target compose.
+    #[arg(long, default_value = ".")]
+    compose_dir: PathBuf,
+    /// Write one timeline picture per scenario here, as <file stem>.svg.
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
+    /// Run every scenario with its adapters on this protocol instead of the file's own
+    /// (cluster.failover_protocol): grpc, or rest (the vendor's Client Failover Service API).
+    #[arg(long, value_parser = parse_protocol)]
+    failover_protocol: Option<failover_harness::cluster::ClusterProtocol>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TargetArg {
+    Processes,
+    Compose,
+    Sim,
+}
+
+/// `grpc` or `rest`, for `--failover-protocol`.
+pub(crate) fn parse_protocol(
+    s: &str,
+) -> Result<failover_harness::cluster::ClusterProtocol, String> {
+    match s {
+        "grpc" => Ok(failover_harness::cluster::ClusterProtocol::Grpc),
+        "rest" => Ok(failover_harness::cluster::ClusterProtocol::Rest),
+        other => Err(format!("{other:?} is not a protocol; use grpc or rest")),
+    }
+}
+
+/// Runs the scenarios.
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    use failover_harness::{runner, scenario};
+    let files = scenario::collect(&args.paths)?;
+    if files.is_empty() {
+        anyhow::bail!("no .toml scenario files in {:?}", args.paths);
+    }
+    let opts = runner::RunOptions {
+        seed: args.seed,
+        keep_logs: args.keep_logs.clone(),
+        jobs: usize::try_from(args.jobs)?,
+        target: match args.target {
+            TargetArg::Processes => runner::RunTarget::Processes,
+            TargetArg::Compose => runner::RunTarget::Compose(args.compose_dir.clone()),
+            TargetArg::Sim => runner::RunTarget::Sim { seeds: args.seeds },
+        },
+        report_dir: args.report_dir.clone(),
+        failover_protocol: args.failover_protocol,
+    };
+    let progress = |line: &str| eprintln!("{line}");
+    eprintln!(
+        "running {} scenario(s), {} at a time",
+        files.len(),
+        opts.jobs
+    );
+    let outcomes = tokio::select! {
+        o = runner::run_all(&files, &opts, &progress) => o,
+        () = failover_proto::process::shutdown_signal() => {
+            eprintln!("interrupted; every process is stopped");
+            return Ok(ExitCode::from(130));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+    } else {
+        for o in outcomes.iter().filter(|o| !o.passed) {
+            println!("\nFAILED {} ({})\n{}", o.file, o.name, o.failure_text());
+        }
+        print!("{}", runner::table(&outcomes));
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, runner::junit(&outcomes))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(if outcomes.iter().all(|o| o.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
