@@ -98,7 +98,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcomes)?);
     } else {
-        for o in outcomes.iter().filter(|o| !o.passed) {
+        for o in outcomes.iter().filter(|o| o.failed()) {
             println!("\nFAILED {} ({})\n{}", o.file, o.name, o.failure_text());
         }
         print!("{}", runner::table(&outcomes));
@@ -107,9 +107,16 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, runner::junit(&outcomes))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
-    Ok(if outcomes.iter().all(|o| o.passed) {
-        ExitCode::SUCCESS
-    } else {
+    let skipped = outcomes.iter().filter(|o| o.skipped.is_some()).count();
+    if skipped > 0 {
+        eprintln!(
+            "{skipped} scenario(s) skipped: they did not run on this target (the reasons are \
+             above); a skipped scenario is not a pass, and does not fail the run"
+        );
+    }
+    Ok(if outcomes.iter().any(runner::Outcome::failed) {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }

@@ -158,7 +158,7 @@ async fn story(
         spec.mode,
         format_timespan(timeout)
     ));
-    crate::observe::configure_in_order(cluster, obs, Duration::from_secs(10) + timeout).await?;
+    crate::cluster::configure_in_order(cluster, obs, Duration::from_secs(10) + timeout).await?;
     let both_joined = |t: &crate::observe::Timeline| {
         t.primary().is_some()
             && spec

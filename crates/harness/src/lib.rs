@@ -3,9 +3,10 @@
 //! keeps a rule of the pair (that is `failover-core` and the services); this is the lab around
 //! them: where the pair runs, what it is made to suffer, what is watched, and what is reported.
 //!
-//! - [`cluster`]: the pair as real processes on loopback (source, endpoint, arbiter, two
-//!   adapters), with real faults: SIGKILL, SIGSTOP/SIGCONT, SIGTERM, restart.
-//! - [`compose`]: the same faults on the services of `docker-compose.yml` (`--target compose`).
+//! - [`cluster`]: the processes stage: the pair as real processes on loopback (source,
+//!   endpoint, arbiter, two adapters), with real faults: SIGKILL, SIGSTOP/SIGCONT, SIGTERM,
+//!   restart, cut links.
+//! - [`services`]: how to reach a running pair's services by address, on any stage.
 //! - [`observe`]: watches the arbiter's group and the endpoint's audit into a timeline.
 //! - [`proxy`]: a fault-injecting TCP proxy on every link between an adapter and a service.
 //! - [`live`]: `failover-lab demo --dashboard`: the pair with the live dashboard and its buttons.
@@ -15,7 +16,9 @@
 //! - [`recording`]: a run's timeline as JSON lines (`--report-dir`), which the picture is drawn
 //!   from and `failover-lab replay` plays back.
 //! - [`runner`]: `failover-lab run`: each scenario on its own pair, with a report.
-//! - [`stage`]: where the runner's pair runs: processes, compose or the simulator.
+//! - [`stage`]: where the runner's pair runs: the [`Stage`](stage::Stage) the runner drives,
+//!   implemented by processes ([`cluster`]), compose ([`stage::compose`]) and the simulator
+//!   ([`stage::sim`]).
 //! - [`bench`]: `failover-lab bench`: takeover latency, data-path throughput, standby cost.
 //! - [`sim`]: `failover-lab sim`: seeded deterministic simulations ([`failover_sim`]) on every
 //!   core, with progress, a summary and each failing seed in full.
@@ -25,7 +28,6 @@
 
 pub mod bench;
 pub mod cluster;
-pub mod compose;
 pub mod config_client;
 pub mod demo;
 pub mod live;
@@ -35,6 +37,7 @@ pub mod recording;
 pub mod runner;
 pub mod save_scenario;
 pub mod scenario;
+pub mod services;
 pub mod sim;
 pub mod stage;
 pub mod timeline_svg;

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     cluster::{Addresses, Cluster, ClusterSpec, SourceFaultTarget},
-    observe::{self, Observer},
+    observe::Observer,
 };
 
 /// The buttons, on a running cluster.
@@ -148,7 +148,7 @@ pub async fn run(
         Some(Addresses::url(cluster.addrs.endpoint)),
         spec.group_id.clone(),
     ));
-    let configured = observe::configure_in_order(
+    let configured = crate::cluster::configure_in_order(
         &cluster,
         &obs,
         spec.failover_timeout * 3 + Duration::from_secs(10),

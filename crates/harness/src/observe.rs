@@ -16,39 +16,7 @@ use tonic::transport::Channel;
 use failover_proto::{convert, process, v1};
 use serde::Serialize;
 
-use crate::cluster::{Addresses, Cluster};
-
-/// Configures the cluster's adapters one at a time, each after the previous one has joined the
-/// group, so the first configured becomes Primary (a lone member) on every run.
-pub async fn configure_in_order(
-    cluster: &Cluster,
-    obs: &Observer,
-    within: Duration,
-) -> anyhow::Result<()> {
-    configure_stage_in_order(cluster, obs, within).await
-}
-
-/// [`configure_in_order`] on any stage.
-pub(crate) async fn configure_stage_in_order<S: crate::stage::Stage>(
-    stage: &S,
-    obs: &Observer,
-    within: Duration,
-) -> anyhow::Result<()> {
-    // Watch first, so every transition from the first join on is seen.
-    if !obs.wait_for(within, |t| t.connected).await {
-        anyhow::bail!("cannot watch the failover group; {}", stage.logs());
-    }
-    for adapter in &stage.spec().adapters {
-        stage.configure(adapter).await?;
-        if !obs.wait_for(within, |t| t.session(adapter).is_some()).await {
-            anyhow::bail!(
-                "{adapter} did not join the failover group within {within:?}; {}",
-                stage.logs()
-            );
-        }
-    }
-    Ok(())
-}
+use crate::services::Addresses;
 
 /// A score changed, as the arbiter saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -384,17 +352,6 @@ impl Observer {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    /// Fetches a fresh audit from the endpoint.
-    pub async fn audit(
-        addrs: &Addresses,
-        request: v1::AuditRequest,
-    ) -> anyhow::Result<v1::AuditReport> {
-        let mut client =
-            v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(addrs.endpoint))
-                .await?;
-        Ok(client.audit(request).await?.into_inner())
     }
 }
 

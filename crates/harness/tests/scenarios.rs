@@ -72,12 +72,7 @@ fn main() -> ExitCode {
     let quiet = |_: &str| {};
     let outcomes = runtime.block_on(runner::run_all(&files, &opts, &quiet));
     for o in &outcomes {
-        println!(
-            "test {} ... {} ({:.1}s)",
-            o.file,
-            if o.passed { "ok" } else { "FAILED" },
-            o.seconds
-        );
+        println!("test {} ... {} ({:.1}s)", o.file, result(o), o.seconds);
     }
     let rest_files: Vec<PathBuf> = files
         .iter()
@@ -101,12 +96,7 @@ fn main() -> ExitCode {
         })
         .collect();
     for o in &rest_outcomes {
-        println!(
-            "test {} ... {} ({:.1}s)",
-            o.file,
-            if o.passed { "ok" } else { "FAILED" },
-            o.seconds
-        );
+        println!("test {} ... {} ({:.1}s)", o.file, result(o), o.seconds);
     }
     // The same files on the deterministic simulator, five seeds each: a file it cannot stage
     // (TLS, authentication) is skipped with its reason.
@@ -125,23 +115,17 @@ fn main() -> ExitCode {
         })
         .collect();
     for o in &sim_outcomes {
-        println!(
-            "test {} ... {} ({:.1}s)",
-            o.file,
-            match (&o.skipped, o.passed) {
-                (Some(why), _) => format!("skipped: {why}"),
-                (None, true) => "ok".into(),
-                (None, false) => "FAILED".into(),
-            },
-            o.seconds
-        );
+        println!("test {} ... {} ({:.1}s)", o.file, result(o), o.seconds);
     }
     let failed: Vec<&runner::Outcome> = outcomes
         .iter()
         .chain(&rest_outcomes)
         .chain(&sim_outcomes)
-        .filter(|o| !o.passed)
+        .filter(|o| o.failed())
         .collect();
+    let ran = outcomes.iter().chain(&rest_outcomes).chain(&sim_outcomes);
+    let passed = ran.clone().filter(|o| o.passed).count();
+    let skipped = ran.filter(|o| o.skipped.is_some()).count();
     if !failed.is_empty() {
         println!("\nfailures:\n");
         for o in &failed {
@@ -149,9 +133,8 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {:.2}s\n",
+        "\ntest result: {}. {passed} passed; {} failed; {skipped} ignored (skipped on a stage that cannot run them); 0 measured; {} filtered out; finished in {:.2}s\n",
         if failed.is_empty() { "ok" } else { "FAILED" },
-        outcomes.len() + rest_outcomes.len() + sim_outcomes.len() - failed.len(),
         failed.len(),
         total - files.len(),
         started.elapsed().as_secs_f64()
@@ -200,5 +183,14 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// A scenario's result as the test list shows it: a skipped one says why, and is no pass.
+fn result(o: &runner::Outcome) -> String {
+    match (&o.skipped, o.passed) {
+        (Some(why), _) => format!("ignored, skipped: {why}"),
+        (None, true) => "ok".into(),
+        (None, false) => "FAILED".into(),
     }
 }

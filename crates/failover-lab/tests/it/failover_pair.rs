@@ -72,7 +72,7 @@ async fn cold_takeover_raises_the_standby_from_1_to_100() {
     assert!(a.lost > 0, "Cold loses the takeover gap: {a:?}");
     // The vendor's Failover.FailoverStatus stream and failover health reached the endpoint
     // from both members, whatever their role: every role and score change, in order.
-    let d = failover_harness::observe::Observer::audit(
+    let d = failover_harness::services::audit(
         &p.cluster.addrs,
         failover_proto::v1::AuditRequest {
             group_id: p.cluster.spec.group_id.clone(),

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{Progress, procstat::ProcSample};
 use crate::{
     cluster::{ARBITER, Addresses, Cluster, ClusterSpec},
-    observe::{self, Observer},
+    observe::Observer,
 };
 
 /// One mode's standby, measured over a window.
@@ -92,7 +92,7 @@ async fn measure_on(
     let spec = cluster.spec.clone();
     let obs = Observer::start(&cluster.addrs, &spec.group_id);
     let within = spec.failover_timeout * 3 + Duration::from_secs(10);
-    observe::configure_in_order(cluster, &obs, within).await?;
+    crate::cluster::configure_in_order(cluster, &obs, within).await?;
     let standby_score = if spec.mode == Mode::Cold { 1 } else { 100 };
     let settled = obs
         .wait_for(within, |t| {

@@ -164,7 +164,7 @@ async fn series(
     let obs = Observer::start(&cluster.addrs, &spec.group_id);
     let (log, log_task) = StatusLog::start(cluster.addrs.clone(), spec.group_id.clone());
     let settle_within = spec.failover_timeout * 3 + Duration::from_secs(10);
-    observe::configure_in_order(cluster, &obs, settle_within).await?;
+    crate::cluster::configure_in_order(cluster, &obs, settle_within).await?;
     let mut endpoint = v1::data_endpoint_client::DataEndpointClient::connect(Addresses::url(
         cluster.addrs.endpoint,
     ))

@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::{Progress, procstat::ProcSample};
 use crate::{
     cluster::{ARBITER, Addresses, Cluster, ClusterSpec, ENDPOINT, SOURCE},
-    observe::{self, Observer},
+    observe::Observer,
 };
 
 /// Streams of the source in throughput runs; the rate sets the ticks per second.
@@ -170,7 +170,7 @@ async fn settled_pair(spec: ClusterSpec) -> anyhow::Result<(Cluster, Observer, S
     let obs = Observer::start(&cluster.addrs, &spec.group_id);
     let settle = async {
         let within = spec.failover_timeout * 3 + Duration::from_secs(10);
-        observe::configure_in_order(&cluster, &obs, within).await?;
+        crate::cluster::configure_in_order(&cluster, &obs, within).await?;
         let ok = obs
             .wait_for(within, |t| {
                 t.primary().is_some()

@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::Progress;
 use crate::{
     cluster::{ARBITER, Cluster, ClusterSpec},
-    observe::{self, Observer},
+    observe::Observer,
 };
 
 /// How the trade-off is measured.
@@ -176,7 +176,7 @@ async fn run_pair(
 ) -> anyhow::Result<TimeoutPoint> {
     let timeout = spec.failover_timeout;
     let settle = timeout * 3 + Duration::from_secs(10);
-    observe::configure_in_order(cluster, obs, settle).await?;
+    crate::cluster::configure_in_order(cluster, obs, settle).await?;
     let flowing = obs
         .wait_for(settle, |t| {
             t.primary().is_some() && t.audit.as_ref().is_some_and(|a| a.received > 0)

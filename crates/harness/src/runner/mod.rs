@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::{
     cluster::{Cluster, ClusterProtocol, ClusterSpec, SourceFaultTarget},
-    observe::{Observer, Timeline, configure_stage_in_order},
+    observe::{Observer, Timeline},
     scenario::{self, Action, Condition, LinkChange, Scenario, SourceScope, Target},
     stage::Stage,
 };
@@ -71,7 +71,7 @@ pub struct Outcome {
     pub file: String,
     /// Its title (the file name if it did not parse).
     pub name: String,
-    /// Passed or not (true when skipped).
+    /// It ran and passed (false when it was skipped: see [`Outcome::failed`]).
     pub passed: bool,
     /// Why it did not run on this target (it runs on another), when it did not.
     pub skipped: Option<String>,
@@ -128,6 +128,11 @@ impl Failure {
 }
 
 impl Outcome {
+    /// It ran and failed (or could not start): neither passed nor skipped.
+    pub fn failed(&self) -> bool {
+        !self.passed && self.skipped.is_none()
+    }
+
     /// The failure as text (empty when passed).
     pub fn failure_text(&self) -> String {
         self.failure
@@ -233,14 +238,21 @@ pub async fn run_scenario(
         format_timespan(spec.failover_timeout),
         spec.seed
     ));
-    let played = match &opts.target {
+    let refusal = match &opts.target {
+        RunTarget::Processes => crate::cluster::refusal(&spec),
+        RunTarget::Compose(_) => crate::stage::compose::refusal(s, &spec),
+        RunTarget::Sim { .. } => crate::stage::sim::refusal(s, &spec),
+    };
+    if let Some(why) = refusal {
+        let stage = target.split(',').next().unwrap_or_default();
+        progress(&format!(
+            "[{tag}] SKIP: cannot run on --target {stage}: {why}"
+        ));
+        outcome.skipped = Some(format!("cannot run on --target {stage}: {why}"));
+        return outcome;
+    }
+    let started_stage = match &opts.target {
         RunTarget::Sim { seeds } => {
-            if let Some(why) = crate::stage::sim::refusal(s, spec.failover_protocol) {
-                progress(&format!("[{tag}] SKIP: cannot run on --target sim: {why}"));
-                outcome.skipped = Some(format!("cannot run on --target sim: {why}"));
-                outcome.passed = true;
-                return outcome;
-            }
             let mut last = None;
             for k in 0..*seeds {
                 let seed = spec.seed.wrapping_add(u64::from(k));
@@ -253,35 +265,38 @@ pub async fn run_scenario(
                 }
             }
             match last {
-                Some(p) => p,
+                Some(p) => Ok(p),
                 None => {
-                    outcome.passed = true;
                     outcome.skipped = Some("--seeds 0: nothing ran".into());
                     return outcome;
                 }
             }
         }
-        RunTarget::Processes | RunTarget::Compose(_) => {
-            let started_cluster = match &opts.target {
-                RunTarget::Compose(dir) => Cluster::start_compose(spec.clone(), dir).await,
-                _ => Cluster::start(spec.clone()).await,
-            };
-            match started_cluster {
-                Ok(cluster) => play(cluster, s, &tag, progress).await,
-                Err(e) => {
-                    outcome.failure = Some(Failure {
-                        step: 0,
-                        line: 0,
-                        action: "start the cluster".into(),
-                        note: None,
-                        message: format!("{e:#}"),
-                        timeline: vec![],
-                    });
-                    outcome.seconds = started.elapsed().as_secs_f64();
-                    progress(&format!("[{tag}] FAIL: cannot start the cluster: {e:#}"));
-                    return outcome;
-                }
+        RunTarget::Processes => match Cluster::start(spec.clone()).await {
+            Ok(cluster) => Ok(play(cluster, s, &tag, progress).await),
+            Err(e) => Err(e),
+        },
+        RunTarget::Compose(dir) => {
+            match crate::stage::compose::ComposeStage::start(spec.clone(), dir).await {
+                Ok(stage) => Ok(play(stage, s, &tag, progress).await),
+                Err(e) => Err(e),
             }
+        }
+    };
+    let played = match started_stage {
+        Ok(played) => played,
+        Err(e) => {
+            outcome.failure = Some(Failure {
+                step: 0,
+                line: 0,
+                action: "start the cluster".into(),
+                note: None,
+                message: format!("{e:#}"),
+                timeline: vec![],
+            });
+            outcome.seconds = started.elapsed().as_secs_f64();
+            progress(&format!("[{tag}] FAIL: cannot start the cluster: {e:#}"));
+            return outcome;
         }
     };
     outcome.steps_passed = played.steps_passed;
@@ -400,4 +415,55 @@ struct Played {
     result: Result<(), Failure>,
     steps_passed: usize,
     timeline: Timeline,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The library's files, by name, from the crate's folder.
+    fn library(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scenarios")
+            .join(name)
+    }
+
+    fn options(target: RunTarget) -> RunOptions {
+        RunOptions {
+            seed: None,
+            keep_logs: None,
+            jobs: 1,
+            target,
+            report_dir: None,
+            failover_protocol: None,
+        }
+    }
+
+    /// A scenario a stage cannot run is skipped with its reason before anything starts, on
+    /// every stage, and is counted as skipped: never as a pass, never as a failure.
+    #[tokio::test]
+    async fn a_skipped_scenario_counts_as_skipped_never_as_passed() {
+        let cases = [
+            (
+                "tls-unchecked-certificate.toml",
+                RunTarget::Sim { seeds: 1 },
+                "cannot run on --target sim: cluster.tls",
+            ),
+            (
+                "misconfigured-members-and-intruders.toml",
+                RunTarget::Compose(PathBuf::from("/nonexistent")),
+                "the compose file runs the pair's two adapters only",
+            ),
+        ];
+        for (file, target, why) in cases {
+            let outcomes = run_all(&[library(file)], &options(target), &|_| {}).await;
+            let o = &outcomes[0];
+            let reason = o.skipped.as_deref().unwrap_or_default();
+            assert!(reason.contains(why), "{file}: {reason:?}");
+            assert!(!o.passed && !o.failed(), "{file}: {o:?}");
+            let t = table(&outcomes);
+            assert!(t.contains("0 passed, 0 failed, 1 skipped"), "{t}");
+            assert!(junit(&outcomes).contains("failures=\"0\" errors=\"0\" skipped=\"1\""));
+        }
+    }
 }

@@ -42,7 +42,7 @@ pub(super) async fn play<S: Stage>(
         intruder: None,
     };
     let mut steps_passed = 0;
-    let result = match configure_stage_in_order(&run.stage, &run.obs, within).await {
+    let result = match crate::stage::configure_in_order(&run.stage, &run.obs, within).await {
         Err(e) => Err(Failure {
             step: 0,
             line: 0,
@@ -101,7 +101,9 @@ pub(super) async fn play_on_sim(
     let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (s, spec, tag) = (s.clone(), spec.clone(), format!("{tag} seed {seed}"));
     let simulated = tokio::task::spawn_blocking(move || {
-        let buffers = tempfile_dir();
+        let buffers = tempfile::Builder::new()
+            .prefix("failover-lab-sim-")
+            .tempdir();
         let stage_spec = failover_sim::stage::StageSpec {
             seed,
             adapters: spec.adapters.clone(),
@@ -166,29 +168,6 @@ pub(super) async fn play_on_sim(
         Ok((None, Ok(_))) => failure("the simulation ended before the scenario".into()),
         Err(e) => failure(format!("the simulation failed: {e}")),
     }
-}
-
-/// A folder for the simulated adapters' disk buffers, removed when dropped.
-pub(super) struct BufferDir(std::path::PathBuf);
-
-impl BufferDir {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for BufferDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub(super) fn tempfile_dir() -> std::io::Result<BufferDir> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("failover-lab-sim-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(BufferDir(dir))
 }
 
 /// The longest a scenario may take in simulated time: its waits and bounds, the setup, and

@@ -23,10 +23,10 @@ pub fn table(outcomes: &[Outcome]) -> String {
         ));
     }
     let skipped = outcomes.iter().filter(|o| o.skipped.is_some()).count();
-    let passed = outcomes.iter().filter(|o| o.passed).count() - skipped;
+    let passed = outcomes.iter().filter(|o| o.passed).count();
     out.push_str(&format!(
         "\n{passed} passed, {} failed{}\n",
-        outcomes.len() - passed - skipped,
+        outcomes.iter().filter(|o| o.failed()).count(),
         if skipped > 0 {
             format!(", {skipped} skipped (they run on another target)")
         } else {
@@ -38,7 +38,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
 
 /// The results as JUnit XML.
 pub fn junit(outcomes: &[Outcome]) -> String {
-    let failures = outcomes.iter().filter(|o| !o.passed).count();
+    let failures = outcomes.iter().filter(|o| o.failed()).count();
     let skipped = outcomes.iter().filter(|o| o.skipped.is_some()).count();
     let time: f64 = outcomes.iter().map(|o| o.seconds).sum();
     let mut x = format!(
@@ -99,11 +99,12 @@ mod tests {
         let skipped = Outcome {
             file: "b.toml".into(),
             name: "b".into(),
-            passed: true,
+            passed: false,
             skipped: Some("cannot run on --target sim: cluster.tls".into()),
             failure: None,
             ..o.clone()
         };
+        assert!(o.failed() && !skipped.failed() && !skipped.passed);
         let x = junit(&[o.clone(), skipped.clone()]);
         assert!(x.contains("tests=\"2\" failures=\"1\""));
         assert!(x.contains("skipped=\"1\""));

@@ -1,13 +1,16 @@
 //! Where a scenario's pair runs: one story, three stages. The runner ([`crate::runner`]) drives
 //! any [`Stage`] with the same steps and checks:
 //!
-//! - real processes on loopback, with signals and link proxies ([`Cluster::start`]);
+//! - real processes on loopback, with signals and link proxies ([`crate::cluster::Cluster`]);
 //! - the services of `docker-compose.yml`, faults through docker compose
-//!   ([`Cluster::start_compose`]);
+//!   ([`compose::ComposeStage`]);
 //! - the deterministic simulator, in simulated time ([`sim::SimStage`]).
 //!
-//! A stage refuses what it cannot do with a message naming the stages that can.
+//! A stage refuses what it cannot do with a message naming the stages that can: each refuses
+//! before it starts (a scenario that needs what the stage lacks is skipped with the reason)
+//! or at the step (an error naming the stages that can).
 
+pub mod compose;
 pub mod sim;
 
 use std::time::Duration;
@@ -17,10 +20,8 @@ use reqwest::Method;
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
 
-use crate::{
-    cluster::{Cluster, ClusterSpec, SourceFaultTarget},
-    proxy::LinkChange,
-};
+use crate::{observe::Observer, services::SourceFaultTarget};
+use failover_scenario::cluster::{ClusterSpec, LinkChange};
 
 /// An adapter that is not one of the pair, started by a scenario step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,119 +117,25 @@ pub(crate) trait Stage {
     async fn shutdown(&mut self);
 }
 
-impl Stage for Cluster {
-    fn spec(&self) -> &ClusterSpec {
-        &self.spec
+/// Configures a stage's adapters one at a time, each after the previous one has joined the
+/// group, so the first configured becomes Primary (a lone member) on every run.
+pub(crate) async fn configure_in_order<S: Stage>(
+    stage: &S,
+    obs: &Observer,
+    within: Duration,
+) -> anyhow::Result<()> {
+    // Watch first, so every transition from the first join on is seen.
+    if !obs.wait_for(within, |t| t.connected).await {
+        anyhow::bail!("cannot watch the failover group; {}", stage.logs());
     }
-    fn logs(&self) -> String {
-        format!("component logs: {}", self.log_dir().display())
+    for adapter in &stage.spec().adapters {
+        stage.configure(adapter).await?;
+        if !obs.wait_for(within, |t| t.session(adapter).is_some()).await {
+            anyhow::bail!(
+                "{adapter} did not join the failover group within {within:?}; {}",
+                stage.logs()
+            );
+        }
     }
-    fn keep_logs(&mut self) {
-        Cluster::keep_logs(self);
-    }
-    fn watch_channels(&self) -> anyhow::Result<(Channel, Channel)> {
-        let arbiter = failover_proto::net::lazy_channel(
-            &self.addrs.arbiter_url(),
-            &failover_proto::net::Network::tcp(),
-            self.addrs.arbiter_tls.clone(),
-        )?;
-        let endpoint = failover_proto::net::lazy_channel(
-            &crate::cluster::Addresses::url(self.addrs.endpoint),
-            &failover_proto::net::Network::tcp(),
-            None,
-        )?;
-        Ok((arbiter, endpoint))
-    }
-    async fn configure(&self, adapter: &str) -> anyhow::Result<Value> {
-        Cluster::configure(self, adapter).await
-    }
-    async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
-        Cluster::kill(self, name).await
-    }
-    async fn pause(&mut self, name: &str) -> anyhow::Result<()> {
-        Cluster::pause(self, name).await
-    }
-    async fn resume(&mut self, name: &str) -> anyhow::Result<()> {
-        Cluster::resume(self, name).await
-    }
-    async fn stop(&mut self, name: &str, grace: Duration) -> anyhow::Result<()> {
-        Cluster::stop(self, name, grace).await
-    }
-    async fn restart(
-        &mut self,
-        name: &str,
-        changes: Option<&Map<String, Value>>,
-    ) -> anyhow::Result<()> {
-        Cluster::restart_with(self, name, changes).await
-    }
-    async fn start_extra(&mut self, extra: &Extra) -> anyhow::Result<()> {
-        Cluster::start_extra(self, extra).await
-    }
-    async fn stop_extra(&mut self, extra: &Extra) -> anyhow::Result<()> {
-        Cluster::stop(self, &extra.key(), Duration::from_secs(5)).await
-    }
-    async fn source_fault(&mut self, target: SourceFaultTarget, down: bool) -> anyhow::Result<()> {
-        Cluster::source_fault(self, target, down).await
-    }
-    async fn endpoint_outage(&mut self, down: bool) -> anyhow::Result<()> {
-        Cluster::endpoint_outage(self, down).await
-    }
-    async fn change_link(
-        &mut self,
-        adapter: &str,
-        service: &str,
-        change: &LinkChange,
-        from_adapter: bool,
-    ) -> anyhow::Result<()> {
-        Cluster::change_link(self, adapter, service, change, from_adapter).await
-    }
-    async fn adapter_rest(
-        &self,
-        adapter: &str,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<Value> {
-        Cluster::adapter_rest(self, adapter, method, path, body).await
-    }
-    async fn arbiter_admin(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<Value> {
-        let url = format!("http://{}{path}", self.addrs.arbiter_rest);
-        self.rest(method, &url, body).await
-    }
-    async fn audit(&self) -> anyhow::Result<v1::AuditReport> {
-        Cluster::audit(self).await
-    }
-    async fn coverage(&self) -> anyhow::Result<Vec<v1::CoverageRun>> {
-        Cluster::coverage(self).await
-    }
-    async fn shutdown(&mut self) {
-        Cluster::shutdown(self).await;
-    }
-}
-
-/// A REST answer as the runner takes it: the body's JSON (null when empty, a string when not
-/// JSON), or an error with the status and the server's message.
-pub(crate) fn rest_answer(what: &str, status: u16, body: &[u8]) -> anyhow::Result<Value> {
-    let text = String::from_utf8_lossy(body);
-    let answer: Value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.to_string()))
-    };
-    if !(200..300).contains(&status) {
-        let message = answer
-            .get("error")
-            .and_then(Value::as_str)
-            .map_or_else(|| answer.to_string(), str::to_string);
-        // "404 Not Found", as the status line says.
-        let status = reqwest::StatusCode::from_u16(status)
-            .map_or_else(|_| status.to_string(), |s| s.to_string());
-        anyhow::bail!("{what} refused ({status}): {message}");
-    }
-    Ok(answer)
+    Ok(())
 }

@@ -39,8 +39,8 @@ const REST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a scenario cannot run on the simulator (None: it can), naming the line at fault and the
 /// targets that can run it.
-pub fn refusal(s: &Scenario, protocol: ClusterProtocol) -> Option<String> {
-    let c = &s.cluster;
+pub fn refusal(s: &Scenario, spec: &ClusterSpec) -> Option<String> {
+    let c = spec;
     if c.auth != ClusterAuth::None {
         return Some(
             "cluster.auth: the simulated failover service takes no credentials; run it on --target processes".into(),
@@ -51,7 +51,7 @@ pub fn refusal(s: &Scenario, protocol: ClusterProtocol) -> Option<String> {
             "cluster.tls: the simulated links carry no TLS; run it on --target processes".into(),
         );
     }
-    if protocol == ClusterProtocol::Rest {
+    if c.failover_protocol == ClusterProtocol::Rest {
         return Some(
             "failover_protocol rest: the simulated adapters speak gRPC only (the vendor's REST client needs real sockets); run it on --target processes or compose".into(),
         );
@@ -162,7 +162,7 @@ impl SimStage {
         .await
         .map_err(|_| anyhow::anyhow!("{what}: no answer within {REST_TIMEOUT:?}"))?
         .with_context(|| what.clone())?;
-        super::rest_answer(&what, status, &answer)
+        crate::services::rest_answer(&what, status, &answer)
     }
 
     /// The endpoint's audit of the group, with its coverage or without.
