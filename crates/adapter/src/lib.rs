@@ -6,9 +6,9 @@
 //! failover service, which decides its role. Hot, Warm and Cold: docs/rules.md, B10-B12.
 //!
 //! The adapter is a few tasks around one shared [`state::AdapterState`]:
-//! - [`session`]: the heartbeat stream to the failover service; role, epoch, lease;
-//! - [`cfs_client`]: the same session over the vendor's Client Failover Service REST API
-//!   (register, heartbeat, role pulled from each answer);
+//! - [`session`]: the session with the failover service; role, epoch, lease: over gRPC (a
+//!   heartbeat stream) or the vendor's Client Failover Service REST API (register, heartbeat,
+//!   role pulled from each answer);
 //! - [`token`]: bearer tokens for that stream (OAuth2 client credentials), renewed early;
 //! - [`collector`]: the subscription to the data source (points and component health);
 //! - [`tester`]: connection tests of a Warm standby (and of HistoryOnly adapters);
@@ -23,7 +23,6 @@
 //! [`run`] starts them all on a given REST listener and stops them when shutdown resolves;
 //! a graceful stop leaves the failover group, so the other member takes over at once.
 
-pub mod cfs_client;
 pub mod collector;
 pub mod diagnostics;
 pub mod egress;

@@ -379,21 +379,11 @@ mod tests {
     use super::*;
 
     /// A fresh directory, removed when dropped.
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "failover-lab-spool-{tag}-{}-{}",
-                std::process::id(),
-                rand::random::<u32>()
-            ));
-            TempDir(dir)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    fn temp_dir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("failover-lab-spool-{tag}-"))
+            .tempdir()
+            .expect("a temporary folder")
     }
 
     const REC: u64 = RECORD_BYTES as u64;
@@ -424,18 +414,19 @@ mod tests {
 
     #[test]
     fn a_reopened_buffer_holds_what_the_last_run_left_in_order() {
-        let dir = TempDir::new("reopen");
+        let dir = temp_dir("reopen");
         let points = ticks(0, 50, 3);
         {
-            let (mut b, restored) = DurableBuffer::open(&dir.0, 1 << 20, 10 * REC).expect("open");
+            let (mut b, restored) =
+                DurableBuffer::open(dir.path(), 1 << 20, 10 * REC).expect("open");
             assert_eq!(restored, 0);
             for chunk in points.chunks(7) {
                 b.extend(chunk);
             }
-            assert!(segment_files(&dir.0) > 10, "rotated into segments");
+            assert!(segment_files(dir.path()) > 10, "rotated into segments");
             // Dropped without any shutdown, as a killed process would.
         }
-        let (b, restored) = DurableBuffer::open(&dir.0, 1 << 20, 10 * REC).expect("reopen");
+        let (b, restored) = DurableBuffer::open(dir.path(), 1 << 20, 10 * REC).expect("reopen");
         assert_eq!(restored, points.len());
         assert_eq!(contents(&b), points);
         assert_eq!(b.disk_bytes(), points.len() as u64 * REC);
@@ -443,23 +434,23 @@ mod tests {
 
     #[test]
     fn trimmed_segments_are_deleted_and_a_reload_trims_to_the_same_points() {
-        let dir = TempDir::new("trim");
-        let (mut b, _) = DurableBuffer::open(&dir.0, 1 << 20, 12 * REC).expect("open");
+        let dir = temp_dir("trim");
+        let (mut b, _) = DurableBuffer::open(dir.path(), 1 << 20, 12 * REC).expect("open");
         for tick in ticks(0, 40, 2).chunks(2) {
             b.extend(tick);
         }
-        let files_before = segment_files(&dir.0);
+        let files_before = segment_files(dir.path());
         let wm = Watermark::from_pairs([(0, 24), (1, 24)]);
         b.trim(&wm);
         assert_eq!(contents(&b), ticks(25, 15, 2));
         assert!(
-            segment_files(&dir.0) < files_before,
+            segment_files(dir.path()) < files_before,
             "covered segments deleted"
         );
         drop(b);
         // The reload may hold more (a partly covered segment), never less; trimming it by the
         // same watermark, as a restarted adapter does before egress, gives the same points.
-        let (mut again, _) = DurableBuffer::open(&dir.0, 1 << 20, 12 * REC).expect("reopen");
+        let (mut again, _) = DurableBuffer::open(dir.path(), 1 << 20, 12 * REC).expect("reopen");
         assert!(again.len() >= 30);
         again.trim(&wm);
         assert_eq!(contents(&again), ticks(25, 15, 2));
@@ -468,19 +459,19 @@ mod tests {
         assert!(again.is_empty());
         assert_eq!(again.disk_bytes(), 0);
         drop(again);
-        let (empty, restored) = DurableBuffer::open(&dir.0, 1 << 20, 12 * REC).expect("reopen");
+        let (empty, restored) = DurableBuffer::open(dir.path(), 1 << 20, 12 * REC).expect("reopen");
         assert_eq!((restored, empty.len()), (0, 0));
     }
 
     #[test]
     fn a_torn_last_record_is_cut_off() {
-        let dir = TempDir::new("torn");
+        let dir = temp_dir("torn");
         let points = ticks(0, 5, 2);
         {
-            let (mut b, _) = DurableBuffer::open(&dir.0, 1 << 20, 1 << 20).expect("open");
+            let (mut b, _) = DurableBuffer::open(dir.path(), 1 << 20, 1 << 20).expect("open");
             b.extend(&points);
         }
-        let seg = std::fs::read_dir(&dir.0)
+        let seg = std::fs::read_dir(dir.path())
             .expect("dir")
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -489,7 +480,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&seg).expect("segment");
         f.write_all(&[1, 2, 3, 4, 5]).expect("torn write");
         drop(f);
-        let (b, restored) = DurableBuffer::open(&dir.0, 1 << 20, 1 << 20).expect("reopen");
+        let (b, restored) = DurableBuffer::open(dir.path(), 1 << 20, 1 << 20).expect("reopen");
         assert_eq!(restored, points.len());
         assert_eq!(contents(&b), points);
         assert_eq!(
@@ -500,9 +491,9 @@ mod tests {
 
     #[test]
     fn past_the_cap_the_oldest_are_dropped_and_counted() {
-        let dir = TempDir::new("cap");
+        let dir = temp_dir("cap");
         let cap = 20 * REC;
-        let (mut b, _) = DurableBuffer::open(&dir.0, cap, 5 * REC).expect("open");
+        let (mut b, _) = DurableBuffer::open(dir.path(), cap, 5 * REC).expect("open");
         let points = ticks(0, 50, 1);
         for chunk in points.chunks(3) {
             b.extend(chunk);
@@ -512,7 +503,7 @@ mod tests {
         assert_eq!(contents(&b), points[30..]);
         assert!(b.disk_bytes() <= cap, "{} bytes on disk", b.disk_bytes());
         drop(b);
-        let (b, _) = DurableBuffer::open(&dir.0, cap, 5 * REC).expect("reopen");
+        let (b, _) = DurableBuffer::open(dir.path(), cap, 5 * REC).expect("reopen");
         // The newest points survive; none from before what memory held.
         let back = contents(&b);
         assert!(back.ends_with(&points[30..]) || back == points[30..]);
@@ -522,24 +513,24 @@ mod tests {
 
     #[test]
     fn a_cleared_buffer_leaves_nothing_on_disk() {
-        let dir = TempDir::new("clear");
-        let (mut b, _) = DurableBuffer::open(&dir.0, 1 << 20, 10 * REC).expect("open");
+        let dir = temp_dir("clear");
+        let (mut b, _) = DurableBuffer::open(dir.path(), 1 << 20, 10 * REC).expect("open");
         b.extend(&ticks(0, 30, 2));
         b.clear();
         assert_eq!(b.disk_bytes(), 0);
         b.extend(&ticks(30, 1, 2));
         drop(b);
-        let (b, restored) = DurableBuffer::open(&dir.0, 1 << 20, 10 * REC).expect("reopen");
+        let (b, restored) = DurableBuffer::open(dir.path(), 1 << 20, 10 * REC).expect("reopen");
         assert_eq!(restored, 2);
         assert_eq!(contents(&b), ticks(30, 1, 2));
     }
 
     #[test]
     fn an_unusable_directory_is_an_error_not_a_panic() {
-        let dir = TempDir::new("file");
-        std::fs::write(&dir.0, b"a file, not a directory").expect("file");
-        let e = DurableBuffer::open(&dir.0, 1 << 20, 1 << 20).expect_err("refused");
+        let dir = temp_dir("file");
+        std::fs::write(dir.path(), b"a file, not a directory").expect("file");
+        let e = DurableBuffer::open(dir.path(), 1 << 20, 1 << 20).expect_err("refused");
         assert!(!e.to_string().is_empty());
-        let _ = std::fs::remove_file(&dir.0);
+        let _ = std::fs::remove_file(dir.path());
     }
 }

@@ -90,8 +90,8 @@ mod tests {
 
     #[test]
     fn the_identity_is_made_once_and_makes_a_server_config() {
-        let dir = std::env::temp_dir().join(format!("failover-lab-cert-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let temp = tempfile::tempdir().expect("a temporary folder");
+        let dir = temp.path().join("identity");
         let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         let (chain, key) = ensure(&dir, &names).expect("made");
         assert_eq!(chain.len(), 2, "server certificate and CA");
@@ -99,6 +99,5 @@ mod tests {
         tls::server_config(chain, key).expect("a usable identity");
         ensure(&dir, &names).expect("reused");
         assert_eq!(std::fs::read(dir.join("cert.pem")).expect("cert"), first);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

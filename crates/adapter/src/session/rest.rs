@@ -29,22 +29,10 @@ use failover_proto::{
 };
 use serde_json::{Value, json};
 
-use crate::{
-    FailoverProtocol,
-    session::{
-        End, apply_assignment, authorization, config_changed, heartbeat, left, log_score_change,
-    },
-    state::Shared,
+use super::member::{
+    End, apply_assignment, authorization, config_changed, heartbeat, left, log_score_change,
 };
-
-/// The protocol a document's endpoint is spoken with.
-pub fn protocol_of(chosen: FailoverProtocol, cfg: &ClientFailoverConfig) -> FailoverProtocol {
-    match chosen {
-        FailoverProtocol::Auto if is_vendor_endpoint(&cfg.endpoint) => FailoverProtocol::Rest,
-        FailoverProtocol::Auto => FailoverProtocol::Grpc,
-        other => other,
-    }
-}
+use crate::state::Shared;
 
 /// True when a URL's path names the vendor's API (`.../clientfailover`, any case).
 pub fn is_vendor_endpoint(url: &str) -> bool {
@@ -251,7 +239,7 @@ fn heartbeat_body(hb: &v1::HeartbeatRequest) -> Value {
 }
 
 /// Runs one session over the REST API until it ends.
-pub(crate) async fn session(
+pub(super) async fn session(
     shared: &Arc<Shared>,
     cfg: &ClientFailoverConfig,
     incarnation: &str,
