@@ -528,9 +528,9 @@ mod tests {
     #[test]
     fn an_unusable_directory_is_an_error_not_a_panic() {
         let dir = temp_dir("file");
-        std::fs::write(dir.path(), b"a file, not a directory").expect("file");
-        let e = DurableBuffer::open(dir.path(), 1 << 20, 1 << 20).expect_err("refused");
+        let file = dir.path().join("buffer");
+        std::fs::write(&file, b"a file, not a directory").expect("file");
+        let e = DurableBuffer::open(&file, 1 << 20, 1 << 20).expect_err("refused");
         assert!(!e.to_string().is_empty());
-        let _ = std::fs::remove_file(dir.path());
     }
 }
