@@ -47,6 +47,7 @@ function renderAdapters(s) {
       card.innerHTML = `
         <h3><span class="name"></span><span class="role"></span></h3>
         <div class="score"></div>
+        <div class="score-age"></div>
         <dl>
           <dt>mode</dt><dd class="mode"></dd>
           <dt>heartbeat age</dt><dd><span class="age-text"></span><div class="age"><div></div></div></dd>
@@ -71,9 +72,17 @@ function renderAdapters(s) {
     const role = card.querySelector(".role");
     role.textContent = a.role;
     role.className = "role " + a.role;
-    card.querySelector(".score").textContent = a.score;
-    card.querySelector(".mode").textContent = a.mode;
+    // A score is what the adapter last reported: once its heartbeats are late (stale, or
+    // dead), the card says how old that report is instead of showing it as current.
     const timeout = s.failover_timeout_ms || 1;
+    const stale = a.heartbeat_age_ms > timeout;
+    const score = card.querySelector(".score");
+    score.textContent = a.score;
+    score.classList.toggle("stale", stale);
+    card.querySelector(".score-age").textContent = stale
+      ? `last reported ${secs(a.heartbeat_age_ms)} ago`
+      : "failover score";
+    card.querySelector(".mode").textContent = a.mode;
     card.querySelector(".age-text").textContent =
       `${secs(a.heartbeat_age_ms)} of failoverTimeout ${secs(timeout)}`;
     const bar = card.querySelector(".age");
@@ -242,13 +251,13 @@ function fillBox(box, fill, lines) {
   });
 }
 
-function buildDiagram(svg, ids, withButtons) {
+function buildDiagram(svg, ids) {
   const links = svgEl("g", { class: "links" });
   const nodes = svgEl("g", { class: "nodes" });
   svg.replaceChildren(links, nodes);
   const n = Math.max(1, ids.length);
   const rowH = 240 / n;
-  const d = { key: ids.join("\n") + "|" + withButtons, adapters: new Map() };
+  const d = { key: ids.join("\n"), adapters: new Map() };
   ids.forEach((id, i) => {
     const cy = 15 + rowH * i + rowH / 2;
     const y = cy - 32;
@@ -259,20 +268,6 @@ function buildDiagram(svg, ids, withButtons) {
     };
     links.append(a.source, a.endpoint, a.service);
     a.box = diagramBox(nodes, 330, y, 170, 64, 3);
-    if (withButtons) {
-      ["kill", "pause", "resume", "restart"].forEach((act, k) => {
-        const bx = 330 + k * 43;
-        const b = svgEl("g", {
-          class: "svg-button", "data-action": act, "data-adapter": id, role: "button",
-          tabindex: 0, "aria-label": `${act} ${id}`,
-        });
-        b.append(
-          svgEl("rect", { x: bx, y: y + 67, width: 40, height: 16, rx: 3, fill: "#eceff1", stroke: "#90a4ae" }),
-          svgEl("text", { x: bx + 20, y: y + 79, "text-anchor": "middle", "font-size": 10 }, act),
-        );
-        nodes.append(b);
-      });
-    }
     d.adapters.set(id, a);
   });
   d.source = diagramBox(nodes, 20, 105, 150, 60, 2);
@@ -283,13 +278,14 @@ function buildDiagram(svg, ids, withButtons) {
 }
 
 // The five processes and their links, live: who collects and egresses (moving dashes), whose
-// heartbeats are late (red), the epoch the endpoint is fenced at; where the page may act, each
-// adapter's buttons sit under it. `before` is the previous snapshot (for what moved since).
+// heartbeats are late (red), the epoch the endpoint is fenced at. It is a picture only: the
+// page's actions are on the adapters' cards (one per adapter) and the pair's mode buttons.
+// `before` is the previous snapshot (for what moved since).
 function renderDiagram(s, before) {
   const svg = $("#diagram");
   const ids = s.adapters.map((a) => a.id);
-  if (!diagram || diagram.key !== ids.join("\n") + "|" + actionsEnabled) {
-    buildDiagram(svg, ids, actionsEnabled);
+  if (!diagram || diagram.key !== ids.join("\n")) {
+    buildDiagram(svg, ids);
   }
   const e = s.endpoint;
   const timeout = s.failover_timeout_ms || 1;
@@ -300,8 +296,11 @@ function renderDiagram(s, before) {
     setAttrs(d.source, LINK_STYLE[collecting ? "flowing" : "idle"]);
     setAttrs(d.endpoint, LINK_STYLE[a.egress_rate > 0 ? "flowing" : "idle"]);
     setAttrs(d.service, LINK_STYLE[a.heartbeat_age_ms > timeout ? "late" : "ok"]);
+    const score = a.heartbeat_age_ms > timeout
+      ? `last score ${a.score}, ${secs(a.heartbeat_age_ms)} ago`
+      : `score ${a.score}`;
     fillBox(d.box, ROLE_FILL[a.role] || "#9e9e9e",
-      [a.id, `${a.role} · score ${a.score}`, `${a.mode} · ${fmt(a.egress_rate)} points/s out`]);
+      [a.id, `${a.role} · ${score}`, `${a.mode} · ${fmt(a.egress_rate)} points/s out`]);
   }
   fillBox(diagram.service, "#fff", ["failover service", `epoch ${s.epoch} · Primary ${s.primary || "nobody"}`]);
   fillBox(diagram.endpoint, "#fff", ["data endpoint", e ? `fenced at epoch ${e.fenced_epoch} · ${fmt(e.received)} points` : "audit not available"]);
@@ -345,16 +344,9 @@ function setPaused(on) {
   if (history.length) renderAt(shown);
 }
 
-function resolveTarget(adapter) {
-  if (!latest || (adapter !== "primary" && adapter !== "secondary")) return adapter;
-  if (adapter === "primary") return latest.primary || adapter;
-  const other = latest.adapters.find((a) => a.id !== latest.primary);
-  return other ? other.id : adapter;
-}
-
 async function act(button) {
   const body = { action: button.dataset.action };
-  if (button.dataset.adapter) body.adapter = resolveTarget(button.dataset.adapter);
+  if (button.dataset.adapter) body.adapter = button.dataset.adapter;
   if (button.dataset.mode) body.mode = button.dataset.mode;
   const out = $("#action-result");
   out.className = "";
@@ -385,17 +377,6 @@ document.addEventListener("click", (e) => {
   const b = e.target.closest("[data-action]");
   if (b) act(b);
 });
-// The diagram's buttons are SVG groups with role="button": Enter or Space presses them, as it
-// does an HTML button (which gets its click from the browser).
-document.addEventListener("keydown", (e) => {
-  if (e.key !== "Enter" && e.key !== " ") return;
-  const b = e.target.closest && e.target.closest('[data-action][role="button"]');
-  if (b) {
-    e.preventDefault();
-    act(b);
-  }
-});
-
 function connect() {
   const source = new EventSource("/events");
   source.addEventListener("initial", (m) => {

@@ -1,6 +1,6 @@
 //! The live dashboard in a real browser: `failover-lab demo --dashboard` is started, headless
 //! chromium opens the page through chromedriver (WebDriver, spoken with plain HTTP), the page
-//! must show both adapters with their roles, and a click on "kill Primary" must make the other
+//! must show both adapters with their roles, and a click on kill on the Primary's card must make the other
 //! adapter Primary on the page.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
@@ -249,13 +249,26 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     )
     .await;
 
-    // The diagram keeps its elements between updates: a button focused from the keyboard stays
-    // focused over ten updates (four a second), and Enter presses it. Resume on the running
-    // Secondary is a real action with no effect on the pair.
+    // The page keeps its elements between updates: an adapter card's button focused from the
+    // keyboard stays focused over ten updates (four a second), and Enter presses it. Resume on
+    // the running Secondary is a real action with no effect on the pair. The cards hold the
+    // page's one set of per-adapter actions; the diagram offers none.
+    let diagram_buttons = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/execute/sync"),
+            json!({"script": "return document.querySelectorAll('#diagram [data-action]').length + document.querySelectorAll('#controls [data-adapter]').length;", "args": []}),
+        )
+        .await;
+    assert_eq!(
+        diagram_buttons.as_u64(),
+        Some(0),
+        "the diagram or the pair's controls repeat the cards' actions"
+    );
     let resume = wd
         .element(
             &s(""),
-            "#diagram [data-action='resume'][data-adapter='adapter-b']",
+            "#adapters [data-action='resume'][data-adapter='adapter-b']",
             Duration::from_secs(10),
         )
         .await;
@@ -295,7 +308,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     assert_eq!(
         active[ELEMENT].as_str(),
         Some(resume.as_str()),
-        "the focused diagram button lost its focus over ten updates: the active element is {active}"
+        "the focused card button lost its focus over ten updates: the active element is {active}"
     );
     // U+E007 is WebDriver's Enter key.
     wd.call(
@@ -317,7 +330,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     let eid = wd
         .element(
             &s(""),
-            "#diagram [data-action='kill'][data-adapter='adapter-a']",
+            "#adapters [data-action='kill'][data-adapter='adapter-a']",
             Duration::from_secs(10),
         )
         .await;
@@ -354,7 +367,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     .await;
     // A measurement, reported (not asserted): what a user sees after the click.
     eprintln!(
-        "the page showed adapter-b Primary {:.2} s after the click on kill Primary (failoverTimeout 2 s)",
+        "the page showed adapter-b Primary {:.2} s after the click on kill on its card (failoverTimeout 2 s)",
         clicked.elapsed().as_secs_f64()
     );
     let feed = wd
@@ -368,6 +381,27 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     assert!(feed.contains("SIGKILL adapter-a"), "{feed}");
     assert!(feed.contains("adapter-b promoted, epoch 2"), "{feed}");
     assert!(feed.contains("> failoverTimeout 2.0 s: stale"), "{feed}");
+    // The killed adapter's score is its last report, shown with its age, never as current.
+    let card = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/execute/sync"),
+            json!({"script": "const c = document.querySelector('#adapters [data-adapter=\"adapter-a\"]'); return [c.querySelector('.score').className, c.querySelector('.score-age').textContent, document.querySelector('#diagram').textContent];", "args": []}),
+        )
+        .await;
+    assert_eq!(card[0], "score stale", "{card}");
+    assert!(
+        card[1]
+            .as_str()
+            .is_some_and(|t| t.starts_with("last reported ") && t.ends_with(" s ago")),
+        "{card}"
+    );
+    assert!(
+        card[2]
+            .as_str()
+            .is_some_and(|t| t.contains("Stale · last score 100, ")),
+        "{card}"
+    );
     // The live page's data coverage: both adapters' ticks and no hole (Hot). (That the flush
     // shows as late is checked on the replay of a simulated run and in the pictures' tests.)
     let coverage_deadline = Instant::now() + Duration::from_secs(10);
