@@ -12,6 +12,8 @@
 //! - [`buffer`]: the adapter's bounded egress buffer, trimmed by watermarks.
 //! - [`ledger`]: the endpoint's per-stream record for audits (lost, duplicated, gaps).
 //! - [`coverage`]: who delivered each source tick to the endpoint, on time or late.
+//! - [`history`]: what a run observed (the service's view at each change, samples, the story,
+//!   the coverage), one type on every stage.
 //! - [`limits`]: the one set of limits (id lengths, timeouts, scores, batch sizes) every
 //!   part enforces alike.
 //! - [`retry`]: backoff with jitter capped by failoverTimeout, and repeat-limited error logs.
@@ -27,6 +29,7 @@ pub mod clock_time;
 pub mod config;
 pub mod coverage;
 pub mod group;
+pub mod history;
 pub mod ledger;
 pub mod limits;
 pub mod modes;

@@ -17,6 +17,9 @@ use failover_proto::{convert, process, v1};
 use serde::Serialize;
 
 use crate::services::Addresses;
+use failover_proto::convert::{role_label, status_point};
+
+pub use failover_core::history::{AdapterSample, CoverageSpan, Event, Sample, StatusPoint};
 
 /// A score changed, as the arbiter saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,95 +51,8 @@ pub struct RoleTransition {
     pub to: String,
 }
 
-/// One line of the story.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Event {
-    /// Milliseconds since the observation started.
-    pub at_ms: u64,
-    /// fault, role, score, stale, arbiter, endpoint.
-    pub kind: String,
-    /// Plain words.
-    pub text: String,
-}
-
-/// A periodic sample of the whole pair.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Sample {
-    /// Milliseconds since the observation started.
-    pub at_ms: u64,
-    /// Per adapter: role (or "Stale"), score, points accepted from it so far.
-    pub adapters: BTreeMap<String, AdapterSample>,
-    /// Distinct points the endpoint holds.
-    pub received: u64,
-    /// The group's epoch.
-    pub epoch: u64,
-    /// Fence calls the endpoint has taken for the group.
-    pub fences: u64,
-    /// Write calls the endpoint has taken for the group.
-    pub writes: u64,
-    /// Heartbeats of the group the failover service had taken, as its last status said.
-    pub heartbeats: Option<u64>,
-}
-
-/// The failover service's view at one moment: what `hold` and `never` conditions are checked
-/// against, at every change.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct StatusPoint {
-    /// Milliseconds since the observation started (when the observer received it).
-    pub at_ms: u64,
-    /// When the failover service took this view, on its wall clock (unix µs): what `hold` and
-    /// `never` windows are drawn on, so a view still on its way when a window closes counts.
-    pub service_us: i64,
-    /// The Primary (None: nobody).
-    pub primary: Option<String>,
-    /// The group's epoch.
-    pub epoch: u64,
-    /// Per adapter: its role as the runner shows it (Primary, Secondary, Stale, None) and score.
-    pub adapters: Vec<(String, String, u32)>,
-    /// False while the group does not exist (deleted, or the service restarted).
-    pub exists: bool,
-    /// Promotions the service has made in the group since it started.
-    pub promotions: u64,
-    /// Of those, the promotions an operator or a leaving member asked for.
-    #[serde(default)]
-    pub requested_promotions: u64,
-}
-
-impl StatusPoint {
-    /// The view a status gives (no status: nobody, epoch 0, no member).
-    pub fn of(status: Option<&v1::GroupStatus>, at_ms: u64) -> StatusPoint {
-        StatusPoint {
-            at_ms,
-            service_us: status.map_or(0, |s| s.observed_at_unix_us),
-            primary: status
-                .map(|s| s.primary_adapter_id.clone())
-                .filter(|p| !p.is_empty()),
-            epoch: status.map_or(0, |s| s.epoch),
-            adapters: status
-                .iter()
-                .flat_map(|s| &s.sessions)
-                .map(|s| (s.adapter_id.clone(), role_label(s), s.score))
-                .collect(),
-            exists: status.is_some_and(|s| s.exists),
-            promotions: status.map_or(0, |s| s.promotions),
-            requested_promotions: status.map_or(0, |s| s.requested_promotions),
-        }
-    }
-}
-
 /// Most status points kept (a scenario sees a few hundred).
 const MAX_HISTORY: usize = 100_000;
-
-/// One adapter in a sample.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct AdapterSample {
-    /// Primary, Secondary, or Stale.
-    pub role: String,
-    /// Failover score.
-    pub score: u32,
-    /// Points the endpoint accepted from it so far.
-    pub accepted: u64,
-}
 
 /// Everything observed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -168,25 +84,6 @@ pub struct Timeline {
     pub coverage: Vec<CoverageSpan>,
 }
 
-/// Consecutive source ticks one adapter delivered first, on time or late, placed on the
-/// observation's time axis by their data time; nobody delivered the ticks between two spans.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct CoverageSpan {
-    /// Data time of the first tick, in milliseconds since the observation started.
-    pub from_ms: f64,
-    /// Data time of the last tick, likewise.
-    pub to_ms: f64,
-    /// The first and last tick.
-    pub first_seq: u64,
-    /// The last tick.
-    pub last_seq: u64,
-    /// Who delivered them.
-    pub adapter: String,
-    /// They arrived a second or more after their data time (flushed after a takeover, or sent
-    /// after an outage).
-    pub late: bool,
-}
-
 impl Timeline {
     /// Who the arbiter says is Primary now.
     pub fn primary(&self) -> Option<String> {
@@ -210,13 +107,6 @@ impl Timeline {
     pub fn epoch(&self) -> u64 {
         self.status.as_ref().map_or(0, |s| s.epoch)
     }
-}
-
-fn role_label(s: &v1::SessionStatus) -> String {
-    if s.stale {
-        return "Stale".into();
-    }
-    convert::role_from_wire(s.role).map_or("None".into(), |r| r.as_str().to_string())
 }
 
 /// Records a running pair until dropped.
@@ -504,7 +394,7 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
             text: status.note.clone(),
         });
     }
-    let point = StatusPoint::of(Some(&status), at_ms);
+    let point = status_point(Some(&status), at_ms);
     let changed = t.history.last().is_none_or(|last| {
         (
             &last.primary,

@@ -349,12 +349,12 @@ pub fn outcome_text(o: &Outcome, replay: &str) -> String {
         "timeline (group status changes, up to {:.2}s):",
         until.as_secs_f64()
     );
-    for s in o.timeline.iter().filter(|s| s.at <= until) {
-        let live: Vec<String> = s.live.iter().map(|(a, r)| format!("{a} {r}")).collect();
+    for s in o.timeline.iter().filter(|s| s.at() <= until) {
+        let live: Vec<String> = s.live().map(|(a, r)| format!("{a} {r}")).collect();
         let _ = writeln!(
             out,
             "  {:7.2}s  epoch {:<3} Primary {:<10} live: {}",
-            s.at.as_secs_f64(),
+            s.at().as_secs_f64(),
             s.epoch,
             s.primary.as_deref().unwrap_or("none"),
             live.join(", ")
@@ -504,27 +504,14 @@ pub fn printer(total: usize) -> impl Fn(&Summary) + Sync {
 /// statuses as the simulator's observer saw them, the data flow it sampled, and the faults with
 /// their healing, in simulated time.
 pub fn recording(o: &Outcome) -> String {
-    use crate::observe::{AdapterSample, CoverageSpan, Event, Sample, StatusPoint, Timeline};
+    use crate::observe::{CoverageSpan, Event, Timeline};
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let mut events = Vec::new();
-    let mut previous: Option<&failover_sim::Seen> = None;
-    let mut history = Vec::new();
+    let mut previous: Option<&failover_sim::StatusPoint> = None;
     for s in &o.timeline {
-        let adapters: Vec<(String, String, u32)> = s
-            .scores
-            .iter()
-            .map(|(name, score)| {
-                let role = s
-                    .live
-                    .iter()
-                    .find(|(a, _)| a == name)
-                    .map_or("Stale".to_string(), |(_, r)| r.clone());
-                (name.clone(), role, *score)
-            })
-            .collect();
         if previous.is_none_or(|p| p.primary != s.primary || p.epoch != s.epoch) {
             events.push(Event {
-                at_ms: ms(s.at),
+                at_ms: s.at_ms,
                 kind: "role".into(),
                 text: match &s.primary {
                     Some(p) => format!("{p} Primary (epoch {})", s.epoch),
@@ -534,70 +521,21 @@ pub fn recording(o: &Outcome) -> String {
             });
         }
         previous = Some(s);
-        history.push(StatusPoint {
-            at_ms: ms(s.at),
-            service_us: 0,
-            primary: s.primary.clone(),
-            epoch: s.epoch,
-            adapters,
-            exists: s.exists,
-            promotions: s.promotions,
-            requested_promotions: s.requested_promotions,
-        });
     }
     for f in &o.faults {
-        let text = f.to_string();
-        let what = text
-            .split_once("s  ")
-            .map_or(text.as_str(), |(_, w)| w)
-            .to_string();
-        events.push(Event {
-            at_ms: ms(f.at),
-            kind: "fault".into(),
-            text: what.clone(),
-        });
+        let what = f.what();
         events.push(Event {
             at_ms: ms(f.at + f.lasts),
             kind: "step".into(),
             text: format!("healed: {what}"),
         });
+        events.push(Event {
+            at_ms: ms(f.at),
+            kind: "fault".into(),
+            text: what,
+        });
     }
     events.sort_by_key(|e| e.at_ms);
-    // Each sample with every adapter's role and score as the service last showed them, and the
-    // points the endpoint had accepted from it (the egress bars).
-    let samples = o
-        .samples
-        .iter()
-        .map(|s| {
-            let seen = o.timeline.iter().rev().find(|t| t.at <= s.at);
-            let mut adapters = BTreeMap::new();
-            for name in failover_sim::world::ADAPTERS {
-                let role = seen
-                    .and_then(|t| t.live.iter().find(|(a, _)| a == name))
-                    .map_or("Stale".to_string(), |(_, r)| r.clone());
-                let score = seen
-                    .and_then(|t| t.scores.iter().find(|(a, _)| a == name))
-                    .map_or(0, |(_, sc)| *sc);
-                adapters.insert(
-                    name.to_string(),
-                    AdapterSample {
-                        role,
-                        score,
-                        accepted: s.accepted.get(name).copied().unwrap_or(0),
-                    },
-                );
-            }
-            Sample {
-                at_ms: ms(s.at),
-                adapters,
-                received: s.received,
-                epoch: seen.map_or(0, |t| t.epoch),
-                fences: s.fences,
-                writes: s.writes,
-                heartbeats: s.heartbeats,
-            }
-        })
-        .collect();
     // Who delivered each tick, on the run's time axis (a simulation starts at the source's
     // origin).
     let origin_ms = failover_sim::world::EPOCH_UNIX_US as f64 / 1000.0;
@@ -614,10 +552,11 @@ pub fn recording(o: &Outcome) -> String {
             late: r.late,
         })
         .collect();
+    // The simulator's observer records the one history the harness's does: no conversion.
     let timeline = Timeline {
-        history,
+        history: o.timeline.clone(),
         events,
-        samples,
+        samples: o.samples.clone(),
         coverage,
         ..Timeline::default()
     };

@@ -111,6 +111,39 @@ pub fn role_from_wire(raw: i32) -> Option<Role> {
     }
 }
 
+/// A member's role as the lab shows it: Stale when its heartbeats are late, else its role
+/// (None before it has one).
+pub fn role_label(s: &v1::SessionStatus) -> String {
+    if s.stale {
+        return failover_core::history::STALE.into();
+    }
+    role_from_wire(s.role).map_or("None".into(), |r| r.as_str().to_string())
+}
+
+/// The failover service's view a group status gives, observed `at_ms` after the observation
+/// started (no status: nobody, epoch 0, no member).
+pub fn status_point(
+    status: Option<&v1::GroupStatus>,
+    at_ms: u64,
+) -> failover_core::history::StatusPoint {
+    failover_core::history::StatusPoint {
+        at_ms,
+        service_us: status.map_or(0, |s| s.observed_at_unix_us),
+        primary: status
+            .map(|s| s.primary_adapter_id.clone())
+            .filter(|p| !p.is_empty()),
+        epoch: status.map_or(0, |s| s.epoch),
+        adapters: status
+            .iter()
+            .flat_map(|s| &s.sessions)
+            .map(|s| (s.adapter_id.clone(), role_label(s), s.score))
+            .collect(),
+        exists: status.is_some_and(|s| s.exists),
+        promotions: status.map_or(0, |s| s.promotions),
+        requested_promotions: status.map_or(0, |s| s.requested_promotions),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,8 @@
 
 use std::{fmt, time::Duration};
 
+pub use failover_core::history::{Sample, StatusPoint};
+
 /// The rules of this module, by number.
 pub const RULES: [u8; 6] = [1, 2, 3, 5, 7, 10];
 
@@ -102,37 +104,6 @@ pub struct Writer {
     pub last_accepted_us: i64,
 }
 
-/// One status of the group as the failover service reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    /// Since the start of the run.
-    pub at: Duration,
-    /// The group's epoch.
-    pub epoch: u64,
-    /// False while the group does not exist (deleted, or the service restarted).
-    pub exists: bool,
-    /// Promotions the service has made in the group since it started.
-    pub promotions: u64,
-    /// The Primary (None: nobody).
-    pub primary: Option<String>,
-    /// Of `promotions`, those an operator or a leaving member asked for.
-    pub requested: u64,
-}
-
-/// The work of the services at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Sample {
-    /// Since the start of the run.
-    pub at: Duration,
-    /// Fence calls the endpoint has taken for the group.
-    pub fences: u64,
-    /// Write calls the endpoint has taken for the group.
-    pub writes: u64,
-    /// Heartbeats the failover service has taken for the group since it started (None: it did
-    /// not answer).
-    pub heartbeats: Option<u64>,
-}
-
 /// What a run observed, for the rules every run keeps.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
@@ -141,7 +112,7 @@ pub struct Observed {
     /// Points the endpoint holds twice, at the end.
     pub duplicated: u64,
     /// The group's statuses, in order (each change at least).
-    pub statuses: Vec<Status>,
+    pub statuses: Vec<StatusPoint>,
     /// The services' counters, sampled in order.
     pub samples: Vec<Sample>,
     /// When the failover service started again after being down (its epochs count from then).
@@ -224,8 +195,8 @@ pub fn one_writer_per_epoch(writers: &[Writer]) -> Vec<Violation> {
 }
 
 /// Rule 3: the epochs of promotions never go back, except across a restart of the service.
-pub fn epochs_only_grow(statuses: &[Status], restarts: &[Duration]) -> Vec<Violation> {
-    let promoted: Vec<&Status> = statuses
+pub fn epochs_only_grow(statuses: &[StatusPoint], restarts: &[Duration]) -> Vec<Violation> {
+    let promoted: Vec<&StatusPoint> = statuses
         .iter()
         .filter(|s| s.exists && s.epoch > 0)
         .collect();
@@ -235,11 +206,11 @@ pub fn epochs_only_grow(statuses: &[Status], restarts: &[Duration]) -> Vec<Viola
             pair[1].epoch < pair[0].epoch
                 && !restarts
                     .iter()
-                    .any(|r| pair[0].at <= *r && *r <= pair[1].at)
+                    .any(|r| pair[0].at() <= *r && *r <= pair[1].at())
         })
         .map(|pair| Violation {
             rule: 3,
-            at: Some(pair[1].at),
+            at: Some(pair[1].at()),
             what: format!(
                 "the epoch went back from {} to {}",
                 pair[0].epoch, pair[1].epoch
@@ -250,7 +221,7 @@ pub fn epochs_only_grow(statuses: &[Status], restarts: &[Duration]) -> Vec<Viola
 
 /// When each promotion was seen (several seen at once repeat that time), from the service's
 /// count; a restarted service counts from 0 again.
-pub fn promotion_times(statuses: &[Status]) -> Vec<Duration> {
+pub fn promotion_times(statuses: &[StatusPoint]) -> Vec<Duration> {
     let mut times = Vec::new();
     let mut last = 0;
     for s in statuses.iter().filter(|s| s.exists) {
@@ -260,7 +231,10 @@ pub fn promotion_times(statuses: &[Status]) -> Vec<Duration> {
             s.promotions
         };
         last = s.promotions;
-        times.extend(std::iter::repeat_n(s.at, usize::try_from(new).unwrap_or(0)));
+        times.extend(std::iter::repeat_n(
+            s.at(),
+            usize::try_from(new).unwrap_or(0),
+        ));
     }
     times
 }
@@ -269,19 +243,19 @@ pub fn promotion_times(statuses: &[Status]) -> Vec<Duration> {
 /// than the one that held it last (the first Primary of a run counts as one), from statuses
 /// that show each change (one promotion each at most, as the service's watch reports them). A
 /// handover somebody asked for (the status counts it in `requested`) is left out.
-pub fn handover_times(statuses: &[Status]) -> Vec<(Duration, String)> {
+pub fn handover_times(statuses: &[StatusPoint]) -> Vec<(Duration, String)> {
     let mut times = Vec::new();
     let mut last: Option<&str> = None;
     let mut requested = 0;
     for s in statuses.iter().filter(|s| s.exists) {
         // A restarted service counts from 0 again.
-        let asked = s.requested != requested;
-        requested = s.requested;
+        let asked = s.requested_promotions != requested;
+        requested = s.requested_promotions;
         if let Some(p) = s.primary.as_deref()
             && last != Some(p)
         {
             if !asked {
-                times.push((s.at, p.to_string()));
+                times.push((s.at(), p.to_string()));
             }
             last = Some(p);
         }
@@ -299,7 +273,7 @@ pub const HANDOVERS_PER_FAULT: usize = 2;
 /// within any failoverTimeout, plus [`HANDOVERS_PER_FAULT`] for each fault that began within it
 /// or the failoverTimeout before.
 pub fn no_flapping(
-    statuses: &[Status],
+    statuses: &[StatusPoint],
     failover_timeout: Duration,
     fault_starts: &[Duration],
 ) -> Vec<Violation> {
@@ -338,7 +312,7 @@ pub fn nothing_spins(samples: &[Sample], max_heartbeats: u64, max_writes: u64) -
     let window = Duration::from_secs(1);
     let mut j = 0;
     for (i, s) in samples.iter().enumerate() {
-        while j < i && samples[j].at + window < s.at {
+        while j < i && samples[j].at() + window < s.at() {
             j += 1;
         }
         let first = &samples[j];
@@ -350,11 +324,11 @@ pub fn nothing_spins(samples: &[Sample], max_heartbeats: u64, max_writes: u64) -
             if to.saturating_sub(from) > max {
                 return vec![Violation {
                     rule: 10,
-                    at: Some(s.at),
+                    at: Some(s.at()),
                     what: format!(
                         "the endpoint took {} {what} of the group within {:.1}s (at most {max} a second): a busy loop",
                         to - from,
-                        (s.at - first.at).as_secs_f64()
+                        (s.at() - first.at()).as_secs_f64()
                     ),
                 }];
             }
@@ -364,11 +338,11 @@ pub fn nothing_spins(samples: &[Sample], max_heartbeats: u64, max_writes: u64) -
         {
             return vec![Violation {
                 rule: 10,
-                at: Some(s.at),
+                at: Some(s.at()),
                 what: format!(
                     "the failover service took {} heartbeats of the group within {:.1}s (at most {max_heartbeats} a second): a busy loop",
                     to - from,
-                    (s.at - first.at).as_secs_f64()
+                    (s.at() - first.at()).as_secs_f64()
                 ),
             }];
         }
@@ -390,15 +364,26 @@ mod tests {
         }
     }
 
-    fn status(at_ms: u64, epoch: u64, promotions: u64) -> Status {
-        Status {
-            at: Duration::from_millis(at_ms),
+    fn point(at_ms: u64, epoch: u64, primary: Option<&str>, promotions: u64) -> StatusPoint {
+        StatusPoint {
+            at_ms,
+            service_us: 0,
+            primary: primary.map(String::from),
             epoch,
+            adapters: Vec::new(),
             exists: true,
             promotions,
-            primary: Some(if epoch % 2 == 1 { "a" } else { "b" }.to_string()),
-            requested: 0,
+            requested_promotions: 0,
         }
+    }
+
+    fn status(at_ms: u64, epoch: u64, promotions: u64) -> StatusPoint {
+        point(
+            at_ms,
+            epoch,
+            Some(if epoch % 2 == 1 { "a" } else { "b" }),
+            promotions,
+        )
     }
 
     #[test]
@@ -422,7 +407,7 @@ mod tests {
     fn four_handovers_within_a_failover_timeout_are_a_flap() {
         let steady = [status(0, 1, 1), status(5000, 2, 2)];
         assert!(no_flapping(&steady, Duration::from_secs(2), &[]).is_empty());
-        let flap: Vec<Status> = (1..=4).map(|i| status(i * 100, i, i)).collect();
+        let flap: Vec<StatusPoint> = (1..=4).map(|i| status(i * 100, i, i)).collect();
         let v = no_flapping(&flap, Duration::from_secs(2), &[]);
         assert_eq!(v[0].rule, 7);
         assert!(v[0].what.contains("a -> b -> a -> b"), "{}", v[0].what);
@@ -431,12 +416,12 @@ mod tests {
             no_flapping(&flap, Duration::from_secs(2), &[Duration::from_millis(50)]).is_empty()
         );
         // Six need two faults; a fault long before explains nothing.
-        let six: Vec<Status> = (1..=6).map(|i| status(i * 100, i, i)).collect();
+        let six: Vec<StatusPoint> = (1..=6).map(|i| status(i * 100, i, i)).collect();
         assert_eq!(
             no_flapping(&six, Duration::from_secs(2), &[Duration::from_millis(50)])[0].rule,
             7
         );
-        let later: Vec<Status> = (1..=4).map(|i| status(10_000 + i * 100, i, i)).collect();
+        let later: Vec<StatusPoint> = (1..=4).map(|i| status(10_000 + i * 100, i, i)).collect();
         assert_eq!(
             no_flapping(&later, Duration::from_secs(2), &[Duration::ZERO])[0].rule,
             7
@@ -449,14 +434,7 @@ mod tests {
     /// handover. Not a flap.
     #[test]
     fn promotions_of_the_last_primary_again_are_no_flap() {
-        let s = |at_ms: u64, epoch: u64, primary: Option<&str>| Status {
-            at: Duration::from_millis(at_ms),
-            epoch,
-            exists: true,
-            promotions: epoch,
-            primary: primary.map(String::from),
-            requested: 0,
-        };
+        let s = |at_ms: u64, epoch: u64, primary: Option<&str>| point(at_ms, epoch, primary, epoch);
         let statuses = [
             s(14_300, 5, Some("a")),
             s(14_530, 6, Some("b")),
@@ -480,13 +458,9 @@ mod tests {
     /// asked for by the operator. Not a flap; the same handovers decided by the service are one.
     #[test]
     fn handovers_somebody_asked_for_are_no_flap() {
-        let s = |at_ms: u64, primary: &str, requested: u64| Status {
-            at: Duration::from_millis(at_ms),
-            epoch: at_ms,
-            exists: true,
-            promotions: at_ms,
-            primary: Some(primary.to_string()),
-            requested,
+        let s = |at_ms: u64, primary: &str, requested: u64| StatusPoint {
+            requested_promotions: requested,
+            ..point(at_ms, at_ms, Some(primary), at_ms)
         };
         let asked = [
             s(7_800, "a", 0),
@@ -496,10 +470,10 @@ mod tests {
             s(10_760, "b", 2),
         ];
         assert!(no_flapping(&asked, Duration::from_millis(3100), &[]).is_empty());
-        let decided: Vec<Status> = asked
+        let decided: Vec<StatusPoint> = asked
             .iter()
-            .map(|x| Status {
-                requested: 0,
+            .map(|x| StatusPoint {
+                requested_promotions: 0,
                 ..x.clone()
             })
             .collect();
@@ -512,10 +486,11 @@ mod tests {
     #[test]
     fn a_busy_loop_is_caught_and_a_steady_pair_is_not() {
         let sample = |ms: u64, writes: u64, hb: u64| Sample {
-            at: Duration::from_millis(ms),
+            at_ms: ms,
             fences: 1,
             writes,
             heartbeats: Some(hb),
+            ..Sample::default()
         };
         let steady: Vec<Sample> = (0..20).map(|i| sample(i * 250, i * 3, i)).collect();
         assert!(nothing_spins(&steady, 40, 60).is_empty());

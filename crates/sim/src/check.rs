@@ -40,17 +40,8 @@ fn observed(o: &Outcome, audit: &failover_proto::v1::AuditReport) -> shared::Obs
             })
             .collect(),
         duplicated: audit.duplicated,
-        statuses: statuses(o),
-        samples: o
-            .samples
-            .iter()
-            .map(|s| shared::Sample {
-                at: s.at,
-                fences: s.fences,
-                writes: s.writes,
-                heartbeats: s.heartbeats,
-            })
-            .collect(),
+        statuses: o.timeline.clone(),
+        samples: o.samples.clone(),
         service_restarts: o
             .faults
             .iter()
@@ -62,20 +53,6 @@ fn observed(o: &Outcome, audit: &failover_proto::v1::AuditReport) -> shared::Obs
         members: crate::world::ADAPTERS.len(),
         rate_hz: crate::RATE_HZ as f64,
     }
-}
-
-fn statuses(o: &Outcome) -> Vec<shared::Status> {
-    o.timeline
-        .iter()
-        .map(|s| shared::Status {
-            at: s.at,
-            epoch: s.epoch,
-            exists: s.exists,
-            promotions: s.promotions,
-            primary: s.primary.clone(),
-            requested: s.requested_promotions,
-        })
-        .collect()
 }
 
 /// Every broken invariant of a run; `error` is the simulation's own failure (a host that
@@ -101,18 +78,14 @@ pub fn invariants(o: &Outcome, error: Option<String>) -> Vec<Violation> {
     let end = o.options.faults_end();
     let timeout = o.options.failover_timeout;
     let bound = end + timeout + timeout / 2 + Duration::from_millis(200);
-    let state_at = |t: Duration| o.timeline.iter().rev().find(|s| s.at <= t);
+    let state_at = |t: Duration| o.timeline.iter().rev().find(|s| s.at() <= t);
     let led = o
         .timeline
         .iter()
-        .filter(|s| s.at >= end)
+        .filter(|s| s.at() >= end)
         .chain(state_at(end))
-        .filter(|s| {
-            s.primary
-                .as_ref()
-                .is_some_and(|p| s.live.iter().any(|(a, _)| a == p))
-        })
-        .map(|s| s.at.max(end))
+        .filter(|s| s.primary.as_ref().is_some_and(|p| s.is_live(p)))
+        .map(|s| s.at().max(end))
         .min();
     match led {
         Some(t) if t <= bound => {}
@@ -194,22 +167,22 @@ fn converges(o: &Outcome, add: &mut impl FnMut(u8, Option<Duration>, String)) {
         + crate::WARM_TEST_INTERVAL
         + crate::RESUBSCRIBE
         + SAMPLE_EVERY * 2;
-    let Some(at_end) = o.samples.iter().rev().find(|s| s.at <= end) else {
+    let Some(at_end) = o.samples.iter().rev().find(|s| s.at() <= end) else {
         return;
     };
     let flowing = o
         .samples
         .iter()
-        .find(|s| s.at > end && s.received > at_end.received);
+        .find(|s| s.at() > end && s.received > at_end.received);
     match flowing {
-        Some(s) if s.at <= bound => {}
+        Some(s) if s.at() <= bound => {}
         Some(s) => add(
             8,
-            Some(s.at),
+            Some(s.at()),
             format!(
                 "the faults stopped at {:.2}s and data reached the endpoint again only at {:.2}s (bound {:.2}s)",
                 end.as_secs_f64(),
-                s.at.as_secs_f64(),
+                s.at().as_secs_f64(),
                 bound.as_secs_f64()
             ),
         ),
@@ -226,7 +199,7 @@ fn converges(o: &Outcome, add: &mut impl FnMut(u8, Option<Duration>, String)) {
 
 /// Rule 9: promotions within the faults' allowance.
 fn no_ping_pong(o: &Outcome, add: &mut impl FnMut(u8, Option<Duration>, String)) {
-    let times = promotion_times(&statuses(o));
+    let times = promotion_times(&o.timeline);
     let promotions = times.len() as u64;
     let last_at = times.last().copied().unwrap_or_default();
     let allowed = 1 + o
@@ -263,7 +236,7 @@ fn egress_without_the_service(o: &Outcome, add: &mut impl FnMut(u8, Option<Durat
             o.samples
                 .iter()
                 .rev()
-                .find(|s| s.at <= at)
+                .find(|s| s.at() <= at)
                 .map(|s| s.received)
         };
         let flowing = match (
@@ -281,20 +254,20 @@ fn egress_without_the_service(o: &Outcome, add: &mut impl FnMut(u8, Option<Durat
         for s in o
             .samples
             .iter()
-            .filter(|s| s.at > f.at && s.at <= f.at + f.lasts)
+            .filter(|s| s.at() > f.at && s.at() <= f.at + f.lasts)
         {
             if s.received > last_received {
                 last_received = s.received;
-                last_rise = s.at;
-            } else if s.at - last_rise > OUTAGE_PAUSE {
+                last_rise = s.at();
+            } else if s.at() - last_rise > OUTAGE_PAUSE {
                 add(
                     11,
-                    Some(s.at),
+                    Some(s.at()),
                     format!(
                         "the failover service was down from {:.2}s and no data reached the endpoint from {:.2}s to {:.2}s: the Primary stopped egressing",
                         f.at.as_secs_f64(),
                         last_rise.as_secs_f64(),
-                        s.at.as_secs_f64()
+                        s.at().as_secs_f64()
                     ),
                 );
                 break;

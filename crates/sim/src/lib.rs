@@ -134,44 +134,7 @@ impl SimOptions {
     }
 }
 
-/// One status of the group as the observer saw it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Seen {
-    /// Simulated time.
-    pub at: Duration,
-    /// The group's epoch.
-    pub epoch: u64,
-    /// The Primary, if any.
-    pub primary: Option<String>,
-    /// Members that are live (not stale), with their role.
-    pub live: Vec<(String, String)>,
-    /// Every member's score (live or not).
-    pub scores: Vec<(String, u32)>,
-    /// False while the group does not exist (deleted, or the service restarted).
-    pub exists: bool,
-    /// Promotions the failover service has made in the group since it started.
-    pub promotions: u64,
-    /// Of those, the promotions an operator or a leaving member asked for.
-    pub requested_promotions: u64,
-}
-
-/// The data flow and the work of the services at one moment, as the observer sampled it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Sample {
-    /// Simulated time.
-    pub at: Duration,
-    /// Points the endpoint holds for the group.
-    pub received: u64,
-    /// Fence calls the endpoint has taken for the group.
-    pub fences: u64,
-    /// Write calls the endpoint has taken for the group.
-    pub writes: u64,
-    /// Heartbeats the failover service has taken for the group since it started (None: it
-    /// did not answer).
-    pub heartbeats: Option<u64>,
-    /// Points the endpoint has accepted from each adapter so far (every epoch of it).
-    pub accepted: BTreeMap<String, u64>,
-}
+pub use failover_core::history::{Sample, StatusPoint};
 
 /// What a run found.
 #[derive(Debug, Clone)]
@@ -185,7 +148,7 @@ pub struct Outcome {
     /// Wall time it took.
     pub wall: Duration,
     /// Group statuses seen, in order (changes only).
-    pub timeline: Vec<Seen>,
+    pub timeline: Vec<StatusPoint>,
     /// The endpoint's audit at the end.
     pub audit: Option<v1::AuditReport>,
     /// The data flow, sampled every [`SAMPLE_EVERY`].
@@ -223,13 +186,13 @@ impl Outcome {
         // Status changes and samples, merged in time order (statuses first at a tie).
         let mut seen = self.timeline.iter().peekable();
         for sample in &self.samples {
-            while let Some(s) = seen.next_if(|s| s.at <= sample.at) {
-                let _ = writeln!(out, "{:>12?} status {s:?}", s.at);
+            while let Some(s) = seen.next_if(|s| s.at_ms <= sample.at_ms) {
+                let _ = writeln!(out, "{:>12?} status {s:?}", s.at());
             }
-            let _ = writeln!(out, "{:>12?} sample {sample:?}", sample.at);
+            let _ = writeln!(out, "{:>12?} sample {sample:?}", sample.at());
         }
         for s in seen {
-            let _ = writeln!(out, "{:>12?} status {s:?}", s.at);
+            let _ = writeln!(out, "{:>12?} status {s:?}", s.at());
         }
         let _ = writeln!(out, "simulated {:?}", self.simulated);
         let _ = writeln!(out, "standalone_received {}", self.standalone_received);
@@ -268,7 +231,7 @@ enum Command {
 #[derive(Debug, Default)]
 struct Shared {
     commands: VecDeque<Command>,
-    timeline: Vec<Seen>,
+    timeline: Vec<StatusPoint>,
     samples: Vec<Sample>,
     /// The failover service's heartbeat count for the group, as last seen (None: no answer).
     last_heartbeats: Option<u64>,

@@ -29,41 +29,25 @@ pub(crate) async fn watch_statuses(arbiter: tonic::transport::Channel, shared: A
 /// existence (so every promotion, each in a status of its own), and the heartbeat count.
 fn record_status(sh: &mut Shared, s: &v1::GroupStatus, now: Duration) {
     sh.highest_epoch = sh.highest_epoch.max(s.highest_epoch).max(s.epoch);
-    let seen = Seen {
-        at: now,
-        epoch: s.epoch,
-        primary: (!s.primary_adapter_id.is_empty()).then(|| s.primary_adapter_id.clone()),
-        live: s
-            .sessions
-            .iter()
-            .filter(|x| !x.stale)
-            .map(|x| {
-                (
-                    x.adapter_id.clone(),
-                    format!("{:?}", v1::Role::try_from(x.role).unwrap_or_default()),
-                )
-            })
-            .collect(),
-        scores: s
-            .sessions
-            .iter()
-            .map(|x| (x.adapter_id.clone(), x.score))
-            .collect(),
-        exists: s.exists,
-        promotions: s.promotions,
-        requested_promotions: s.requested_promotions,
+    let at_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+    // The simulated clock is the only one: no service wall clock to keep.
+    let seen = StatusPoint {
+        service_us: 0,
+        ..failover_proto::convert::status_point(Some(s), at_ms)
     };
     sh.last_heartbeats = s.exists.then_some(s.heartbeats);
-    if sh.timeline.last().is_none_or(|l| {
-        (l.epoch, &l.primary, &l.live, l.exists, l.promotions)
-            != (
-                seen.epoch,
-                &seen.primary,
-                &seen.live,
-                seen.exists,
-                seen.promotions,
-            )
-    }) {
+    let key = |p: &StatusPoint| {
+        (
+            p.epoch,
+            p.primary.clone(),
+            p.live()
+                .map(|(a, r)| (a.to_string(), r.to_string()))
+                .collect::<Vec<_>>(),
+            p.exists,
+            p.promotions,
+        )
+    };
+    if sh.timeline.last().is_none_or(|l| key(l) != key(&seen)) {
         sh.timeline.push(seen);
     }
 }
@@ -92,14 +76,17 @@ async fn sample_data_flow(
             }
             let mut sh = lock(&shared);
             let heartbeats = sh.last_heartbeats;
-            sh.samples.push(Sample {
-                at: now,
+            let status = sh.timeline.last();
+            let sample = Sample {
+                at_ms: u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+                adapters: Sample::adapters_at(&world::ADAPTERS, status, &accepted),
                 received: a.received,
+                epoch: status.map_or(0, |t| t.epoch),
                 fences: a.fence_calls,
                 writes: a.write_calls,
                 heartbeats,
-                accepted,
-            });
+            };
+            sh.samples.push(sample);
         }
         tokio::time::sleep(SAMPLE_EVERY).await;
     }

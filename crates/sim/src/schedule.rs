@@ -187,10 +187,10 @@ pub struct Fault {
     pub lasts: Duration,
 }
 
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (at, to) = (self.at.as_secs_f64(), (self.at + self.lasts).as_secs_f64());
-        let what = match self.kind {
+impl Fault {
+    /// What fails, in words, without its times ("adapter-a held").
+    pub fn what(&self) -> String {
+        match self.kind {
             FaultKind::Crash => format!("{} crashes, restarts", self.adapter),
             FaultKind::Pause => format!("{} held", self.adapter),
             FaultKind::Partition => format!("{} <-/-> arbiter", self.adapter),
@@ -236,8 +236,14 @@ impl fmt::Display for Fault {
             }
             FaultKind::EpochAhead => "the endpoint is fenced far ahead".to_string(),
             FaultKind::ArbiterOutage => "arbiter down".to_string(),
-        };
-        write!(f, "{at:7.2}s..{to:7.2}s  {what}")
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (at, to) = (self.at.as_secs_f64(), (self.at + self.lasts).as_secs_f64());
+        write!(f, "{at:7.2}s..{to:7.2}s  {}", self.what())
     }
 }
 

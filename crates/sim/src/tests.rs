@@ -30,7 +30,7 @@ fn a_calm_run_keeps_every_invariant_and_runs_much_faster_than_real_time() {
         "{:?}",
         o.timeline
     );
-    let promoted = o.timeline[1].at;
+    let promoted = o.timeline[1].at();
     assert!(
         promoted >= options.failover_timeout / 2 && promoted < options.failover_timeout,
         "{promoted:?}"

@@ -31,7 +31,7 @@ impl<S: Stage> Run<S> {
     pub(super) async fn check(&self, c: &Condition) -> Result<(), String> {
         let t = self.obs.snapshot();
         // Primary, roles, scores and epoch: as `hold` and `never` check them, on the view now.
-        let now = crate::observe::StatusPoint::of(t.status.as_ref(), self.obs.now_ms());
+        let now = failover_proto::convert::status_point(t.status.as_ref(), self.obs.now_ms());
         self.status_holds(c, &now)??;
         if !c.score_transitions.is_empty() {
             let seen: Vec<(String, Option<u32>, u32)> = t
@@ -275,28 +275,8 @@ impl<S: Stage> Run<S> {
                 })
                 .collect(),
             duplicated: a.duplicated,
-            statuses: t
-                .history
-                .iter()
-                .map(|p| invariants::Status {
-                    at: at(p.at_ms),
-                    epoch: p.epoch,
-                    exists: p.exists,
-                    promotions: p.promotions,
-                    primary: p.primary.clone(),
-                    requested: p.requested_promotions,
-                })
-                .collect(),
-            samples: t
-                .samples
-                .iter()
-                .map(|s| invariants::Sample {
-                    at: at(s.at_ms),
-                    fences: s.fences,
-                    writes: s.writes,
-                    heartbeats: s.heartbeats,
-                })
-                .collect(),
+            statuses: t.history.clone(),
+            samples: t.samples.clone(),
             service_restarts: self.service_restarts.iter().map(|ms| at(*ms)).collect(),
             fault_starts: t
                 .events
