@@ -14,10 +14,21 @@ fn stats(s: &v1::SessionStatus) -> v1::AdapterStats {
 
 /// What happened from `before` (None: the first status seen) to `after`, one sentence each.
 pub fn changes(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec<String> {
-    timed_changes(before, after)
+    story(before, after)
         .into_iter()
         .map(|(_, text)| text)
         .collect()
+}
+
+/// [`changes`], each with its kind: `score` (joined, score changed), `stale` (went stale,
+/// heartbeats again), `role` (promoted, no Primary, left), `endpoint` (a new Primary fenced
+/// it). The one narrator of a group's changes: the dashboard's feed, the observer's story of
+/// every run (the runner, the demo, the recordings) and the pictures all read its sentences.
+pub fn story(
+    before: Option<&v1::GroupStatus>,
+    after: &v1::GroupStatus,
+) -> Vec<(&'static str, String)> {
+    untimed(before, after)
 }
 
 /// [`changes`], each with when it happened on the failover service's clock (unix ms): when the
@@ -41,7 +52,7 @@ pub fn timed_changes(
     }
     untimed(before, after)
         .into_iter()
-        .map(|text| {
+        .map(|(_, text)| {
             let when = stale_at
                 .iter()
                 .find(|(prefix, _)| text.starts_with(prefix.as_str()) && text.ends_with(": stale"))
@@ -51,7 +62,10 @@ pub fn timed_changes(
         .collect()
 }
 
-fn untimed(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec<String> {
+fn untimed(
+    before: Option<&v1::GroupStatus>,
+    after: &v1::GroupStatus,
+) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     // Fences come after the promotion that allows them.
     let mut fences = Vec::new();
@@ -62,25 +76,34 @@ fn untimed(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec<Str
     for s in &after.sessions {
         let id = &s.adapter_id;
         let Some(old) = find(before, id) else {
-            out.push(format!("{id} joined the group with score {}", s.score));
+            out.push((
+                "score",
+                format!("{id} joined the group with score {}", s.score),
+            ));
             continue;
         };
         if s.stale && !old.stale {
-            out.push(format!(
-                "{id} last heartbeat {:.1} s ago > failoverTimeout {timeout_s:.1} s: stale",
-                s.heartbeat_age_ms as f64 / 1000.0
+            out.push((
+                "stale",
+                format!(
+                    "{id} last heartbeat {:.1} s ago > failoverTimeout {timeout_s:.1} s: stale",
+                    s.heartbeat_age_ms as f64 / 1000.0
+                ),
             ));
         } else if !s.stale && old.stale {
-            out.push(format!("{id} heartbeats again"));
+            out.push(("stale", format!("{id} heartbeats again")));
         }
         if s.score != old.score {
-            out.push(format!("{id} score {} → {}", old.score, s.score));
+            out.push(("score", format!("{id} score {} → {}", old.score, s.score)));
         }
         let (now, then) = (stats(s), stats(&old));
         if is_primary(s) && now.fenced_epoch != then.fenced_epoch && now.fenced_epoch > 0 {
-            fences.push(format!(
-                "{id} fenced the endpoint at epoch {}; flushed {} buffered points after the watermark",
-                now.fenced_epoch, now.flushed_at_fence
+            fences.push((
+                "endpoint",
+                format!(
+                    "{id} fenced the endpoint at epoch {}; flushed {} buffered points after the watermark",
+                    now.fenced_epoch, now.flushed_at_fence
+                ),
             ));
         }
     }
@@ -89,7 +112,7 @@ fn untimed(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec<Str
     if after.primary_adapter_id != old_primary || (before.is_some() && after.epoch != old_epoch) {
         if after.primary_adapter_id.is_empty() {
             if before.is_some() {
-                out.push(format!("no Primary: {}", after.note));
+                out.push(("role", format!("no Primary: {}", after.note)));
             }
         } else {
             let old = after.sessions.iter().find(|s| s.adapter_id == old_primary);
@@ -104,9 +127,12 @@ fn untimed(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec<Str
                 }
                 Some(_) => format!(" (taking over from {old_primary})"),
             };
-            out.push(format!(
-                "{} promoted, epoch {}{was}",
-                after.primary_adapter_id, after.epoch
+            out.push((
+                "role",
+                format!(
+                    "{} promoted, epoch {}{was}",
+                    after.primary_adapter_id, after.epoch
+                ),
             ));
         }
     }
@@ -114,7 +140,7 @@ fn untimed(before: Option<&v1::GroupStatus>, after: &v1::GroupStatus) -> Vec<Str
     if let Some(b) = before {
         for s in &b.sessions {
             if !after.sessions.iter().any(|a| a.adapter_id == s.adapter_id) {
-                out.push(format!("{} left the group", s.adapter_id));
+                out.push(("role", format!("{} left the group", s.adapter_id)));
             }
         }
     }

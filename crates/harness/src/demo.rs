@@ -267,7 +267,8 @@ async fn story(
         .find(|e| {
             e.kind == "stale"
                 && e.at_ms >= kill_at_ms
-                && e.text.starts_with(&format!("{killed} stale"))
+                && e.text.starts_with(&format!("{killed} last heartbeat"))
+                && e.text.ends_with(": stale")
         })
         .map(|e| e.at_ms as f64);
     let first_point_ms = first_from_new

@@ -322,14 +322,6 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
                 from: old_score,
                 to: s.score,
             });
-            t.events.push(Event {
-                at_ms,
-                kind: "score".into(),
-                text: match old_score {
-                    Some(f) => format!("{} score {f} -> {}", s.adapter_id, s.score),
-                    None => format!("{} joined with score {}", s.adapter_id, s.score),
-                },
-            });
         }
         let old_role = old.as_ref().map(|o| {
             convert::role_from_wire(o.role).map_or("None".to_string(), |r| r.as_str().into())
@@ -337,40 +329,27 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
         let new_role =
             convert::role_from_wire(s.role).map_or("None".to_string(), |r| r.as_str().into());
         if old_role.as_deref() != Some(new_role.as_str()) {
-            let from = old_role.unwrap_or_else(|| "None".into());
             t.role_transitions.push(RoleTransition {
                 adapter: s.adapter_id.clone(),
                 at_ms,
                 service_us: status.observed_at_unix_us,
-                from: from.clone(),
-                to: new_role.clone(),
-            });
-            t.events.push(Event {
-                at_ms,
-                kind: "role".into(),
-                text: format!(
-                    "{} {from} -> {new_role} (epoch {})",
-                    s.adapter_id, status.epoch
-                ),
+                from: old_role.unwrap_or_else(|| "None".into()),
+                to: new_role,
             });
         }
-        let was_stale = old.as_ref().is_some_and(|o| o.stale);
-        if s.stale != was_stale {
-            t.events.push(Event {
-                at_ms,
-                kind: "stale".into(),
-                text: if s.stale {
-                    format!(
-                        "{} stale: last heartbeat {:.1} s ago > failoverTimeout {:.1} s",
-                        s.adapter_id,
-                        s.heartbeat_age_ms as f64 / 1000.0,
-                        status.failover_timeout_ms as f64 / 1000.0
-                    )
-                } else {
-                    format!("{} heartbeats again", s.adapter_id)
-                },
-            });
-        }
+    }
+    // The story in words: the one narrator of a group's changes, the dashboard's.
+    let story = failover_dashboard::narrate::story(previous.as_ref(), &status);
+    // The service's own note, unless the story says it already ("adapter-b promoted, epoch 2").
+    let old_note = previous.as_ref().map(|p| p.note.as_str()).unwrap_or("");
+    let note_head = status.note.split(" (").next().unwrap_or_default();
+    let note_told = story.iter().any(|(_, text)| text.starts_with(note_head));
+    for (kind, text) in story {
+        t.events.push(Event {
+            at_ms,
+            kind: kind.into(),
+            text,
+        });
     }
     // Epoch 0 is a group (re)created by the failover service (a restart, a deleted group) that
     // has not promoted anyone yet; only the epochs of promotions are fencing tokens, and those
@@ -386,8 +365,7 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
         }
         t.max_epoch = t.max_epoch.max(status.epoch);
     }
-    let old_note = previous.as_ref().map(|p| p.note.as_str()).unwrap_or("");
-    if !status.note.is_empty() && status.note != old_note {
+    if !status.note.is_empty() && status.note != old_note && !note_told {
         t.events.push(Event {
             at_ms,
             kind: "arbiter".into(),
