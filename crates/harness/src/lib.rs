@@ -24,12 +24,15 @@
 //!   core, with progress, a summary and each failing seed in full.
 //! - [`save_scenario`]: `failover-lab sim --seed S --save-scenario FILE`: a failing seed as a
 //!   shrunk scenario file.
+//! - [`fixture`]: a pair started, configured and flowing, for the integration tests of every
+//!   crate.
 //! - [`config_client`]: `failover-lab config`: the vendor's `edgecmd ... clientfailover`.
 
 pub mod bench;
 pub mod cluster;
 pub mod config_client;
 pub mod demo;
+pub mod fixture;
 pub mod live;
 pub mod observe;
 pub mod proxy;

@@ -14,7 +14,7 @@ use failover_harness::{
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common;
+use failover_harness::fixture as common;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

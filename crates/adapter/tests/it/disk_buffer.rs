@@ -14,7 +14,7 @@ async fn state(cluster: &Cluster) -> Value {
 }
 
 async fn wait_state(cluster: &Cluster, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + crate::common::deadline();
+    let deadline = Instant::now() + failover_harness::fixture::deadline();
     loop {
         if let Ok(s) = cluster.failover_state("adapter-a").await
             && ok(&s)
@@ -32,7 +32,7 @@ async fn a_killed_primary_restores_its_buffer_from_disk_and_egresses_it() {
     let spec = ClusterSpec {
         adapters: vec!["adapter-a".into()],
         disk_buffer: true,
-        ..crate::common::spec(Mode::Hot)
+        ..failover_harness::fixture::spec(Mode::Hot)
     };
     let mut cluster = Cluster::start(spec).await.expect("cluster starts");
     cluster.configure("adapter-a").await.expect("configured");

@@ -327,7 +327,9 @@ async fn config_client_sets_and_gets_like_edgecmd() {
 /// field. Before: 415 for anything but `application/json`, and no field.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_services_admin_takes_any_content_type_and_names_the_field() {
-    let p = crate::common::pair(crate::common::spec(failover_core::Mode::Hot)).await;
+    let p =
+        failover_harness::fixture::pair(failover_harness::fixture::spec(failover_core::Mode::Hot))
+            .await;
     let url = format!(
         "http://{}/api/v1/ClientFailover/groups/{}/clientsessions/adapter-b/roleoverride",
         p.cluster.addrs.arbiter_rest, p.cluster.spec.group_id
