@@ -1,6 +1,9 @@
-// failover-lab dashboard: renders the snapshots the server pushes over server-sent events
-// (/events): one card per adapter, the score chart, the endpoint's audit and the event feed.
-// Buttons POST to /api/action (only under `failover-lab demo --dashboard`).
+// failover-lab dashboard: one page for a run, live or recorded. Live, it renders the snapshots
+// the server pushes over server-sent events (/events); recorded (`failover-lab replay`, the
+// body's data-source="recording"), it makes the same snapshots from the recording (/recording)
+// and plays them back with its time controls. Either way: the system diagram, one card per
+// adapter, the score chart, the data coverage, the endpoint's audit and the story. Buttons
+// POST to /api/action (only under `failover-lab demo --dashboard`).
 "use strict";
 
 const COLOURS = ["#6a1b9a", "#ef6c00", "#00838f", "#5d4037"];
@@ -25,7 +28,8 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
-function fmt(n) { return Math.round(n).toLocaleString("en-US"); }
+// A number as the page shows it; "—" for what a recording does not hold.
+function fmt(n) { return n == null ? "—" : Math.round(n).toLocaleString("en-US"); }
 function secs(ms) { return (ms / 1000).toFixed(1) + " s"; }
 
 function renderHeader(s) {
@@ -34,7 +38,7 @@ function renderHeader(s) {
   $("#primary").textContent = s.primary || "none";
   $("#timeout").textContent = secs(s.failover_timeout_ms);
   const c = $("#connection");
-  c.textContent = s.connected ? "live" : "failover service unreachable";
+  c.textContent = replaying ? "recorded" : s.connected ? "live" : "failover service unreachable";
   c.className = s.connected ? "ok" : "bad";
 }
 
@@ -83,8 +87,9 @@ function renderAdapters(s) {
       ? `last reported ${secs(a.heartbeat_age_ms)} ago`
       : "failover score";
     card.querySelector(".mode").textContent = a.mode;
-    card.querySelector(".age-text").textContent =
-      `${secs(a.heartbeat_age_ms)} of failoverTimeout ${secs(timeout)}`;
+    card.querySelector(".age-text").textContent = a.heartbeat_age_ms == null
+      ? "not recorded"
+      : `${secs(a.heartbeat_age_ms)} of failoverTimeout ${secs(timeout)}`;
     const bar = card.querySelector(".age");
     bar.firstElementChild.style.width = Math.min(100, (100 * a.heartbeat_age_ms) / timeout) + "%";
     bar.classList.toggle("late", a.heartbeat_age_ms > timeout);
@@ -174,6 +179,11 @@ function renderAudit(s) {
   if (!e) { box.textContent = "the endpoint's audit is not available here"; return; }
   const cell = (label, v, bad) =>
     `<div class="${bad ? "bad" : ""}"><b>${fmt(v)}</b>${label}</div>`;
+  if (e.expected == null) {
+    // A recording samples what the endpoint holds; its full audit is the run's report.
+    box.innerHTML = cell("received", e.received) + cell("epoch", s.epoch);
+    return;
+  }
   box.innerHTML =
     cell("received", e.received) + cell("expected", e.expected) +
     cell("lost", e.lost, e.lost > 0) + cell("duplicated", e.duplicated, e.duplicated > 0) +
@@ -297,19 +307,19 @@ function renderDiagram(s, before) {
     setAttrs(d.endpoint, LINK_STYLE[a.egress_rate > 0 ? "flowing" : "idle"]);
     setAttrs(d.service, LINK_STYLE[a.heartbeat_age_ms > timeout ? "late" : "ok"]);
     const score = a.heartbeat_age_ms > timeout
-      ? `last score ${a.score}, ${secs(a.heartbeat_age_ms)} ago`
+      ? `last ${a.score} · ${secs(a.heartbeat_age_ms)} ago`
       : `score ${a.score}`;
     fillBox(d.box, ROLE_FILL[a.role] || "#9e9e9e",
       [a.id, `${a.role} · ${score}`, `${a.mode} · ${fmt(a.egress_rate)} points/s out`]);
   }
   fillBox(diagram.service, "#fff", ["failover service", `epoch ${s.epoch} · Primary ${s.primary || "nobody"}`]);
-  fillBox(diagram.endpoint, "#fff", ["data endpoint", e ? `fenced at epoch ${e.fenced_epoch} · ${fmt(e.received)} points` : "audit not available"]);
+  const fenced = e && e.fenced_epoch != null ? `fenced at epoch ${e.fenced_epoch} · ` : "";
+  fillBox(diagram.endpoint, "#fff", ["data endpoint", e ? `${fenced}${fmt(e.received)} points` : "audit not available"]);
 }
 
-// Shows history[i]: the newest when following the pair, an earlier one when paused.
-function renderAt(i) {
+// Draws history[i]: the header, the cards, the diagram, the chart, the coverage and the audit.
+function renderSnapshot(i) {
   const s = history[i];
-  if (!s) return;
   renderHeader(s);
   renderAdapters(s);
   // Adapters report what they collected with their heartbeats (every failoverTimeout/2): compare
@@ -321,14 +331,21 @@ function renderAt(i) {
   renderChart(i);
   renderCoverage(s);
   renderAudit(s);
+  // How many times the page has drawn a snapshot (tests wait on it).
+  document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
+}
+
+// Shows history[i]: the newest when following the pair, an earlier one when paused.
+function renderAt(i) {
+  const s = history[i];
+  if (!s) return;
+  renderSnapshot(i);
   const newest = history[history.length - 1];
   $("#rewind").max = String(history.length - 1);
   $("#rewind").value = String(i);
   $("#shown").textContent = paused
     ? `paused: ${secs(newest.at_ms - s.at_ms)} before now`
     : "live";
-  // How many times the page has drawn a snapshot (tests wait on it).
-  document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
 }
 
 function render(s) {
@@ -368,6 +385,7 @@ async function act(button) {
 
 $("#pause").addEventListener("click", () => setPaused(!paused));
 $("#rewind").addEventListener("input", (e) => {
+  if (replaying) { scrubTo(Number(e.target.value)); return; }
   if (!paused) setPaused(true);
   shown = Number(e.target.value);
   renderAt(shown);
@@ -408,4 +426,135 @@ function connect() {
   };
 }
 
-connect();
+// ---- A recorded run: the same snapshots, made from the recording, and its time controls ----
+
+let replaying = false;
+let story = [];      // the recording's events, oldest first
+let now = 0;         // ms since the recording began
+let end = 0;
+let playing = false;
+let lastFrame = null;
+
+// The recording's items as the live page's snapshots: one at each status and each sample, with
+// each adapter's role and score (the service's view), the points the endpoint accepted from it
+// and its egress rate (the samples), and what the recording does not hold left empty.
+function snapshotsOf(rec) {
+  const h = rec.header;
+  const coverage = (rec.items.find((it) => it.coverage) || {}).coverage || [];
+  const staleSince = {};
+  const rates = {};
+  let status = null, sample = null, before = null;
+  const snaps = [];
+  for (const it of rec.items) {
+    if (it.status) status = it.status;
+    else if (it.sample) {
+      before = sample;
+      sample = it.sample;
+      for (const id of h.adapters) {
+        const a = sample.adapters[id], b = before && before.adapters[id];
+        const dt = before ? (sample.at_ms - before.at_ms) / 1000 : 0;
+        rates[id] = a && b && dt > 0 ? (a.accepted - b.accepted) / dt : 0;
+      }
+    } else continue;
+    const t = it.at_ms;
+    const adapters = h.adapters.map((id) => {
+      const m = status && status.adapters.find((x) => x[0] === id);
+      const role = m ? m[1] : "None";
+      if (role === "Stale") { if (staleSince[id] === undefined) staleSince[id] = t; } else delete staleSince[id];
+      const a = sample && sample.adapters[id];
+      return {
+        id, role, mode: h.mode, score: m ? m[2] : 0,
+        // A member is stale once its last heartbeat is failoverTimeout old.
+        heartbeat_age_ms: role === "Stale" ? t - staleSince[id] + h.failover_timeout_ms : null,
+        buffered: null, collected: null,
+        egressed: a ? a.accepted : 0, egress_rate: rates[id] || 0,
+      };
+    });
+    snaps.push({
+      at_ms: t, group: "recorded", connected: true,
+      epoch: status ? status.epoch : 0, primary: (status && status.primary) || "",
+      failover_timeout_ms: h.failover_timeout_ms, note: "", adapters,
+      endpoint: {
+        received: sample ? sample.received : 0, expected: null, fenced_epoch: null,
+        coverage: coverage.filter((c) => c.from_ms <= t).map((c) => ({ ...c, to_ms: Math.min(c.to_ms, t) })),
+      },
+      events: [],
+    });
+  }
+  return snaps;
+}
+
+// The story up to `now`, newest first: what is still to come greyed, the latest event marked.
+function renderStory() {
+  const feed = $("#feed");
+  feed.replaceChildren();
+  let current = null;
+  for (const ev of story) {
+    const li = el("li", { "data-kind": ev.kind }, el("time", {}, secs(ev.at_ms)), ev.text);
+    if (ev.at_ms > now) li.classList.add("future");
+    else current = li;
+    feed.prepend(li);
+  }
+  if (current) current.classList.add("current");
+}
+
+// Moves to `t` (clamped): the last snapshot at or before it, and the story up to it.
+function scrubTo(t) {
+  now = Math.max(0, Math.min(end, Math.round(t)));
+  if (now >= end) setPlaying(false);
+  let i = 0;
+  while (i + 1 < history.length && history[i + 1].at_ms <= now) i++;
+  if (history.length) renderSnapshot(i);
+  renderStory();
+  $("#rewind").value = String(now);
+  $("#shown").textContent = `t = ${secs(now)} of ${secs(end)}`;
+}
+
+function step(forward) {
+  const times = story.map((e) => e.at_ms);
+  const t = forward ? times.find((x) => x > now) : [...times].reverse().find((x) => x < now);
+  scrubTo(t === undefined ? (forward ? end : 0) : t);
+}
+
+function setPlaying(on) {
+  playing = on;
+  $("#play").textContent = on ? "pause" : "play";
+  lastFrame = null;
+  if (on) requestAnimationFrame(frame);
+}
+
+function frame(ts) {
+  if (!playing) return;
+  if (lastFrame !== null) scrubTo(now + (ts - lastFrame) * Number($("#speed").value));
+  lastFrame = ts;
+  if (playing) requestAnimationFrame(frame);
+}
+
+async function replay() {
+  replaying = true;
+  const rec = await (await fetch("/recording")).json();
+  history = snapshotsOf(rec);
+  story = rec.items.filter((it) => it.event).map((it) => ({ at_ms: it.at_ms, ...it.event }));
+  end = rec.items.length ? rec.items[rec.items.length - 1].at_ms : 0;
+  document.title = "failover-lab replay";
+  $("#title").textContent = rec.header.title;
+  $("#title").hidden = false;
+  $("#pause").hidden = true;
+  for (const p of document.querySelectorAll(".player")) p.hidden = false;
+  $("#rewind").max = String(end);
+  $("#rewind").step = "10";
+  $("#prev").addEventListener("click", () => step(false));
+  $("#next").addEventListener("click", () => step(true));
+  $("#play").addEventListener("click", () => {
+    if (!playing && now >= end) now = 0;
+    setPlaying(!playing);
+  });
+  scrubTo(0);
+  document.body.dataset.loaded = "1";
+}
+
+// For tests and the console.
+window.lab = { scrubTo, step, setPlaying, get now() { return now; } };
+
+if (document.body.dataset.source === "recording") replay();
+else connect();

@@ -6,7 +6,8 @@
 //!   embedded in the binary), the snapshots as server-sent events at `/events`, and, when given
 //!   an [`Actions`] implementation (the demo), `POST /api/action` for its buttons.
 //!
-//! - [`replay_router`]: the same look playing a recorded run back (`failover-lab replay`).
+//! - [`replay_router`]: the same page playing a recorded run back (`failover-lab replay`): the
+//!   page makes its snapshots from the recording and adds its time controls.
 //!
 //! `failover-lab demo --dashboard` serves it with buttons that kill, pause, resume and restart
 //! adapters, cut their source and change the mode; `failover-arbiter --dashboard-listen` serves
@@ -36,8 +37,6 @@ pub use feed::Feed;
 const INDEX_HTML: &str = include_str!("../page/index.html");
 const APP_JS: &str = include_str!("../page/app.js");
 const STYLE_CSS: &str = include_str!("../page/style.css");
-const REPLAY_HTML: &str = include_str!("../page/replay.html");
-const REPLAY_JS: &str = include_str!("../page/replay.js");
 
 /// A button press from the page.
 #[derive(Debug, Clone, Deserialize)]
@@ -85,19 +84,30 @@ pub fn router(feed: Feed, actions: Option<Arc<dyn Actions>>) -> Router {
         .with_state(Page { feed, actions })
 }
 
-/// The replay page (`failover-lab replay`): play and pause, step from event to event, scrub and
-/// change the speed through a recording, served at `/recording` (its header and items, as JSON).
+/// The page of a recorded run (`failover-lab replay`): the live page, told by its body's
+/// `data-source="recording"` to read the recording at `/recording` (its header and items, as
+/// JSON) instead of `/events`, and to play it back: play and pause, step from event to event,
+/// scrub, change the speed. No `/api/action`: a recording cannot be acted on.
 pub fn replay_router(recording: String) -> Router {
     let asset = |ctype: &'static str, body: &'static str| {
         get(move || async move { ([(header::CONTENT_TYPE, ctype)], body) })
     };
+    let index = Arc::new(INDEX_HTML.replacen("<body>", "<body data-source=\"recording\">", 1));
     let recording = Arc::new(recording);
     Router::new()
-        .route("/", asset("text/html; charset=utf-8", REPLAY_HTML))
         .route(
-            "/replay.js",
-            asset("text/javascript; charset=utf-8", REPLAY_JS),
+            "/",
+            get(move || {
+                let index = index.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                        index.as_str().to_string(),
+                    )
+                }
+            }),
         )
+        .route("/app.js", asset("text/javascript; charset=utf-8", APP_JS))
         .route("/style.css", asset("text/css; charset=utf-8", STYLE_CSS))
         .route(
             "/recording",

@@ -399,7 +399,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     assert!(
         card[2]
             .as_str()
-            .is_some_and(|t| t.contains("Stale · last score 100, ")),
+            .is_some_and(|t| t.contains("Stale · last 100 · ")),
         "{card}"
     );
     // The live page's data coverage: both adapters' ticks and no hole (Hot). (That the flush
@@ -505,8 +505,10 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     serving.abort();
     drop(pair);
 
-    // A replay of a scenario's recording: scrubbing to a time before the kill shows the roles
-    // then; stepping forward from event to event reaches the takeover.
+    // A replay of a scenario's recording is the live page fed from the recording: the same
+    // diagram, score chart, coverage and story, with its time controls. Scrubbing to a time
+    // before the kill shows the roles then; stepping forward from event to event reaches the
+    // takeover.
     let dir = std::env::temp_dir().join(format!("failover-lab-replay-{}", std::process::id()));
     let library = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let opts = failover_harness::runner::RunOptions {
@@ -584,9 +586,27 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     wd.call(
         reqwest::Method::POST,
         &s("/execute/sync"),
-        json!({"script": "const r = document.querySelector('#scrub'); r.value = String(arguments[0]); r.dispatchEvent(new Event('input')); return r.value;", "args": [kill_ms - 500]}),
+        json!({"script": "const r = document.querySelector('#rewind'); r.value = String(arguments[0]); r.dispatchEvent(new Event('input')); return r.value;", "args": [kill_ms - 500]}),
     )
     .await;
+    // The live page's panels, drawn from the recording: the diagram with adapter-a Primary,
+    // both adapters' score lines, and no action button.
+    let page = wd
+        .call(
+            reqwest::Method::POST,
+            &s("/execute/sync"),
+            json!({"script": "return [document.querySelector('#diagram').textContent, document.querySelectorAll('#chart polyline').length, Array.from(document.querySelectorAll('[data-action]')).filter(b => b.getBoundingClientRect().width > 0).length, document.querySelector('#connection').textContent];", "args": []}),
+        )
+        .await;
+    assert!(
+        page[0].as_str().is_some_and(|t| t.contains("adapter-a")
+            && t.contains("Primary · score 100")
+            && t.contains("failover service")),
+        "{page}"
+    );
+    assert_eq!(page[1], 2, "score lines: {page}");
+    assert_eq!(page[2], 0, "buttons on a recording: {page}");
+    assert_eq!(page[3], "recorded", "{page}");
     wait_roles(
         [("adapter-a", "Primary"), ("adapter-b", "Secondary")],
         Duration::from_secs(2),
@@ -634,7 +654,7 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         wd.call(
             reqwest::Method::POST,
             &s("/execute/sync"),
-            json!({"script": "const r = document.querySelector('#scrub'); r.value = r.max; r.dispatchEvent(new Event('input')); return [document.querySelectorAll('#coverage rect.hole').length, document.querySelectorAll('#coverage rect').length];", "args": []}),
+            json!({"script": "const r = document.querySelector('#rewind'); r.value = r.max; r.dispatchEvent(new Event('input')); return [document.querySelectorAll('#coverage rect.hole').length, document.querySelectorAll('#coverage rect').length];", "args": []}),
         )
         .await
     };
