@@ -349,13 +349,7 @@ pub fn run(options: &SimOptions) -> Outcome {
         }
     };
     let control = Arc::new(Control::new(&document, options.broken));
-    let mut sim = turmoil::Builder::new()
-        .simulation_duration(options.duration() + Duration::from_secs(60))
-        .tick_duration(TICK)
-        .min_message_latency(Duration::from_micros(200))
-        .max_message_latency(Duration::from_millis(2))
-        .rng_seed(options.seed)
-        .build();
+    let mut sim = world::simulation(options.seed, options.duration() + Duration::from_secs(60));
     // The twin's and the standalone adapter's hosts only where the schedule runs them: every
     // host costs every step of the simulation.
     let extra: Vec<&'static str> = [(FaultKind::Twin, TWIN), (FaultKind::Standalone, STANDALONE)]
@@ -576,8 +570,9 @@ fn add_hosts(
     control: &Arc<Control>,
     extra: &[&'static str],
 ) {
-    sim.host(SOURCE, || async {
-        let settings = fake_data_source::SourceSettings {
+    world::add_source(
+        sim,
+        fake_data_source::SourceSettings {
             streams: 8,
             components: 4,
             rate_hz: RATE_HZ as f64,
@@ -585,33 +580,19 @@ fn add_hosts(
             origin_unix_ms: Some(world::EPOCH_UNIX_US / 1000),
             history_rate: None,
             max_clients: None,
-        };
-        let incoming = world::incoming(SOURCE_PORT).await?;
-        fake_data_source::serve(incoming, settings, std::future::pending())
-            .await
-            .map_err(boxed)
-    });
+        },
+    );
     let broken = options.broken;
-    sim.host(ENDPOINT, move || async move {
-        let service = fake_endpoint::EndpointService::breaking(broken);
-        let incoming = world::incoming(ENDPOINT_PORT).await?;
-        fake_endpoint::serve(incoming, service, std::future::pending())
-            .await
-            .map_err(boxed)
-    });
+    world::add_endpoint(sim, broken);
     let arbiter_control = control.clone();
-    sim.host(ARBITER, move || {
+    // The operator acts on the service on its host, through a channel the run holds.
+    world::add_arbiter(sim, broken, move |arbiter| {
         let control = arbiter_control.clone();
         async move {
-            let arbiter = failover_arbiter::Arbiter::breaking(Default::default(), broken);
-            tokio::spawn(failover_arbiter::clock::run(arbiter.clone()));
             let (tx, rx) = mpsc::unbounded_channel();
             *control.admin.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
-            tokio::spawn(operator(arbiter.clone(), control.clone(), rx));
-            let incoming = world::incoming(ARBITER_PORT).await?;
-            failover_arbiter::service::serve_incoming(arbiter, incoming, std::future::pending())
-                .await
-                .map_err(boxed)
+            tokio::spawn(operator(arbiter, control.clone(), rx));
+            Ok(())
         }
     });
     for host in ADAPTERS.into_iter().chain(extra.iter().copied()) {

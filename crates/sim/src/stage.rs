@@ -16,13 +16,11 @@ use std::{
     time::Duration,
 };
 
-use failover_core::{DataCollectionMode, DataSourceConfig};
+use failover_core::DataSourceConfig;
+use failover_scenario::cluster::ClusterSpec;
 use tokio::sync::{oneshot, watch};
 
-use crate::{
-    Broken, TICK,
-    world::{self, ARBITER, ARBITER_PORT, ENDPOINT, ENDPOINT_PORT, SOURCE, SOURCE_PORT, url},
-};
+use crate::world::{self, ARBITER, ENDPOINT, ENDPOINT_PORT, SOURCE, SOURCE_PORT, url};
 
 /// The port of each adapter's REST API.
 pub const ADAPTER_REST_PORT: u16 = 5590;
@@ -31,39 +29,24 @@ pub const ARBITER_REST_PORT: u16 = 50054;
 /// The director's host.
 pub const DIRECTOR: &str = "runner";
 
-/// The shape of the simulated pair.
+/// The simulated pair: the scenario's [`ClusterSpec`] (the same the processes and compose
+/// stages start from), and what only a simulation needs besides.
 #[derive(Debug, Clone)]
 pub struct StageSpec {
-    /// turmoil's seed: message latencies and the runtimes' own choices.
+    /// turmoil's seed: message latencies and the runtimes' own choices (the cluster's `seed`
+    /// seeds the source's values).
     pub seed: u64,
-    /// The adapters' names (and hosts).
-    pub adapters: Vec<String>,
+    /// The pair's shape: adapters, source, Warm test interval, data collection mode, broken
+    /// rules.
+    pub cluster: ClusterSpec,
     /// Adapters that run only when the director starts them: a second process with a pair
     /// member's name (a twin), a standalone adapter.
     pub extras: Vec<ExtraAdapter>,
-    /// Streams at the source.
-    pub streams: u32,
-    /// Components the streams are split into.
-    pub components: u32,
-    /// Source ticks per second.
-    pub rate_hz: f64,
-    /// Seed of the source's values.
-    pub source_seed: u64,
-    /// Most history points the source serves per second (None: unthrottled).
-    pub history_rate: Option<u32>,
-    /// Most clients the source takes at once (None: any number).
-    pub max_clients: Option<u32>,
-    /// How often a Warm standby tests its connection.
-    pub warm_test_interval: Duration,
-    /// The adapters' dataCollectionMode at start.
-    pub data_collection_mode: DataCollectionMode,
     /// Each adapter keeps its egress buffer on disk too, in a folder of its own under this one
-    /// (None: in memory only).
+    /// (None: in memory only; the cluster's `disk_buffer` asks for one).
     pub buffer_root: Option<PathBuf>,
     /// The longest the run may last in simulated time.
     pub limit: Duration,
-    /// Rules broken on purpose (none by default).
-    pub broken: Broken,
 }
 
 /// An adapter host that runs only when the director starts it.
@@ -202,14 +185,9 @@ impl Stage {
     /// document, as freshly started processes do).
     pub fn new(spec: &StageSpec) -> Stage {
         world::install_wall_clock();
-        let sim = turmoil::Builder::new()
-            .simulation_duration(spec.limit)
-            .tick_duration(TICK)
-            .min_message_latency(Duration::from_micros(200))
-            .max_message_latency(Duration::from_millis(2))
-            .rng_seed(spec.seed)
-            .build();
+        let sim = world::simulation(spec.seed, spec.limit);
         let life: BTreeMap<String, Life> = spec
+            .cluster
             .adapters
             .iter()
             .map(|a| (a.clone(), true))
@@ -233,7 +211,7 @@ impl Stage {
             hosts: [SOURCE, ENDPOINT, ARBITER, DIRECTOR]
                 .map(String::from)
                 .into_iter()
-                .chain(spec.adapters.iter().cloned())
+                .chain(spec.cluster.adapters.iter().cloned())
                 .chain(spec.extras.iter().map(|x| x.host.clone()))
                 .collect(),
         };
@@ -248,43 +226,25 @@ impl Stage {
 
     fn add_hosts(&mut self, spec: &StageSpec) {
         let source = fake_data_source::SourceSettings {
-            streams: spec.streams,
-            components: spec.components,
-            rate_hz: spec.rate_hz,
-            seed: spec.source_seed,
+            streams: spec.cluster.streams,
+            components: spec.cluster.components,
+            rate_hz: spec.cluster.rate_hz,
+            seed: spec.cluster.seed,
             origin_unix_ms: Some(world::EPOCH_UNIX_US / 1000),
-            history_rate: spec.history_rate,
-            max_clients: spec.max_clients,
+            history_rate: spec.cluster.history_rate,
+            max_clients: spec.cluster.max_clients,
         };
-        self.sim.host(SOURCE, move || {
-            let settings = source;
-            async move {
-                let incoming = world::incoming(SOURCE_PORT).await?;
-                fake_data_source::serve(incoming, settings, std::future::pending())
-                    .await
-                    .map_err(crate::boxed)
-            }
-        });
-        let broken = spec.broken;
-        self.sim.host(ENDPOINT, move || async move {
-            let service = fake_endpoint::EndpointService::breaking(broken);
-            let incoming = world::incoming(ENDPOINT_PORT).await?;
-            fake_endpoint::serve(incoming, service, std::future::pending())
-                .await
-                .map_err(crate::boxed)
-        });
-        self.sim.host(ARBITER, move || async move {
-            let arbiter = failover_arbiter::Arbiter::breaking(Default::default(), broken);
-            tokio::spawn(failover_arbiter::clock::run(arbiter.clone()));
+        world::add_source(&mut self.sim, source);
+        world::add_endpoint(&mut self.sim, spec.cluster.broken);
+        // The service's admin REST API, as the real process serves it.
+        world::add_arbiter(&mut self.sim, spec.cluster.broken, |arbiter| async move {
             let admin = world::SimListener::bind(ARBITER_REST_PORT).await?;
-            let app = failover_arbiter::rest::router(arbiter.clone());
+            let app = failover_arbiter::rest::router(arbiter);
             tokio::spawn(async move { axum::serve(admin, app).await });
-            let incoming = world::incoming(ARBITER_PORT).await?;
-            failover_arbiter::service::serve_incoming(arbiter, incoming, std::future::pending())
-                .await
-                .map_err(crate::boxed)
+            Ok(())
         });
         let hosts = spec
+            .cluster
             .adapters
             .iter()
             .map(|a| (a.clone(), a.clone()))
@@ -385,9 +345,9 @@ async fn adapter_host(
             source_url: url(SOURCE, SOURCE_PORT),
             endpoint_url: url(ENDPOINT, ENDPOINT_PORT),
             data_source: DataSourceConfig {
-                data_collection_mode: spec.data_collection_mode,
+                data_collection_mode: spec.cluster.data_collection_mode,
             },
-            warm_test_interval: spec.warm_test_interval,
+            warm_test_interval: spec.cluster.warm_test_interval,
             buffer_capacity: 1_000_000,
             buffer_dir: spec.buffer_root.as_ref().map(|r| r.join(&host)),
             buffer_max_bytes: 1 << 30,
@@ -397,7 +357,7 @@ async fn adapter_host(
             documents: None,
             failover_protocol: adapter::FailoverProtocol::Grpc,
             health_interval: None,
-            broken: spec.broken,
+            broken: spec.cluster.broken,
         };
         let rest = world::SimListener::bind(ADAPTER_REST_PORT).await?;
         let stop = async move {

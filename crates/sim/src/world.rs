@@ -198,3 +198,62 @@ pub async fn http(
         .to_bytes();
     Ok((status, bytes.to_vec()))
 }
+
+/// The simulation both worlds run on (a seeded run's and a scenario's): seeded, in steps of
+/// [`crate::TICK`], each message delayed 0.2 to 2 ms, for at most `limit` of simulated time.
+pub fn simulation<'a>(seed: u64, limit: std::time::Duration) -> turmoil::Sim<'a> {
+    turmoil::Builder::new()
+        .simulation_duration(limit)
+        .tick_duration(crate::TICK)
+        .min_message_latency(std::time::Duration::from_micros(200))
+        .max_message_latency(std::time::Duration::from_millis(2))
+        .rng_seed(seed)
+        .build()
+}
+
+/// The data source's host, serving `settings` on [`SOURCE_PORT`].
+pub fn add_source(sim: &mut turmoil::Sim<'_>, settings: fake_data_source::SourceSettings) {
+    sim.host(SOURCE, move || {
+        let settings = settings.clone();
+        async move {
+            let incoming = incoming(SOURCE_PORT).await?;
+            fake_data_source::serve(incoming, settings, std::future::pending())
+                .await
+                .map_err(crate::boxed)
+        }
+    });
+}
+
+/// The endpoint's host on [`ENDPOINT_PORT`], breaking `broken`'s rules.
+pub fn add_endpoint(sim: &mut turmoil::Sim<'_>, broken: crate::Broken) {
+    sim.host(ENDPOINT, move || async move {
+        let service = fake_endpoint::EndpointService::breaking(broken);
+        let incoming = incoming(ENDPOINT_PORT).await?;
+        fake_endpoint::serve(incoming, service, std::future::pending())
+            .await
+            .map_err(crate::boxed)
+    });
+}
+
+/// The failover service's host on [`ARBITER_PORT`], breaking `broken`'s rules. At each start,
+/// `setup` gets the new service (and its clock running) before it serves: a seeded run hands
+/// it to its operator, a scenario serves its admin REST API.
+pub fn add_arbiter<F, Fut>(sim: &mut turmoil::Sim<'_>, broken: crate::Broken, setup: F)
+where
+    F: Fn(failover_arbiter::Arbiter) -> Fut + 'static,
+    Fut: Future<Output = Result<(), Box<dyn std::error::Error>>> + 'static,
+{
+    let setup = std::rc::Rc::new(setup);
+    sim.host(ARBITER, move || {
+        let setup = setup.clone();
+        async move {
+            let arbiter = failover_arbiter::Arbiter::breaking(Default::default(), broken);
+            tokio::spawn(failover_arbiter::clock::run(arbiter.clone()));
+            setup(arbiter.clone()).await?;
+            let incoming = incoming(ARBITER_PORT).await?;
+            failover_arbiter::service::serve_incoming(arbiter, incoming, std::future::pending())
+                .await
+                .map_err(crate::boxed)
+        }
+    });
+}

@@ -106,22 +106,13 @@ pub(super) async fn play_on_sim(
             .tempdir();
         let stage_spec = failover_sim::stage::StageSpec {
             seed,
-            adapters: spec.adapters.clone(),
+            cluster: spec.clone(),
             extras: crate::stage::sim::extras(&s),
-            streams: spec.streams,
-            components: spec.components,
-            rate_hz: spec.rate_hz,
-            source_seed: spec.seed,
-            history_rate: spec.history_rate,
-            max_clients: spec.max_clients,
-            warm_test_interval: spec.warm_test_interval,
-            data_collection_mode: spec.data_collection_mode,
             buffer_root: spec
                 .disk_buffer
                 .then(|| buffers.as_ref().map(|d| d.path().to_path_buf()).ok())
                 .flatten(),
             limit: sim_limit(&s, &spec),
-            broken: spec.broken,
         };
         let mut world = failover_sim::stage::Stage::new(&stage_spec);
         let handle = world.handle();
