@@ -213,14 +213,11 @@ pub fn simulation<'a>(seed: u64, limit: std::time::Duration) -> turmoil::Sim<'a>
 
 /// The data source's host, serving `settings` on [`SOURCE_PORT`].
 pub fn add_source(sim: &mut turmoil::Sim<'_>, settings: fake_data_source::SourceSettings) {
-    sim.host(SOURCE, move || {
-        let settings = settings.clone();
-        async move {
-            let incoming = incoming(SOURCE_PORT).await?;
-            fake_data_source::serve(incoming, settings, std::future::pending())
-                .await
-                .map_err(crate::boxed)
-        }
+    sim.host(SOURCE, move || async move {
+        let incoming = incoming(SOURCE_PORT).await?;
+        fake_data_source::serve(incoming, settings, std::future::pending())
+            .await
+            .map_err(crate::boxed)
     });
 }
 
