@@ -506,22 +506,8 @@ pub fn printer(total: usize) -> impl Fn(&Summary) + Sync {
 pub fn recording(o: &Outcome) -> String {
     use crate::observe::{CoverageSpan, Event, Timeline};
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let mut events = Vec::new();
-    let mut previous: Option<&failover_sim::StatusPoint> = None;
-    for s in &o.timeline {
-        if previous.is_none_or(|p| p.primary != s.primary || p.epoch != s.epoch) {
-            events.push(Event {
-                at_ms: s.at_ms,
-                kind: "role".into(),
-                text: match &s.primary {
-                    Some(p) => format!("{p} Primary (epoch {})", s.epoch),
-                    None if s.exists => format!("no Primary (epoch {})", s.epoch),
-                    None => "the group does not exist".into(),
-                },
-            });
-        }
-        previous = Some(s);
-    }
+    // The story as the one narrator told it, and each fault with its healing.
+    let mut events = o.events.clone();
     for f in &o.faults {
         let what = f.what();
         events.push(Event {

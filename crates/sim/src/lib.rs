@@ -134,7 +134,7 @@ impl SimOptions {
     }
 }
 
-pub use failover_core::history::{Sample, StatusPoint};
+pub use failover_core::history::{Event, Sample, StatusPoint};
 
 /// What a run found.
 #[derive(Debug, Clone)]
@@ -149,6 +149,8 @@ pub struct Outcome {
     pub wall: Duration,
     /// Group statuses seen, in order (changes only).
     pub timeline: Vec<StatusPoint>,
+    /// The group's story in words (failover_dashboard's narrator, as for every run).
+    pub events: Vec<Event>,
     /// The endpoint's audit at the end.
     pub audit: Option<v1::AuditReport>,
     /// The data flow, sampled every [`SAMPLE_EVERY`].
@@ -232,6 +234,10 @@ enum Command {
 struct Shared {
     commands: VecDeque<Command>,
     timeline: Vec<StatusPoint>,
+    /// The group's story in words, as the one narrator tells it.
+    events: Vec<Event>,
+    /// The last status seen, for the narrator.
+    last_status: Option<v1::GroupStatus>,
     samples: Vec<Sample>,
     /// The failover service's heartbeat count for the group, as last seen (None: no answer).
     last_heartbeats: Option<u64>,
@@ -397,6 +403,7 @@ pub fn run(options: &SimOptions) -> Outcome {
         simulated,
         wall: started.elapsed(),
         timeline: shared.timeline,
+        events: shared.events,
         audit: shared.audit,
         samples: shared.samples,
         standalone_received: shared.standalone_received,
@@ -416,6 +423,7 @@ fn empty_outcome(options: &SimOptions, faults: Vec<Fault>, started: Instant) -> 
         simulated: Duration::ZERO,
         wall: started.elapsed(),
         timeline: Vec::new(),
+        events: Vec::new(),
         audit: None,
         samples: Vec::new(),
         standalone_received: 0,

@@ -35,6 +35,14 @@ fn record_status(sh: &mut Shared, s: &v1::GroupStatus, now: Duration) {
         service_us: 0,
         ..failover_proto::convert::status_point(Some(s), at_ms)
     };
+    for (kind, text) in failover_dashboard::narrate::story(sh.last_status.as_ref(), s) {
+        sh.events.push(Event {
+            at_ms,
+            kind: kind.into(),
+            text,
+        });
+    }
+    sh.last_status = Some(s.clone());
     sh.last_heartbeats = s.exists.then_some(s.heartbeats);
     let key = |p: &StatusPoint| {
         (
