@@ -25,8 +25,10 @@ pub(crate) struct RunArgs {
     jobs: u64,
     /// Where the pair runs: `processes` (each scenario its own, on loopback), `compose` (the
     /// services of docker-compose.yml, started if needed; faults through docker compose) or
-    /// `sim` (the deterministic simulator, in simulated time, once per seed; a file that needs
-    /// what it cannot simulate, such as TLS or authentication, is skipped with the reason).
+    /// `sim` (the deterministic simulator, in simulated time, once per seed). On every target,
+    /// a file that needs what the target cannot stage (sim: TLS or authentication; compose:
+    /// twins, one-way cuts, another shape) is skipped with the reason before anything starts:
+    /// neither passed nor failed.
     #[arg(long, value_enum, default_value_t = TargetArg::Processes)]
     target: TargetArg,
     /// With --target sim: run each file under this many seeds of timing jitter (its seed, or
