@@ -60,7 +60,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let reports = std::env::temp_dir().join(format!("failover-lab-reports-{}", std::process::id()));
+    let temp = tempfile::tempdir().expect("a temporary folder");
+    let reports = temp.path().to_path_buf();
     let opts = runner::RunOptions {
         seed: None,
         keep_logs: None,
@@ -168,10 +169,8 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     if !ended_without_primary.is_empty() {
         println!("recordings that end with nobody Primary: {ended_without_primary:?}");
-        let _ = std::fs::remove_dir_all(&reports);
         return ExitCode::FAILURE;
     }
-    let _ = std::fs::remove_dir_all(&reports);
     if pictures != outcomes.len() {
         println!(
             "--report-dir wrote {pictures} timeline pictures for {} scenarios",

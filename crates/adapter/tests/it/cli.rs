@@ -40,7 +40,8 @@ fn bad_flags_and_documents_are_refused_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("hh:mm:ss"));
 
-    let file = std::env::temp_dir().join(format!("bad-cf-{}.json", std::process::id()));
+    let temp = tempfile::tempdir().expect("a temporary folder");
+    let file = temp.path().join("bad-cf.json");
     std::fs::write(&file, r#"{"failoverGroupId":"g","failoverTimeout":"00:00:04","mode":"hot","endpoint":"http://127.0.0.1:1"}"#).expect("write");
     let out = adapter(&[
         "--config",
@@ -48,7 +49,6 @@ fn bad_flags_and_documents_are_refused_clearly() {
         "--rest-listen",
         "127.0.0.1:0",
     ]);
-    let _ = std::fs::remove_file(&file);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mode") && err.contains("\"Hot\""), "{err}");
@@ -56,7 +56,8 @@ fn bad_flags_and_documents_are_refused_clearly() {
 
 #[test]
 fn an_unusable_buffer_directory_is_refused_at_start() {
-    let file = std::env::temp_dir().join(format!("not-a-dir-{}", std::process::id()));
+    let temp = tempfile::tempdir().expect("a temporary folder");
+    let file = temp.path().join("not-a-dir");
     std::fs::write(&file, b"a file").expect("write");
     let out = adapter(&[
         "--buffer-dir",
@@ -64,7 +65,6 @@ fn an_unusable_buffer_directory_is_refused_at_start() {
         "--rest-listen",
         "127.0.0.1:0",
     ]);
-    let _ = std::fs::remove_file(&file);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot use the buffer directory"), "{err}");

@@ -305,7 +305,8 @@ async fn patch_post_delete_and_history_only_warning() {
 async fn config_client_sets_and_gets_like_edgecmd() {
     let api = api().await;
     let addr = api._cluster.rest_addr("adapter-a").expect("addr");
-    let file = std::env::temp_dir().join(format!("cf-{}.json", addr.port()));
+    let temp = tempfile::tempdir().expect("a temporary folder");
+    let file = temp.path().join("ClientFailover.json");
     std::fs::write(&file, VENDOR_EXAMPLE).expect("write");
     failover_harness::config_client::set(&addr.ip().to_string(), addr.port(), &file)
         .await
@@ -319,7 +320,6 @@ async fn config_client_sets_and_gets_like_edgecmd() {
         .await
         .expect_err("refused");
     assert!(err.to_string().contains("mode"), "{err}");
-    let _ = std::fs::remove_file(file);
 }
 
 /// The failover service's admin takes the requests as curl sends them (`-d` is

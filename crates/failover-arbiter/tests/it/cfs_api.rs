@@ -29,25 +29,15 @@ struct Service {
     base: String,
     http: reqwest::Client,
     auth: Option<(String, String)>,
-    _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A folder removed when dropped.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    _dir: tempfile::TempDir,
 }
 
 impl Service {
     /// Starts the service; `tls` serves HTTPS with a self-signed certificate (made now), and
     /// `users` requires basic authentication with those accounts.
     async fn start(tls: bool, users: Option<Value>) -> Service {
-        let dir = std::env::temp_dir().join(format!("cfs-api-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let temp = tempfile::tempdir().expect("a temporary folder");
+        let dir = temp.path().to_path_buf();
         let port = free_port();
         let mut cmd =
             tokio::process::Command::new(bin_dir().expect("bins").join("failover-arbiter"));
@@ -103,7 +93,7 @@ impl Service {
             base,
             http: http.expect("the vendor API answers within 10 s"),
             auth: None,
-            _dir: tempdir::Dir(dir),
+            _dir: temp,
         }
     }
 

@@ -51,14 +51,14 @@ fn bad_tls_and_token_flags_are_refused_clearly() {
         "{err}"
     );
 
-    let dir = std::env::temp_dir().join(format!("arbiter-cli-tls-{}", std::process::id()));
+    let temp = tempfile::tempdir().expect("a temporary folder");
+    let dir = temp.path().join("tls");
     let out = arbiter(&[
         "--tls-self-signed",
         dir.to_str().expect("path"),
         "--tls-san",
         "not a name!",
     ]);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

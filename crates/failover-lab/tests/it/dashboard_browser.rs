@@ -509,7 +509,8 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
     // diagram, score chart, coverage and story, with its time controls. Scrubbing to a time
     // before the kill shows the roles then; stepping forward from event to event reaches the
     // takeover.
-    let dir = std::env::temp_dir().join(format!("failover-lab-replay-{}", std::process::id()));
+    let temp = tempfile::tempdir().expect("a temporary folder");
+    let dir = temp.path().to_path_buf();
     let library = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let opts = failover_harness::runner::RunOptions {
         jobs: 2,
@@ -670,5 +671,4 @@ async fn the_page_shows_the_pair_and_a_kill_from_it_fails_over() {
         cold[0].as_u64().is_some_and(|n| n >= 1),
         "no hole in Cold: {cold}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

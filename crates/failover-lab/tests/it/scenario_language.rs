@@ -149,8 +149,8 @@ fn check(f: impl FnOnce() + std::panic::UnwindSafe) -> Result<(), String> {
 /// `--swarm off`, whose schedule cuts the Primary from the endpoint.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_saved_failing_seed_fails_alike_on_the_simulator_and_on_processes() {
-    let dir = std::env::temp_dir().join(format!("failover-lab-saved-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let temp = tempfile::tempdir().expect("a temporary folder");
+    let dir = temp.path().to_path_buf();
     let file = dir.join("seed-40.toml");
     let bin = failover_harness::cluster::bin_dir()
         .expect("binaries")
@@ -201,14 +201,13 @@ async fn a_saved_failing_seed_fails_alike_on_the_simulator_and_on_processes() {
             f.message
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A seed that broke nothing is not saved: the command says so and writes no file.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_seed_that_broke_nothing_is_not_saved() {
-    let file =
-        std::env::temp_dir().join(format!("failover-lab-unsaved-{}.toml", std::process::id()));
+    let temp = tempfile::tempdir().expect("a temporary folder");
+    let file = temp.path().join("unsaved.toml");
     let bin = failover_harness::cluster::bin_dir()
         .expect("binaries")
         .join("failover-lab");

@@ -39,8 +39,8 @@ fn no_log_report_or_output_of_a_run_holds_the_password() {
         VENDOR_EXAMPLE.contains(PASSWORD),
         "the test needs the vendor's document to carry the password"
     );
-    let dir = std::env::temp_dir().join(format!("failover-lab-secrets-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let temp = tempfile::tempdir().expect("a temporary folder");
+    let dir = temp.path().to_path_buf();
     let (logs, reports, junit) = (dir.join("logs"), dir.join("reports"), dir.join("junit.xml"));
     let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/");
     let out = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
@@ -86,7 +86,6 @@ fn no_log_report_or_output_of_a_run_holds_the_password() {
         );
         assert!(!holds_token(&text), "{} holds a token", f.display());
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
