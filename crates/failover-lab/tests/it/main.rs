@@ -8,6 +8,7 @@
 
 mod common;
 
+mod architecture;
 mod auth;
 mod bench_cli;
 mod dashboard_api;
