@@ -6,16 +6,13 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use failover_core::{ClientFailoverConfig, retry::Backoff};
-use failover_proto::{
-    net,
-    tls::{self, ClientTls},
-    v1,
-};
+use failover_proto::{net, tls, v1};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::member::{
-    End, Said, apply_assignment, authorization, config_changed, heartbeat, left, log_score_change,
+    End, Said, apply_assignment, authorization, config_changed, endpoint_tls, heartbeat, left,
+    log_score_change,
 };
 use crate::state::Shared;
 
@@ -44,16 +41,9 @@ pub(super) async fn session(
     changed: &mut tokio::sync::watch::Receiver<u64>,
     backoff: &mut Backoff,
 ) -> End {
-    let tls = if cfg.endpoint.starts_with("https:") {
-        match ClientTls::new(
-            cfg.validate_endpoint_certificate,
-            &shared.settings.trusted_ca,
-        ) {
-            Ok(t) => Some(t),
-            Err(e) => return End::Failed(format!("TLS to {}: {e}", cfg.endpoint)),
-        }
-    } else {
-        None
+    let tls = match endpoint_tls(shared, cfg) {
+        Ok(tls) => tls,
+        Err(e) => return End::Failed(e),
     };
     let channel = match net::failover_service_endpoint(&cfg.endpoint, cfg.failover_timeout) {
         Ok(e) => e,

@@ -296,3 +296,20 @@ pub(crate) fn apply_assignment(shared: &Shared, a: v1::RoleAssignment) {
         }
     });
 }
+
+/// How the session reaches an `https:` failover service (trusting the adapter's CAs, checking
+/// the certificate as the document says); None for plain HTTP; an error naming the endpoint.
+pub(crate) fn endpoint_tls(
+    shared: &Shared,
+    cfg: &ClientFailoverConfig,
+) -> Result<Option<ClientTls>, String> {
+    if !cfg.endpoint.starts_with("https:") {
+        return Ok(None);
+    }
+    ClientTls::new(
+        cfg.validate_endpoint_certificate,
+        &shared.settings.trusted_ca,
+    )
+    .map(Some)
+    .map_err(|e| format!("TLS to {}: {e}", cfg.endpoint))
+}

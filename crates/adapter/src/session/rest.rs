@@ -22,15 +22,12 @@
 use std::{sync::Arc, time::Duration};
 
 use failover_core::{ClientFailoverConfig, Role, retry::Backoff, timespan::format_timespan};
-use failover_proto::{
-    convert, process,
-    tls::{self, ClientTls},
-    v1,
-};
+use failover_proto::{convert, process, tls, v1};
 use serde_json::{Value, json};
 
 use super::member::{
-    End, apply_assignment, authorization, config_changed, heartbeat, left, log_score_change,
+    End, apply_assignment, authorization, config_changed, endpoint_tls, heartbeat, left,
+    log_score_change,
 };
 use crate::state::Shared;
 
@@ -246,16 +243,9 @@ pub(super) async fn session(
     changed: &mut tokio::sync::watch::Receiver<u64>,
     backoff: &mut Backoff,
 ) -> End {
-    let tls = if cfg.endpoint.starts_with("https:") {
-        match ClientTls::new(
-            cfg.validate_endpoint_certificate,
-            &shared.settings.trusted_ca,
-        ) {
-            Ok(t) => Some(t),
-            Err(e) => return End::Failed(format!("TLS to {}: {e}", cfg.endpoint)),
-        }
-    } else {
-        None
+    let tls = match endpoint_tls(shared, cfg) {
+        Ok(tls) => tls,
+        Err(e) => return End::Failed(e),
     };
     // An answer later than a heartbeat interval is as good as none.
     let timeout = cfg
