@@ -106,7 +106,16 @@ where
     L::Addr: std::fmt::Debug,
 {
     let source = net::lazy_channel(&settings.source_url, &settings.network, None)?;
-    let endpoint = net::lazy_channel(&settings.endpoint_url, &settings.network, None)?;
+    let sink = egress::Sink::for_settings(&settings)?;
+    // Diagnostics go to the lab's gRPC endpoint only (an OMF endpoint gets data alone).
+    let diagnostics_endpoint = match &sink {
+        egress::Sink::Grpc(_) => Some(net::lazy_channel(
+            &settings.endpoint_url,
+            &settings.network,
+            None,
+        )?),
+        egress::Sink::Omf(_) => None,
+    };
     let buffer = match &settings.buffer_dir {
         None => spool::DurableBuffer::in_memory(settings.buffer_capacity),
         Some(dir) => {
@@ -140,14 +149,16 @@ where
         })
     });
     let session_task = tokio::spawn(session::run(shared.clone()));
-    let tasks = [
+    let mut tasks = vec![
         tokio::spawn(collector::run(shared.clone(), source.clone())),
         tokio::spawn(tester::run(shared.clone(), source.clone())),
-        tokio::spawn(diagnostics::run(shared.clone(), endpoint.clone())),
-        tokio::spawn(egress::run(shared.clone(), endpoint)),
+        tokio::spawn(egress::run(shared.clone(), sink)),
         tokio::spawn(history::run(shared.clone(), source.clone())),
         tokio::spawn(sync_buffer(shared.clone())),
     ];
+    if let Some(endpoint) = diagnostics_endpoint {
+        tasks.push(tokio::spawn(diagnostics::run(shared.clone(), endpoint)));
+    }
     tracing::info!(
         name = shared.settings.name,
         rest = ?rest.as_ref().and_then(|r| r.local_addr().ok()),

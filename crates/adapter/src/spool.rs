@@ -101,6 +101,20 @@ impl DurableBuffer {
         self.memory.front_batch(max)
     }
 
+    /// The streams of the points held (in no order).
+    pub fn streams(&self) -> impl Iterator<Item = u32> + '_ {
+        self.memory.streams()
+    }
+
+    /// The watermark of the points held at or before `times` per stream (see
+    /// [`failover_core::buffer::EgressBuffer::watermark_through`]).
+    pub fn watermark_through(
+        &self,
+        times: &failover_core::points::StreamMap<i64>,
+    ) -> failover_core::Watermark {
+        self.memory.watermark_through(times)
+    }
+
     /// Points held.
     pub fn len(&self) -> usize {
         self.memory.len()

@@ -96,6 +96,26 @@ impl EgressBuffer {
         }
     }
 
+    /// The watermark of the points held whose data time is at or before `times` (per stream):
+    /// where an endpoint that answers data times (OMF) says it already holds them.
+    pub fn watermark_through(&self, times: &StreamMap<i64>) -> Watermark {
+        let mut w = Watermark::default();
+        for p in &self.points {
+            if times
+                .get(&p.stream_id)
+                .is_some_and(|t| p.timestamp_ms <= *t)
+            {
+                w.advance(p.stream_id, p.seq);
+            }
+        }
+        w
+    }
+
+    /// The streams of the points held (in no order).
+    pub fn streams(&self) -> impl Iterator<Item = u32> + '_ {
+        self.last_seq.keys().copied()
+    }
+
     /// Copies up to `max` points from the front, for a write.
     pub fn front_batch(&self, max: usize) -> Vec<Point> {
         self.points.iter().take(max).copied().collect()

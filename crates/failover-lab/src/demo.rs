@@ -45,6 +45,11 @@ pub(crate) struct DemoArgs {
     /// heartbeat answers, as the vendor's adapters get them).
     #[arg(long, default_value = "grpc", value_parser = parse_protocol)]
     failover_protocol: failover_harness::cluster::ClusterProtocol,
+    /// How the Primary egresses: grpc (the lab's DataEndpoint, fence and watermark in one
+    /// call) or omf (OMF over HTTP to the endpoint's Edge Data Store path, as the vendor's
+    /// adapters egress).
+    #[arg(long, default_value = "grpc", value_parser = crate::run::parse_egress)]
+    egress: failover_harness::cluster::ClusterEgress,
     /// Write the run's timeline picture here, as demo-<mode>.svg.
     #[arg(long)]
     report_dir: Option<PathBuf>,
@@ -86,6 +91,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         warm_test_interval: args.warm_test_interval,
         log_dir: args.keep_logs.clone(),
         failover_protocol: args.failover_protocol,
+        egress: args.egress,
         max_clients: args.max_clients,
         ..ClusterSpec::default()
     };

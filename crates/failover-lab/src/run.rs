@@ -45,6 +45,11 @@ pub(crate) struct RunArgs {
     /// (cluster.failover_protocol): grpc, or rest (the vendor's Client Failover Service API).
     #[arg(long, value_parser = parse_protocol)]
     failover_protocol: Option<failover_harness::cluster::ClusterProtocol>,
+    /// Run every scenario with the Primary egressing this way instead of the file's own
+    /// (cluster.egress): grpc (the lab's DataEndpoint), or omf (OMF over HTTP, as Edge Data
+    /// Store, PI Web API and CONNECT take it). Processes only.
+    #[arg(long, value_parser = parse_egress)]
+    egress: Option<failover_harness::cluster::ClusterEgress>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -62,6 +67,15 @@ pub(crate) fn parse_protocol(
         "grpc" => Ok(failover_harness::cluster::ClusterProtocol::Grpc),
         "rest" => Ok(failover_harness::cluster::ClusterProtocol::Rest),
         other => Err(format!("{other:?} is not a protocol; use grpc or rest")),
+    }
+}
+
+/// `grpc` or `omf`, for `--egress`.
+pub(crate) fn parse_egress(s: &str) -> Result<failover_harness::cluster::ClusterEgress, String> {
+    match s {
+        "grpc" => Ok(failover_harness::cluster::ClusterEgress::Grpc),
+        "omf" => Ok(failover_harness::cluster::ClusterEgress::Omf),
+        other => Err(format!("{other:?} is not an egress; use grpc or omf")),
     }
 }
 
@@ -83,6 +97,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         report_dir: args.report_dir.clone(),
         failover_protocol: args.failover_protocol,
+        egress: args.egress,
     };
     let progress = |line: &str| eprintln!("{line}");
     eprintln!(

@@ -87,6 +87,11 @@ impl Addresses {
         format!("http://{addr}")
     }
 
+    /// The OMF URL (Edge Data Store's path) of an endpoint's HTTP address.
+    pub fn omf_url(addr: SocketAddr) -> String {
+        format!("http://{addr}/api/v1/tenants/default/namespaces/default/omf")
+    }
+
     /// URL of the arbiter's gRPC: `https://` when it serves TLS.
     pub fn arbiter_url(&self) -> String {
         match &self.arbiter_tls {

@@ -2,9 +2,9 @@
 //! the standard test harness: `cargo test --test scenarios -- NAME` runs only the files whose
 //! name contains NAME; `FAILOVER_LAB_JOBS` sets how many run at once (default 4).
 //!
-//! Then the kill, pause, cut and override stories of [`REST_STORIES`] run again with the
-//! adapters on the vendor's REST API (`failover-lab run --failover-protocol rest`), so both
-//! protocols keep every promise of those stories. (The whole library runs so by hand; see
+//! Then the kill, pause, cut and override stories of [`REST_STORIES`] run again on the vendor's
+//! wires: the adapters on the vendor's REST API and egressing OMF (`failover-lab run
+//! --failover-protocol rest --egress omf`), so both keep every promise of those stories. (The whole library runs so by hand; see
 //! scenarios/README.md.) Last, the whole library runs on the deterministic simulator
 //! (`failover-lab run --target sim`), five seeds each.
 
@@ -12,8 +12,8 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use failover_harness::{runner, scenario};
 
-/// The stories run a second time over the vendor's REST API: a kill (Hot), a pause (Cold), a
-/// cut from the service and an operator override.
+/// The stories run a second time on the vendor's wires (REST to the service, OMF to the
+/// endpoint): a kill (Hot), a pause (Cold), a cut from the service and an operator override.
 const REST_STORIES: [&str; 4] = [
     "hot-primary-killed.toml",
     "cold-primary-paused-and-resumed.toml",
@@ -69,6 +69,7 @@ fn main() -> ExitCode {
         target: runner::RunTarget::Processes,
         report_dir: Some(reports.clone()),
         failover_protocol: None,
+        egress: None,
     };
     let quiet = |_: &str| {};
     let outcomes = runtime.block_on(runner::run_all(&files, &opts, &quiet));
@@ -86,13 +87,17 @@ fn main() -> ExitCode {
     let rest_opts = runner::RunOptions {
         report_dir: None,
         failover_protocol: Some(failover_harness::cluster::ClusterProtocol::Rest),
+        egress: Some(failover_harness::cluster::ClusterEgress::Omf),
         ..opts
     };
     let rest_outcomes: Vec<runner::Outcome> = runtime
         .block_on(runner::run_all(&rest_files, &rest_opts, &quiet))
         .into_iter()
         .map(|mut o| {
-            o.file = format!("{} (over the vendor's REST API)", o.file);
+            o.file = format!(
+                "{} (on the vendor's wires: REST to the service, OMF to the endpoint)",
+                o.file
+            );
             o
         })
         .collect();
@@ -104,6 +109,7 @@ fn main() -> ExitCode {
     let sim_opts = runner::RunOptions {
         report_dir: None,
         failover_protocol: None,
+        egress: None,
         target: runner::RunTarget::Sim { seeds: 5 },
         ..rest_opts
     };

@@ -84,6 +84,8 @@ pub struct ClusterSpec {
     pub disk_buffer: bool,
     /// How the adapters talk to the failover service.
     pub failover_protocol: ClusterProtocol,
+    /// How the Primary egresses to the data endpoint.
+    pub egress: ClusterEgress,
     /// Rules broken on purpose (`break = "epoch-check"`), to see the invariants catch them.
     pub broken: failover_core::Broken,
     /// Most clients the source takes at once (None: any number): with 1, as a source that
@@ -135,6 +137,17 @@ pub enum ClusterProtocol {
     Rest,
 }
 
+/// How a cluster's Primary egresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterEgress {
+    /// The lab's `DataEndpoint` over gRPC: fence and watermark in one call.
+    #[default]
+    Grpc,
+    /// OMF over HTTP to the endpoint's `/api/v1/tenants/default/namespaces/default/omf`, fenced
+    /// by the lab's extension headers.
+    Omf,
+}
+
 /// The accounts of the vendor API of a REST cluster with basic authentication: the vendor
 /// example's username and password as a member, and this administrator.
 pub const CFS_ADMIN: (&str, &str) = ("failover-lab-admin", "AdminPassword1");
@@ -165,6 +178,7 @@ impl Default for ClusterSpec {
             disk_buffer: true,
             tls: ClusterTls::Off,
             failover_protocol: ClusterProtocol::Grpc,
+            egress: ClusterEgress::Grpc,
             broken: failover_core::Broken::NONE,
             max_clients: None,
         }

@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 use failover_core::{DataCollectionMode, Mode, Role};
 
 use crate::cluster::{
-    ARBITER, ClusterAuth, ClusterProtocol, ClusterSpec, ClusterTls, ENDPOINT, SOURCE,
+    ARBITER, ClusterAuth, ClusterEgress, ClusterProtocol, ClusterSpec, ClusterTls, ENDPOINT, SOURCE,
 };
 
 use toml::Spanned;
@@ -166,6 +166,29 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
             "\"rest\" takes auth = \"basic\" or none (the vendor's on-premises service knows no bearer tokens)",
         ));
     }
+    let egress = match c.egress.as_deref() {
+        None | Some("grpc") => ClusterEgress::Grpc,
+        Some("omf") => ClusterEgress::Omf,
+        Some(other) => {
+            return Err(ck.err(
+                "cluster.egress",
+                format!(
+                    "{other:?} is not supported; accepted: \"grpc\" (the lab's DataEndpoint, \
+                     fenced by epoch) or \"omf\" (OMF over HTTP, as Edge Data Store, PI Web API \
+                     and CONNECT take it)"
+                ),
+            ));
+        }
+    };
+    if egress == ClusterEgress::Omf && rate > 1000.0 {
+        return Err(ck.err(
+            "cluster.rate",
+            format!(
+                "{rate} Hz is too fast for egress = \"omf\": an OMF value is known by its \
+                 timestamp in milliseconds, so ticks must be at least 1 ms apart (1000 Hz at most)"
+            ),
+        ));
+    }
     let broken = match &c.break_rule {
         None => failover_core::Broken::NONE,
         Some(value) => {
@@ -193,6 +216,7 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
     let default_within = failover_timeout * 3 + Duration::from_secs(10);
     let spec = ClusterSpec {
         failover_protocol,
+        egress,
         auth,
         disk_buffer: c.disk_buffer.unwrap_or(true),
         tls,

@@ -34,6 +34,7 @@ pub(crate) struct ClusterToml {
     pub(crate) disk_buffer: Option<bool>,
     pub(crate) tls: Option<String>,
     pub(crate) failover_protocol: Option<String>,
+    pub(crate) egress: Option<String>,
     #[serde(rename = "break")]
     pub(crate) break_rule: Option<toml::Value>,
     pub(crate) max_clients: Option<u32>,

@@ -38,8 +38,9 @@ pub use binaries::{
 };
 pub use component::Component;
 pub use failover_scenario::cluster::{
-    ARBITER, BEARER_CLIENT_ID, BEARER_CLIENT_SECRET, CFS_ADMIN, ClusterAuth, ClusterProtocol,
-    ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, LinkChange, SOURCE, VENDOR_EXAMPLE,
+    ARBITER, BEARER_CLIENT_ID, BEARER_CLIENT_SECRET, CFS_ADMIN, ClusterAuth, ClusterEgress,
+    ClusterProtocol, ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, LinkChange, SOURCE,
+    VENDOR_EXAMPLE,
 };
 
 /// A running pair of processes.
@@ -144,10 +145,15 @@ impl Cluster {
                 (ClusterProtocol::Rest, Some(cfs)) => cfs,
                 _ => addrs.arbiter,
             };
+            // OMF goes to the endpoint's HTTP side.
+            let endpoint_target = match spec.egress {
+                ClusterEgress::Grpc => addrs.endpoint,
+                ClusterEgress::Omf => addrs.endpoint_metrics,
+            };
             for (service, target) in [
                 (ARBITER, arbiter_target),
                 (SOURCE, addrs.source),
-                (ENDPOINT, addrs.endpoint),
+                (ENDPOINT, endpoint_target),
             ] {
                 let proxy = Proxy::start(ip, target)
                     .await
@@ -168,6 +174,7 @@ impl Cluster {
             http: crate::services::http_client()?,
         };
         let s = |x: &dyn ToString| x.to_string();
+        let origin_unix_ms = failover_proto::process::unix_ms();
         let mut source_args = vec![
             "--listen".into(),
             s(&addrs.source),
@@ -181,7 +188,7 @@ impl Cluster {
             s(&spec.seed),
             // Fixed, so a restarted source goes on with the same sequence numbers.
             "--origin-unix-ms".into(),
-            s(&failover_proto::process::unix_ms()),
+            s(&origin_unix_ms),
         ];
         if let Some(rate) = spec.history_rate {
             source_args.extend(["--history-rate".into(), s(&rate)]);
@@ -195,6 +202,11 @@ impl Cluster {
             s(&addrs.endpoint),
             "--metrics-listen".into(),
             s(&addrs.endpoint_metrics),
+            // The source's tick, so OMF values (known by their timestamps) are its points.
+            "--tick-origin-unix-ms".into(),
+            s(&origin_unix_ms),
+            "--tick-rate".into(),
+            s(&spec.rate_hz),
         ];
         endpoint_args.extend(binaries::break_args(&spec, ENDPOINT_BIN));
         cluster.add(ENDPOINT, bins.join(ENDPOINT_BIN), endpoint_args)?;
@@ -422,8 +434,17 @@ impl Cluster {
     /// The URL an adapter reaches a service at: its link proxy, or the service itself with
     /// [`ClusterSpec::direct_links`].
     pub fn link_url(&self, adapter: &str, service: &str) -> anyhow::Result<String> {
+        let omf = service == ENDPOINT && self.spec.egress == ClusterEgress::Omf;
         if !self.spec.direct_links {
-            return Ok(Addresses::url(self.link(adapter, service)?.listen));
+            let listen = self.link(adapter, service)?.listen;
+            return Ok(if omf {
+                Addresses::omf_url(listen)
+            } else {
+                Addresses::url(listen)
+            });
+        }
+        if omf {
+            return Ok(Addresses::omf_url(self.addrs.endpoint_metrics));
         }
         Ok(Addresses::url(match service {
             SOURCE => self.addrs.source,

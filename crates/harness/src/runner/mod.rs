@@ -46,6 +46,8 @@ pub struct RunOptions {
     /// Run every scenario with its adapters on this protocol instead of its own
     /// (`cluster.failover_protocol`).
     pub failover_protocol: Option<ClusterProtocol>,
+    /// Egress every scenario this way instead of the file's own (`cluster.egress`).
+    pub egress: Option<failover_scenario::cluster::ClusterEgress>,
 }
 
 /// Where scenarios run.
@@ -213,6 +215,9 @@ pub async fn run_scenario(
     }
     if let Some(p) = opts.failover_protocol {
         spec.failover_protocol = p;
+    }
+    if let Some(e) = opts.egress {
+        spec.egress = e;
     }
     spec.log_dir = opts.keep_logs.as_ref().map(|d| d.join(&tag));
     let mut outcome = Outcome {
@@ -436,6 +441,7 @@ mod tests {
             target,
             report_dir: None,
             failover_protocol: None,
+            egress: None,
         }
     }
 

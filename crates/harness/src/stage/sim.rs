@@ -51,6 +51,11 @@ pub fn refusal(s: &Scenario, spec: &ClusterSpec) -> Option<String> {
             "cluster.tls: the simulated links carry no TLS; run it on --target processes".into(),
         );
     }
+    if c.egress != failover_scenario::cluster::ClusterEgress::Grpc {
+        return Some(
+            "cluster.egress omf: the simulated adapters egress gRPC only (OMF needs real sockets); run it on --target processes".into(),
+        );
+    }
     if c.failover_protocol == ClusterProtocol::Rest {
         return Some(
             "failover_protocol rest: the simulated adapters speak gRPC only (the vendor's REST client needs real sockets); run it on --target processes or compose".into(),

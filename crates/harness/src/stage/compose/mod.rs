@@ -59,6 +59,11 @@ fn spec_refusal(spec: &ClusterSpec) -> Option<String> {
             "failover_protocol rest: the compose adapters talk gRPC to the failover service (docker/ClientFailover.json); run it on --target processes".into(),
         );
     }
+    if spec.egress != failover_scenario::cluster::ClusterEgress::Grpc {
+        return Some(
+            "cluster.egress omf: the compose adapters egress gRPC (docker-compose.yml); run it on --target processes".into(),
+        );
+    }
     if spec.auth != ClusterAuth::None || spec.tls != ClusterTls::Off {
         return Some(format!(
             "cluster.auth/cluster.tls: the compose failover service runs with the flags of \

@@ -11,16 +11,103 @@
 //!
 //! A standalone adapter (no failover configured) egresses as itself, in a group of its own
 //! (`standalone/<name>`), so any number of them share an endpoint.
+//!
+//! The rules above are the same on both wires ([`Sink`]): the lab's gRPC `DataEndpoint`
+//! ([`grpc`]), and OMF over HTTP ([`omf`]), picked by an endpoint URL whose path ends in `/omf`.
+
+pub mod grpc;
+pub mod omf;
 
 use std::{sync::Arc, time::Duration};
 
-use failover_core::{Point, Watermark};
-use failover_proto::{convert, process, v1};
-use tonic::transport::Channel;
+use failover_core::{Point, Watermark, points::StreamMap};
+use failover_proto::process;
 
 use failover_core::retry::{Backoff, RepeatLog};
 
 use crate::state::Shared;
+
+/// Where a new Primary resumes, as the endpoint tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resume {
+    /// The last sequence number held per stream (the lab's endpoint over gRPC).
+    Seqs(Watermark),
+    /// The data time of the last value held per stream (an OMF endpoint read back): every
+    /// buffered point of a stream at or before it is already there.
+    Times(StreamMap<i64>),
+}
+
+/// The endpoint's answer to a fence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FenceAnswer {
+    pub granted: bool,
+    pub fenced_epoch: u64,
+    pub resume: Resume,
+    pub detail: String,
+}
+
+/// The endpoint's answer to a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteAnswer {
+    /// Taken: `accepted` points new to the endpoint.
+    Accepted { accepted: u64 },
+    /// Refused: another writer fenced a newer epoch.
+    Stale { fenced_epoch: u64 },
+    /// Refused: this epoch is not fenced by this writer (the endpoint restarted, say).
+    NotFenced { fenced_epoch: u64 },
+    /// The batch's first `through` points are done with: the last `rejected` of them were
+    /// refused as bad (an OMF 400), which no retry of the same points can change.
+    Rejected {
+        through: usize,
+        rejected: u64,
+        reason: String,
+    },
+}
+
+/// A data endpoint, on one of its wires. A transport failure is an `Err` with its words.
+#[derive(Debug)]
+pub enum Sink {
+    Grpc(grpc::GrpcSink),
+    Omf(omf::OmfSink),
+}
+
+impl Sink {
+    /// The sink for `settings.endpoint_url`: OMF when its path ends in `/omf`, else gRPC.
+    pub fn for_settings(settings: &crate::AdapterSettings) -> anyhow::Result<Sink> {
+        if omf::is_omf_url(&settings.endpoint_url) {
+            Ok(Sink::Omf(omf::OmfSink::new(settings)?))
+        } else {
+            Ok(Sink::Grpc(grpc::GrpcSink::new(
+                failover_proto::net::lazy_channel(&settings.endpoint_url, &settings.network, None)?,
+            )))
+        }
+    }
+
+    async fn fence(
+        &mut self,
+        shared: &Shared,
+        group: &str,
+        epoch: u64,
+    ) -> Result<FenceAnswer, String> {
+        match self {
+            Sink::Grpc(s) => s.fence(shared, group, epoch).await,
+            Sink::Omf(s) => s.fence(shared, group, epoch).await,
+        }
+    }
+
+    async fn write(
+        &mut self,
+        shared: &Shared,
+        group: &str,
+        epoch: u64,
+        batch: &[Point],
+    ) -> Result<WriteAnswer, String> {
+        match self {
+            Sink::Grpc(s) => s.write(shared, group, epoch, batch).await,
+            Sink::Omf(s) => s.write(shared, group, epoch, batch).await,
+        }
+    }
+}
 
 /// The endpoint group of an adapter without failover configuration: one of its own.
 pub fn standalone_group(name: &str) -> String {
@@ -36,10 +123,8 @@ pub fn egress_group(shared: &Shared, st: &crate::state::AdapterState) -> String 
 }
 
 /// Runs for as long as the adapter runs.
-pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
+pub async fn run(shared: Arc<Shared>, mut sink: Sink) {
     let mut changed = shared.changed.subscribe();
-    let mut client = v1::data_endpoint_client::DataEndpointClient::new(endpoint)
-        .max_decoding_message_size(64 * 1024 * 1024);
     let mut backoff =
         Backoff::seeded(&format!("{}/egress", shared.settings.name)).broken(shared.settings.broken);
     let mut errors = RepeatLog::new(crate::session::REPEAT_LOG_INTERVAL);
@@ -63,7 +148,7 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
         }
         // A fence first (whose failure may end early on a new role or epoch), else a write.
         let (outcome, wake_on_change) = if fenced_at != Some(epoch) {
-            (fence(&shared, &mut client, &group, epoch).await, true)
+            (fence(&shared, &mut sink, &group, epoch).await, true)
         } else {
             let batch = {
                 let st = shared.lock();
@@ -78,7 +163,7 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
                 continue;
             }
             (
-                write(&shared, &mut client, &group, epoch, &batch).await,
+                write(&shared, &mut sink, &group, epoch, &batch).await,
                 false,
             )
         };
@@ -108,25 +193,17 @@ pub async fn run(shared: Arc<Shared>, endpoint: Channel) {
     }
 }
 
-async fn fence(
-    shared: &Shared,
-    client: &mut v1::data_endpoint_client::DataEndpointClient<Channel>,
-    group: &str,
-    epoch: u64,
-) -> Result<(), String> {
-    let request = v1::FenceRequest {
-        group_id: group.to_string(),
-        adapter_id: shared.settings.name.clone(),
-        epoch,
-        writer: shared.writer.clone(),
-    };
-    match client.fence(request).await.map(tonic::Response::into_inner) {
+async fn fence(shared: &Shared, sink: &mut Sink, group: &str, epoch: u64) -> Result<(), String> {
+    match sink.fence(shared, group, epoch).await {
         Ok(reply) if reply.granted => {
-            let watermark = convert::watermark_from_wire(&reply.watermark);
             shared.update(|st| {
                 if st.epoch != epoch || !st.may_egress() {
                     return; // the role changed meanwhile; start over
                 }
+                let watermark = match &reply.resume {
+                    Resume::Seqs(w) => w.clone(),
+                    Resume::Times(times) => st.buffer.watermark_through(times),
+                };
                 let trimmed = st.buffer.trim(&watermark);
                 tracing::info!(
                     event = "fenced",
@@ -160,30 +237,23 @@ async fn fence(
             });
             Err(why)
         }
-        Err(status) => Err(endpoint_failed(shared, &status)),
+        Err(why) => Err(endpoint_failed(shared, why)),
     }
 }
 
 async fn write(
     shared: &Shared,
-    client: &mut v1::data_endpoint_client::DataEndpointClient<Channel>,
+    sink: &mut Sink,
     group: &str,
     epoch: u64,
     batch: &[Point],
 ) -> Result<(), String> {
-    let request = v1::WriteRequest {
-        group_id: group.to_string(),
-        adapter_id: shared.settings.name.clone(),
-        epoch,
-        batch: Some(convert::batch_from_points(batch)),
-        writer: shared.writer.clone(),
+    let reply = match sink.write(shared, group, epoch, batch).await {
+        Ok(r) => r,
+        Err(why) => return Err(endpoint_failed(shared, why)),
     };
-    let reply = match client.write(request).await {
-        Ok(r) => r.into_inner(),
-        Err(status) => return Err(endpoint_failed(shared, &status)),
-    };
-    match v1::WriteOutcome::try_from(reply.outcome) {
-        Ok(v1::WriteOutcome::Accepted) => {
+    match reply {
+        WriteAnswer::Accepted { accepted } => {
             let sent = Watermark::from_pairs(batch.iter().map(|p| (p.stream_id, p.seq)));
             let recovered = {
                 let mut st = shared.lock();
@@ -193,7 +263,7 @@ async fn write(
                 // Drop what the endpoint now holds (exact even if the buffer changed meanwhile).
                 let wm = st.egress_watermark.clone();
                 st.buffer.trim(&wm);
-                st.egressed += reply.accepted;
+                st.egressed += accepted;
                 if let Some(at) = st.promoted_at.take() {
                     st.last_takeover = Some(at.elapsed());
                 }
@@ -205,15 +275,37 @@ async fn write(
             }
             Ok(())
         }
-        Ok(v1::WriteOutcome::StaleEpoch) => {
+        WriteAnswer::Rejected {
+            through,
+            rejected,
+            reason,
+        } => {
+            // Sending the same points again would be refused again: they are dropped, and the
+            // audit counts them lost. Said loudly, and kept as the endpoint's error.
+            tracing::error!(rejected, "{reason}; these points are dropped");
+            let done = Watermark::from_pairs(
+                batch[..through.min(batch.len())]
+                    .iter()
+                    .map(|p| (p.stream_id, p.seq)),
+            );
+            shared.update(|st| {
+                for (stream, seq) in done.to_pairs() {
+                    st.egress_watermark.advance(stream, seq);
+                }
+                let wm = st.egress_watermark.clone();
+                st.buffer.trim(&wm);
+                st.endpoint_error = Some(format!("{reason} ({rejected} points dropped)"));
+            });
+            Ok(())
+        }
+        WriteAnswer::Stale { fenced_epoch } => {
             let why = format!(
-                "the endpoint refused a write: epoch {epoch} is older than the fenced epoch {}",
-                reply.fenced_epoch
+                "the endpoint refused a write: epoch {epoch} is older than the fenced epoch {fenced_epoch}"
             );
             shared.update(|st| {
                 st.refused_stale += batch.len() as u64;
                 if st.failover.is_some() {
-                    st.fenced_out(reply.fenced_epoch, why.clone());
+                    st.fenced_out(fenced_epoch, why.clone());
                 } else {
                     st.fenced_at = None;
                     st.endpoint_error = Some(why.clone());
@@ -221,21 +313,20 @@ async fn write(
             });
             Err(why)
         }
-        _ => {
+        WriteAnswer::NotFenced { fenced_epoch } => {
             // Not fenced at this epoch (the endpoint restarted, say): fence again, after a
             // backoff if it keeps happening.
             shared.update(|st| st.fenced_at = None);
             Err(format!(
-                "the endpoint says epoch {epoch} is not fenced (fenced epoch {}): fencing again",
-                reply.fenced_epoch
+                "the endpoint says epoch {epoch} is not fenced (fenced epoch {fenced_epoch}): fencing again"
             ))
         }
     }
 }
 
 /// Records an endpoint failure; returns its description.
-fn endpoint_failed(shared: &Shared, status: &tonic::Status) -> String {
-    let msg = format!("data endpoint: {}", status.message());
+fn endpoint_failed(shared: &Shared, why: String) -> String {
+    let msg = format!("data endpoint: {why}");
     shared.update(|st| {
         st.endpoint_error = Some(msg.clone());
         // Re-read the watermark before writing again: the failed write may have landed.

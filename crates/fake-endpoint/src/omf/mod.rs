@@ -1,0 +1,630 @@
+//! The endpoint's OMF ingress, as Edge Data Store, CONNECT data services and PI Web API take OMF
+//! (OSIsoft Message Format 1.1 and 1.2) over HTTP, and its read-back API, as Edge Data Store
+//! reads streams.
+//!
+//! - **Paths:** `POST /api/v1/tenants/{tenant}/namespaces/{namespace}/omf` (Edge Data Store:
+//!   `default`/`default`; CONNECT: any) and `POST /piwebapi/omf` (PI Web API; stored in
+//!   `default`/`default`).
+//! - **Headers:** `messagetype` (type, container, data), `messageformat` (JSON), `omfversion`
+//!   (1.1, 1.2), `action` (create, update, delete; default create), `compression` (gzip).
+//! - **Answers:** 204 on success; 400 naming the message index and field; 409 for a conflicting
+//!   redefinition or a stale epoch; 413 over [`MAX_BODY`] or when gzip expands past
+//!   [`MAX_EXPANDED`]; 401 without the credentials required, 403 with wrong ones; 503 during an
+//!   outage, with `Retry-After`.
+//! - **The audit:** a container whose id matches the [`ContainerPattern`] (default
+//!   `{group}.stream-{stream}`) is that stream of that group; each value becomes a point in the
+//!   same ledger the gRPC path feeds, known by its index (see [`Tick`]).
+//! - **Fencing:** OMF has no epoch. A writer that sends `x-failover-adapter`,
+//!   `x-failover-writer` and `x-failover-epoch` (our adapter) is fenced as over gRPC: its first
+//!   container or data message at a newer epoch fences the groups it writes, and a write from an
+//!   older epoch is refused with 409 and `x-failover-fenced-epoch`. A writer that sends none is
+//!   taken as any OMF endpoint takes it, and the audit counts what it duplicates or loses.
+
+pub mod message;
+pub mod readback;
+pub mod store;
+
+use std::{
+    io::Read,
+    sync::{Mutex, PoisonError},
+};
+
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use failover_core::Point;
+use serde_json::{Value, json};
+
+use crate::{EndpointService, record::GroupRecord};
+use message::{Action, MessageType, Rejection};
+use store::{Checked, CheckedValue, Stores};
+
+/// Most bytes in a request body, as received (OMF's limit: 192 KB).
+pub const MAX_BODY: usize = 192 * 1024;
+/// Most bytes a gzip body may expand to.
+pub const MAX_EXPANDED: usize = 8 * 1024 * 1024;
+/// The writer's name in the audit for OMF clients that send no fencing headers.
+pub const ANONYMOUS_WRITER: &str = "omf-client";
+
+/// How an OMF value's index maps to a sequence number of the source: the source's tick, so
+/// `seq = round((index - origin) / period)`. Without it, a date-time index counts as its unix
+/// milliseconds (received and duplicated are right; lost then counts milliseconds). An integer
+/// index is the sequence number itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tick {
+    /// Data time of sequence number 0 (unix ms), as the source's `--origin-unix-ms`.
+    pub origin_unix_ms: i64,
+    /// Ticks per second, as the source's `--rate`.
+    pub rate_hz: f64,
+}
+
+impl Tick {
+    /// The sequence number of a date-time index, if it falls on or after the origin.
+    pub fn seq(&self, unix_ms: i64) -> Option<u64> {
+        let period_ms = 1000.0 / self.rate_hz;
+        let n = ((unix_ms - self.origin_unix_ms) as f64 / period_ms).round();
+        (n >= 0.0 && n.is_finite()).then_some(n as u64)
+    }
+}
+
+/// Which containers are which streams: a pattern with `{group}` and `{stream}` (a number).
+#[derive(Debug, Clone)]
+pub struct ContainerPattern {
+    text: String,
+    regex: regex_lite::Regex,
+}
+
+/// The default pattern, which our adapter writes.
+pub const DEFAULT_CONTAINER_PATTERN: &str = "{group}.stream-{stream}";
+
+impl ContainerPattern {
+    /// Reads a pattern; it must hold `{group}` and `{stream}` once each.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.matches("{group}").count() != 1 || text.matches("{stream}").count() != 1 {
+            return Err(format!(
+                "container pattern {text:?} must hold {{group}} and {{stream}} once each"
+            ));
+        }
+        let mut re = String::from("^");
+        let mut rest = text;
+        while let Some(at) = rest.find('{') {
+            re.push_str(&regex_lite::escape(&rest[..at]));
+            rest = &rest[at..];
+            if let Some(r) = rest.strip_prefix("{group}") {
+                re.push_str("(?P<group>.+?)");
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("{stream}") {
+                re.push_str("(?P<stream>[0-9]{1,9})");
+                rest = r;
+            } else {
+                re.push_str(&regex_lite::escape("{"));
+                rest = &rest[1..];
+            }
+        }
+        re.push_str(&regex_lite::escape(rest));
+        re.push('$');
+        let regex = regex_lite::Regex::new(&re).map_err(|e| e.to_string())?;
+        Ok(ContainerPattern {
+            text: text.to_string(),
+            regex,
+        })
+    }
+
+    /// The container id of a group's stream.
+    pub fn container(&self, group: &str, stream: u32) -> String {
+        self.text
+            .replace("{group}", group)
+            .replace("{stream}", &stream.to_string())
+    }
+
+    /// The group and stream a container id names, if it matches.
+    pub fn stream_of(&self, container: &str) -> Option<(String, u32)> {
+        let c = self.regex.captures(container)?;
+        Some((c["group"].to_string(), c["stream"].parse().ok()?))
+    }
+}
+
+impl Default for ContainerPattern {
+    fn default() -> Self {
+        match Self::parse(DEFAULT_CONTAINER_PATTERN) {
+            Ok(p) => p,
+            Err(e) => unreachable!("the default pattern parses: {e}"),
+        }
+    }
+}
+
+/// The credentials OMF requests must carry, if any.
+#[derive(Clone, Default)]
+pub enum OmfAuth {
+    /// None (as Edge Data Store on localhost).
+    #[default]
+    None,
+    /// HTTP basic (as PI Web API).
+    Basic { user: String, password: String },
+    /// A bearer token (as CONNECT data services).
+    Bearer(String),
+}
+
+impl std::fmt::Debug for OmfAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.write_str(match self {
+            OmfAuth::None => "None",
+            OmfAuth::Basic { .. } => "Basic(..)",
+            OmfAuth::Bearer(_) => "Bearer(..)",
+        })
+    }
+}
+
+/// The OMF ingress's settings.
+#[derive(Debug, Clone)]
+pub struct OmfSettings {
+    pub tick: Option<Tick>,
+    pub containers: ContainerPattern,
+    pub auth: OmfAuth,
+    /// Values kept per container for reading back (the audit keeps every point).
+    pub keep_values: usize,
+}
+
+impl Default for OmfSettings {
+    fn default() -> Self {
+        OmfSettings {
+            tick: None,
+            containers: ContainerPattern::default(),
+            auth: OmfAuth::None,
+            keep_values: 10_000,
+        }
+    }
+}
+
+/// The OMF side of the endpoint: its settings and stores.
+#[derive(Debug, Default)]
+pub struct Omf {
+    pub settings: OmfSettings,
+    pub stores: Mutex<Stores>,
+    operations: std::sync::atomic::AtomicU64,
+}
+
+impl Omf {
+    pub fn new(settings: OmfSettings) -> Self {
+        Omf {
+            settings,
+            ..Omf::default()
+        }
+    }
+}
+
+/// A fenced writer, from the extension headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fencing {
+    pub adapter: String,
+    pub writer: String,
+    pub epoch: u64,
+}
+
+/// The extension headers our adapter sends.
+pub const HEADER_ADAPTER: &str = "x-failover-adapter";
+pub const HEADER_WRITER: &str = "x-failover-writer";
+pub const HEADER_EPOCH: &str = "x-failover-epoch";
+pub const HEADER_FENCED_EPOCH: &str = "x-failover-fenced-epoch";
+
+/// One header's value, refusing one sent twice or not text.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Rejection> {
+    let mut all = headers.get_all(name).iter();
+    let Some(first) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err(Rejection::bad(format!("header {name} is sent twice")).field(name));
+    }
+    first
+        .to_str()
+        .map(|s| Some(s.trim()))
+        .map_err(|_| Rejection::bad(format!("header {name} is not text")).field(name))
+}
+
+impl Rejection {
+    fn field(mut self, name: &str) -> Self {
+        self.field = Some(name.to_string());
+        self
+    }
+}
+
+/// What the headers ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub message_type: MessageType,
+    pub action: Action,
+    pub gzip: bool,
+    pub fencing: Option<Fencing>,
+}
+
+/// Reads and checks the OMF headers.
+pub fn read_headers(headers: &HeaderMap) -> Result<Request, Rejection> {
+    let required = |name: &str| {
+        header(headers, name)?
+            .ok_or_else(|| Rejection::bad(format!("header {name} is required")).field(name))
+    };
+    let message_type = match required("messagetype")?.to_ascii_lowercase().as_str() {
+        "type" => MessageType::Type,
+        "container" => MessageType::Container,
+        "data" => MessageType::Data,
+        other => {
+            return Err(Rejection::bad(format!(
+                "header messagetype is {other:?}; it must be type, container or data"
+            ))
+            .field("messagetype"));
+        }
+    };
+    let format = required("messageformat")?;
+    if !format.eq_ignore_ascii_case("json") {
+        return Err(Rejection::bad(format!(
+            "header messageformat is {format:?}; only JSON is taken"
+        ))
+        .field("messageformat"));
+    }
+    let version = required("omfversion")?;
+    if !matches!(version, "1.1" | "1.2") {
+        return Err(Rejection::bad(format!(
+            "header omfversion is {version:?}; this endpoint takes 1.1 and 1.2"
+        ))
+        .field("omfversion"));
+    }
+    let action = match header(headers, "action")?
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("create") => Action::Create,
+        Some("update") => Action::Update,
+        Some("delete") => Action::Delete,
+        Some(other) => {
+            return Err(Rejection::bad(format!(
+                "header action is {other:?}; it must be create, update or delete"
+            ))
+            .field("action"));
+        }
+    };
+    let gzip = match header(headers, "compression")? {
+        None => false,
+        Some(c) if c.eq_ignore_ascii_case("gzip") => true,
+        Some(c) => {
+            return Err(
+                Rejection::bad(format!("header compression is {c:?}; only gzip is taken"))
+                    .field("compression"),
+            );
+        }
+    };
+    let fencing = match (
+        header(headers, HEADER_ADAPTER)?,
+        header(headers, HEADER_WRITER)?,
+        header(headers, HEADER_EPOCH)?,
+    ) {
+        (None, None, None) => None,
+        (Some(adapter), Some(writer), Some(epoch)) => {
+            failover_core::limits::check_id(HEADER_ADAPTER, adapter)
+                .map_err(|e| Rejection::bad(e).field(HEADER_ADAPTER))?;
+            failover_core::limits::check_text(HEADER_WRITER, writer)
+                .map_err(|e| Rejection::bad(e).field(HEADER_WRITER))?;
+            let epoch = epoch
+                .parse::<u64>()
+                .ok()
+                .filter(|e| *e <= failover_core::limits::MAX_EPOCH)
+                .ok_or_else(|| {
+                    Rejection::bad(format!(
+                        "header {HEADER_EPOCH} is {epoch:?}; it must be a whole number (0: a standalone adapter)"
+                    ))
+                    .field(HEADER_EPOCH)
+                })?;
+            Some(Fencing {
+                adapter: adapter.to_string(),
+                writer: writer.to_string(),
+                epoch,
+            })
+        }
+        _ => {
+            return Err(Rejection::bad(format!(
+                "the fencing headers go together: {HEADER_ADAPTER}, {HEADER_WRITER} and \
+                 {HEADER_EPOCH}, or none"
+            ))
+            .field(HEADER_EPOCH));
+        }
+    };
+    Ok(Request {
+        message_type,
+        action,
+        gzip,
+        fencing,
+    })
+}
+
+/// The body as JSON, unzipped within [`MAX_EXPANDED`].
+pub fn read_body(body: &[u8], gzip: bool) -> Result<Vec<Value>, Rejection> {
+    if body.len() > MAX_BODY {
+        return Err(Rejection::bad(format!(
+            "the body is {} bytes; OMF takes at most {MAX_BODY} (192 KB): send smaller batches",
+            body.len()
+        ))
+        .with_status(413));
+    }
+    let expanded;
+    let json = if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body)
+            .take(MAX_EXPANDED as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                Rejection::bad(format!(
+                    "the body is not gzip (header compression: gzip): {e}"
+                ))
+                .field("compression")
+            })?;
+        if out.len() > MAX_EXPANDED {
+            return Err(Rejection::bad(format!(
+                "the gzip body expands past {MAX_EXPANDED} bytes; send smaller batches"
+            ))
+            .with_status(413));
+        }
+        expanded = out;
+        &expanded[..]
+    } else {
+        body
+    };
+    match serde_json::from_slice::<Value>(json) {
+        Ok(Value::Array(messages)) => Ok(messages),
+        Ok(_) => Err(Rejection::bad("the body must be a JSON array of messages")),
+        Err(e) => Err(Rejection::bad(format!("the body is not JSON: {e}"))),
+    }
+}
+
+/// Checks the credentials: 401 when missing, 403 when wrong.
+fn check_auth(auth: &OmfAuth, headers: &HeaderMap) -> Result<(), Rejection> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let expected = match auth {
+        OmfAuth::None => return Ok(()),
+        OmfAuth::Basic { user, password } => failover_proto::auth::basic_header(user, password),
+        OmfAuth::Bearer(token) => format!("Bearer {token}"),
+    };
+    match given {
+        None => Err(
+            Rejection::bad("credentials are required (header Authorization)")
+                .with_status(401)
+                .field("Authorization"),
+        ),
+        Some(g) if failover_proto::auth::same_secret(g, &expected) => Ok(()),
+        Some(_) => Err(Rejection::bad("the credentials are not accepted")
+            .with_status(403)
+            .field("Authorization")),
+    }
+}
+
+/// The answer to a refused request, shaped as CONNECT data services answers errors.
+pub fn refusal(omf: &Omf, r: &Rejection, fenced_epoch: Option<u64>) -> Response {
+    let op = omf
+        .operations
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let resolution = match r.status {
+        400 => "Correct the message and send it again; do not retry it unchanged.",
+        401 | 403 => "Send the credentials the endpoint was started with.",
+        409 => "Use the definition already stored, or a new id; a stale writer must stop.",
+        413 => "Send smaller batches.",
+        _ => "Retry later.",
+    };
+    let mut parameters = serde_json::Map::new();
+    if let Some(i) = r.message_index {
+        parameters.insert("MessageIndex".into(), json!(i.to_string()));
+    }
+    if let Some(f) = &r.field {
+        parameters.insert("Field".into(), json!(f));
+    }
+    let body = json!({
+        "OperationId": format!("failover-lab-{op}"),
+        "Error": status.canonical_reason().unwrap_or("Error"),
+        "Reason": r.reason,
+        "Resolution": resolution,
+        "Parameters": parameters,
+    });
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(e) = fenced_epoch
+        && let Ok(v) = HeaderValue::from_str(&e.to_string())
+    {
+        response.headers_mut().insert(HEADER_FENCED_EPOCH, v);
+    }
+    if r.status == 401 {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"failover-lab\", Bearer"),
+        );
+    }
+    response
+}
+
+/// Handles one OMF request for a namespace.
+pub fn ingest(
+    service: &EndpointService,
+    namespace: (String, String),
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let omf = &service.omf;
+    if service.in_outage() {
+        let mut r = refusal(
+            omf,
+            &Rejection::bad("data endpoint outage (simulated)").with_status(503),
+            None,
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    match ingest_checked(service, namespace, headers, body) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err((r, fenced)) => {
+            tracing::debug!(status = r.status, reason = r.reason, "OMF request refused");
+            refusal(omf, &r, fenced)
+        }
+    }
+}
+
+fn ingest_checked(
+    service: &EndpointService,
+    namespace: (String, String),
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(), (Rejection, Option<u64>)> {
+    let omf = &service.omf;
+    let plain = |r: Rejection| (r, None);
+    check_auth(&omf.settings.auth, headers).map_err(plain)?;
+    let request = read_headers(headers).map_err(plain)?;
+    let messages = read_body(body, request.gzip).map_err(plain)?;
+    let mut stores = omf.stores.lock().unwrap_or_else(PoisonError::into_inner);
+    let ns = stores.namespaces.entry(namespace).or_default();
+    let checked = match request.message_type {
+        MessageType::Type => {
+            let types = message::types(&messages, request.action).map_err(plain)?;
+            ns.check_types(&types, request.action).map_err(plain)?;
+            Checked::Types(types)
+        }
+        MessageType::Container => {
+            let containers = message::containers(&messages).map_err(plain)?;
+            ns.check_containers(&containers, request.action)
+                .map_err(plain)?;
+            Checked::Containers(containers)
+        }
+        MessageType::Data => {
+            let data = message::data(&messages).map_err(plain)?;
+            Checked::Data(ns.check_data(&data, request.action).map_err(plain)?)
+        }
+    };
+    // The groups this request writes, fenced (or refused) before anything is applied.
+    let pattern = &omf.settings.containers;
+    let groups_named: Vec<String> = match &checked {
+        Checked::Types(_) => Vec::new(),
+        Checked::Containers(c) => c
+            .iter()
+            .filter_map(|c| pattern.stream_of(&c.id).map(|(g, _)| g))
+            .collect(),
+        Checked::Data(v) => v
+            .iter()
+            .filter_map(|v| pattern.stream_of(&v.container).map(|(g, _)| g))
+            .collect(),
+    };
+    let mut groups = service.lock_groups();
+    if let Some(f) = &request.fencing {
+        let mut named = groups_named.clone();
+        named.sort_unstable();
+        named.dedup();
+        for group in &named {
+            failover_core::limits::check_id("group", group)
+                .map_err(|e| plain(Rejection::bad(e)))?;
+            let g = groups.entry(group.clone()).or_default();
+            g.fence_calls += 1;
+            let reply = g.fence(&f.adapter, &f.writer, f.epoch);
+            if !reply.granted {
+                if let Checked::Data(values) = &checked {
+                    let n = values
+                        .iter()
+                        .filter(|v| {
+                            pattern
+                                .stream_of(&v.container)
+                                .is_some_and(|(g, _)| &g == group)
+                        })
+                        .count() as u64;
+                    if reply.fenced_epoch > f.epoch {
+                        g.refused_stale += n;
+                        g.writers
+                            .entry((f.adapter.clone(), f.epoch))
+                            .or_default()
+                            .refused_stale += n;
+                    } else {
+                        g.refused_not_fenced += n;
+                    }
+                }
+                return Err((
+                    Rejection::bad(format!("group {group}: {}", reply.detail))
+                        .with_status(409)
+                        .field(HEADER_EPOCH),
+                    Some(reply.fenced_epoch),
+                ));
+            }
+        }
+    }
+    match checked {
+        Checked::Types(types) => ns.apply_types(types, request.action),
+        Checked::Containers(containers) => ns.apply_containers(containers, request.action),
+        Checked::Data(values) => {
+            if request.action != Action::Delete {
+                record_points(
+                    &mut groups,
+                    &omf.settings,
+                    request.fencing.as_ref(),
+                    ns,
+                    &values,
+                );
+            }
+            ns.apply_data(values, request.action, omf.settings.keep_values);
+        }
+    }
+    Ok(())
+}
+
+/// Puts the values of containers that name a group's stream into that group's ledger.
+fn record_points(
+    groups: &mut std::collections::HashMap<String, GroupRecord>,
+    settings: &OmfSettings,
+    fencing: Option<&Fencing>,
+    ns: &store::Namespace,
+    values: &[CheckedValue],
+) {
+    let mut by_group: std::collections::BTreeMap<String, Vec<Point>> = Default::default();
+    for v in values {
+        let Some((group, stream)) = settings.containers.stream_of(&v.container) else {
+            continue;
+        };
+        let time_index = ns
+            .containers
+            .get(&v.container)
+            .and_then(|c| ns.types.get(&c.def.type_id))
+            .and_then(|t| t.index.as_ref().map(|i| t.properties.get(i)))
+            .flatten()
+            .is_some_and(|p| p.kind == message::Kind::DateTime);
+        let (seq, timestamp_ms) = if time_index {
+            let ms = v.index.0;
+            match settings.tick {
+                Some(t) => match t.seq(ms) {
+                    Some(seq) => (seq, ms),
+                    None => continue, // before the source's origin: not a point of it
+                },
+                None => (u64::try_from(ms).unwrap_or(0), ms),
+            }
+        } else {
+            let seq = u64::try_from(v.index.0).unwrap_or(0);
+            let ms = settings.tick.map_or(0, |t| {
+                t.origin_unix_ms + (seq as f64 * 1000.0 / t.rate_hz) as i64
+            });
+            (seq, ms)
+        };
+        let value = v.value.values().find_map(Value::as_f64).unwrap_or_default();
+        by_group.entry(group).or_default().push(Point {
+            stream_id: stream,
+            seq,
+            timestamp_ms,
+            value,
+        });
+    }
+    for (group, points) in by_group {
+        let g = groups.entry(group).or_default();
+        g.write_calls += 1;
+        match fencing {
+            Some(f) => g.accept(&f.adapter, f.epoch, &points),
+            None => g.accept(ANONYMOUS_WRITER, 0, &points),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;
