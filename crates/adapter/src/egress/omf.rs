@@ -55,7 +55,12 @@ pub struct OmfSink {
     containers: BTreeSet<(String, u32)>,
     /// Said once: the endpoint cannot be read back.
     no_readback_said: bool,
+    /// Points per data request: the most that last zipped within OMF's limit.
+    chunk: usize,
 }
+
+/// Most points in one data request, however well they zip.
+const MAX_CHUNK: usize = 100_000;
 
 /// What a request came back with.
 struct Answer {
@@ -90,6 +95,7 @@ impl OmfSink {
             type_sent: false,
             containers: BTreeSet::new(),
             no_readback_said: false,
+            chunk: 4_096,
         })
     }
 
@@ -100,9 +106,16 @@ impl OmfSink {
         fencing: Option<(&Shared, u64)>,
     ) -> Result<Answer, String> {
         let json = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-        let mut zip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        zip.write_all(&json).map_err(|e| e.to_string())?;
-        let zipped = zip.finish().map_err(|e| e.to_string())?;
+        self.post_zipped(message_type, gzip(&json)?, fencing).await
+    }
+
+    /// Posts a gzip-compressed body.
+    async fn post_zipped(
+        &self,
+        message_type: &str,
+        zipped: Vec<u8>,
+        fencing: Option<(&Shared, u64)>,
+    ) -> Result<Answer, String> {
         let mut request = self
             .http
             .post(&self.omf_url)
@@ -160,7 +173,7 @@ impl OmfSink {
             "classification": "dynamic",
             "properties": {
                 "Timestamp": {"type": "string", "format": "date-time", "isindex": true},
-                "Value": {"type": "number", "format": "float64"}
+                "Value": {"type": ["number", "null"], "format": "float64"}
             }
         }]);
         let a = self.post("type", &body, None).await?;
@@ -309,18 +322,39 @@ impl OmfSink {
             return Ok(refused(epoch, fenced_epoch));
         }
         let (mut accepted, mut done) = (0u64, 0usize);
-        // Split until each part zips within OMF's limit; parts go in order, so what is done is
-        // always a prefix of the batch.
-        let mut parts = vec![batch];
-        while let Some(part) = parts.pop() {
-            let body = data_message(group, part);
-            if part.len() > 1 && zipped_len(&body) > MAX_BODY {
+        // Parts go in order, so what is done is always a prefix of the batch. They start at
+        // the size that last fitted and adapt: halved when a part zips over OMF's limit, grown
+        // when parts zip to under a third of it. The next part is written and zipped on another
+        // thread while this one is posted, so the endpoint's work and ours overlap.
+        let mut queue: std::collections::VecDeque<Vec<Point>> =
+            batch.chunks(self.chunk).map(<[Point]>::to_vec).collect();
+        let zip = |part: Vec<Point>| {
+            let group = group.to_string();
+            tokio::task::spawn_blocking(move || {
+                let zipped = gzip(&data_json(&group, &part));
+                (part, zipped)
+            })
+        };
+        let mut pending = queue.pop_front().map(zip);
+        while let Some(job) = pending.take() {
+            let (part, zipped) = job
+                .await
+                .map_err(|e| format!("writing an OMF message: {e}"))?;
+            let zipped = zipped?;
+            if part.len() > 1 && zipped.len() > MAX_BODY {
                 let (a, b) = part.split_at(part.len() / 2);
-                parts.push(b);
-                parts.push(a);
+                self.chunk = a.len().max(1);
+                queue.push_front(b.to_vec());
+                pending = Some(zip(a.to_vec()));
                 continue;
             }
-            let a = self.post("data", &body, Some((shared, epoch))).await?;
+            if zipped.len() < MAX_BODY / 3 && part.len() == self.chunk {
+                self.chunk = (self.chunk * 3 / 2).min(MAX_CHUNK);
+            }
+            pending = queue.pop_front().map(zip);
+            let a = self
+                .post_zipped("data", zipped, Some((shared, epoch)))
+                .await?;
             match (a.status, a.fenced_epoch) {
                 (200..=299, _) => {
                     accepted += part.len() as u64;
@@ -354,30 +388,57 @@ fn refused(epoch: u64, fenced_epoch: u64) -> WriteAnswer {
     }
 }
 
-/// One data message per stream of the batch.
-fn data_message(group: &str, batch: &[Point]) -> Value {
-    let mut by_stream: std::collections::BTreeMap<u32, Vec<Value>> = Default::default();
+/// The body of one data message per stream of the batch, written straight as JSON text (a
+/// `serde_json::Value` per point would cost more than the gzip).
+pub fn data_json(group: &str, batch: &[Point]) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut by_stream: std::collections::BTreeMap<u32, Vec<&Point>> = Default::default();
     for p in batch {
-        by_stream.entry(p.stream_id).or_default().push(json!({
-            "Timestamp": clock_time::format_utc_ms(p.timestamp_ms),
-            "Value": p.value,
-        }));
+        by_stream.entry(p.stream_id).or_default().push(p);
     }
-    Value::Array(
-        by_stream
-            .into_iter()
-            .map(|(s, values)| json!({"containerid": container_id(group, s), "values": values}))
-            .collect(),
-    )
+    // A batch holds a few ticks of many streams: each data time is written once.
+    let times: std::collections::BTreeMap<i64, String> = batch
+        .iter()
+        .map(|p| (p.timestamp_ms, String::new()))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_keys()
+        .map(|t| (t, clock_time::format_utc_ms(t)))
+        .collect();
+    let mut out = String::with_capacity(batch.len() * 56 + by_stream.len() * 64);
+    out.push('[');
+    for (i, (stream, points)) in by_stream.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let container = serde_json::to_string(&container_id(group, *stream)).unwrap_or_default();
+        let _ = write!(out, "{{\"containerid\":{container},\"values\":[");
+        for (j, p) in points.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"Timestamp\":\"");
+            out.push_str(times.get(&p.timestamp_ms).map_or("", String::as_str));
+            out.push_str("\",\"Value\":");
+            if p.value.is_finite() {
+                let _ = write!(out, "{}", p.value);
+            } else {
+                out.push_str("null"); // JSON has no NaN or infinity
+            }
+            out.push('}');
+        }
+        out.push_str("]}");
+    }
+    out.push(']');
+    out.into_bytes()
 }
 
-fn zipped_len(body: &Value) -> usize {
-    let json = serde_json::to_vec(body).unwrap_or_default();
-    let mut zip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    if zip.write_all(&json).is_err() {
-        return usize::MAX;
-    }
-    zip.finish().map_or(usize::MAX, |z| z.len())
+pub fn gzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut zip = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4),
+        flate2::Compression::fast(),
+    );
+    zip.write_all(bytes).map_err(|e| e.to_string())?;
+    zip.finish().map_err(|e| e.to_string())
 }
 
 /// A reqwest error's words without its URL (which could hold a secret in its query).
@@ -411,8 +472,10 @@ mod tests {
             timestamp_ms: 1_767_225_600_000 + seq as i64 * 100,
             value: 1.5,
         };
-        let m = data_message("g", &[p(1, 0), p(0, 0), p(1, 1)]);
+        let m: Value =
+            serde_json::from_slice(&data_json("g", &[p(1, 0), p(0, 0), p(1, 1)])).expect("JSON");
         assert_eq!(m[0]["containerid"], "g.stream-0");
         assert_eq!(m[1]["values"][1]["Timestamp"], "2026-01-01T00:00:00.100Z");
+        assert_eq!(m[1]["values"][1]["Value"], 1.5);
     }
 }

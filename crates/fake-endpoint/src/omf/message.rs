@@ -111,10 +111,178 @@ pub struct ContainerDef {
 pub struct DataMessage {
     pub container_id: Option<String>,
     pub type_id: Option<String>,
-    pub values: Vec<Map<String, Value>>,
+    pub values: Vec<ValueObject>,
 }
 
-fn object<'a>(message: &'a Value, index: usize) -> Result<&'a Map<String, Value>, Rejection> {
+/// One data value as sent: its properties in the order sent. Built straight from the JSON
+/// (no map per value: a data body holds many small objects).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ValueObject(pub Vec<(Key, Value)>);
+
+/// A property's name in a value: shared by every value that names it (a body repeats the same
+/// few names thousands of times).
+pub type Key = std::sync::Arc<str>;
+
+thread_local! {
+    /// The names met lately on this thread, handed out again instead of copied.
+    static KEYS: std::cell::RefCell<Vec<Key>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The shared name for `name`.
+fn key(name: &str) -> Key {
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some(k) = keys.iter().find(|k| &***k == name) {
+            return k.clone();
+        }
+        let k: Key = name.into();
+        if keys.len() >= 64 {
+            keys.remove(0);
+        }
+        keys.push(k.clone());
+        k
+    })
+}
+
+impl ValueObject {
+    /// A property's value.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| &**k == name).map(|(_, v)| v)
+    }
+
+    /// As a JSON object, for reading back.
+    pub fn to_json(&self) -> Value {
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+}
+
+impl From<Map<String, Value>> for ValueObject {
+    fn from(m: Map<String, Value>) -> Self {
+        ValueObject(m.into_iter().map(|(k, v)| (key(&k), v)).collect())
+    }
+}
+
+/// A name as the JSON holds it: borrowed from the body when it can be.
+struct Name<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a property name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ValueObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ValueObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a value object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ValueObject, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(2));
+                while let Some((name, value)) = map.next_entry::<Name<'de>, Value>()? {
+                    out.push((key(&name.0), value));
+                }
+                Ok(ValueObject(out))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// A data message as the fast reader takes it.
+struct RawData {
+    container_id: Option<String>,
+    type_id: Option<String>,
+    values: Option<Vec<ValueObject>>,
+}
+
+impl<'de> serde::Deserialize<'de> for RawData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a data message")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawData, A::Error> {
+                let mut raw = RawData {
+                    container_id: None,
+                    type_id: None,
+                    values: None,
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    // Keywords in any case; a key twice is left to the careful reader.
+                    let slot_taken = match key.to_ascii_lowercase().as_str() {
+                        "containerid" => raw.container_id.replace(map.next_value()?).is_some(),
+                        "typeid" => raw.type_id.replace(map.next_value()?).is_some(),
+                        "values" => raw.values.replace(map.next_value()?).is_some(),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            false
+                        }
+                    };
+                    if slot_taken {
+                        return Err(serde::de::Error::custom("a key twice"));
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// Reads a data body straight into data messages: the usual case, fast. None when the body is
+/// not a well-formed array of data messages; the careful reader ([`data`] over the body as
+/// JSON) then names what is wrong.
+pub fn data_fast(json: &[u8]) -> Option<Vec<DataMessage>> {
+    let raw: Vec<RawData> = serde_json::from_slice(json).ok()?;
+    raw.into_iter()
+        .map(|r| {
+            let ok = |id: &Option<String>| {
+                id.as_deref().is_none_or(|t| {
+                    !t.is_empty() && failover_core::limits::check_id("id", t).is_ok()
+                })
+            };
+            (ok(&r.container_id)
+                && ok(&r.type_id)
+                && (r.container_id.is_some() || r.type_id.is_some()))
+            .then_some(DataMessage {
+                container_id: r.container_id,
+                type_id: r.type_id,
+                values: r.values?,
+            })
+        })
+        .collect()
+}
+
+fn object(message: &Value, index: usize) -> Result<&Map<String, Value>, Rejection> {
     message.as_object().ok_or_else(|| {
         Rejection::bad(format!("message {index} is not a JSON object")).at(index, "")
     })
@@ -273,7 +441,9 @@ pub fn types(body: &[Value], action: Action) -> Result<Vec<TypeDef>, Rejection> 
                 })?;
                 let is_index = get(p, "isindex").and_then(Value::as_bool) == Some(true);
                 if is_index {
-                    if !matches!(kind, Kind::DateTime | Kind::Integer) {
+                    if classification == Classification::Dynamic
+                        && !matches!(kind, Kind::DateTime | Kind::Integer)
+                    {
                         return Err(Rejection::bad(format!(
                             "type {id:?}: index {name:?} must be a date-time string or an integer"
                         ))
@@ -332,34 +502,43 @@ pub fn containers(body: &[Value]) -> Result<Vec<ContainerDef>, Rejection> {
         .collect()
 }
 
-/// Reads a data message's values (checked against their types by the store).
-pub fn data(body: &[Value]) -> Result<Vec<DataMessage>, Rejection> {
-    body.iter()
+/// Reads a data message's values (checked against their types by the store), taking the
+/// body's values without copying them.
+pub fn data(body: Vec<Value>) -> Result<Vec<DataMessage>, Rejection> {
+    body.into_iter()
         .enumerate()
         .map(|(i, message)| {
-            let m = object(message, i)?;
-            let container_id = text(m, "containerid", i, false)?.map(str::to_string);
-            let type_id = text(m, "typeid", i, false)?.map(str::to_string);
+            let Value::Object(mut m) = message else {
+                return Err(Rejection::bad(format!("message {i} is not a JSON object")).at(i, ""));
+            };
+            let container_id = text(&m, "containerid", i, false)?.map(str::to_string);
+            let type_id = text(&m, "typeid", i, false)?.map(str::to_string);
             if container_id.is_none() && type_id.is_none() {
                 return Err(Rejection::bad(format!(
                     "message {i} names neither a containerid nor a typeid"
                 ))
                 .at(i, "containerid"));
             }
-            let Some(Value::Array(values)) = get(m, "values") else {
+            let key = m
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case("values"))
+                .cloned()
+                .unwrap_or_default();
+            let Some(Value::Array(values)) = m.remove(&key) else {
                 return Err(Rejection::bad(format!(
                     "message {i}: values must be an array of objects"
                 ))
                 .at(i, "values"));
             };
             let values = values
-                .iter()
+                .into_iter()
                 .enumerate()
-                .map(|(j, v)| {
-                    v.as_object().cloned().ok_or_else(|| {
+                .map(|(j, v)| match v {
+                    Value::Object(o) => Ok(ValueObject::from(o)),
+                    _ => Err(
                         Rejection::bad(format!("message {i}: values[{j}] is not an object"))
-                            .at(i, format!("values[{j}]"))
-                    })
+                            .at(i, format!("values[{j}]")),
+                    ),
                 })
                 .collect::<Result<_, _>>()?;
             Ok(DataMessage {
@@ -378,13 +557,21 @@ pub struct Index(pub i64);
 /// Checks one value against its type; answers its index (for a dynamic type).
 pub fn check_value(
     ty: &TypeDef,
-    value: &Map<String, Value>,
+    value: &ValueObject,
     at: (usize, usize),
     action: Action,
 ) -> Result<Option<Index>, Rejection> {
     let (i, j) = at;
-    for (name, v) in value {
-        let Some(p) = ty.properties.get(name) else {
+    let mut parsed_index = None;
+    for (k, (name, v)) in value.0.iter().enumerate() {
+        if value.0[..k].iter().any(|(seen, _)| seen == name) {
+            let name: &str = name;
+            return Err(Rejection::bad(format!(
+                "message {i}: values[{j}] holds {name:?} twice; give it once"
+            ))
+            .at(i, format!("values[{j}].{name}")));
+        }
+        let Some(p) = ty.properties.get(&**name) else {
             return Err(Rejection::bad(format!(
                 "message {i}: values[{j}].{name} is not a property of type {:?}",
                 ty.id
@@ -402,7 +589,15 @@ pub fn check_value(
             | (Kind::Array, Value::Array(_))
             | (Kind::Object, Value::Object(_)) => true,
             (Kind::DateTime, Value::String(s)) => {
-                failover_core::clock_time::parse_utc_ms(s).is_ok()
+                match failover_core::clock_time::parse_utc_ms(s) {
+                    Ok(ms) => {
+                        if p.is_index {
+                            parsed_index = Some(ms);
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                }
             }
             _ => false,
         };
@@ -415,12 +610,12 @@ pub fn check_value(
             .at(i, format!("values[{j}].{name}")));
         }
     }
-    let Some(index) = &ty.index else {
-        return Ok(None);
+    let (Some(index), Classification::Dynamic) = (&ty.index, ty.classification) else {
+        return Ok(None); // static data (assets): no time index
     };
-    let index_value = match value.get(index) {
-        Some(Value::String(s)) => failover_core::clock_time::parse_utc_ms(s).ok(),
-        Some(Value::Number(n)) => n.as_i64(),
+    let index_value = match (parsed_index, value.get(index)) {
+        (Some(ms), _) => Some(ms),
+        (None, Some(Value::Number(n))) => n.as_i64(),
         _ => None,
     };
     match index_value {
@@ -490,7 +685,7 @@ mod tests {
                            "Value": {"type": "number"}}}),
         )
         .expect("valid");
-        let v = |x: Value| x.as_object().cloned().expect("object");
+        let v = |x: Value| ValueObject::from(x.as_object().cloned().expect("object"));
         let ok = check_value(
             &t,
             &v(json!({"Timestamp": "2026-01-01T00:00:00.5Z", "Value": 1.5})),

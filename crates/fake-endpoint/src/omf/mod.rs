@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 
 use crate::{EndpointService, record::GroupRecord};
 use message::{Action, MessageType, Rejection};
-use store::{Checked, CheckedValue, Stores};
+use store::{Checked, CheckedData, Stores};
 
 /// Most bytes in a request body, as received (OMF's limit: 192 KB).
 pub const MAX_BODY: usize = 192 * 1024;
@@ -69,46 +69,59 @@ impl Tick {
     }
 }
 
-/// Which containers are which streams: a pattern with `{group}` and `{stream}` (a number).
+/// Which containers are which streams: a pattern with `{group}` and `{stream}` (a number of
+/// up to 9 digits), each once, in either order, with any text around them.
 #[derive(Debug, Clone)]
 pub struct ContainerPattern {
     text: String,
-    regex: regex_lite::Regex,
+    /// The text before the first placeholder, between them, and after the second.
+    prefix: String,
+    middle: String,
+    suffix: String,
+    group_first: bool,
 }
 
 /// The default pattern, which our adapter writes.
 pub const DEFAULT_CONTAINER_PATTERN: &str = "{group}.stream-{stream}";
 
 impl ContainerPattern {
-    /// Reads a pattern; it must hold `{group}` and `{stream}` once each.
+    /// Reads a pattern; it must hold `{group}` and `{stream}` once each, with text between
+    /// them.
     pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "container pattern {text:?} must hold {{group}} and {{stream}} once each, with \
+                 text between them (as the default {DEFAULT_CONTAINER_PATTERN:?})"
+            )
+        };
         if text.matches("{group}").count() != 1 || text.matches("{stream}").count() != 1 {
-            return Err(format!(
-                "container pattern {text:?} must hold {{group}} and {{stream}} once each"
-            ));
+            return Err(bad());
         }
-        let mut re = String::from("^");
-        let mut rest = text;
-        while let Some(at) = rest.find('{') {
-            re.push_str(&regex_lite::escape(&rest[..at]));
-            rest = &rest[at..];
-            if let Some(r) = rest.strip_prefix("{group}") {
-                re.push_str("(?P<group>.+?)");
-                rest = r;
-            } else if let Some(r) = rest.strip_prefix("{stream}") {
-                re.push_str("(?P<stream>[0-9]{1,9})");
-                rest = r;
-            } else {
-                re.push_str(&regex_lite::escape("{"));
-                rest = &rest[1..];
-            }
+        let (g, s) = (
+            text.find("{group}").ok_or_else(bad)?,
+            text.find("{stream}").ok_or_else(bad)?,
+        );
+        let group_first = g < s;
+        let (first, first_len, second) = if group_first {
+            (g, "{group}".len(), s)
+        } else {
+            (s, "{stream}".len(), g)
+        };
+        let second_len = if group_first {
+            "{stream}".len()
+        } else {
+            "{group}".len()
+        };
+        let middle = &text[first + first_len..second];
+        if middle.is_empty() {
+            return Err(bad());
         }
-        re.push_str(&regex_lite::escape(rest));
-        re.push('$');
-        let regex = regex_lite::Regex::new(&re).map_err(|e| e.to_string())?;
         Ok(ContainerPattern {
             text: text.to_string(),
-            regex,
+            prefix: text[..first].to_string(),
+            middle: middle.to_string(),
+            suffix: text[second + second_len..].to_string(),
+            group_first,
         })
     }
 
@@ -119,10 +132,31 @@ impl ContainerPattern {
             .replace("{stream}", &stream.to_string())
     }
 
-    /// The group and stream a container id names, if it matches.
+    /// The group and stream a container id names, if it matches: the group is the shortest
+    /// text that makes the rest match.
     pub fn stream_of(&self, container: &str) -> Option<(String, u32)> {
-        let c = self.regex.captures(container)?;
-        Some((c["group"].to_string(), c["stream"].parse().ok()?))
+        let inner = container
+            .strip_prefix(self.prefix.as_str())?
+            .strip_suffix(self.suffix.as_str())?;
+        let number = |t: &str| {
+            (!t.is_empty() && t.len() <= 9 && t.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| t.parse::<u32>().ok())
+                .flatten()
+        };
+        inner
+            .match_indices(self.middle.as_str())
+            .find_map(|(at, _)| {
+                let (before, after) = (&inner[..at], &inner[at + self.middle.len()..]);
+                if self.group_first {
+                    (!before.is_empty())
+                        .then(|| number(after).map(|n| (before.to_string(), n)))
+                        .flatten()
+                } else {
+                    (!after.is_empty())
+                        .then(|| number(before).map(|n| (after.to_string(), n)))
+                        .flatten()
+                }
+            })
     }
 }
 
@@ -174,7 +208,7 @@ impl Default for OmfSettings {
             tick: None,
             containers: ContainerPattern::default(),
             auth: OmfAuth::None,
-            keep_values: 10_000,
+            keep_values: 1_000,
         }
     }
 }
@@ -339,8 +373,8 @@ pub fn read_headers(headers: &HeaderMap) -> Result<Request, Rejection> {
     })
 }
 
-/// The body as JSON, unzipped within [`MAX_EXPANDED`].
-pub fn read_body(body: &[u8], gzip: bool) -> Result<Vec<Value>, Rejection> {
+/// The body, unzipped within [`MAX_EXPANDED`] when it is gzip.
+pub fn unzip(body: &[u8], gzip: bool) -> Result<std::borrow::Cow<'_, [u8]>, Rejection> {
     if body.len() > MAX_BODY {
         return Err(Rejection::bad(format!(
             "the body is {} bytes; OMF takes at most {MAX_BODY} (192 KB): send smaller batches",
@@ -348,34 +382,92 @@ pub fn read_body(body: &[u8], gzip: bool) -> Result<Vec<Value>, Rejection> {
         ))
         .with_status(413));
     }
-    let expanded;
-    let json = if gzip {
-        let mut out = Vec::new();
+    if !gzip {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    }
+    let mut out = Vec::with_capacity(body.len() * 6);
+    flate2::read::GzDecoder::new(body)
+        .take(MAX_EXPANDED as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            Rejection::bad(format!(
+                "the body is not gzip (header compression: gzip): {e}"
+            ))
+            .field("compression")
+        })?;
+    if out.len() > MAX_EXPANDED {
+        return Err(Rejection::bad(format!(
+            "the gzip body expands past {MAX_EXPANDED} bytes; send smaller batches"
+        ))
+        .with_status(413));
+    }
+    Ok(std::borrow::Cow::Owned(out))
+}
+
+thread_local! {
+    /// The unzipped body, kept for the next request on this thread: a body unzips to a few MB,
+    /// and taking and freeing that much for every request costs the allocator more than the rest.
+    static UNZIPPED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads the body: data, the bulk of what arrives, straight into its messages; the rest (and
+/// data the fast reader cannot take) as JSON, which names what is wrong.
+fn read_messages(
+    body: &[u8],
+    request: &Request,
+) -> Result<(Option<Vec<message::DataMessage>>, Vec<Value>), Rejection> {
+    let read = |json: &[u8]| {
+        let fast = match request.message_type {
+            MessageType::Data => message::data_fast(json),
+            _ => None,
+        };
+        match fast {
+            Some(data) => Ok((Some(data), Vec::new())),
+            None => Ok((None, parse_messages(json)?)),
+        }
+    };
+    if !request.gzip {
+        return read(&unzip(body, false)?);
+    }
+    if body.len() > MAX_BODY {
+        unzip(body, true)?; // the size refusal
+    }
+    UNZIPPED.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        buffer.clear();
         flate2::read::GzDecoder::new(body)
             .take(MAX_EXPANDED as u64 + 1)
-            .read_to_end(&mut out)
+            .read_to_end(&mut buffer)
             .map_err(|e| {
                 Rejection::bad(format!(
                     "the body is not gzip (header compression: gzip): {e}"
                 ))
                 .field("compression")
             })?;
-        if out.len() > MAX_EXPANDED {
+        if buffer.len() > MAX_EXPANDED {
+            buffer.clear();
+            buffer.shrink_to(MAX_EXPANDED);
             return Err(Rejection::bad(format!(
                 "the gzip body expands past {MAX_EXPANDED} bytes; send smaller batches"
             ))
             .with_status(413));
         }
-        expanded = out;
-        &expanded[..]
-    } else {
-        body
-    };
+        read(&buffer)
+    })
+}
+
+/// The body's JSON array of messages.
+pub fn parse_messages(json: &[u8]) -> Result<Vec<Value>, Rejection> {
     match serde_json::from_slice::<Value>(json) {
         Ok(Value::Array(messages)) => Ok(messages),
         Ok(_) => Err(Rejection::bad("the body must be a JSON array of messages")),
         Err(e) => Err(Rejection::bad(format!("the body is not JSON: {e}"))),
     }
+}
+
+/// The body as JSON messages, unzipped within [`MAX_EXPANDED`].
+pub fn read_body(body: &[u8], gzip: bool) -> Result<Vec<Value>, Rejection> {
+    parse_messages(&unzip(body, gzip)?)
 }
 
 /// Checks the credentials: 401 when missing, 403 when wrong.
@@ -480,7 +572,7 @@ fn ingest_checked(
     let plain = |r: Rejection| (r, None);
     check_auth(&omf.settings.auth, headers).map_err(plain)?;
     let request = read_headers(headers).map_err(plain)?;
-    let messages = read_body(body, request.gzip).map_err(plain)?;
+    let (fast, messages) = read_messages(body, &request).map_err(plain)?;
     let mut stores = omf.stores.lock().unwrap_or_else(PoisonError::into_inner);
     let ns = stores.namespaces.entry(namespace).or_default();
     let checked = match request.message_type {
@@ -496,44 +588,60 @@ fn ingest_checked(
             Checked::Containers(containers)
         }
         MessageType::Data => {
-            let data = message::data(&messages).map_err(plain)?;
-            Checked::Data(ns.check_data(&data, request.action).map_err(plain)?)
+            let data = match fast {
+                Some(data) => data,
+                None => message::data(messages).map_err(plain)?,
+            };
+            Checked::Data(ns.check_data(data, request.action).map_err(plain)?)
         }
     };
     // The groups this request writes, fenced (or refused) before anything is applied.
     let pattern = &omf.settings.containers;
-    let groups_named: Vec<String> = match &checked {
-        Checked::Types(_) => Vec::new(),
+    let mut checked = checked;
+    if let Checked::Data(data) = &mut checked {
+        for d in data.iter_mut() {
+            d.target = pattern.stream_of(&d.container);
+        }
+    }
+    let container_groups: Vec<String> = match &checked {
         Checked::Containers(c) => c
             .iter()
             .filter_map(|c| pattern.stream_of(&c.id).map(|(g, _)| g))
             .collect(),
-        Checked::Data(v) => v
-            .iter()
-            .filter_map(|v| pattern.stream_of(&v.container).map(|(g, _)| g))
-            .collect(),
+        _ => Vec::new(),
     };
+    let mut groups_named: Vec<&str> = Vec::new();
+    let data_groups: Vec<&str> = match &checked {
+        Checked::Data(data) => data
+            .iter()
+            .filter_map(|d| d.target.as_ref().map(|(g, _)| g.as_str()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for g in container_groups
+        .iter()
+        .map(String::as_str)
+        .chain(data_groups)
+    {
+        if !groups_named.contains(&g) {
+            groups_named.push(g);
+        }
+    }
     let mut groups = service.lock_groups();
     if let Some(f) = &request.fencing {
-        let mut named = groups_named.clone();
-        named.sort_unstable();
-        named.dedup();
-        for group in &named {
+        for group in groups_named.iter().copied() {
             failover_core::limits::check_id("group", group)
                 .map_err(|e| plain(Rejection::bad(e)))?;
-            let g = groups.entry(group.clone()).or_default();
+            let g = groups.entry(group.to_string()).or_default();
             g.fence_calls += 1;
             let reply = g.fence(&f.adapter, &f.writer, f.epoch);
             if !reply.granted {
-                if let Checked::Data(values) = &checked {
-                    let n = values
+                if let Checked::Data(data) = &checked {
+                    let n: u64 = data
                         .iter()
-                        .filter(|v| {
-                            pattern
-                                .stream_of(&v.container)
-                                .is_some_and(|(g, _)| &g == group)
-                        })
-                        .count() as u64;
+                        .filter(|d| d.target.as_ref().is_some_and(|(g, _)| g == group))
+                        .map(|d| d.values.len() as u64)
+                        .sum();
                     if reply.fenced_epoch > f.epoch {
                         g.refused_stale += n;
                         g.writers
@@ -562,7 +670,6 @@ fn ingest_checked(
                     &mut groups,
                     &omf.settings,
                     request.fencing.as_ref(),
-                    ns,
                     &values,
                 );
             }
@@ -577,44 +684,47 @@ fn record_points(
     groups: &mut std::collections::HashMap<String, GroupRecord>,
     settings: &OmfSettings,
     fencing: Option<&Fencing>,
-    ns: &store::Namespace,
-    values: &[CheckedValue],
+    data: &[CheckedData],
 ) {
-    let mut by_group: std::collections::BTreeMap<String, Vec<Point>> = Default::default();
-    for v in values {
-        let Some((group, stream)) = settings.containers.stream_of(&v.container) else {
+    let mut by_group: Vec<(String, Vec<Point>)> = Vec::new();
+    for d in data {
+        let Some((group, stream)) = &d.target else {
             continue;
         };
-        let time_index = ns
-            .containers
-            .get(&v.container)
-            .and_then(|c| ns.types.get(&c.def.type_id))
-            .and_then(|t| t.index.as_ref().map(|i| t.properties.get(i)))
-            .flatten()
-            .is_some_and(|p| p.kind == message::Kind::DateTime);
-        let (seq, timestamp_ms) = if time_index {
-            let ms = v.index.0;
-            match settings.tick {
-                Some(t) => match t.seq(ms) {
-                    Some(seq) => (seq, ms),
-                    None => continue, // before the source's origin: not a point of it
-                },
-                None => (u64::try_from(ms).unwrap_or(0), ms),
+        let stream = *stream;
+        let at = match by_group.iter().position(|(g, _)| g == group) {
+            Some(at) => at,
+            None => {
+                by_group.push((group.clone(), Vec::new()));
+                by_group.len() - 1
             }
-        } else {
-            let seq = u64::try_from(v.index.0).unwrap_or(0);
-            let ms = settings.tick.map_or(0, |t| {
-                t.origin_unix_ms + (seq as f64 * 1000.0 / t.rate_hz) as i64
-            });
-            (seq, ms)
         };
-        let value = v.value.values().find_map(Value::as_f64).unwrap_or_default();
-        by_group.entry(group).or_default().push(Point {
-            stream_id: stream,
-            seq,
-            timestamp_ms,
-            value,
-        });
+        let points = &mut by_group[at].1;
+        points.reserve(d.values.len());
+        for (index, value, _) in &d.values {
+            let (seq, timestamp_ms) = if d.time_index {
+                let ms = index.0;
+                match settings.tick {
+                    Some(t) => match t.seq(ms) {
+                        Some(seq) => (seq, ms),
+                        None => continue, // before the source's origin: not a point of it
+                    },
+                    None => (u64::try_from(ms).unwrap_or(0), ms),
+                }
+            } else {
+                let seq = u64::try_from(index.0).unwrap_or(0);
+                let ms = settings.tick.map_or(0, |t| {
+                    t.origin_unix_ms + (seq as f64 * 1000.0 / t.rate_hz) as i64
+                });
+                (seq, ms)
+            };
+            points.push(Point {
+                stream_id: stream,
+                seq,
+                timestamp_ms,
+                value: *value,
+            });
+        }
     }
     for (group, points) in by_group {
         let g = groups.entry(group).or_default();

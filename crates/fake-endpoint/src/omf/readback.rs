@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{
     Omf,
-    message::{Index, Rejection},
+    message::{Index, Rejection, ValueObject},
     store::{Container, Namespace},
 };
 
@@ -46,11 +46,12 @@ pub fn read(
 ) -> Response {
     let empty = Namespace::default();
     let ns = ns.unwrap_or(&empty);
-    let container = |id: &str| -> Result<&Container, Response> {
+    // The stream, or the 404 naming it (boxed: an answer is large).
+    let container = |id: &str| -> Result<&Container, Box<Response>> {
         ns.containers
             .get(id)
             .filter(|c| !c.deleted)
-            .ok_or_else(|| not_found(omf, format!("stream {id:?} does not exist")))
+            .ok_or_else(|| Box::new(not_found(omf, format!("stream {id:?} does not exist"))))
     };
     // Ids may hold '/', so the path's own words are found at its ends, in any case.
     let rest = rest.trim_matches('/');
@@ -109,23 +110,20 @@ pub fn read(
         .into_response(),
         ["streams", id] => match container(id) {
             Ok(c) => axum::Json(json!({"Id": c.def.id, "TypeId": c.def.type_id})).into_response(),
-            Err(r) => r,
+            Err(r) => *r,
         },
         ["streams", id, "data", "last"] => match container(id) {
-            Ok(c) => axum::Json(c.values.values().next_back().cloned().map(Value::Object))
-                .into_response(),
-            Err(r) => r,
+            Ok(c) => axum::Json(c.values.last().map(ValueObject::to_json)).into_response(),
+            Err(r) => *r,
         },
         ["streams", id, "data", "first"] => match container(id) {
-            Ok(c) => {
-                axum::Json(c.values.values().next().cloned().map(Value::Object)).into_response()
-            }
-            Err(r) => r,
+            Ok(c) => axum::Json(c.values.first().map(ValueObject::to_json)).into_response(),
+            Err(r) => *r,
         },
         ["streams", id, "data"] => {
             let c = match container(id) {
                 Ok(c) => c,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let param = |name: &str| {
                 query
@@ -136,19 +134,15 @@ pub fn read(
             let bound = |name: &str| match param(name) {
                 None => Ok(None),
                 Some(text) => index_of(text).map(Some).ok_or_else(|| {
-                    super::refusal(
-                        omf,
-                        &Rejection::bad(format!(
-                            "{name} {text:?} is neither a UTC date-time nor an integer"
-                        ))
-                        .field(name),
-                        None,
-                    )
+                    Rejection::bad(format!(
+                        "{name} {text:?} is neither a UTC date-time nor an integer"
+                    ))
+                    .field(name)
                 }),
             };
             let (from, to) = match (bound("startIndex"), bound("endIndex")) {
                 (Ok(a), Ok(b)) => (a, b),
-                (Err(r), _) | (_, Err(r)) => return r,
+                (Err(r), _) | (_, Err(r)) => return super::refusal(omf, &r, None),
             };
             let count = match param("count").map(str::parse::<usize>) {
                 None => MAX_READ,
@@ -168,9 +162,9 @@ pub fn read(
             }
             axum::Json(
                 c.values
-                    .range(from..=to)
+                    .range(from, to)
                     .take(count)
-                    .map(|(_, v)| Value::Object(v.clone()))
+                    .map(ValueObject::to_json)
                     .collect::<Vec<_>>(),
             )
             .into_response()

@@ -5,10 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Value};
-
 use super::message::{
-    Action, Classification, ContainerDef, DataMessage, Index, Rejection, TypeDef, check_value,
+    Action, Classification, ContainerDef, DataMessage, Index, Kind, Rejection, TypeDef,
+    ValueObject, check_value,
 };
 
 /// One container's state.
@@ -17,8 +16,68 @@ pub struct Container {
     pub def: ContainerDef,
     /// Deleted by an `action: delete`; data for it is refused until it is created again.
     pub deleted: bool,
-    /// The newest values by index, at most [`super::OmfSettings::keep_values`].
-    pub values: BTreeMap<Index, Map<String, Value>>,
+    /// The newest values, at most [`super::OmfSettings::keep_values`].
+    pub values: ValueLog,
+}
+
+/// A container's newest values in index order: appended at the back in the usual case (values
+/// arrive in order), inserted in place otherwise, the oldest let go first.
+#[derive(Debug, Clone, Default)]
+pub struct ValueLog {
+    values: std::collections::VecDeque<(Index, ValueObject)>,
+}
+
+impl ValueLog {
+    fn position(&self, index: Index) -> Result<usize, usize> {
+        self.values.binary_search_by(|(i, _)| i.cmp(&index))
+    }
+
+    /// Writes a value at its index, replacing one there.
+    pub fn insert(&mut self, index: Index, value: ValueObject) {
+        match self.values.back() {
+            None => self.values.push_back((index, value)),
+            Some((last, _)) if *last < index => self.values.push_back((index, value)),
+            _ => match self.position(index) {
+                Ok(at) => self.values[at].1 = value,
+                Err(at) => self.values.insert(at, (index, value)),
+            },
+        }
+    }
+
+    /// Removes the value at an index.
+    pub fn remove(&mut self, index: Index) {
+        if let Ok(at) = self.position(index) {
+            self.values.remove(at);
+        }
+    }
+
+    /// Keeps the newest `keep`.
+    pub fn keep_newest(&mut self, keep: usize) {
+        while self.values.len() > keep {
+            self.values.pop_front();
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
+
+    pub fn first(&self) -> Option<&ValueObject> {
+        self.values.front().map(|(_, v)| v)
+    }
+
+    pub fn last(&self) -> Option<&ValueObject> {
+        self.values.back().map(|(_, v)| v)
+    }
+
+    /// The values with index from `from` through `to`, in order.
+    pub fn range(&self, from: Index, to: Index) -> impl Iterator<Item = &ValueObject> {
+        let start = self.position(from).unwrap_or_else(|at| at);
+        self.values
+            .range(start..)
+            .take_while(move |(i, _)| *i <= to)
+            .map(|(_, v)| v)
+    }
 }
 
 /// One namespace (`tenants/{tenant}/namespaces/{namespace}`).
@@ -28,12 +87,17 @@ pub struct Namespace {
     pub containers: BTreeMap<String, Container>,
 }
 
-/// A checked data value, ready to apply.
+/// A checked data message for one container, ready to apply.
 #[derive(Debug, Clone)]
-pub struct CheckedValue {
+pub struct CheckedData {
     pub container: String,
-    pub index: Index,
-    pub value: Map<String, Value>,
+    /// The group and stream the container is, by the container pattern (set after the check).
+    pub target: Option<(String, u32)>,
+    /// The index is a date-time (unix ms), not an integer.
+    pub time_index: bool,
+    /// Each value with its index and its number (the first number that is not the index:
+    /// the point's value in the audit).
+    pub values: Vec<(Index, f64, ValueObject)>,
 }
 
 /// A request checked against the store.
@@ -43,7 +107,7 @@ pub enum Checked {
     Containers(Vec<ContainerDef>),
     /// Dynamic values, by container; static values are checked and not kept (as in Edge Data
     /// Store).
-    Data(Vec<CheckedValue>),
+    Data(Vec<CheckedData>),
 }
 
 /// The stores of every namespace.
@@ -134,11 +198,11 @@ impl Namespace {
     /// Checks data values against their containers' types.
     pub fn check_data(
         &self,
-        messages: &[DataMessage],
+        messages: Vec<DataMessage>,
         action: Action,
-    ) -> Result<Vec<CheckedValue>, Rejection> {
+    ) -> Result<Vec<CheckedData>, Rejection> {
         let mut out = Vec::new();
-        for (i, m) in messages.iter().enumerate() {
+        for (i, m) in messages.into_iter().enumerate() {
             let (ty, container) = match (&m.container_id, &m.type_id) {
                 (Some(cid), _) => {
                     let Some(c) = self.containers.get(cid) else {
@@ -178,15 +242,29 @@ impl Namespace {
                 }
                 (None, None) => unreachable_names_neither(i)?,
             };
-            for (j, v) in m.values.iter().enumerate() {
-                let index = check_value(ty, v, (i, j), action)?;
-                if let (Some(cid), Some(index)) = (container, index) {
-                    out.push(CheckedValue {
-                        container: cid.clone(),
-                        index,
-                        value: v.clone(),
-                    });
+            let time_index = ty
+                .index
+                .as_ref()
+                .and_then(|i| ty.properties.get(i))
+                .is_some_and(|p| p.kind == Kind::DateTime);
+            let mut checked = Vec::with_capacity(m.values.len());
+            for (j, v) in m.values.into_iter().enumerate() {
+                if let Some(index) = check_value(ty, &v, (i, j), action)? {
+                    let number =
+                        v.0.iter()
+                            .filter(|(k, _)| ty.index.as_deref() != Some(&**k))
+                            .find_map(|(_, x)| x.as_f64())
+                            .unwrap_or_default();
+                    checked.push((index, number, v));
                 }
+            }
+            if let Some(cid) = container {
+                out.push(CheckedData {
+                    container: cid.clone(),
+                    target: None,
+                    time_index,
+                    values: checked,
+                });
             }
         }
         Ok(out)
@@ -224,7 +302,7 @@ impl Namespace {
                             Container {
                                 def: c,
                                 deleted: false,
-                                values: BTreeMap::new(),
+                                values: ValueLog::default(),
                             },
                         );
                     }
@@ -236,19 +314,19 @@ impl Namespace {
     /// Applies checked values: create and update write the value at its index (replacing one
     /// there, as Edge Data Store does); delete removes it. Each container keeps its newest
     /// `keep` values.
-    pub fn apply_data(&mut self, values: Vec<CheckedValue>, action: Action, keep: usize) {
-        for v in values {
-            let Some(c) = self.containers.get_mut(&v.container) else {
+    pub fn apply_data(&mut self, data: Vec<CheckedData>, action: Action, keep: usize) {
+        for d in data {
+            let Some(c) = self.containers.get_mut(&d.container) else {
                 continue;
             };
-            if action == Action::Delete {
-                c.values.remove(&v.index);
-                continue;
+            for (index, _, value) in d.values {
+                if action == Action::Delete {
+                    c.values.remove(index);
+                } else {
+                    c.values.insert(index, value);
+                }
             }
-            c.values.insert(v.index, v.value);
-            while c.values.len() > keep {
-                c.values.pop_first();
-            }
+            c.values.keep_newest(keep);
         }
     }
 }

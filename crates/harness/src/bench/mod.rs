@@ -14,6 +14,7 @@
 //! CPU and memory come from `/proc` ([`procstat`]); times from the timestamps the processes
 //! record (arbiter status, adapter FailoverState, endpoint audit), all on one wall clock.
 
+pub mod omf;
 pub mod procstat;
 pub mod standby;
 pub mod takeover;
@@ -73,15 +74,18 @@ pub enum Part {
     Standby,
     /// Takeover time against false failovers per failoverTimeout (not in the default parts).
     Timeout,
+    /// The data path over OMF beside gRPC (not in the default parts).
+    Omf,
 }
 
 impl Part {
     /// Every part.
-    pub const ALL: [Part; 4] = [
+    pub const ALL: [Part; 5] = [
         Part::Takeover,
         Part::Throughput,
         Part::Standby,
         Part::Timeout,
+        Part::Omf,
     ];
 
     /// Its name on the command line.
@@ -91,6 +95,7 @@ impl Part {
             Part::Throughput => "throughput",
             Part::Standby => "standby",
             Part::Timeout => "timeout",
+            Part::Omf => "omf",
         }
     }
 }
@@ -184,6 +189,8 @@ pub struct BenchReport {
     pub timeouts: Vec<timeout::TimeoutPoint>,
     /// Arbiter CPU per heartbeat.
     pub heartbeat: Option<standby::HeartbeatCost>,
+    /// The data path over OMF (`--parts omf`).
+    pub omf: Option<omf::OmfPath>,
     /// Parts that could not be measured, and why.
     pub errors: Vec<String>,
     /// Wall time of the whole bench, seconds.
@@ -227,6 +234,7 @@ pub async fn run(opts: &BenchOptions, progress: &Progress<'_>) -> BenchReport {
         buffer: None,
         heartbeat: None,
         timeouts: Vec::new(),
+        omf: None,
         errors: Vec::new(),
         elapsed_s: 0.0,
     };
@@ -238,6 +246,24 @@ pub async fn run(opts: &BenchOptions, progress: &Progress<'_>) -> BenchReport {
     }
     if opts.parts.contains(&Part::Standby) {
         standby_part(opts, &base, &mut report, progress).await;
+    }
+    if opts.parts.contains(&Part::Omf) {
+        progress(
+            "OMF: Hot pair egressing OMF with gzip, 1000 streams, raising the offered rate until it stops keeping up",
+        );
+        match omf::measure(
+            &base,
+            opts.start_points_per_s,
+            opts.max_points_per_s,
+            opts.window,
+            opts.batch_points,
+            progress,
+        )
+        .await
+        {
+            Ok(o) => report.omf = Some(o),
+            Err(e) => report.errors.push(format!("omf: {e:#}")),
+        }
     }
     if opts.parts.contains(&Part::Timeout) {
         report.timeouts = timeout::measure(&opts.timeout, progress).await;
@@ -455,6 +481,61 @@ pub fn render(r: &BenchReport) -> String {
             t.ratio_to_baseline,
             t.peak_ratio_to_baseline
         );
+    }
+    if let Some(o) = &r.omf {
+        let _ = writeln!(
+            out,
+            "\nData path over OMF with gzip (Hot pair, 1000 streams):"
+        );
+        for s in &o.steps {
+            let _ = writeln!(out, "  {}", s.describe());
+        }
+        let cpu = |steps: &[throughput::RateStep]| {
+            steps
+                .iter()
+                .filter(|s| s.sustained)
+                .max_by(|a, b| a.accepted_points_per_s.total_cmp(&b.accepted_points_per_s))
+                .map_or("-".to_string(), |s| {
+                    format!("{:.2}", omf::cpu_s_per_million(s))
+                })
+        };
+        let _ = writeln!(
+            out,
+            "  {:<6} {:>16} {:>14} {:>22}",
+            "wire", "sustained pts/s", "bytes/point", "CPU s per M points"
+        );
+        if let Some(t) = &r.throughput {
+            let _ = writeln!(
+                out,
+                "  {:<6} {:>16.0} {:>14.1} {:>22}",
+                "gRPC",
+                t.sustained_points_per_s,
+                o.wire.protobuf_bytes_per_point,
+                cpu(&t.steps)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  {:<6} {:>16.0} {:>14} {:>22}",
+            "OMF",
+            o.sustained_points_per_s,
+            format!(
+                "{:.1} ({:.1} unzipped)",
+                o.wire.omf_gzip_bytes_per_point, o.wire.omf_json_bytes_per_point
+            ),
+            cpu(&o.steps)
+        );
+        if let Some(l) = &o.loss_at_rate {
+            let _ = writeln!(
+                out,
+                "  Hot takeover over OMF at {:.0} points/s: takeover {} ms, lost {}, duplicated {} (of {} expected)",
+                l.points_per_s,
+                l.takeover_ms.map_or("?".into(), |t| format!("{t:.0}")),
+                l.lost,
+                l.duplicated,
+                l.expected
+            );
+        }
     }
     if let Some(l) = &r.loss_at_rate {
         let _ = writeln!(
