@@ -24,8 +24,6 @@ pub mod stage;
 pub mod world;
 
 // Whole simulations (in the lib's own test binary: one link of the stack, not two).
-#[cfg(test)]
-mod tests;
 
 use std::{
     collections::{BTreeMap, VecDeque},

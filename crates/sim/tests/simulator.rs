@@ -1,11 +1,18 @@
-//! Whole simulations of the real services: a calm run keeps every invariant; a run replays
-//! exactly from its seed; the bugs the simulator found stay fixed; each deliberately broken rule
-//! is caught; the CI seed set covers every fault kind in every mode and keeps every invariant.
+//! The simulator as its users see it: fault schedules drawn from a seed (the seed alone
+//! decides; swarm mixes vary by seed), and whole simulations of the real services: a calm run
+//! keeps every invariant; a run replays exactly from its seed; the bugs the simulator found
+//! stay fixed; each deliberately broken rule is caught; the CI seed set covers every fault kind
+//! in every mode and keeps every invariant. (An integration test: the crate is compiled once,
+//! not again in test mode.)
+
+use std::time::Duration;
+
+use failover_sim::schedule::{SWARM_MAX_KINDS, draw};
 
 use std::collections::BTreeSet;
 
-use crate::{BrokenRule, CI_SEEDS, FaultKind, FaultMix, SimOptions, Swarm, run};
 use failover_core::Mode;
+use failover_sim::{BrokenRule, CI_SEEDS, FaultKind, FaultMix, SimOptions, Swarm, run};
 
 #[test]
 fn a_calm_run_keeps_every_invariant_and_runs_much_faster_than_real_time() {
@@ -145,7 +152,7 @@ fn focused(seed: u64) -> SimOptions {
     SimOptions::with_pool(seed, Mode::Hot, &pool, Swarm::Off)
 }
 
-fn count(o: &crate::Outcome, kind: FaultKind) -> usize {
+fn count(o: &failover_sim::Outcome, kind: FaultKind) -> usize {
     o.faults.iter().filter(|f| f.kind == kind).count()
 }
 
@@ -190,7 +197,7 @@ fn regression_seed_30480_a_recreated_group_never_goes_back_in_epoch() {
 #[test]
 fn regression_seed_100362_a_primary_refused_at_its_own_epoch_is_promoted_above_it() {
     let mut options = SimOptions::for_seed(100362, Mode::Hot);
-    options.broken = crate::Broken::of([BrokenRule::StartupWait]);
+    options.broken = failover_sim::Broken::of([BrokenRule::StartupWait]);
     let o = run(&options);
     assert!(
         count(&o, FaultKind::Crash) >= 1 && count(&o, FaultKind::ArbiterOutage) >= 1,
@@ -296,7 +303,7 @@ fn each_broken_rule_is_caught_by_its_invariant_and_replays() {
         } else {
             SimOptions::with_pool(seed, mode, &FaultKind::ALL, swarm)
         };
-        options.broken = crate::Broken::of([broken]);
+        options.broken = failover_sim::Broken::of([broken]);
         let o = run(&options);
         assert!(
             o.violations.iter().any(|v| v.rule == rule),
@@ -305,7 +312,7 @@ fn each_broken_rule_is_caught_by_its_invariant_and_replays() {
         );
         let again = run(&options);
         assert_eq!(o.violations, again.violations, "{broken:?} does not replay");
-        options.broken = crate::Broken::NONE;
+        options.broken = failover_sim::Broken::NONE;
         let intact = run(&options);
         assert!(
             intact.violations.is_empty(),
@@ -355,4 +362,101 @@ fn the_ci_seed_set_covers_every_fault_in_every_mode_and_keeps_every_invariant() 
             );
         }
     }
+}
+
+// Fault schedules.
+
+#[test]
+fn the_seed_alone_decides_and_faults_stay_in_the_window() {
+    let window = (Duration::from_secs(5), Duration::from_secs(60));
+    let all = FaultMix::uniform(&FaultKind::ALL);
+    let a = draw(7, &all, window, Duration::from_secs(2));
+    assert_eq!(FaultKind::ALL.len(), 21);
+    assert!(
+        FaultKind::CLASSIC
+            .iter()
+            .all(|k| FaultKind::ALL.contains(k))
+    );
+    assert_eq!(a, draw(7, &all, window, Duration::from_secs(2)));
+    assert_ne!(a, draw(8, &all, window, Duration::from_secs(2)));
+    assert!(!a.is_empty());
+    for pair in a.windows(2) {
+        assert!(pair[0].at + pair[0].lasts <= pair[1].at, "one at a time");
+    }
+    assert!(
+        a.iter()
+            .all(|f| f.at >= window.0 && f.at + f.lasts <= window.1)
+    );
+    assert!(draw(7, &FaultMix::uniform(&[]), window, Duration::from_secs(2)).is_empty());
+    assert_eq!(
+        "one-way".parse::<FaultKind>(),
+        Ok(FaultKind::OneWayPartition)
+    );
+    assert!("flood".parse::<FaultKind>().is_err());
+}
+
+/// Swarm mixes: the seed alone decides; each takes 1 to 6 kinds of the pool and nothing
+/// else; over many seeds every kind of the pool is taken, and mixes differ in size, length
+/// and spacing; a schedule keeps to its mix.
+#[test]
+fn swarm_mixes_vary_by_seed_and_schedules_keep_to_them() {
+    let pool = [FaultKind::Crash, FaultKind::ModeSwitch, FaultKind::Latency];
+    assert_eq!(FaultMix::swarm(3, &pool), FaultMix::swarm(3, &pool));
+    let mixes: Vec<FaultMix> = (0..400)
+        .map(|s| FaultMix::swarm(s, &FaultKind::ALL))
+        .collect();
+    let mut taken = std::collections::BTreeSet::new();
+    let mut sizes = std::collections::BTreeSet::new();
+    for m in &mixes {
+        assert!((1..=SWARM_MAX_KINDS).contains(&m.kinds.len()), "{m:?}");
+        taken.extend(m.kinds.iter().copied());
+        sizes.insert(m.kinds.len());
+    }
+    assert_eq!(
+        taken.len(),
+        FaultKind::ALL.len(),
+        "every kind is drawn sometimes"
+    );
+    assert_eq!(
+        sizes.len(),
+        SWARM_MAX_KINDS,
+        "every size is drawn sometimes"
+    );
+    for field in [
+        mixes
+            .iter()
+            .map(|m| m.lasts)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        mixes
+            .iter()
+            .map(|m| m.gap)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+    ] {
+        assert_eq!(field, 2, "intensity varies");
+    }
+    let small = FaultMix::swarm(5, &pool);
+    assert!(small.kinds.iter().all(|k| pool.contains(k)));
+    let window = (Duration::from_secs(5), Duration::from_secs(35));
+    let timeout = Duration::from_secs(2);
+    for seed in 0..200 {
+        let mix = FaultMix::swarm(seed, &FaultKind::ALL);
+        let faults = draw(seed, &mix, window, timeout);
+        for f in &faults {
+            assert!(mix.kinds.contains(&f.kind), "{f:?} outside {mix:?}");
+            if f.kind != FaultKind::ArbiterOutage {
+                let q = f.lasts.as_millis() * 4 / timeout.as_millis();
+                assert!(
+                    (u128::from(mix.lasts.0)..=u128::from(mix.lasts.1)).contains(&q),
+                    "{f:?} outside {mix:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        FaultMix::swarm(9, &pool)
+            .describe()
+            .contains("x failoverTimeout long")
+    );
 }
