@@ -225,6 +225,22 @@ fn the_failover_protocol_is_chosen_and_checked() {
 }
 
 #[test]
+fn the_egress_is_chosen_and_checked() {
+    let omf = parse_str(&GOOD.replace("mode = \"Hot\"", "mode = \"Hot\"\negress = \"omf\""))
+        .expect("omf");
+    assert_eq!(omf.cluster.egress, crate::cluster::ClusterEgress::Omf);
+    let e = err_of(&GOOD.replace("mode = \"Hot\"", "mode = \"Hot\"\negress = \"xml\""));
+    assert_eq!(e.field, "cluster.egress");
+    assert!(e.message.contains("\"omf\""), "{e}");
+    // OMF knows a value by its timestamp in ms: ticks closer than 1 ms cannot be told apart.
+    let e = err_of(&GOOD.replace(
+        "mode = \"Hot\"",
+        "mode = \"Hot\"\negress = \"omf\"\nrate = 2000.0",
+    ));
+    assert_eq!(e.field, "cluster.rate");
+}
+
+#[test]
 fn errors_name_file_line_and_field() {
     let e = err_of(&GOOD.replace("kill = \"primary\"", "kill = \"adapter-c\""));
     assert_eq!((e.line, e.field.as_str()), (14, "step 2.kill"));

@@ -501,22 +501,22 @@ pub fn render(r: &BenchReport) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<6} {:>16} {:>14} {:>22}",
+            "  {:<6} {:>16}  {:<24} {:>20}",
             "wire", "sustained pts/s", "bytes/point", "CPU s per M points"
         );
         if let Some(t) = &r.throughput {
             let _ = writeln!(
                 out,
-                "  {:<6} {:>16.0} {:>14.1} {:>22}",
+                "  {:<6} {:>16.0}  {:<24} {:>20}",
                 "gRPC",
                 t.sustained_points_per_s,
-                o.wire.protobuf_bytes_per_point,
+                format!("{:.1}", o.wire.protobuf_bytes_per_point),
                 cpu(&t.steps)
             );
         }
         let _ = writeln!(
             out,
-            "  {:<6} {:>16.0} {:>14} {:>22}",
+            "  {:<6} {:>16.0}  {:<24} {:>20}",
             "OMF",
             o.sustained_points_per_s,
             format!(
