@@ -57,7 +57,8 @@ pub enum FailoverProtocol {
 pub struct AdapterSettings {
     /// The adapter's name: its id in the failover group and at the source and endpoint.
     pub name: String,
-    /// gRPC URL of the data source.
+    /// URL of the data source: `http(s)://` for the lab's gRPC `DataSource`, `mqtt://host:port`
+    /// for MQTT (live points and health; history recoveries need gRPC).
     pub source_url: String,
     /// gRPC URL of the data endpoint.
     pub endpoint_url: String,
@@ -106,6 +107,8 @@ where
     L::Addr: std::fmt::Debug,
 {
     let source = net::lazy_channel(&settings.source_url, &settings.network, None)?;
+    // The live wire: gRPC, or MQTT for an mqtt:// source (history stays on gRPC).
+    let wire = collector::SourceWire::for_url(&settings.source_url, source.clone())?;
     let sink = egress::Sink::for_settings(&settings)?;
     // Diagnostics go to the lab's gRPC endpoint only (an OMF endpoint gets data alone).
     let diagnostics_endpoint = match &sink {
@@ -150,8 +153,8 @@ where
     });
     let session_task = tokio::spawn(session::run(shared.clone()));
     let mut tasks = vec![
-        tokio::spawn(collector::run(shared.clone(), source.clone())),
-        tokio::spawn(tester::run(shared.clone(), source.clone())),
+        tokio::spawn(collector::run(shared.clone(), wire.clone())),
+        tokio::spawn(tester::run(shared.clone(), wire)),
         tokio::spawn(egress::run(shared.clone(), sink)),
         tokio::spawn(history::run(shared.clone(), source.clone())),
         tokio::spawn(sync_buffer(shared.clone())),

@@ -21,10 +21,13 @@ struct Args {
     /// Address of the REST API (the vendor's default port is 5590).
     #[arg(long, default_value = "127.0.0.1:5590", env = "ADAPTER_REST_LISTEN")]
     rest_listen: std::net::SocketAddr,
-    /// gRPC URL of the data source.
+    /// URL of the data source: `http(s)://` for the lab's gRPC `DataSource`, `mqtt://host:port`
+    /// for MQTT (live points and health; history recoveries need gRPC).
     #[arg(long, default_value = "http://127.0.0.1:50051", env = "ADAPTER_SOURCE")]
     source: String,
-    /// gRPC URL of the data endpoint (where data is egressed; not the failover service).
+    /// URL of the data endpoint (where data is egressed; not the failover service): the lab's
+    /// gRPC `DataEndpoint`, or OMF when its path ends in `/omf` (as
+    /// `http://host:5590/api/v1/tenants/default/namespaces/default/omf`; see docs/omf.md).
     #[arg(
         long,
         default_value = "http://127.0.0.1:50052",

@@ -9,14 +9,12 @@ use std::{sync::Arc, time::Duration};
 
 use failover_proto::v1;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
-use crate::state::Shared;
+use crate::{collector::SourceWire, state::Shared};
 
 /// Runs for as long as the adapter runs.
-pub async fn run(shared: Arc<Shared>, source: Channel) {
+pub async fn run(shared: Arc<Shared>, source: SourceWire) {
     let mut changed = shared.changed.subscribe();
-    let mut client = v1::data_source_client::DataSourceClient::new(source);
     let interval = shared.settings.warm_test_interval;
     let mut next_test: Option<Instant> = None;
     loop {
@@ -32,12 +30,7 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
         let due = *next_test.get_or_insert_with(Instant::now);
         tokio::select! {
             () = tokio::time::sleep_until(due) => {
-                let request = v1::ClientRequest { client_id: shared.settings.name.clone() };
-                let (ok, detail) = match tokio::time::timeout(Duration::from_secs(2), client.test_connection(request)).await {
-                    Ok(Ok(r)) => { let r = r.into_inner(); (r.ok, r.detail) }
-                    Ok(Err(status)) => (false, status.message().to_string()),
-                    Err(_) => (false, "no answer within 2 s".to_string()),
-                };
+                let (ok, detail) = test(&source, &shared.settings.name).await;
                 shared.update(|st| {
                     if st.connection_test != Some(ok) {
                         tracing::info!(event = "connection_test", ok, "source connection test: {detail}");
@@ -51,5 +44,28 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
             }
             r = changed.changed() => { if r.is_err() { return; } }
         }
+    }
+}
+
+/// One connection test on the source's wire.
+async fn test(source: &SourceWire, name: &str) -> (bool, String) {
+    match source {
+        SourceWire::Grpc(channel) => {
+            let mut client = v1::data_source_client::DataSourceClient::new(channel.clone());
+            let request = v1::ClientRequest {
+                client_id: name.to_string(),
+            };
+            match tokio::time::timeout(Duration::from_secs(2), client.test_connection(request))
+                .await
+            {
+                Ok(Ok(r)) => {
+                    let r = r.into_inner();
+                    (r.ok, r.detail)
+                }
+                Ok(Err(status)) => (false, status.message().to_string()),
+                Err(_) => (false, "no answer within 2 s".to_string()),
+            }
+        }
+        SourceWire::Mqtt(server) => crate::collector::mqtt::test_connection(server, name).await,
     }
 }

@@ -50,6 +50,9 @@ pub(crate) struct DemoArgs {
     /// adapters egress).
     #[arg(long, default_value = "grpc", value_parser = crate::run::parse_egress)]
     egress: failover_harness::cluster::ClusterEgress,
+    /// How the adapters collect: grpc (the lab's DataSource) or mqtt (the source's MQTT topics).
+    #[arg(long = "source", default_value = "grpc", value_parser = crate::run::parse_source)]
+    source_protocol: failover_harness::cluster::ClusterSource,
     /// Write the run's timeline picture here, as demo-<mode>.svg.
     #[arg(long)]
     report_dir: Option<PathBuf>,
@@ -92,6 +95,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         log_dir: args.keep_logs.clone(),
         failover_protocol: args.failover_protocol,
         egress: args.egress,
+        source_protocol: args.source_protocol,
         max_clients: args.max_clients,
         ..ClusterSpec::default()
     };

@@ -50,6 +50,11 @@ pub(crate) struct RunArgs {
     /// Store, PI Web API and CONNECT take it). Processes only.
     #[arg(long, value_parser = parse_egress)]
     egress: Option<failover_harness::cluster::ClusterEgress>,
+    /// Run every scenario with the adapters collecting this way instead of the file's own
+    /// (cluster.source_protocol): grpc (the lab's DataSource), or mqtt (the source's MQTT
+    /// topics; no history recoveries). Processes only.
+    #[arg(long, value_parser = parse_source)]
+    source_protocol: Option<failover_harness::cluster::ClusterSource>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,6 +72,18 @@ pub(crate) fn parse_protocol(
         "grpc" => Ok(failover_harness::cluster::ClusterProtocol::Grpc),
         "rest" => Ok(failover_harness::cluster::ClusterProtocol::Rest),
         other => Err(format!("{other:?} is not a protocol; use grpc or rest")),
+    }
+}
+
+/// `grpc` or `mqtt`, for `--source-protocol`.
+pub(crate) fn parse_source(s: &str) -> Result<failover_harness::cluster::ClusterSource, String> {
+    match s {
+        "grpc" => Ok(failover_harness::cluster::ClusterSource::Grpc),
+        "mqtt" => Ok(failover_harness::cluster::ClusterSource::Mqtt),
+        "opcua" => Err("OPC UA is not supported yet; use grpc or mqtt".into()),
+        other => Err(format!(
+            "{other:?} is not a source protocol; use grpc or mqtt"
+        )),
     }
 }
 
@@ -98,6 +115,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         report_dir: args.report_dir.clone(),
         failover_protocol: args.failover_protocol,
         egress: args.egress,
+        source_protocol: args.source_protocol,
     };
     let progress = |line: &str| eprintln!("{line}");
     eprintln!(

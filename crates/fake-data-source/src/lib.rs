@@ -11,7 +11,10 @@
 //! (that client's subscription ends and its calls are refused).
 //!
 //! [`run`] serves `failover.v1.DataSource` and the gRPC health service on a given listener
-//! until the shutdown future resolves.
+//! until the shutdown future resolves; [`run_with_mqtt`] serves the same points over MQTT too
+//! ([`mqtt`]).
+
+pub mod mqtt;
 
 use std::{
     collections::BTreeSet,
@@ -568,10 +571,31 @@ pub async fn run(
     serve(process::incoming(listener), settings, shutdown).await
 }
 
+/// [`run`], and MQTT on `mqtt` when given (see [`mqtt`]): the same points and faults.
+pub async fn run_with_mqtt(
+    listener: tokio::net::TcpListener,
+    mqtt: Option<tokio::net::TcpListener>,
+    settings: SourceSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    tracing::info!(addr = ?listener.local_addr().ok(), mqtt = ?mqtt.as_ref().and_then(|l| l.local_addr().ok()), ?settings, "data source serving");
+    serve_with_mqtt(process::incoming(listener), mqtt, settings, shutdown).await
+}
+
 /// Serves the data source on the connections of `incoming` until `shutdown` resolves: TCP for
 /// [`run`], a simulator's network otherwise.
 pub async fn serve<IO: process::ServerConn>(
     incoming: impl tokio_stream::Stream<Item = std::io::Result<IO>> + Send,
+    settings: SourceSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    serve_with_mqtt(incoming, None, settings, shutdown).await
+}
+
+/// [`serve`], and MQTT on `mqtt` when given.
+pub async fn serve_with_mqtt<IO: process::ServerConn>(
+    incoming: impl tokio_stream::Stream<Item = std::io::Result<IO>> + Send,
+    mqtt: Option<tokio::net::TcpListener>,
     settings: SourceSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
@@ -587,6 +611,7 @@ pub async fn serve<IO: process::ServerConn>(
         holders: Mutex::default(),
     });
     let producer = tokio::spawn(produce(shared.clone()));
+    let mqtt = mqtt.map(|l| tokio::spawn(mqtt::serve(l, shared.clone())));
     let service = DataSourceService { shared };
     let health = process::health_service("failover.v1.DataSource").await;
     let result = process::server_builder()
@@ -595,6 +620,9 @@ pub async fn serve<IO: process::ServerConn>(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     producer.abort();
+    if let Some(m) = mqtt {
+        m.abort();
+    }
     result.map_err(Into::into)
 }
 

@@ -35,6 +35,11 @@ struct Args {
     /// refused until it lets go. With 1, only a Cold pair's standby can wait its turn.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_clients: Option<u32>,
+    /// Address to serve MQTT 3.1.1 on (none by default): every stream publishes to
+    /// failover-lab/{component}/{stream} and each component's health to
+    /// failover-lab/{component}/status, as JSON; the source is the only publisher.
+    #[arg(long, env = "SOURCE_MQTT_LISTEN")]
+    mqtt_listen: Option<std::net::SocketAddr>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -55,5 +60,9 @@ async fn main() -> anyhow::Result<()> {
     };
     settings.validate().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    fake_data_source::run(listener, settings, process::shutdown_signal()).await
+    let mqtt = match args.mqtt_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
+    fake_data_source::run_with_mqtt(listener, mqtt, settings, process::shutdown_signal()).await
 }

@@ -40,3 +40,182 @@ fn help_explains_and_bad_shapes_are_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-clients"));
 }
+
+/// A free port on loopback (bound, then let go for the source to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// An MQTT client that is not ours (Eclipse Paho for Python, `tests/mqtt_subscriber.py`)
+/// subscribes to the source's MQTT side and sees every tick of every stream, in order, with
+/// each component's health; a client that publishes is disconnected. CI installs paho-mqtt
+/// from PyPI and sets FAILOVER_LAB_REQUIRE_INTEROP=1, so it cannot skip there.
+#[test]
+fn an_mqtt_client_that_is_not_ours_sees_every_tick() {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_paho = Command::new(&python)
+        .args(["-c", "import paho.mqtt.client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_paho {
+        assert!(
+            std::env::var_os("FAILOVER_LAB_REQUIRE_INTEROP").is_none(),
+            "{python} with paho-mqtt is needed for the MQTT interoperability test \
+             (pip install 'paho-mqtt>=2,<3')"
+        );
+        eprintln!("skipped: no paho-mqtt for {python} here");
+        return;
+    }
+    let (grpc, mqtt) = (free_port(), free_port());
+    let mut source = Command::new(env!("CARGO_BIN_EXE_fake-data-source"))
+        .args(["--listen", &format!("127.0.0.1:{grpc}")])
+        .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt}")])
+        .args(["--streams", "8", "--components", "4", "--rate", "20"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    let ready = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", mqtt)).is_ok()
+    });
+    let out = ready.then(|| {
+        Command::new(&python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/mqtt_subscriber.py"
+            ))
+            .args(["127.0.0.1", &mqtt.to_string(), "8", "4", "2"])
+            .output()
+            .expect("python runs")
+    });
+    let _ = source.kill();
+    let _ = source.wait();
+    let out = out.expect("the source serves MQTT within 5 s");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("all checks passed"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Clients that are not MQTT, or not well-behaved, are shown the door: bytes that are not MQTT,
+/// a first packet other than CONNECT, and silence past the keep-alive each close the
+/// connection; a subscription filter that is not valid MQTT is refused alone.
+#[test]
+fn bad_mqtt_clients_are_shown_the_door() {
+    use bytes::BytesMut;
+    use rumqttc::mqttbytes::{
+        QoS,
+        v4::{Connect, ConnectReturnCode, Packet, Subscribe, SubscribeFilter, SubscribeReasonCode},
+    };
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    let (grpc, mqtt) = (free_port(), free_port());
+    let mut source = Command::new(env!("CARGO_BIN_EXE_fake-data-source"))
+        .args(["--listen", &format!("127.0.0.1:{grpc}")])
+        .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    let connect = || {
+        let started = Instant::now();
+        loop {
+            match std::net::TcpStream::connect(("127.0.0.1", mqtt)) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(5)))
+                        .expect("timeout");
+                    return s;
+                }
+                Err(e) if started.elapsed() > Duration::from_secs(5) => panic!("no MQTT: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    };
+    let bytes_of = |p: Packet| {
+        let mut b = BytesMut::new();
+        p.write(&mut b, 1 << 20).expect("encodes");
+        b.to_vec()
+    };
+    // Read packets until one arrives, or None when the server closes the connection.
+    let read_packet = |s: &mut std::net::TcpStream, buf: &mut BytesMut| -> Option<Packet> {
+        loop {
+            if let Ok(p) = Packet::read(buf, 1 << 20) {
+                return Some(p);
+            }
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let closed = |s: &mut std::net::TcpStream| {
+        let mut buf = BytesMut::new();
+        read_packet(s, &mut buf).is_none()
+    };
+
+    let mut s = connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("writes");
+    assert!(
+        closed(&mut s),
+        "bytes that are not MQTT close the connection"
+    );
+
+    let mut s = connect();
+    s.write_all(&bytes_of(Packet::PingReq)).expect("writes");
+    assert!(
+        closed(&mut s),
+        "a first packet other than CONNECT closes it"
+    );
+
+    let mut s = connect();
+    let mut hello = Connect::new("bad-client");
+    hello.keep_alive = 1;
+    s.write_all(&bytes_of(Packet::Connect(hello)))
+        .expect("writes");
+    let mut buf = BytesMut::new();
+    match read_packet(&mut s, &mut buf) {
+        Some(Packet::ConnAck(a)) => assert_eq!(a.code, ConnectReturnCode::Success),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    let subscribe = Subscribe {
+        pkid: 7,
+        filters: vec![
+            SubscribeFilter::new("a/#/b".into(), QoS::AtLeastOnce),
+            SubscribeFilter::new("failover-lab/+/status".into(), QoS::ExactlyOnce),
+        ],
+    };
+    s.write_all(&bytes_of(Packet::Subscribe(subscribe)))
+        .expect("writes");
+    let ack = loop {
+        match read_packet(&mut s, &mut buf) {
+            Some(Packet::SubAck(a)) => break a,
+            Some(_) => {}
+            None => panic!("closed before SUBACK"),
+        }
+    };
+    assert_eq!(
+        (ack.pkid, ack.return_codes),
+        (
+            7,
+            vec![
+                SubscribeReasonCode::Failure,
+                SubscribeReasonCode::Success(QoS::AtLeastOnce)
+            ]
+        )
+    );
+    // Then silence: past 1.5 keep-alives (1.5 s), the source lets go.
+    let started = Instant::now();
+    while read_packet(&mut s, &mut buf).is_some() {
+        assert!(started.elapsed() < Duration::from_secs(5), "still open");
+    }
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let _ = source.kill();
+    let _ = source.wait();
+}

@@ -65,6 +65,8 @@ impl SourceFaultTarget {
 pub struct Addresses {
     /// gRPC of the source.
     pub source: SocketAddr,
+    /// MQTT of the source (None where it is not served).
+    pub source_mqtt: Option<SocketAddr>,
     /// gRPC of the endpoint.
     pub endpoint: SocketAddr,
     /// gRPC of the arbiter.
@@ -85,6 +87,11 @@ impl Addresses {
     /// `http://` URL of a gRPC address.
     pub fn url(addr: SocketAddr) -> String {
         format!("http://{addr}")
+    }
+
+    /// `mqtt://` URL of an MQTT address.
+    pub fn mqtt_url(addr: SocketAddr) -> String {
+        format!("mqtt://{addr}")
     }
 
     /// The OMF URL (Edge Data Store's path) of an endpoint's HTTP address.

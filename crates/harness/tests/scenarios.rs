@@ -3,8 +3,9 @@
 //! name contains NAME; `FAILOVER_LAB_JOBS` sets how many run at once (default 4).
 //!
 //! Then the kill, pause, cut and override stories of [`REST_STORIES`] run again on the vendor's
-//! wires: the adapters on the vendor's REST API and egressing OMF (`failover-lab run
-//! --failover-protocol rest --egress omf`), so both keep every promise of those stories. (The whole library runs so by hand; see
+//! wires: the adapters collecting over MQTT, on the vendor's REST API, and egressing OMF
+//! (`failover-lab run --source-protocol mqtt --failover-protocol rest --egress omf`), so every
+//! wire keeps every promise of those stories. (The whole library runs so by hand; see
 //! scenarios/README.md.) Last, the whole library runs on the deterministic simulator
 //! (`failover-lab run --target sim`), five seeds each.
 
@@ -12,8 +13,8 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use failover_harness::{runner, scenario};
 
-/// The stories run a second time on the vendor's wires (REST to the service, OMF to the
-/// endpoint): a kill (Hot), a pause (Cold), a cut from the service and an operator override.
+/// The stories run a second time on the vendor's wires (MQTT in, REST to the service, OMF out):
+/// a kill (Hot), a pause (Cold), a cut from the service and an operator override.
 const REST_STORIES: [&str; 4] = [
     "hot-primary-killed.toml",
     "cold-primary-paused-and-resumed.toml",
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
         report_dir: Some(reports.clone()),
         failover_protocol: None,
         egress: None,
+        source_protocol: None,
     };
     let quiet = |_: &str| {};
     let outcomes = runtime.block_on(runner::run_all(&files, &opts, &quiet));
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         report_dir: None,
         failover_protocol: Some(failover_harness::cluster::ClusterProtocol::Rest),
         egress: Some(failover_harness::cluster::ClusterEgress::Omf),
+        source_protocol: Some(failover_harness::cluster::ClusterSource::Mqtt),
         ..opts
     };
     let rest_outcomes: Vec<runner::Outcome> = runtime
@@ -95,7 +98,7 @@ fn main() -> ExitCode {
         .into_iter()
         .map(|mut o| {
             o.file = format!(
-                "{} (on the vendor's wires: REST to the service, OMF to the endpoint)",
+                "{} (on the vendor's wires: MQTT in, REST to the service, OMF out)",
                 o.file
             );
             o
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         report_dir: None,
         failover_protocol: None,
         egress: None,
+        source_protocol: None,
         target: runner::RunTarget::Sim { seeds: 5 },
         ..rest_opts
     };

@@ -86,6 +86,8 @@ pub struct ClusterSpec {
     pub failover_protocol: ClusterProtocol,
     /// How the Primary egresses to the data endpoint.
     pub egress: ClusterEgress,
+    /// How the adapters collect from the source.
+    pub source_protocol: ClusterSource,
     /// Rules broken on purpose (`break = "epoch-check"`), to see the invariants catch them.
     pub broken: failover_core::Broken,
     /// Most clients the source takes at once (None: any number): with 1, as a source that
@@ -137,6 +139,16 @@ pub enum ClusterProtocol {
     Rest,
 }
 
+/// How a cluster's adapters collect from the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterSource {
+    /// The lab's `DataSource` over gRPC.
+    #[default]
+    Grpc,
+    /// MQTT 3.1.1: the source's topics `failover-lab/{component}/{stream}` and `/status`.
+    Mqtt,
+}
+
 /// How a cluster's Primary egresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClusterEgress {
@@ -179,6 +191,7 @@ impl Default for ClusterSpec {
             tls: ClusterTls::Off,
             failover_protocol: ClusterProtocol::Grpc,
             egress: ClusterEgress::Grpc,
+            source_protocol: ClusterSource::Grpc,
             broken: failover_core::Broken::NONE,
             max_clients: None,
         }

@@ -6,7 +6,8 @@ use std::{path::Path, time::Duration};
 use failover_core::{DataCollectionMode, Mode, Role};
 
 use crate::cluster::{
-    ARBITER, ClusterAuth, ClusterEgress, ClusterProtocol, ClusterSpec, ClusterTls, ENDPOINT, SOURCE,
+    ARBITER, ClusterAuth, ClusterEgress, ClusterProtocol, ClusterSource, ClusterSpec, ClusterTls,
+    ENDPOINT, SOURCE,
 };
 
 use toml::Spanned;
@@ -189,6 +190,25 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
             ),
         ));
     }
+    let source_protocol = match c.source_protocol.as_deref() {
+        None | Some("grpc") => ClusterSource::Grpc,
+        Some("mqtt") => ClusterSource::Mqtt,
+        Some("opcua") => {
+            return Err(ck.err(
+                "cluster.source_protocol",
+                "\"opcua\" is not supported yet; accepted: \"grpc\" or \"mqtt\"",
+            ));
+        }
+        Some(other) => {
+            return Err(ck.err(
+                "cluster.source_protocol",
+                format!(
+                    "{other:?} is not supported; accepted: \"grpc\" (the lab's DataSource) or \
+                     \"mqtt\" (the source's MQTT topics; no history recoveries)"
+                ),
+            ));
+        }
+    };
     let broken = match &c.break_rule {
         None => failover_core::Broken::NONE,
         Some(value) => {
@@ -217,6 +237,7 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
     let spec = ClusterSpec {
         failover_protocol,
         egress,
+        source_protocol,
         auth,
         disk_buffer: c.disk_buffer.unwrap_or(true),
         tls,

@@ -39,8 +39,8 @@ pub use binaries::{
 pub use component::Component;
 pub use failover_scenario::cluster::{
     ARBITER, BEARER_CLIENT_ID, BEARER_CLIENT_SECRET, CFS_ADMIN, ClusterAuth, ClusterEgress,
-    ClusterProtocol, ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, LinkChange, SOURCE,
-    VENDOR_EXAMPLE,
+    ClusterProtocol, ClusterSource, ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, LinkChange,
+    SOURCE, VENDOR_EXAMPLE,
 };
 
 /// A running pair of processes.
@@ -73,6 +73,15 @@ pub async fn configure_in_order(
 
 /// Why a pair of this shape cannot run as processes (None: it can).
 pub fn refusal(spec: &ClusterSpec) -> Option<String> {
+    if spec.source_protocol == ClusterSource::Mqtt
+        && spec.data_collection_mode != failover_core::DataCollectionMode::CurrentOnly
+    {
+        return Some(format!(
+            "source_protocol mqtt with dataCollectionMode {}: MQTT has no history, and history \
+             recoveries need the lab's gRPC source; use source_protocol = \"grpc\"",
+            spec.data_collection_mode.as_str()
+        ));
+    }
     (spec.failover_protocol == ClusterProtocol::Rest
         && matches!(spec.auth, ClusterAuth::Bearer { .. }))
     .then(|| {
@@ -117,7 +126,7 @@ impl Cluster {
         if let Some(why) = refusal(&spec) {
             bail!("cannot run on --target processes: {why}");
         }
-        let held = hold_ports(ip, 6 + spec.adapters.len())?;
+        let held = hold_ports(ip, 7 + spec.adapters.len())?;
         let ports: Vec<u16> = held
             .iter()
             .map(|l| Ok(l.local_addr()?.port()))
@@ -125,6 +134,7 @@ impl Cluster {
         let at = |i: usize| SocketAddr::from((ip, ports[i]));
         let addrs = Addresses {
             source: at(0),
+            source_mqtt: Some(at(6 + spec.adapters.len())),
             endpoint: at(1),
             arbiter: at(2),
             arbiter_rest: at(3),
@@ -150,9 +160,14 @@ impl Cluster {
                 ClusterEgress::Grpc => addrs.endpoint,
                 ClusterEgress::Omf => addrs.endpoint_metrics,
             };
+            // MQTT goes to the source's MQTT side.
+            let source_target = match (spec.source_protocol, addrs.source_mqtt) {
+                (ClusterSource::Mqtt, Some(mqtt)) => mqtt,
+                _ => addrs.source,
+            };
             for (service, target) in [
                 (ARBITER, arbiter_target),
-                (SOURCE, addrs.source),
+                (SOURCE, source_target),
                 (ENDPOINT, endpoint_target),
             ] {
                 let proxy = Proxy::start(ip, target)
@@ -195,6 +210,9 @@ impl Cluster {
         }
         if let Some(n) = spec.max_clients {
             source_args.extend(["--max-clients".into(), s(&n)]);
+        }
+        if let (ClusterSource::Mqtt, Some(mqtt)) = (spec.source_protocol, addrs.source_mqtt) {
+            source_args.extend(["--mqtt-listen".into(), s(&mqtt)]);
         }
         cluster.add(SOURCE, bins.join(SOURCE_BIN), source_args)?;
         let mut endpoint_args = vec![
@@ -435,16 +453,22 @@ impl Cluster {
     /// [`ClusterSpec::direct_links`].
     pub fn link_url(&self, adapter: &str, service: &str) -> anyhow::Result<String> {
         let omf = service == ENDPOINT && self.spec.egress == ClusterEgress::Omf;
+        let mqtt = service == SOURCE && self.spec.source_protocol == ClusterSource::Mqtt;
         if !self.spec.direct_links {
             let listen = self.link(adapter, service)?.listen;
             return Ok(if omf {
                 Addresses::omf_url(listen)
+            } else if mqtt {
+                Addresses::mqtt_url(listen)
             } else {
                 Addresses::url(listen)
             });
         }
         if omf {
             return Ok(Addresses::omf_url(self.addrs.endpoint_metrics));
+        }
+        if let (true, Some(addr)) = (mqtt, self.addrs.source_mqtt) {
+            return Ok(Addresses::mqtt_url(addr));
         }
         Ok(Addresses::url(match service {
             SOURCE => self.addrs.source,

@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub failover_protocol: Option<ClusterProtocol>,
     /// Egress every scenario this way instead of the file's own (`cluster.egress`).
     pub egress: Option<failover_scenario::cluster::ClusterEgress>,
+    /// Collect this way in every scenario instead of the file's own (`cluster.source_protocol`).
+    pub source_protocol: Option<failover_scenario::cluster::ClusterSource>,
 }
 
 /// Where scenarios run.
@@ -218,6 +220,9 @@ pub async fn run_scenario(
     }
     if let Some(e) = opts.egress {
         spec.egress = e;
+    }
+    if let Some(p) = opts.source_protocol {
+        spec.source_protocol = p;
     }
     spec.log_dir = opts.keep_logs.as_ref().map(|d| d.join(&tag));
     let mut outcome = Outcome {
@@ -442,6 +447,7 @@ mod tests {
             report_dir: None,
             failover_protocol: None,
             egress: None,
+            source_protocol: None,
         }
     }
 

@@ -51,6 +51,11 @@ pub fn refusal(s: &Scenario, spec: &ClusterSpec) -> Option<String> {
             "cluster.tls: the simulated links carry no TLS; run it on --target processes".into(),
         );
     }
+    if c.source_protocol != failover_scenario::cluster::ClusterSource::Grpc {
+        return Some(
+            "cluster.source_protocol mqtt: the simulated adapters collect over gRPC only (MQTT needs real sockets); run it on --target processes".into(),
+        );
+    }
     if c.egress != failover_scenario::cluster::ClusterEgress::Grpc {
         return Some(
             "cluster.egress omf: the simulated adapters egress gRPC only (OMF needs real sockets); run it on --target processes".into(),

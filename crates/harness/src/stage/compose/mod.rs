@@ -59,6 +59,11 @@ fn spec_refusal(spec: &ClusterSpec) -> Option<String> {
             "failover_protocol rest: the compose adapters talk gRPC to the failover service (docker/ClientFailover.json); run it on --target processes".into(),
         );
     }
+    if spec.source_protocol != failover_scenario::cluster::ClusterSource::Grpc {
+        return Some(
+            "cluster.source_protocol mqtt: the compose adapters collect over gRPC (docker-compose.yml); run it on --target processes".into(),
+        );
+    }
     if spec.egress != failover_scenario::cluster::ClusterEgress::Grpc {
         return Some(
             "cluster.egress omf: the compose adapters egress gRPC (docker-compose.yml); run it on --target processes".into(),
@@ -142,6 +147,7 @@ impl ComposeStage {
         let (log_dir, temp) =
             crate::cluster::log_folder(spec.log_dir.as_deref(), "failover-lab-compose-")?;
         let addrs = Addresses {
+            source_mqtt: None,
             source: compose.host_addr("fake-data-source", 50051).await?,
             endpoint: compose.host_addr("fake-endpoint", 50052).await?,
             arbiter: compose.host_addr("failover-arbiter", 50053).await?,

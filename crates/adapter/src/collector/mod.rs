@@ -1,5 +1,11 @@
 //! Collection from the data source: while the mode and role say so, a subscription whose points
 //! go into the egress buffer and whose component reports set the source health (the score).
+//!
+//! The source URL's scheme picks the wire ([`SourceWire`]): `http(s)://` is the lab's gRPC
+//! `DataSource` (here), `mqtt://` an MQTT 3.1.1 server publishing the lab's topics
+//! ([`mqtt`]). The rules above are the same on both.
+
+pub mod mqtt;
 
 use std::sync::Arc;
 
@@ -11,8 +17,56 @@ use failover_core::retry::{Backoff, RepeatLog};
 
 use crate::state::Shared;
 
+/// How the adapter reaches its source.
+#[derive(Debug, Clone)]
+pub enum SourceWire {
+    /// The lab's gRPC `DataSource`: subscriptions, connection tests, history.
+    Grpc(Channel),
+    /// An MQTT server (`mqtt://host:port`): live points and component health; no history.
+    Mqtt(mqtt::MqttServer),
+}
+
+impl SourceWire {
+    /// The wire for `url`, with `grpc` as the channel when it is gRPC.
+    pub fn for_url(url: &str, grpc: Channel) -> anyhow::Result<SourceWire> {
+        match mqtt::MqttServer::from_url(url)? {
+            Some(server) => Ok(SourceWire::Mqtt(server)),
+            None => Ok(SourceWire::Grpc(grpc)),
+        }
+    }
+}
+
+/// Adds the points and health of one update from the source to the adapter's state.
+pub(crate) fn take_update(shared: &Shared, points: &[failover_core::Point], health: SourceHealth) {
+    let health_changed = shared.lock().source_health != health;
+    let added = !points.is_empty();
+    let starts = shared.lock().collecting_since_ms.is_none() && !points.is_empty();
+    let apply = |st: &mut crate::state::AdapterState| {
+        if let Some(last) = points.last() {
+            st.last_data_unix_ms = Some(last.timestamp_ms);
+        }
+        if st.collecting_since_ms.is_none() {
+            st.collecting_since_ms = points.iter().map(|p| p.timestamp_ms).min();
+        }
+        st.buffer.extend(points);
+        st.collected += points.len() as u64;
+        if health_changed {
+            tracing::info!(?health, "data source health changed");
+            st.source_health = health.clone();
+        }
+    };
+    if health_changed || starts {
+        shared.update(apply);
+    } else {
+        apply(&mut shared.lock());
+    }
+    if added {
+        shared.data.notify_one();
+    }
+}
+
 /// Runs for as long as the adapter runs.
-pub async fn run(shared: Arc<Shared>, source: Channel) {
+pub async fn run(shared: Arc<Shared>, source: SourceWire) {
     let mut changed = shared.changed.subscribe();
     let mut backoff = Backoff::seeded(&format!("{}/collector", shared.settings.name))
         .broken(shared.settings.broken);
@@ -37,7 +91,15 @@ pub async fn run(shared: Arc<Shared>, source: Channel) {
             }
             continue;
         }
-        match collect(&shared, source.clone(), &mut changed, &mut backoff).await {
+        let collected = match &source {
+            SourceWire::Grpc(channel) => {
+                collect(&shared, channel.clone(), &mut changed, &mut backoff).await
+            }
+            SourceWire::Mqtt(server) => {
+                mqtt::collect(&shared, server, &mut changed, &mut backoff).await
+            }
+        };
+        match collected {
             Ok(()) => {
                 errors.clear();
                 continue;
@@ -131,31 +193,7 @@ async fn collect(
                         None => Vec::new(),
                     };
                     let health = SourceHealth::Connected { down_components: update.down_components };
-                    let health_changed = shared.lock().source_health != health;
-                    let added = !points.is_empty();
-                    let starts = shared.lock().collecting_since_ms.is_none() && !points.is_empty();
-                    let apply = |st: &mut crate::state::AdapterState| {
-                        if let Some(last) = points.last() {
-                            st.last_data_unix_ms = Some(last.timestamp_ms);
-                        }
-                        if st.collecting_since_ms.is_none() {
-                            st.collecting_since_ms = points.iter().map(|p| p.timestamp_ms).min();
-                        }
-                        st.buffer.extend(&points);
-                        st.collected += points.len() as u64;
-                        if health_changed {
-                            tracing::info!(?health, "data source health changed");
-                            st.source_health = health.clone();
-                        }
-                    };
-                    if health_changed || starts {
-                        shared.update(apply);
-                    } else {
-                        apply(&mut shared.lock());
-                    }
-                    if added {
-                        shared.data.notify_one();
-                    }
+                    take_update(shared, &points, health);
                 }
                 Ok(None) => return Err("the data source ended the subscription".into()),
                 Err(status) => return Err(status.message().to_string()),
