@@ -12,8 +12,10 @@
 //!   Edge Data Store reads it); buffered points at or before it are already there. An endpoint
 //!   that cannot be read back resumes from the whole buffer: duplicates, never a loss.
 //! - **Answers:** 2xx is taken; 409 with a fenced epoch is a stale writer; 408, 429 and 5xx are
-//!   retried after a backoff; any other 4xx is the batch's fault and is never sent again
-//!   unchanged: it is dropped, counted and reported.
+//!   retried after a backoff. Any other 4xx first sends the type and containers again (the
+//!   endpoint may have lost them: restarted, or an operator deleted them) and the points once
+//!   more; refused again, they are the batch's fault and are never sent again unchanged: they
+//!   are dropped, counted and reported.
 
 use std::{collections::BTreeSet, io::Write, time::Duration};
 
@@ -57,6 +59,9 @@ pub struct OmfSink {
     no_readback_said: bool,
     /// Points per data request: the most that last zipped within OMF's limit.
     chunk: usize,
+    /// The type and containers were sent again after data was refused, and no write has been
+    /// taken since: a second refusal is the data's fault.
+    definitions_resent: bool,
 }
 
 /// Most points in one data request, however well they zip.
@@ -96,6 +101,7 @@ impl OmfSink {
             containers: BTreeSet::new(),
             no_readback_said: false,
             chunk: 4_096,
+            definitions_resent: false,
         })
     }
 
@@ -210,7 +216,12 @@ impl OmfSink {
             match (a.status, a.fenced_epoch) {
                 (200..=299, _) => {}
                 (409, Some(fenced)) => return Ok(Some((fenced, a.reason))),
-                (s, _) => return Err(format!("OMF containers ({s}): {}", a.reason)),
+                (s, _) => {
+                    // Perhaps the endpoint lost our type (restarted, or an operator deleted
+                    // it): send it again with the next containers.
+                    self.type_sent = false;
+                    return Err(format!("OMF containers ({s}): {}", a.reason));
+                }
             }
         }
         self.containers
@@ -359,12 +370,26 @@ impl OmfSink {
                 (200..=299, _) => {
                     accepted += part.len() as u64;
                     done += part.len();
+                    self.definitions_resent = false;
                 }
                 (409, Some(fenced)) => return Ok(refused(epoch, fenced)),
                 (408 | 429 | 500..=599, _) => {
                     return Err(format!(
                         "the OMF endpoint answered {}: {}",
                         a.status, a.reason
+                    ));
+                }
+                (s, _) if !self.definitions_resent => {
+                    // The endpoint may have lost our type or containers (restarted, or an
+                    // operator deleted them): send them again, then the same points once more.
+                    // Only a second refusal drops them.
+                    self.type_sent = false;
+                    self.containers.clear();
+                    self.definitions_resent = true;
+                    return Err(format!(
+                        "the OMF endpoint refused data ({s}): {}; sending the type and \
+                         containers again before one more try",
+                        a.reason
                     ));
                 }
                 (s, _) => {
@@ -453,6 +478,86 @@ fn without_url(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write after the endpoint lost our definitions (here: an operator deleted the
+    /// container) sends them again and the points once more, instead of dropping the points.
+    /// Before the fix, the refusal dropped the batch (the audit counted it lost).
+    #[tokio::test]
+    async fn definitions_lost_by_the_endpoint_are_sent_again_not_the_points_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("address");
+        let endpoint = fake_endpoint::EndpointService::default();
+        let app = fake_endpoint::http_routes(endpoint.clone());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let omf_url = format!("http://{addr}/api/v1/tenants/default/namespaces/default/omf");
+        let settings = crate::AdapterSettings {
+            name: "a".into(),
+            source_url: "http://127.0.0.1:9".into(),
+            endpoint_url: omf_url.clone(),
+            data_source: Default::default(),
+            warm_test_interval: Duration::from_secs(1),
+            buffer_capacity: 1000,
+            network: failover_proto::net::Network::tcp(),
+            trusted_ca: Vec::new(),
+            buffer_dir: None,
+            buffer_max_bytes: 1 << 20,
+            batch_size: 100,
+            documents: None,
+            failover_protocol: crate::FailoverProtocol::Auto,
+            health_interval: None,
+            broken: failover_core::Broken::NONE,
+        };
+        let shared = crate::state::Shared::new(
+            settings.clone(),
+            crate::spool::DurableBuffer::in_memory(1000),
+        );
+        shared.update(|st| {
+            st.components = vec![failover_core::modes::Component { id: 0, streams: 1 }];
+        });
+        let p = |seq: u64| Point {
+            stream_id: 0,
+            seq,
+            timestamp_ms: 1_767_225_600_000 + seq as i64 * 100,
+            value: 1.0,
+        };
+        let mut sink = OmfSink::new(&settings).expect("sink");
+        let group = "g";
+        assert!(sink.fence(&shared, group, 1).await.expect("fence").granted);
+        assert_eq!(
+            sink.write(&shared, group, 1, &[p(0), p(1)]).await,
+            Ok(WriteAnswer::Accepted { accepted: 2 })
+        );
+        // An operator deletes the container.
+        let deleted = reqwest::Client::new()
+            .post(&omf_url)
+            .header("messagetype", "container")
+            .header("messageformat", "JSON")
+            .header("omfversion", "1.2")
+            .header("action", "delete")
+            .body(format!(
+                r#"[{{"id":"{}","typeid":"{TYPE_ID}"}}]"#,
+                container_id(group, 0)
+            ))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(deleted.status().as_u16(), 204);
+        // The next write is refused; the sink says it sends its definitions again (an error:
+        // the egress loop fences again, which creates the containers, then writes once more).
+        let refused = sink.write(&shared, group, 1, &[p(2)]).await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("again")),
+            "{refused:?}"
+        );
+        assert!(sink.fence(&shared, group, 1).await.expect("fence").granted);
+        assert_eq!(
+            sink.write(&shared, group, 1, &[p(2)]).await,
+            Ok(WriteAnswer::Accepted { accepted: 1 })
+        );
+        server.abort();
+    }
 
     #[test]
     fn an_omf_url_is_known_by_its_path() {
