@@ -34,8 +34,7 @@ use tokio_util::codec::Framed;
 
 use crate::Shared;
 
-/// The topics' root.
-pub const ROOT: &str = "failover-lab";
+pub use failover_proto::wires::mqtt::ROOT;
 /// Largest packet taken from a client.
 const MAX_INCOMING: usize = 64 * 1024;
 /// Largest packet sent.

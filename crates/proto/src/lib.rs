@@ -31,5 +31,6 @@ pub mod metrics;
 pub mod net;
 pub mod process;
 pub mod tls;
+pub mod wires;
 
 pub use v1::*;

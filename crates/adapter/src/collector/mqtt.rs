@@ -22,8 +22,7 @@ use serde_json::Value;
 
 use crate::state::Shared;
 
-/// The topics' root.
-pub const ROOT: &str = "failover-lab";
+pub use failover_proto::wires::mqtt::ROOT;
 
 /// An MQTT server to collect from.
 #[derive(Debug, Clone, PartialEq, Eq)]

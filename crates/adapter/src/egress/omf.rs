@@ -27,22 +27,13 @@ use crate::state::Shared;
 
 /// The type our adapter writes.
 pub const TYPE_ID: &str = "FailoverLabPoint";
-/// OMF's largest body.
-pub const MAX_BODY: usize = 192 * 1024;
-/// The lab's extension headers.
-pub const HEADER_ADAPTER: &str = "x-failover-adapter";
-pub const HEADER_WRITER: &str = "x-failover-writer";
-pub const HEADER_EPOCH: &str = "x-failover-epoch";
-pub const HEADER_FENCED_EPOCH: &str = "x-failover-fenced-epoch";
+pub use failover_proto::wires::omf::{
+    HEADER_ADAPTER, HEADER_EPOCH, HEADER_FENCED_EPOCH, HEADER_WRITER, MAX_BODY, container_id,
+};
 
 /// True when an endpoint URL's path ends in `/omf`.
 pub fn is_omf_url(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| u.path().trim_end_matches('/').ends_with("/omf"))
-}
-
-/// The container of a group's stream (the lab's endpoint's default pattern).
-pub fn container_id(group: &str, stream: u32) -> String {
-    format!("{group}.stream-{stream}")
 }
 
 /// An OMF endpoint.

@@ -41,8 +41,10 @@ use crate::{EndpointService, record::GroupRecord};
 use message::{Action, MessageType, Rejection};
 use store::{Checked, CheckedData, Stores};
 
-/// Most bytes in a request body, as received (OMF's limit: 192 KB).
-pub const MAX_BODY: usize = 192 * 1024;
+pub use failover_proto::wires::omf::{
+    DEFAULT_CONTAINER_PATTERN, HEADER_ADAPTER, HEADER_EPOCH, HEADER_FENCED_EPOCH, HEADER_WRITER,
+    MAX_BODY,
+};
 /// Most bytes a gzip body may expand to.
 pub const MAX_EXPANDED: usize = 8 * 1024 * 1024;
 /// The writer's name in the audit for OMF clients that send no fencing headers.
@@ -80,9 +82,6 @@ pub struct ContainerPattern {
     suffix: String,
     group_first: bool,
 }
-
-/// The default pattern, which our adapter writes.
-pub const DEFAULT_CONTAINER_PATTERN: &str = "{group}.stream-{stream}";
 
 impl ContainerPattern {
     /// Reads a pattern; it must hold `{group}` and `{stream}` once each, with text between
@@ -237,12 +236,6 @@ pub struct Fencing {
     pub writer: String,
     pub epoch: u64,
 }
-
-/// The extension headers our adapter sends.
-pub const HEADER_ADAPTER: &str = "x-failover-adapter";
-pub const HEADER_WRITER: &str = "x-failover-writer";
-pub const HEADER_EPOCH: &str = "x-failover-epoch";
-pub const HEADER_FENCED_EPOCH: &str = "x-failover-fenced-epoch";
 
 /// One header's value, refusing one sent twice or not text.
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Rejection> {
