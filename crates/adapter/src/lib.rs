@@ -58,7 +58,8 @@ pub struct AdapterSettings {
     /// The adapter's name: its id in the failover group and at the source and endpoint.
     pub name: String,
     /// URL of the data source: `http(s)://` for the lab's gRPC `DataSource`, `mqtt://host:port`
-    /// for MQTT (live points and health; history recoveries need gRPC).
+    /// for MQTT, `opc.tcp://host:port` for OPC UA (live points and health; history recoveries
+    /// need gRPC).
     pub source_url: String,
     /// gRPC URL of the data endpoint.
     pub endpoint_url: String,
@@ -107,7 +108,7 @@ where
     L::Addr: std::fmt::Debug,
 {
     let source = net::lazy_channel(&settings.source_url, &settings.network, None)?;
-    // The live wire: gRPC, or MQTT for an mqtt:// source (history stays on gRPC).
+    // The live wire: gRPC, MQTT for mqtt://, OPC UA for opc.tcp:// (history stays on gRPC).
     let wire = collector::SourceWire::for_url(&settings.source_url, source.clone())?;
     let sink = egress::Sink::for_settings(&settings)?;
     // Diagnostics go to the lab's gRPC endpoint only (an OMF endpoint gets data alone).

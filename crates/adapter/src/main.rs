@@ -22,7 +22,8 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:5590", env = "ADAPTER_REST_LISTEN")]
     rest_listen: std::net::SocketAddr,
     /// URL of the data source: `http(s)://` for the lab's gRPC `DataSource`, `mqtt://host:port`
-    /// for MQTT (live points and health; history recoveries need gRPC).
+    /// for MQTT, `opc.tcp://host:port` for OPC UA (live points and health; history recoveries
+    /// need gRPC).
     #[arg(long, default_value = "http://127.0.0.1:50051", env = "ADAPTER_SOURCE")]
     source: String,
     /// URL of the data endpoint (where data is egressed; not the failover service): the lab's

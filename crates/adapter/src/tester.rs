@@ -67,5 +67,6 @@ async fn test(source: &SourceWire, name: &str) -> (bool, String) {
             }
         }
         SourceWire::Mqtt(server) => crate::collector::mqtt::test_connection(server, name).await,
+        SourceWire::OpcUa(server) => crate::collector::opcua::test_connection(server, name).await,
     }
 }

@@ -15,6 +15,7 @@
 //! ([`mqtt`]).
 
 pub mod mqtt;
+pub mod opcua;
 
 use std::{
     collections::BTreeSet,
@@ -571,15 +572,30 @@ pub async fn run(
     serve(process::incoming(listener), settings, shutdown).await
 }
 
-/// [`run`], and MQTT on `mqtt` when given (see [`mqtt`]): the same points and faults.
-pub async fn run_with_mqtt(
+/// The vendor's wires a source serves besides gRPC (none by default).
+#[derive(Debug, Default)]
+pub struct ExtraWires {
+    /// MQTT 3.1.1 on this listener ([`mqtt`]).
+    pub mqtt: Option<tokio::net::TcpListener>,
+    /// OPC UA on this listener, set up so ([`opcua`]).
+    pub opcua: Option<(tokio::net::TcpListener, opcua::OpcUaSettings)>,
+}
+
+/// [`run`], and the vendor's wires in `wires`: the same points and faults.
+pub async fn run_with_wires(
     listener: tokio::net::TcpListener,
-    mqtt: Option<tokio::net::TcpListener>,
+    wires: ExtraWires,
     settings: SourceSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    tracing::info!(addr = ?listener.local_addr().ok(), mqtt = ?mqtt.as_ref().and_then(|l| l.local_addr().ok()), ?settings, "data source serving");
-    serve_with_mqtt(process::incoming(listener), mqtt, settings, shutdown).await
+    tracing::info!(
+        addr = ?listener.local_addr().ok(),
+        mqtt = ?wires.mqtt.as_ref().and_then(|l| l.local_addr().ok()),
+        opcua = ?wires.opcua.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+        ?settings,
+        "data source serving"
+    );
+    serve_with_wires(process::incoming(listener), wires, settings, shutdown).await
 }
 
 /// Serves the data source on the connections of `incoming` until `shutdown` resolves: TCP for
@@ -589,13 +605,13 @@ pub async fn serve<IO: process::ServerConn>(
     settings: SourceSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    serve_with_mqtt(incoming, None, settings, shutdown).await
+    serve_with_wires(incoming, ExtraWires::default(), settings, shutdown).await
 }
 
-/// [`serve`], and MQTT on `mqtt` when given.
-pub async fn serve_with_mqtt<IO: process::ServerConn>(
+/// [`serve`], and the vendor's wires in `wires`.
+pub async fn serve_with_wires<IO: process::ServerConn>(
     incoming: impl tokio_stream::Stream<Item = std::io::Result<IO>> + Send,
-    mqtt: Option<tokio::net::TcpListener>,
+    wires: ExtraWires,
     settings: SourceSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
@@ -611,7 +627,13 @@ pub async fn serve_with_mqtt<IO: process::ServerConn>(
         holders: Mutex::default(),
     });
     let producer = tokio::spawn(produce(shared.clone()));
-    let mqtt = mqtt.map(|l| tokio::spawn(mqtt::serve(l, shared.clone())));
+    let mut wire_tasks = Vec::new();
+    if let Some(l) = wires.mqtt {
+        wire_tasks.push(tokio::spawn(mqtt::serve(l, shared.clone())));
+    }
+    if let Some((l, opcua_settings)) = wires.opcua {
+        wire_tasks.push(tokio::spawn(opcua::serve(l, opcua_settings, shared.clone())));
+    }
     let service = DataSourceService { shared };
     let health = process::health_service("failover.v1.DataSource").await;
     let result = process::server_builder()
@@ -620,8 +642,8 @@ pub async fn serve_with_mqtt<IO: process::ServerConn>(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     producer.abort();
-    if let Some(m) = mqtt {
-        m.abort();
+    for t in wire_tasks {
+        t.abort();
     }
     result.map_err(Into::into)
 }

@@ -40,6 +40,20 @@ struct Args {
     /// failover-lab/{component}/status, as JSON; the source is the only publisher.
     #[arg(long, env = "SOURCE_MQTT_LISTEN")]
     mqtt_listen: Option<std::net::SocketAddr>,
+    /// Address to serve OPC UA on (none by default), at opc.tcp://ADDR/: a folder per component
+    /// under Objects/FailoverLabSource with its Up flag and a Double variable per stream, each
+    /// tick's value at its data time (docs/opcua.md). Security None, or Basic256Sha256 signed
+    /// and encrypted; anonymous, or --opcua-user.
+    #[arg(long, env = "SOURCE_OPCUA_LISTEN")]
+    opcua_listen: Option<std::net::SocketAddr>,
+    /// Folder of the OPC UA server's certificate and private key, made at first start and kept
+    /// (default: failover-lab-opcua-pki in the system's temporary folder).
+    #[arg(long, env = "SOURCE_OPCUA_PKI")]
+    opcua_pki: Option<std::path::PathBuf>,
+    /// A user name the OPC UA server takes besides anonymous; its password is read from
+    /// SOURCE_OPCUA_PASSWORD (never from the command line, never logged).
+    #[arg(long, env = "SOURCE_OPCUA_USER", requires = "opcua_listen")]
+    opcua_user: Option<String>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -64,5 +78,30 @@ async fn main() -> anyhow::Result<()> {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
         None => None,
     };
-    fake_data_source::run_with_mqtt(listener, mqtt, settings, process::shutdown_signal()).await
+    let opcua = match args.opcua_listen {
+        Some(addr) => {
+            let user = match args.opcua_user {
+                Some(user) => {
+                    let password = std::env::var("SOURCE_OPCUA_PASSWORD").map_err(|_| {
+                        anyhow::anyhow!(
+                            "--opcua-user {user:?} needs its password in SOURCE_OPCUA_PASSWORD"
+                        )
+                    })?;
+                    Some((user, password))
+                }
+                None => None,
+            };
+            let settings = fake_data_source::opcua::OpcUaSettings {
+                listen: addr,
+                pki_dir: args
+                    .opcua_pki
+                    .unwrap_or_else(|| std::env::temp_dir().join("failover-lab-opcua-pki")),
+                user,
+            };
+            Some((tokio::net::TcpListener::bind(addr).await?, settings))
+        }
+        None => None,
+    };
+    let wires = fake_data_source::ExtraWires { mqtt, opcua };
+    fake_data_source::run_with_wires(listener, wires, settings, process::shutdown_signal()).await
 }

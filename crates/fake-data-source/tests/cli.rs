@@ -41,6 +41,86 @@ fn help_explains_and_bad_shapes_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-clients"));
 }
 
+/// A Python that can import `module` (installed from PyPI as `package`), or None when there is
+/// none here and FAILOVER_LAB_REQUIRE_INTEROP is unset (CI sets it: there the test cannot skip).
+fn python_with(module: &str, package: &str) -> Option<String> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let has = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("FAILOVER_LAB_REQUIRE_INTEROP").is_none(),
+        "{python} with {module} is needed for this interoperability test (pip install '{package}')"
+    );
+    eprintln!("skipped: no {module} for {python} here");
+    None
+}
+
+/// Waits up to 5 s for something to listen on `port`.
+fn listening(port: u16) -> bool {
+    (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+}
+
+/// An OPC UA client that is not ours (FreeOpcUa's asyncua for Python,
+/// `tests/opcua_client.py`) browses the source's address space, reads the tick, subscribes and
+/// sees every tick of every stream once and in order at its data time, reads an unknown node
+/// (BadNodeIdUnknown), and connects signed and encrypted (Basic256Sha256) with a user name, a
+/// wrong password refused. CI installs asyncua from PyPI and sets FAILOVER_LAB_REQUIRE_INTEROP=1.
+#[test]
+fn an_opcua_client_that_is_not_ours_browses_reads_and_subscribes() {
+    let Some(python) = python_with("asyncua", "asyncua>=1.1,<3") else {
+        return;
+    };
+    let (grpc, opcua) = (free_port(), free_port());
+    let pki = tempfile::tempdir().expect("a temporary folder");
+    let password = "not-in-any-log";
+    let mut source = Command::new(env!("CARGO_BIN_EXE_fake-data-source"))
+        .args(["--listen", &format!("127.0.0.1:{grpc}")])
+        .args(["--opcua-listen", &format!("127.0.0.1:{opcua}")])
+        .arg("--opcua-pki")
+        .arg(pki.path())
+        .args(["--opcua-user", "lab"])
+        .env("SOURCE_OPCUA_PASSWORD", password)
+        .args(["--streams", "8", "--components", "4", "--rate", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let out = listening(opcua).then(|| {
+        Command::new(&python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/opcua_client.py"))
+            .args(["127.0.0.1", &opcua.to_string(), "8", "4", "2", "lab", password])
+            .output()
+            .expect("python runs")
+    });
+    let _ = source.kill();
+    let log = source.wait_with_output().expect("the source's log");
+    let out = out.expect("the source serves OPC UA within 5 s");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("all checks passed"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&log.stdout),
+        String::from_utf8_lossy(&log.stderr)
+    );
+    assert!(!log.contains(password), "the password reached the log");
+    assert!(
+        pki.path().join("own").join("cert.der").exists(),
+        "the server's certificate was made in --opcua-pki"
+    );
+}
+
 /// A free port on loopback (bound, then let go for the source to take).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -55,20 +135,9 @@ fn free_port() -> u16 {
 /// from PyPI and sets FAILOVER_LAB_REQUIRE_INTEROP=1, so it cannot skip there.
 #[test]
 fn an_mqtt_client_that_is_not_ours_sees_every_tick() {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_paho = Command::new(&python)
-        .args(["-c", "import paho.mqtt.client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_paho {
-        assert!(
-            std::env::var_os("FAILOVER_LAB_REQUIRE_INTEROP").is_none(),
-            "{python} with paho-mqtt is needed for the MQTT interoperability test \
-             (pip install 'paho-mqtt>=2,<3')"
-        );
-        eprintln!("skipped: no paho-mqtt for {python} here");
+    let Some(python) = python_with("paho.mqtt.client", "paho-mqtt>=2,<3") else {
         return;
-    }
+    };
     let (grpc, mqtt) = (free_port(), free_port());
     let mut source = Command::new(env!("CARGO_BIN_EXE_fake-data-source"))
         .args(["--listen", &format!("127.0.0.1:{grpc}")])
@@ -77,11 +146,7 @@ fn an_mqtt_client_that_is_not_ours_sees_every_tick() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("starts");
-    let ready = (0..100).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        std::net::TcpStream::connect(("127.0.0.1", mqtt)).is_ok()
-    });
-    let out = ready.then(|| {
+    let out = listening(mqtt).then(|| {
         Command::new(&python)
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),

@@ -3,9 +3,11 @@
 //!
 //! The source URL's scheme picks the wire ([`SourceWire`]): `http(s)://` is the lab's gRPC
 //! `DataSource` (here), `mqtt://` an MQTT 3.1.1 server publishing the lab's topics
-//! ([`mqtt`]). The rules above are the same on both.
+//! ([`mqtt`]), `opc.tcp://` an OPC UA server with the lab's address space ([`opcua`]). The rules
+//! above are the same on all three.
 
 pub mod mqtt;
+pub mod opcua;
 
 use std::sync::Arc;
 
@@ -24,15 +26,20 @@ pub enum SourceWire {
     Grpc(Channel),
     /// An MQTT server (`mqtt://host:port`): live points and component health; no history.
     Mqtt(mqtt::MqttServer),
+    /// An OPC UA server (`opc.tcp://host:port`): live values and component health; no history.
+    OpcUa(opcua::OpcUaServer),
 }
 
 impl SourceWire {
     /// The wire for `url`, with `grpc` as the channel when it is gRPC.
     pub fn for_url(url: &str, grpc: Channel) -> anyhow::Result<SourceWire> {
-        match mqtt::MqttServer::from_url(url)? {
-            Some(server) => Ok(SourceWire::Mqtt(server)),
-            None => Ok(SourceWire::Grpc(grpc)),
+        if let Some(server) = mqtt::MqttServer::from_url(url)? {
+            return Ok(SourceWire::Mqtt(server));
         }
+        if let Some(server) = opcua::OpcUaServer::from_url(url)? {
+            return Ok(SourceWire::OpcUa(server));
+        }
+        Ok(SourceWire::Grpc(grpc))
     }
 }
 
@@ -97,6 +104,9 @@ pub async fn run(shared: Arc<Shared>, source: SourceWire) {
             }
             SourceWire::Mqtt(server) => {
                 mqtt::collect(&shared, server, &mut changed, &mut backoff).await
+            }
+            SourceWire::OpcUa(server) => {
+                opcua::collect(&shared, server, &mut changed, &mut backoff).await
             }
         };
         match collected {
