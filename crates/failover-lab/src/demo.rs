@@ -50,7 +50,8 @@ pub(crate) struct DemoArgs {
     /// adapters egress).
     #[arg(long, default_value = "grpc", value_parser = crate::run::parse_egress)]
     egress: failover_harness::cluster::ClusterEgress,
-    /// How the adapters collect: grpc (the lab's DataSource) or mqtt (the source's MQTT topics).
+    /// How the adapters collect: grpc (the lab's DataSource), mqtt (the source's MQTT topics)
+    /// or opcua (the source's OPC UA address space, a variable per stream).
     #[arg(long = "source", default_value = "grpc", value_parser = crate::run::parse_source)]
     source_protocol: failover_harness::cluster::ClusterSource,
     /// Write the run's timeline picture here, as demo-<mode>.svg.

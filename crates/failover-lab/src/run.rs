@@ -51,8 +51,9 @@ pub(crate) struct RunArgs {
     #[arg(long, value_parser = parse_egress)]
     egress: Option<failover_harness::cluster::ClusterEgress>,
     /// Run every scenario with the adapters collecting this way instead of the file's own
-    /// (cluster.source_protocol): grpc (the lab's DataSource), or mqtt (the source's MQTT
-    /// topics; no history recoveries). Processes only.
+    /// (cluster.source_protocol): grpc (the lab's DataSource), mqtt (the source's MQTT topics)
+    /// or opcua (the source's OPC UA variables); MQTT and OPC UA make no history recoveries.
+    /// Processes only.
     #[arg(long, value_parser = parse_source)]
     source_protocol: Option<failover_harness::cluster::ClusterSource>,
 }
@@ -75,14 +76,14 @@ pub(crate) fn parse_protocol(
     }
 }
 
-/// `grpc` or `mqtt`, for `--source-protocol`.
+/// `grpc`, `mqtt` or `opcua`, for `--source-protocol`.
 pub(crate) fn parse_source(s: &str) -> Result<failover_harness::cluster::ClusterSource, String> {
     match s {
         "grpc" => Ok(failover_harness::cluster::ClusterSource::Grpc),
         "mqtt" => Ok(failover_harness::cluster::ClusterSource::Mqtt),
-        "opcua" => Err("OPC UA is not supported yet; use grpc or mqtt".into()),
+        "opcua" => Ok(failover_harness::cluster::ClusterSource::OpcUa),
         other => Err(format!(
-            "{other:?} is not a source protocol; use grpc or mqtt"
+            "{other:?} is not a source protocol; use grpc, mqtt or opcua"
         )),
     }
 }

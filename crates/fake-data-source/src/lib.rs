@@ -632,7 +632,11 @@ pub async fn serve_with_wires<IO: process::ServerConn>(
         wire_tasks.push(tokio::spawn(mqtt::serve(l, shared.clone())));
     }
     if let Some((l, opcua_settings)) = wires.opcua {
-        wire_tasks.push(tokio::spawn(opcua::serve(l, opcua_settings, shared.clone())));
+        wire_tasks.push(tokio::spawn(opcua::serve(
+            l,
+            opcua_settings,
+            shared.clone(),
+        )));
     }
     let service = DataSourceService { shared };
     let health = process::health_service("failover.v1.DataSource").await;

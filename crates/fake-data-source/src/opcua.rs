@@ -65,7 +65,11 @@ pub struct OpcUaSettings {
 }
 
 /// Serves OPC UA until the task is dropped, stopping the server while the source is down.
-pub(crate) async fn serve(listener: tokio::net::TcpListener, settings: OpcUaSettings, shared: Arc<Shared>) {
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    settings: OpcUaSettings,
+    shared: Arc<Shared>,
+) {
     let addr = listener.local_addr().unwrap_or(settings.listen);
     let mut listener = Some(listener);
     let mut faults = shared.fault_version.subscribe();
@@ -154,10 +158,7 @@ fn build(settings: &OpcUaSettings, addr: SocketAddr, shared: &Shared) -> Result<
         user_ids.push(USER_TOKEN_ID.to_string());
     }
     builder = builder
-        .add_endpoint(
-            "none",
-            ServerEndpoint::new_none("/", &user_ids),
-        )
+        .add_endpoint("none", ServerEndpoint::new_none("/", &user_ids))
         .add_endpoint(
             "basic256sha256-sign-encrypt",
             ServerEndpoint::new_basic256sha256_sign_encrypt("/", &user_ids),
@@ -270,7 +271,12 @@ async fn update(handle: ServerHandle, manager: Arc<SimpleNodeManager>, shared: A
     let mut down: Option<Vec<u32>> = None;
     loop {
         // Everyone's view: faults for one client alone are not OPC UA's (see the module doc).
-        let now_down = shared.faults().down_components.iter().copied().collect::<Vec<_>>();
+        let now_down = shared
+            .faults()
+            .down_components
+            .iter()
+            .copied()
+            .collect::<Vec<_>>();
         if down.as_ref() != Some(&now_down) {
             let now = DateTime::now();
             let mut values: Vec<(&NodeId, DataValue)> = Vec::new();
@@ -294,9 +300,10 @@ async fn update(handle: ServerHandle, manager: Arc<SimpleNodeManager>, shared: A
                     }
                 }
             }
-            if let Err(e) =
-                manager.set_values(&subscriptions, values.into_iter().map(|(id, v)| (id, None, v)))
-            {
+            if let Err(e) = manager.set_values(
+                &subscriptions,
+                values.into_iter().map(|(id, v)| (id, None, v)),
+            ) {
                 tracing::warn!("OPC UA: component health not set: {e}");
             }
             down = Some(now_down.clone());

@@ -95,8 +95,19 @@ fn an_opcua_client_that_is_not_ours_browses_reads_and_subscribes() {
         .expect("starts");
     let out = listening(opcua).then(|| {
         Command::new(&python)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/opcua_client.py"))
-            .args(["127.0.0.1", &opcua.to_string(), "8", "4", "2", "lab", password])
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/opcua_client.py"
+            ))
+            .args([
+                "127.0.0.1",
+                &opcua.to_string(),
+                "8",
+                "4",
+                "2",
+                "lab",
+                password,
+            ])
             .output()
             .expect("python runs")
     });

@@ -65,8 +65,9 @@ impl SourceFaultTarget {
 pub struct Addresses {
     /// gRPC of the source.
     pub source: SocketAddr,
-    /// MQTT of the source (None where it is not served).
-    pub source_mqtt: Option<SocketAddr>,
+    /// The source's MQTT or OPC UA side, as `cluster.source_protocol` says (None where only
+    /// gRPC is served).
+    pub source_wire: Option<SocketAddr>,
     /// gRPC of the endpoint.
     pub endpoint: SocketAddr,
     /// gRPC of the arbiter.
@@ -89,9 +90,18 @@ impl Addresses {
         format!("http://{addr}")
     }
 
-    /// `mqtt://` URL of an MQTT address.
-    pub fn mqtt_url(addr: SocketAddr) -> String {
-        format!("mqtt://{addr}")
+    /// The URL of the source's side at `addr` for `protocol`: `mqtt://`, `opc.tcp://` or
+    /// gRPC's `http://`.
+    pub fn source_url(
+        protocol: failover_scenario::cluster::ClusterSource,
+        addr: SocketAddr,
+    ) -> String {
+        use failover_scenario::cluster::ClusterSource;
+        match protocol {
+            ClusterSource::Grpc => Self::url(addr),
+            ClusterSource::Mqtt => format!("mqtt://{addr}"),
+            ClusterSource::OpcUa => format!("opc.tcp://{addr}/"),
+        }
     }
 
     /// The OMF URL (Edge Data Store's path) of an endpoint's HTTP address.

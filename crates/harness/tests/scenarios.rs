@@ -3,9 +3,9 @@
 //! name contains NAME; `FAILOVER_LAB_JOBS` sets how many run at once (default 4).
 //!
 //! Then the kill, pause, cut and override stories of [`REST_STORIES`] run again on the vendor's
-//! wires: the adapters collecting over MQTT, on the vendor's REST API, and egressing OMF
-//! (`failover-lab run --source-protocol mqtt --failover-protocol rest --egress omf`), so every
-//! wire keeps every promise of those stories. (The whole library runs so by hand; see
+//! wires, twice at once: the adapters collecting over MQTT, then over OPC UA, on the vendor's
+//! REST API, and egressing OMF (`failover-lab run --source-protocol mqtt|opcua
+//! --failover-protocol rest --egress omf`), so every wire keeps every promise of those stories. (The whole library runs so by hand; see
 //! scenarios/README.md.) Last, the whole library runs on the deterministic simulator
 //! (`failover-lab run --target sim`), five seeds each.
 
@@ -13,7 +13,7 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use failover_harness::{runner, scenario};
 
-/// The stories run a second time on the vendor's wires (MQTT in, REST to the service, OMF out):
+/// The stories run again on the vendor's wires (MQTT or OPC UA in, REST to the service, OMF out):
 /// a kill (Hot), a pause (Cold), a cut from the service and an operator override.
 const REST_STORIES: [&str; 4] = [
     "hot-primary-killed.toml",
@@ -86,23 +86,33 @@ fn main() -> ExitCode {
         })
         .cloned()
         .collect();
-    let rest_opts = runner::RunOptions {
+    // Two passes at once (their clusters mostly wait): MQTT in, and OPC UA in.
+    let wires_opts = |source| runner::RunOptions {
         report_dir: None,
         failover_protocol: Some(failover_harness::cluster::ClusterProtocol::Rest),
         egress: Some(failover_harness::cluster::ClusterEgress::Omf),
-        source_protocol: Some(failover_harness::cluster::ClusterSource::Mqtt),
-        ..opts
+        source_protocol: Some(source),
+        ..opts.clone()
     };
-    let rest_outcomes: Vec<runner::Outcome> = runtime
-        .block_on(runner::run_all(&rest_files, &rest_opts, &quiet))
-        .into_iter()
-        .map(|mut o| {
+    let mqtt_opts = wires_opts(failover_harness::cluster::ClusterSource::Mqtt);
+    let opcua_opts = wires_opts(failover_harness::cluster::ClusterSource::OpcUa);
+    let (mqtt_outcomes, opcua_outcomes) = runtime.block_on(async {
+        tokio::join!(
+            runner::run_all(&rest_files, &mqtt_opts, &quiet),
+            runner::run_all(&rest_files, &opcua_opts, &quiet)
+        )
+    });
+    let named = |outcomes: Vec<runner::Outcome>, source: &'static str| {
+        outcomes.into_iter().map(move |mut o| {
             o.file = format!(
-                "{} (on the vendor's wires: MQTT in, REST to the service, OMF out)",
+                "{} (on the vendor's wires: {source} in, REST to the service, OMF out)",
                 o.file
             );
             o
         })
+    };
+    let rest_outcomes: Vec<runner::Outcome> = named(mqtt_outcomes, "MQTT")
+        .chain(named(opcua_outcomes, "OPC UA"))
         .collect();
     for o in &rest_outcomes {
         println!("test {} ... {} ({:.1}s)", o.file, result(o), o.seconds);
@@ -115,7 +125,7 @@ fn main() -> ExitCode {
         egress: None,
         source_protocol: None,
         target: runner::RunTarget::Sim { seeds: 5 },
-        ..rest_opts
+        ..opts
     };
     let sim_outcomes: Vec<runner::Outcome> = runtime
         .block_on(runner::run_all(&files, &sim_opts, &quiet))

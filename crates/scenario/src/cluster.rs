@@ -147,6 +147,19 @@ pub enum ClusterSource {
     Grpc,
     /// MQTT 3.1.1: the source's topics `failover-lab/{component}/{stream}` and `/status`.
     Mqtt,
+    /// OPC UA: the source's address space, a variable per stream (security None, anonymous).
+    OpcUa,
+}
+
+impl ClusterSource {
+    /// The name in scenario files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterSource::Grpc => "grpc",
+            ClusterSource::Mqtt => "mqtt",
+            ClusterSource::OpcUa => "opcua",
+        }
+    }
 }
 
 /// How a cluster's Primary egresses.

@@ -193,12 +193,7 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
     let source_protocol = match c.source_protocol.as_deref() {
         None | Some("grpc") => ClusterSource::Grpc,
         Some("mqtt") => ClusterSource::Mqtt,
-        Some("opcua") => {
-            return Err(ck.err(
-                "cluster.source_protocol",
-                "\"opcua\" is not supported yet; accepted: \"grpc\" or \"mqtt\"",
-            ));
-        }
+        Some("opcua") => ClusterSource::OpcUa,
         Some(other) => {
             return Err(ck.err(
                 "cluster.source_protocol",

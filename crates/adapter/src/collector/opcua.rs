@@ -170,7 +170,9 @@ async fn browse_children(session: &Session, node: NodeId) -> Result<Vec<NodeId>,
 async fn read_layout(session: &Session) -> Result<Layout, String> {
     let namespaces = session
         .read(
-            &[ReadValueId::from(NodeId::from(VariableId::Server_NamespaceArray))],
+            &[ReadValueId::from(NodeId::from(
+                VariableId::Server_NamespaceArray,
+            ))],
             TimestampsToReturn::Neither,
             0.0,
         )
@@ -203,7 +205,11 @@ async fn read_layout(session: &Session) -> Result<Layout, String> {
         .map_err(|e| status_err("read of the tick", e))?;
     let origin_unix_ms = match tick.first().and_then(|v| v.value.as_ref()) {
         Some(Variant::Int64(v)) => *v,
-        other => return Err(format!("OPC UA: TickOriginUnixMs is not an Int64: {other:?}")),
+        other => {
+            return Err(format!(
+                "OPC UA: TickOriginUnixMs is not an Int64: {other:?}"
+            ));
+        }
     };
     let rate_hz = match tick.get(1).and_then(|v| v.value.as_ref()) {
         Some(Variant::Double(v)) if v.is_finite() && *v > 0.0 => *v,
@@ -312,7 +318,11 @@ async fn subscribed(
             .collect();
         st.source_error = None;
     });
-    tracing::info!(url = server.url, components = layout.components.len(), "collecting from the data source over OPC UA");
+    tracing::info!(
+        url = server.url,
+        components = layout.components.len(),
+        "collecting from the data source over OPC UA"
+    );
     let mut up: BTreeMap<u32, bool> = BTreeMap::new();
     let mut points = Vec::new();
     loop {
@@ -430,7 +440,9 @@ pub async fn test_connection(server: &OpcUaServer, name: &str) -> (bool, String)
     };
     let answer = match session
         .read(
-            &[ReadValueId::from(NodeId::from(VariableId::Server_ServerStatus_State))],
+            &[ReadValueId::from(NodeId::from(
+                VariableId::Server_ServerStatus_State,
+            ))],
             TimestampsToReturn::Neither,
             0.0,
         )
@@ -443,7 +455,8 @@ pub async fn test_connection(server: &OpcUaServer, name: &str) -> (bool, String)
             false,
             format!(
                 "OPC UA: the server's state is unreadable ({})",
-                v.first().map_or(StatusCode::BadUnexpectedError, |v| v.status())
+                v.first()
+                    .map_or(StatusCode::BadUnexpectedError, |v| v.status())
             ),
         ),
         Err(e) => (false, status_err("read of the server's state", e)),
@@ -481,7 +494,11 @@ mod tests {
     fn values_become_points_at_their_tick_and_bad_ones_do_not() {
         let l = layout();
         assert_eq!(
-            read_value(&l, "stream-1", &at(1_700, Variant::Double(2.5), StatusCode::Good)),
+            read_value(
+                &l,
+                "stream-1",
+                &at(1_700, Variant::Double(2.5), StatusCode::Good)
+            ),
             Some(Reading::Point(Point {
                 stream_id: 1,
                 seq: 7,
@@ -498,25 +515,46 @@ mod tests {
             None
         );
         assert_eq!(
-            read_value(&l, "stream-1", &at(1_700, Variant::Int32(2), StatusCode::Good)),
+            read_value(
+                &l,
+                "stream-1",
+                &at(1_700, Variant::Int32(2), StatusCode::Good)
+            ),
             None
         );
         assert_eq!(
-            read_value(&l, "stream-1", &at(900, Variant::Double(2.5), StatusCode::Good)),
+            read_value(
+                &l,
+                "stream-1",
+                &at(900, Variant::Double(2.5), StatusCode::Good)
+            ),
             None,
             "before the origin"
         );
         assert_eq!(
-            read_value(&l, "component-0.up", &at(0, Variant::Boolean(false), StatusCode::Good)),
+            read_value(
+                &l,
+                "component-0.up",
+                &at(0, Variant::Boolean(false), StatusCode::Good)
+            ),
             Some(Reading::Up(0, false))
         );
-        assert_eq!(read_value(&l, "something-else", &at(0, Variant::Boolean(true), StatusCode::Good)), None);
+        assert_eq!(
+            read_value(
+                &l,
+                "something-else",
+                &at(0, Variant::Boolean(true), StatusCode::Good)
+            ),
+            None
+        );
     }
 
     #[test]
     fn opc_tcp_urls_pick_the_wire() {
         assert_eq!(
-            OpcUaServer::from_url("opc.tcp://127.0.0.1:4840/").ok().flatten(),
+            OpcUaServer::from_url("opc.tcp://127.0.0.1:4840/")
+                .ok()
+                .flatten(),
             Some(OpcUaServer {
                 url: "opc.tcp://127.0.0.1:4840/".into()
             })

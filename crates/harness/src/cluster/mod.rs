@@ -56,6 +56,8 @@ pub struct Cluster {
     log_dir: PathBuf,
     /// The log folder when the cluster made it (removed on drop unless the logs are kept).
     temp: Option<tempfile::TempDir>,
+    /// The OPC UA source's certificate and key: a folder of their own, not in the logs.
+    _source_pki: Option<tempfile::TempDir>,
     http: reqwest::Client,
     /// The REST address of each adapter started beside the pair (twins, standalone), by key.
     extra_rest: BTreeMap<String, SocketAddr>,
@@ -73,13 +75,15 @@ pub async fn configure_in_order(
 
 /// Why a pair of this shape cannot run as processes (None: it can).
 pub fn refusal(spec: &ClusterSpec) -> Option<String> {
-    if spec.source_protocol == ClusterSource::Mqtt
+    if spec.source_protocol != ClusterSource::Grpc
         && spec.data_collection_mode != failover_core::DataCollectionMode::CurrentOnly
     {
         return Some(format!(
-            "source_protocol mqtt with dataCollectionMode {}: MQTT has no history, and history \
-             recoveries need the lab's gRPC source; use source_protocol = \"grpc\"",
-            spec.data_collection_mode.as_str()
+            "source_protocol {} with dataCollectionMode {}: the lab's {} side keeps no history, \
+             and history recoveries need the lab's gRPC source; use source_protocol = \"grpc\"",
+            spec.source_protocol.as_str(),
+            spec.data_collection_mode.as_str(),
+            spec.source_protocol.as_str()
         ));
     }
     (spec.failover_protocol == ClusterProtocol::Rest
@@ -134,7 +138,8 @@ impl Cluster {
         let at = |i: usize| SocketAddr::from((ip, ports[i]));
         let addrs = Addresses {
             source: at(0),
-            source_mqtt: Some(at(6 + spec.adapters.len())),
+            source_wire: (spec.source_protocol != ClusterSource::Grpc)
+                .then(|| at(6 + spec.adapters.len())),
             endpoint: at(1),
             arbiter: at(2),
             arbiter_rest: at(3),
@@ -160,11 +165,8 @@ impl Cluster {
                 ClusterEgress::Grpc => addrs.endpoint,
                 ClusterEgress::Omf => addrs.endpoint_metrics,
             };
-            // MQTT goes to the source's MQTT side.
-            let source_target = match (spec.source_protocol, addrs.source_mqtt) {
-                (ClusterSource::Mqtt, Some(mqtt)) => mqtt,
-                _ => addrs.source,
-            };
+            // MQTT and OPC UA go to the source's side for them.
+            let source_target = addrs.source_wire.unwrap_or(addrs.source);
             for (service, target) in [
                 (ARBITER, arbiter_target),
                 (SOURCE, source_target),
@@ -178,6 +180,15 @@ impl Cluster {
         }
         // The proxies have their ports: release the services' for them to bind.
         drop(held);
+        let source_pki = match spec.source_protocol {
+            ClusterSource::OpcUa => Some(
+                tempfile::Builder::new()
+                    .prefix("failover-lab-opcua-pki-")
+                    .tempdir()
+                    .context("cannot make a folder for the OPC UA source's certificate")?,
+            ),
+            _ => None,
+        };
         let mut cluster = Cluster {
             spec: spec.clone(),
             addrs: addrs.clone(),
@@ -185,6 +196,7 @@ impl Cluster {
             links,
             log_dir: log_dir.clone(),
             temp,
+            _source_pki: None,
             extra_rest: BTreeMap::new(),
             http: crate::services::http_client()?,
         };
@@ -211,10 +223,25 @@ impl Cluster {
         if let Some(n) = spec.max_clients {
             source_args.extend(["--max-clients".into(), s(&n)]);
         }
-        if let (ClusterSource::Mqtt, Some(mqtt)) = (spec.source_protocol, addrs.source_mqtt) {
-            source_args.extend(["--mqtt-listen".into(), s(&mqtt)]);
+        match (spec.source_protocol, addrs.source_wire) {
+            (ClusterSource::Mqtt, Some(mqtt)) => {
+                source_args.extend(["--mqtt-listen".into(), s(&mqtt)]);
+            }
+            (ClusterSource::OpcUa, Some(opcua)) => {
+                source_args.extend([
+                    "--opcua-listen".into(),
+                    s(&opcua),
+                    "--opcua-pki".into(),
+                    source_pki
+                        .as_ref()
+                        .map(|d| d.path().display().to_string())
+                        .unwrap_or_default(),
+                ]);
+            }
+            _ => {}
         }
         cluster.add(SOURCE, bins.join(SOURCE_BIN), source_args)?;
+        cluster._source_pki = source_pki;
         let mut endpoint_args = vec![
             "--listen".into(),
             s(&addrs.endpoint),
@@ -453,13 +480,13 @@ impl Cluster {
     /// [`ClusterSpec::direct_links`].
     pub fn link_url(&self, adapter: &str, service: &str) -> anyhow::Result<String> {
         let omf = service == ENDPOINT && self.spec.egress == ClusterEgress::Omf;
-        let mqtt = service == SOURCE && self.spec.source_protocol == ClusterSource::Mqtt;
+        let protocol = self.spec.source_protocol;
         if !self.spec.direct_links {
             let listen = self.link(adapter, service)?.listen;
             return Ok(if omf {
                 Addresses::omf_url(listen)
-            } else if mqtt {
-                Addresses::mqtt_url(listen)
+            } else if service == SOURCE {
+                Addresses::source_url(protocol, listen)
             } else {
                 Addresses::url(listen)
             });
@@ -467,8 +494,8 @@ impl Cluster {
         if omf {
             return Ok(Addresses::omf_url(self.addrs.endpoint_metrics));
         }
-        if let (true, Some(addr)) = (mqtt, self.addrs.source_mqtt) {
-            return Ok(Addresses::mqtt_url(addr));
+        if let (SOURCE, Some(addr)) = (service, self.addrs.source_wire) {
+            return Ok(Addresses::source_url(protocol, addr));
         }
         Ok(Addresses::url(match service {
             SOURCE => self.addrs.source,

@@ -52,9 +52,10 @@ pub fn refusal(s: &Scenario, spec: &ClusterSpec) -> Option<String> {
         );
     }
     if c.source_protocol != failover_scenario::cluster::ClusterSource::Grpc {
-        return Some(
-            "cluster.source_protocol mqtt: the simulated adapters collect over gRPC only (MQTT needs real sockets); run it on --target processes".into(),
-        );
+        return Some(format!(
+            "cluster.source_protocol {}: the simulated adapters collect over gRPC only (the vendor's wires need real sockets); run it on --target processes",
+            c.source_protocol.as_str()
+        ));
     }
     if c.egress != failover_scenario::cluster::ClusterEgress::Grpc {
         return Some(

@@ -60,9 +60,10 @@ fn spec_refusal(spec: &ClusterSpec) -> Option<String> {
         );
     }
     if spec.source_protocol != failover_scenario::cluster::ClusterSource::Grpc {
-        return Some(
-            "cluster.source_protocol mqtt: the compose adapters collect over gRPC (docker-compose.yml); run it on --target processes".into(),
-        );
+        return Some(format!(
+            "cluster.source_protocol {}: the compose adapters collect over gRPC (docker-compose.yml); run it on --target processes",
+            spec.source_protocol.as_str()
+        ));
     }
     if spec.egress != failover_scenario::cluster::ClusterEgress::Grpc {
         return Some(
@@ -147,7 +148,7 @@ impl ComposeStage {
         let (log_dir, temp) =
             crate::cluster::log_folder(spec.log_dir.as_deref(), "failover-lab-compose-")?;
         let addrs = Addresses {
-            source_mqtt: None,
+            source_wire: None,
             source: compose.host_addr("fake-data-source", 50051).await?,
             endpoint: compose.host_addr("fake-endpoint", 50052).await?,
             arbiter: compose.host_addr("failover-arbiter", 50053).await?,
