@@ -11,8 +11,8 @@
 //! (that client's subscription ends and its calls are refused).
 //!
 //! [`run`] serves `failover.v1.DataSource` and the gRPC health service on a given listener
-//! until the shutdown future resolves; [`run_with_mqtt`] serves the same points over MQTT too
-//! ([`mqtt`]).
+//! until the shutdown future resolves; [`run_with_wires`] serves the same points over the
+//! vendor's wires too: MQTT ([`mqtt`]) and OPC UA ([`opcua`]).
 
 pub mod mqtt;
 pub mod opcua;

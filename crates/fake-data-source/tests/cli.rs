@@ -20,6 +20,9 @@ fn help_explains_and_bad_shapes_are_refused() {
         "--rate",
         "--seed",
         "--max-clients",
+        "--mqtt-listen",
+        "--opcua-listen",
+        "--opcua-user",
     ] {
         assert!(help.contains(words), "{words} missing:\n{help}");
     }
@@ -39,6 +42,18 @@ fn help_explains_and_bad_shapes_are_refused() {
     let out = source(&["--max-clients", "0", "--listen", "127.0.0.1:0"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-clients"));
+    let out = Command::new(env!("CARGO_BIN_EXE_fake-data-source"))
+        .args(["--listen", "127.0.0.1:0", "--opcua-listen", "127.0.0.1:0"])
+        .args(["--opcua-user", "lab"])
+        .env_remove("SOURCE_OPCUA_PASSWORD")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SOURCE_OPCUA_PASSWORD"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A Python that can import `module` (installed from PyPI as `package`), or None when there is
