@@ -41,8 +41,10 @@ pub(crate) struct BenchArgs {
     disk_buffer: bool,
     /// The parts to run, comma-separated: takeover, throughput (the data path over gRPC and a
     /// plain tonic baseline), standby, timeout (takeover time against false failovers per
-    /// failoverTimeout) and omf (the data path over OMF with gzip, beside gRPC when run with
-    /// throughput: points/s sustained, bytes per point, CPU per million points, a Hot kill).
+    /// failoverTimeout), omf (the data path over OMF with gzip, beside gRPC when run with
+    /// throughput: points/s sustained, bytes per point, CPU per million points, a Hot kill) and
+    /// fanout (the source's fan-out to a Hot pair's two subscribers over gRPC, MQTT and OPC UA:
+    /// the rate both keep up with, the source's CPU per million points).
     #[arg(
         long,
         value_delimiter = ',',

@@ -9,11 +9,15 @@
 //! 3. [`standby`]: CPU and memory of the Secondary per mode, bytes per buffered point, and the
 //!    failover service's CPU per heartbeat;
 //! 4. [`timeout`] (`--parts timeout`, not by default): for several failoverTimeouts, the
-//!    takeover time against false failovers per hour under link jitter and CPU load.
+//!    takeover time against false failovers per hour under link jitter and CPU load;
+//! 5. [`omf`] (`--parts omf`, not by default): the data path over OMF beside gRPC;
+//! 6. [`fanout`] (`--parts fanout`, not by default): the source's fan-out to two subscribers
+//!    over gRPC, MQTT and OPC UA.
 //!
 //! CPU and memory come from `/proc` ([`procstat`]); times from the timestamps the processes
 //! record (arbiter status, adapter FailoverState, endpoint audit), all on one wall clock.
 
+pub mod fanout;
 pub mod omf;
 pub mod procstat;
 pub mod standby;
@@ -76,16 +80,19 @@ pub enum Part {
     Timeout,
     /// The data path over OMF beside gRPC (not in the default parts).
     Omf,
+    /// The source's fan-out to two subscribers on each wire in (not in the default parts).
+    FanOut,
 }
 
 impl Part {
     /// Every part.
-    pub const ALL: [Part; 5] = [
+    pub const ALL: [Part; 6] = [
         Part::Takeover,
         Part::Throughput,
         Part::Standby,
         Part::Timeout,
         Part::Omf,
+        Part::FanOut,
     ];
 
     /// Its name on the command line.
@@ -96,6 +103,7 @@ impl Part {
             Part::Standby => "standby",
             Part::Timeout => "timeout",
             Part::Omf => "omf",
+            Part::FanOut => "fanout",
         }
     }
 }
@@ -191,6 +199,8 @@ pub struct BenchReport {
     pub heartbeat: Option<standby::HeartbeatCost>,
     /// The data path over OMF (`--parts omf`).
     pub omf: Option<omf::OmfPath>,
+    /// The source's fan-out per wire (`--parts fanout`).
+    pub fanout: Vec<fanout::WireFanOut>,
     /// Parts that could not be measured, and why.
     pub errors: Vec<String>,
     /// Wall time of the whole bench, seconds.
@@ -235,6 +245,7 @@ pub async fn run(opts: &BenchOptions, progress: &Progress<'_>) -> BenchReport {
         heartbeat: None,
         timeouts: Vec::new(),
         omf: None,
+        fanout: Vec::new(),
         errors: Vec::new(),
         elapsed_s: 0.0,
     };
@@ -263,6 +274,22 @@ pub async fn run(opts: &BenchOptions, progress: &Progress<'_>) -> BenchReport {
         {
             Ok(o) => report.omf = Some(o),
             Err(e) => report.errors.push(format!("omf: {e:#}")),
+        }
+    }
+    if opts.parts.contains(&Part::FanOut) {
+        for wire in fanout::measure(
+            &base,
+            fanout::START_POINTS_PER_S,
+            opts.max_points_per_s,
+            opts.window,
+            progress,
+        )
+        .await
+        {
+            match wire {
+                Ok(w) => report.fanout.push(w),
+                Err(e) => report.errors.push(e),
+            }
         }
     }
     if opts.parts.contains(&Part::Timeout) {
@@ -534,6 +561,39 @@ pub fn render(r: &BenchReport) -> String {
                 l.lost,
                 l.duplicated,
                 l.expected
+            );
+        }
+    }
+    if !r.fanout.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nThe source's fan-out (Hot pair: two subscribers, 1000 streams, egress gRPC):"
+        );
+        for w in &r.fanout {
+            for s in &w.steps {
+                let _ = writeln!(
+                    out,
+                    "  {:<5} {}; Hot Secondary collected {}",
+                    w.wire,
+                    s.describe(),
+                    s.secondary_collected_points_per_s
+                        .map_or("?".to_string(), |c| format!("{c:.0} points/s"))
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  {:<6} {:>30}  {:>30}",
+            "wire", "kept up, points/s per subscriber", "source CPU s per M points"
+        );
+        for w in &r.fanout {
+            let _ = writeln!(
+                out,
+                "  {:<6} {:>30.0}  {:>30}",
+                w.wire,
+                w.sustained_points_per_s,
+                w.source_cpu_s_per_million
+                    .map_or("-".to_string(), |c| format!("{c:.2}"))
             );
         }
     }

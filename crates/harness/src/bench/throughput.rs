@@ -36,6 +36,9 @@ pub struct RateStep {
     pub lost: u64,
     /// Points held by the Primary at the end of the window (growing: not keeping up).
     pub primary_buffered: u64,
+    /// Points per second the Hot Secondary collected over the window (from its
+    /// `failover_adapter_points_collected_total`), where it could be read.
+    pub secondary_collected_points_per_s: Option<f64>,
     /// CPU of each process over the window, percent of one core (the Primary and the
     /// Secondary by role, then source, endpoint, arbiter).
     pub cpu_percent: BTreeMap<String, f64>,
@@ -133,12 +136,24 @@ pub async fn find_sustained(
     window: Duration,
     progress: &Progress<'_>,
 ) -> anyhow::Result<Vec<RateStep>> {
+    find_sustained_by(base, start, max, window, |s| s.sustained, progress).await
+}
+
+/// [`find_sustained`], with `kept_up` saying which steps count as kept up.
+pub async fn find_sustained_by(
+    base: &ClusterSpec,
+    start: f64,
+    max: f64,
+    window: Duration,
+    kept_up: impl Fn(&RateStep) -> bool,
+    progress: &Progress<'_>,
+) -> anyhow::Result<Vec<RateStep>> {
     let mut steps: Vec<RateStep> = Vec::new();
     let mut rate = start;
     loop {
         let step = one_rate(base, rate, window).await?;
         progress(&step.describe());
-        let sustained = step.sustained;
+        let sustained = kept_up(&step);
         steps.push(step);
         if !sustained || rate * 2.0 > max {
             break;
@@ -147,10 +162,10 @@ pub async fn find_sustained(
     }
     let best = steps
         .iter()
-        .filter(|s| s.sustained)
+        .filter(|s| kept_up(s))
         .map(|s| s.offered_points_per_s)
         .fold(0.0, f64::max);
-    if let Some(fail) = steps.iter().find(|s| !s.sustained) {
+    if let Some(fail) = steps.iter().find(|s| !kept_up(s)) {
         let mid = if best > 0.0 {
             (best + fail.offered_points_per_s) / 2.0
         } else {
@@ -233,8 +248,10 @@ async fn one_rate(
         let t0 = Instant::now();
         let cpu0 = sample();
         let before = endpoint.audit(request.clone()).await?.into_inner();
+        let collected0 = collected_total(&cluster, &secondary).await;
         tokio::time::sleep(window).await;
         let after = endpoint.audit(request.clone()).await?.into_inner();
+        let collected1 = collected_total(&cluster, &secondary).await;
         let cpu1 = sample();
         let elapsed = t0.elapsed().as_secs_f64();
         let cpu_percent = processes
@@ -258,6 +275,10 @@ async fn one_rate(
             accepted_points_per_s: accepted,
             lost,
             primary_buffered: buffered,
+            secondary_collected_points_per_s: match (collected0, collected1) {
+                (Some(a), Some(b)) => Some((b - a) / elapsed),
+                _ => None,
+            },
             cpu_percent,
             sustained: accepted >= 0.95 * offered && lost == 0 && (buffered as f64) < offered / 2.0,
         })
@@ -265,6 +286,23 @@ async fn one_rate(
     .await;
     cluster.shutdown().await;
     result
+}
+
+/// An adapter's `failover_adapter_points_collected_total`, from its `/metrics`.
+async fn collected_total(cluster: &Cluster, adapter: &str) -> Option<f64> {
+    let addr = cluster.addrs.adapters.get(adapter)?;
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with("failover_adapter_points_collected_total"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
 }
 
 /// SIGKILLs the Primary of a Hot pair at `points_per_s` and audits what reached the endpoint.

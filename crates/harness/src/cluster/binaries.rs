@@ -9,12 +9,55 @@ use failover_core::timespan::format_timespan;
 use serde_json::Value;
 
 use super::{
-    Addresses, BEARER_CLIENT_ID, BEARER_CLIENT_SECRET, CFS_ADMIN, ClusterAuth, ClusterSpec,
-    ClusterTls, VENDOR_EXAMPLE,
+    Addresses, BEARER_CLIENT_ID, BEARER_CLIENT_SECRET, CFS_ADMIN, ClusterAuth, ClusterSource,
+    ClusterSpec, ClusterTls, VENDOR_EXAMPLE,
 };
 
 /// Where a cluster's failover service keeps its self-signed TLS identity, under the log folder.
 pub const TLS_DIR: &str = "arbiter-tls";
+
+/// The source's flags: its shape, its tick's origin (fixed, so a restarted source goes on with
+/// the same sequence numbers), its limits, and its MQTT or OPC UA side (the OPC UA certificate
+/// in `opcua_pki`).
+pub fn source_args(
+    spec: &ClusterSpec,
+    addrs: &Addresses,
+    origin_unix_ms: i64,
+    opcua_pki: Option<&Path>,
+) -> Vec<String> {
+    let s = |x: &dyn ToString| x.to_string();
+    let mut args = vec![
+        "--listen".into(),
+        s(&addrs.source),
+        "--streams".into(),
+        s(&spec.streams),
+        "--components".into(),
+        s(&spec.components),
+        "--rate".into(),
+        s(&spec.rate_hz),
+        "--seed".into(),
+        s(&spec.seed),
+        "--origin-unix-ms".into(),
+        s(&origin_unix_ms),
+    ];
+    if let Some(rate) = spec.history_rate {
+        args.extend(["--history-rate".into(), s(&rate)]);
+    }
+    if let Some(n) = spec.max_clients {
+        args.extend(["--max-clients".into(), s(&n)]);
+    }
+    match (spec.source_protocol, addrs.source_wire) {
+        (ClusterSource::Mqtt, Some(mqtt)) => args.extend(["--mqtt-listen".into(), s(&mqtt)]),
+        (ClusterSource::OpcUa, Some(opcua)) => {
+            args.extend(["--opcua-listen".into(), s(&opcua)]);
+            if let Some(pki) = opcua_pki {
+                args.extend(["--opcua-pki".into(), pki.display().to_string()]);
+            }
+        }
+        _ => {}
+    }
+    args
+}
 
 /// The failover service's flags for a cluster's authentication.
 pub fn auth_args(auth: ClusterAuth) -> Vec<String> {

@@ -202,44 +202,12 @@ impl Cluster {
         };
         let s = |x: &dyn ToString| x.to_string();
         let origin_unix_ms = failover_proto::process::unix_ms();
-        let mut source_args = vec![
-            "--listen".into(),
-            s(&addrs.source),
-            "--streams".into(),
-            s(&spec.streams),
-            "--components".into(),
-            s(&spec.components),
-            "--rate".into(),
-            s(&spec.rate_hz),
-            "--seed".into(),
-            s(&spec.seed),
-            // Fixed, so a restarted source goes on with the same sequence numbers.
-            "--origin-unix-ms".into(),
-            s(&origin_unix_ms),
-        ];
-        if let Some(rate) = spec.history_rate {
-            source_args.extend(["--history-rate".into(), s(&rate)]);
-        }
-        if let Some(n) = spec.max_clients {
-            source_args.extend(["--max-clients".into(), s(&n)]);
-        }
-        match (spec.source_protocol, addrs.source_wire) {
-            (ClusterSource::Mqtt, Some(mqtt)) => {
-                source_args.extend(["--mqtt-listen".into(), s(&mqtt)]);
-            }
-            (ClusterSource::OpcUa, Some(opcua)) => {
-                source_args.extend([
-                    "--opcua-listen".into(),
-                    s(&opcua),
-                    "--opcua-pki".into(),
-                    source_pki
-                        .as_ref()
-                        .map(|d| d.path().display().to_string())
-                        .unwrap_or_default(),
-                ]);
-            }
-            _ => {}
-        }
+        let source_args = binaries::source_args(
+            &spec,
+            &addrs,
+            origin_unix_ms,
+            source_pki.as_ref().map(tempfile::TempDir::path),
+        );
         cluster.add(SOURCE, bins.join(SOURCE_BIN), source_args)?;
         cluster._source_pki = source_pki;
         let mut endpoint_args = vec![

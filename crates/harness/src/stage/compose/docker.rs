@@ -40,6 +40,8 @@ pub struct Compose {
     disconnected: Vec<(String, String)>,
     /// Paused services.
     paused: Vec<String>,
+    /// The compose profile every command runs with (COMPOSE_PROFILES), if any.
+    profile: Option<&'static str>,
 }
 
 impl Compose {
@@ -62,6 +64,7 @@ impl Compose {
             prefix,
             disconnected: Vec::new(),
             paused: Vec::new(),
+            profile: None,
         };
         c.run(&["version"])
             .await
@@ -71,7 +74,11 @@ impl Compose {
 
     /// Runs a compose command; its stdout, or an error with its stderr.
     pub async fn run(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = tokio::process::Command::new(&self.program)
+        let mut command = tokio::process::Command::new(&self.program);
+        if let Some(profile) = self.profile {
+            command.env("COMPOSE_PROFILES", profile);
+        }
+        let out = command
             .args(&self.prefix)
             .args(args)
             .current_dir(&self.dir)
@@ -240,25 +247,30 @@ impl Compose {
         Ok(())
     }
 
-    /// Puts back what scenarios changed: paused services, cut links, stopped or killed services.
-    pub async fn restore(&mut self) -> anyhow::Result<()> {
+    /// Every command with `profile`'s services too (COMPOSE_PROFILES).
+    pub fn with_profile(mut self, profile: Option<&'static str>) -> Compose {
+        self.profile = profile;
+        self
+    }
+
+    /// Puts back what scenarios changed: paused services, cut links, stopped or killed services
+    /// (the shared services, and `adapters`).
+    pub async fn restore(&mut self, adapters: &[&str]) -> anyhow::Result<()> {
         for svc in std::mem::take(&mut self.paused) {
             let _ = self.run(&["unpause", &svc]).await;
         }
         for (net, container) in std::mem::take(&mut self.disconnected) {
             let _ = self.docker(&["network", "connect", &net, &container]).await;
         }
-        self.run(&[
+        let mut up = vec![
             "up",
             "-d",
             "fake-data-source",
             "fake-endpoint",
             "failover-arbiter",
-            "adapter-a",
-            "adapter-b",
-        ])
-        .await
-        .map(drop)
+        ];
+        up.extend(adapters);
+        self.run(&up).await.map(drop)
     }
 
     /// Writes every service's log to `file`.

@@ -1,7 +1,8 @@
 //! The compose stage: the services of the project's `docker-compose.yml`, started if they are
 //! not, reached on their published ports on 127.0.0.1 (by default source 50051, endpoint 50052,
-//! arbiter 50053 and 5591, adapter-a 5590, adapter-b 5592; moved by
-//! `FAILOVER_LAB_<SERVICE>_PORT`). Faults go through docker ([`docker`]): kill, pause,
+//! arbiter 50053 and 5591, adapter-a 5590, adapter-b 5592, vendor-a 5594, vendor-b 5596; moved
+//! by `FAILOVER_LAB_<SERVICE>_PORT`). It runs either of the file's two pairs ([`PAIRS`]): the
+//! lab's wires, or the vendor's (profile `vendor-wires`), whichever the scenario's cluster is. Faults go through docker ([`docker`]): kill, pause,
 //! stop, restart, and links cut both ways by `docker network disconnect`. Each run uses a group
 //! of its own, so the endpoint audits it alone, and puts the services back as it found them.
 
@@ -26,13 +27,62 @@ use crate::{
     stage::{Extra, Stage},
 };
 use failover_scenario::cluster::{
-    ARBITER, ClusterAuth, ClusterProtocol, ClusterSpec, ClusterTls, ENDPOINT, SOURCE,
+    ARBITER, ClusterAuth, ClusterEgress, ClusterProtocol, ClusterSource, ClusterSpec, ClusterTls,
+    ENDPOINT, SOURCE,
 };
 
 /// The source's shape in `docker-compose.yml`: streams, components, Hz, history rate.
 const COMPOSE_SHAPE: (u32, u32, f64, Option<u32>) = (8, 4, 10.0, None);
-/// The adapters of `docker-compose.yml`.
-const COMPOSE_ADAPTERS: [&str; 2] = ["adapter-a", "adapter-b"];
+/// A pair of adapters `docker-compose.yml` runs, and its wires.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ComposePair {
+    /// The two adapters' services.
+    pub adapters: [&'static str; 2],
+    /// The compose profile that has them (None: the default services).
+    pub profile: Option<&'static str>,
+    /// How they collect.
+    pub source_protocol: ClusterSource,
+    /// How they reach the failover service.
+    pub failover_protocol: ClusterProtocol,
+    /// How they egress.
+    pub egress: ClusterEgress,
+    /// The failover service as they reach it (on the `control` network).
+    pub arbiter_url: &'static str,
+    /// The document the compose file's configure service gives them.
+    pub document: &'static str,
+}
+
+/// The pairs of `docker-compose.yml`.
+pub const PAIRS: [ComposePair; 2] = [
+    ComposePair {
+        adapters: ["adapter-a", "adapter-b"],
+        profile: None,
+        source_protocol: ClusterSource::Grpc,
+        failover_protocol: ClusterProtocol::Grpc,
+        egress: ClusterEgress::Grpc,
+        arbiter_url: "http://failover-arbiter-control:50053",
+        document: "docker/ClientFailover.json",
+    },
+    ComposePair {
+        adapters: ["vendor-a", "vendor-b"],
+        profile: Some("vendor-wires"),
+        source_protocol: ClusterSource::OpcUa,
+        failover_protocol: ClusterProtocol::Rest,
+        egress: ClusterEgress::Omf,
+        arbiter_url: "https://failover-arbiter-control:5590/api/v1/clientfailover",
+        document: "docker/ClientFailover.vendor-wires.json",
+    },
+];
+
+/// The compose pair a cluster is, if it is one.
+fn pair_of(spec: &ClusterSpec) -> Option<&'static ComposePair> {
+    PAIRS.iter().find(|p| {
+        spec.adapters == p.adapters
+            && spec.source_protocol == p.source_protocol
+            && spec.failover_protocol == p.failover_protocol
+            && spec.egress == p.egress
+    })
+}
 /// How long a compose service may take to (re)start: a container, not a process.
 const START_WITHIN: Duration = Duration::from_secs(120);
 
@@ -54,22 +104,6 @@ fn spec_refusal(spec: &ClusterSpec) -> Option<String> {
             "cluster.max_clients: the compose source takes any number of clients; run it on --target processes or sim".into(),
         );
     }
-    if spec.failover_protocol != ClusterProtocol::Grpc {
-        return Some(
-            "failover_protocol rest: the compose adapters talk gRPC to the failover service (docker/ClientFailover.json); run it on --target processes".into(),
-        );
-    }
-    if spec.source_protocol != failover_scenario::cluster::ClusterSource::Grpc {
-        return Some(format!(
-            "cluster.source_protocol {}: the compose adapters collect over gRPC (docker-compose.yml); run it on --target processes",
-            spec.source_protocol.as_str()
-        ));
-    }
-    if spec.egress != failover_scenario::cluster::ClusterEgress::Grpc {
-        return Some(
-            "cluster.egress omf: the compose adapters egress gRPC (docker-compose.yml); run it on --target processes".into(),
-        );
-    }
     if spec.auth != ClusterAuth::None || spec.tls != ClusterTls::Off {
         return Some(format!(
             "cluster.auth/cluster.tls: the compose failover service runs with the flags of \
@@ -83,12 +117,25 @@ fn spec_refusal(spec: &ClusterSpec) -> Option<String> {
         && spec.components == components
         && spec.rate_hz == rate_hz
         && spec.history_rate == history_rate;
-    if !same_shape || spec.adapters != COMPOSE_ADAPTERS {
+    if !same_shape {
         return Some(format!(
-            "cluster: the compose services have adapter-a and adapter-b and a source of 8 streams \
-             in 4 components at 10 Hz with unthrottled history; this scenario needs {} streams, \
-             {} components, {} Hz, history_rate {:?}, adapters {:?}: run it on --target processes or sim",
-            spec.streams, spec.components, spec.rate_hz, spec.history_rate, spec.adapters
+            "cluster: the compose source has 8 streams in 4 components at 10 Hz with unthrottled \
+             history; this scenario needs {} streams, {} components, {} Hz, history_rate {:?}: \
+             run it on --target processes or sim",
+            spec.streams, spec.components, spec.rate_hz, spec.history_rate
+        ));
+    }
+    if pair_of(spec).is_none() {
+        return Some(format!(
+            "cluster: the compose pairs are adapter-a and adapter-b on the lab's wires (gRPC in, \
+             to the service and out), and vendor-a and vendor-b on the vendor's (source_protocol \
+             \"opcua\", failover_protocol \"rest\", egress \"omf\"; profile vendor-wires); this \
+             scenario has adapters {:?} with source_protocol {}, failover_protocol {:?}, egress \
+             {:?}: run it on --target processes",
+            spec.adapters,
+            spec.source_protocol.as_str(),
+            spec.failover_protocol,
+            spec.egress
         ));
     }
     None
@@ -120,6 +167,7 @@ fn steps_refusal(s: &Scenario) -> Option<String> {
 #[derive(Debug)]
 pub struct ComposeStage {
     spec: ClusterSpec,
+    pair: &'static ComposePair,
     addrs: Addresses,
     http: reqwest::Client,
     compose: Compose,
@@ -142,8 +190,27 @@ impl ComposeStage {
         if let Some(why) = spec_refusal(&spec) {
             bail!("cannot run on --target compose: {why}");
         }
-        let compose = Compose::detect(dir).await?;
-        compose.run(&["up", "-d"]).await?;
+        let Some(pair) = pair_of(&spec) else {
+            bail!("cannot run on --target compose: no compose pair has these adapters and wires");
+        };
+        let compose = Compose::detect(dir).await?.with_profile(pair.profile);
+        match pair.profile {
+            // The default services, and the configure service with them.
+            None => compose.run(&["up", "-d"]).await?,
+            // The services the pair needs, not its configure service: the scenario configures
+            // the adapters itself.
+            Some(_) => {
+                let mut up = vec![
+                    "up",
+                    "-d",
+                    "fake-data-source",
+                    "fake-endpoint",
+                    "failover-arbiter",
+                ];
+                up.extend(pair.adapters);
+                compose.run(&up).await?
+            }
+        };
         spec.group_id = format!("{}-{:08x}", spec.group_id, rand::random::<u32>());
         let (log_dir, temp) =
             crate::cluster::log_folder(spec.log_dir.as_deref(), "failover-lab-compose-")?;
@@ -157,12 +224,12 @@ impl ComposeStage {
             endpoint_metrics: compose.host_addr("fake-endpoint", 9102).await?,
             adapters: [
                 (
-                    "adapter-a".to_string(),
-                    compose.host_addr("adapter-a", 5590).await?,
+                    pair.adapters[0].to_string(),
+                    compose.host_addr(pair.adapters[0], 5590).await?,
                 ),
                 (
-                    "adapter-b".to_string(),
-                    compose.host_addr("adapter-b", 5590).await?,
+                    pair.adapters[1].to_string(),
+                    compose.host_addr(pair.adapters[1], 5590).await?,
                 ),
             ]
             .into(),
@@ -170,6 +237,7 @@ impl ComposeStage {
         };
         let stage = ComposeStage {
             spec,
+            pair,
             addrs,
             http: crate::services::http_client()?,
             compose,
@@ -238,9 +306,11 @@ impl ComposeStage {
         adapter: &str,
         changes: Option<&Map<String, Value>>,
     ) -> anyhow::Result<Value> {
-        let mut doc = self
-            .spec
-            .client_failover_document("http://failover-arbiter-control:50053")?;
+        let mut doc = self.spec.client_failover_document(self.pair.arbiter_url)?;
+        if self.pair.failover_protocol == ClusterProtocol::Rest {
+            // The compose service's certificate is self-signed, made at its first start.
+            doc["validateEndpointCertificate"] = Value::Bool(false);
+        }
         merge(&mut doc, changes);
         self.api()
             .put_client_failover(adapter, &doc.to_string())
@@ -262,9 +332,9 @@ impl ComposeStage {
         if self.endpoint_down {
             let _ = self.api().endpoint_outage(false).await;
         }
-        self.compose.restore().await?;
-        let doc = std::fs::read_to_string(self.compose.dir.join("docker/ClientFailover.json"))
-            .context("docker/ClientFailover.json")?;
+        self.compose.restore(&self.pair.adapters).await?;
+        let doc = std::fs::read_to_string(self.compose.dir.join(self.pair.document))
+            .with_context(|| self.pair.document.to_string())?;
         for name in &self.spec.adapters {
             self.wait_rest(name).await?;
             self.api()
