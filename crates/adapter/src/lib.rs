@@ -108,7 +108,7 @@ where
     L::Addr: std::fmt::Debug,
 {
     let source = net::lazy_channel(&settings.source_url, &settings.network, None)?;
-    // The live wire: gRPC, MQTT for mqtt://, OPC UA for opc.tcp:// (history stays on gRPC).
+    // The wire: gRPC, MQTT for mqtt://, OPC UA for opc.tcp://.
     let wire = collector::SourceWire::for_url(&settings.source_url, source.clone())?;
     let sink = egress::Sink::for_settings(&settings)?;
     // Diagnostics go to the lab's gRPC endpoint only (an OMF endpoint gets data alone).
@@ -155,9 +155,9 @@ where
     let session_task = tokio::spawn(session::run(shared.clone()));
     let mut tasks = vec![
         tokio::spawn(collector::run(shared.clone(), wire.clone())),
-        tokio::spawn(tester::run(shared.clone(), wire)),
+        tokio::spawn(tester::run(shared.clone(), wire.clone())),
         tokio::spawn(egress::run(shared.clone(), sink)),
-        tokio::spawn(history::run(shared.clone(), source.clone())),
+        tokio::spawn(history::run(shared.clone(), wire)),
         tokio::spawn(sync_buffer(shared.clone())),
     ];
     if let Some(endpoint) = diagnostics_endpoint {
@@ -172,7 +172,7 @@ where
     );
     let served = match rest {
         Some(rest) => {
-            axum::serve(rest, rest::router(shared.clone(), source))
+            axum::serve(rest, rest::router(shared.clone()))
                 .with_graceful_shutdown(shutdown)
                 .await
         }

@@ -27,9 +27,7 @@ use failover_core::{
     clock_time::{format_utc_ms, parse_utc_ms},
     config::{merge_patch, parse_json_object},
 };
-use failover_proto::v1;
 use serde_json::{Map, Value, json};
-use tonic::transport::Channel;
 
 use crate::state::{AdapterState, Recovery, RecoveryStatus, Shared};
 
@@ -40,7 +38,6 @@ pub const MAX_BODY: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Api {
     shared: Arc<Shared>,
-    source: Channel,
 }
 
 /// An error answer.
@@ -84,7 +81,7 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Response, ApiError>;
 
 /// The routes.
-pub fn router(shared: Arc<Shared>, source: Channel) -> Router {
+pub fn router(shared: Arc<Shared>) -> Router {
     let cf = "/api/v1/configuration/System/ClientFailover";
     Router::new()
         .route(
@@ -126,7 +123,7 @@ pub fn router(shared: Arc<Shared>, source: Channel) -> Router {
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(too_large_as_json))
-        .with_state(Api { shared, source })
+        .with_state(Api { shared })
 }
 
 /// The body limit's own answer is plain text: give it the documented `{"error","field"}` shape.
@@ -451,8 +448,8 @@ async fn put_data_source(State(api): State<Api>, body: Bytes) -> ApiResult {
 fn recovery_json(r: &Recovery) -> Value {
     json!({
         "Id": r.id,
-        "FromSeq": r.from_seq,
-        "ToSeq": r.to_seq,
+        "StartTime": format_utc_ms(r.start_unix_ms),
+        "EndTime": format_utc_ms(r.end_unix_ms),
         "Status": r.status.name(),
         "Detail": match &r.status {
             RecoveryStatus::Failed(e) => e.clone(),
@@ -508,23 +505,10 @@ async fn post_recovery(State(api): State<Api>, body: Bytes) -> ApiResult {
             format!("history recovery {id:?} exists"),
         ));
     }
-    let info = v1::data_source_client::DataSourceClient::new(api.source.clone())
-        .describe(v1::DescribeRequest {})
-        .await
-        .map_err(|s| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                format!("data source: {}", s.message()),
-            )
-        })?
-        .into_inner();
-    let period_ms = (info.period_us as f64 / 1000.0).max(0.001);
-    let seq_at = |t: i64| ((t - info.origin_unix_ms).max(0) as f64 / period_ms).ceil() as u64;
-    let (from_seq, to_seq) = (seq_at(start), seq_at(end));
     let recovery = Recovery {
         id,
-        from_seq,
-        to_seq,
+        start_unix_ms: start,
+        end_unix_ms: end,
         status: RecoveryStatus::Pending,
         points: 0,
     };

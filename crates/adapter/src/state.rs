@@ -23,10 +23,11 @@ use crate::{AdapterSettings, spool::DurableBuffer};
 pub struct Recovery {
     /// Caller's id.
     pub id: String,
-    /// First and last seq to read.
-    pub from_seq: u64,
-    /// Inclusive.
-    pub to_seq: u64,
+    /// The data times to recover, in unix ms: from `start_unix_ms` to `end_unix_ms`, both
+    /// included.
+    pub start_unix_ms: i64,
+    /// Included.
+    pub end_unix_ms: i64,
     /// Pending, Running, Completed, Abandoned or Failed, with detail.
     pub status: RecoveryStatus,
     /// Points read so far.

@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use failover_proto::testing::{free_port, python_with};
+
 fn source(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_fake-data-source"))
         .args(args)
@@ -56,25 +58,6 @@ fn help_explains_and_bad_shapes_are_refused() {
     );
 }
 
-/// A Python that can import `module` (installed from PyPI as `package`), or None when there is
-/// none here and FAILOVER_LAB_REQUIRE_INTEROP is unset (CI sets it: there the test cannot skip).
-fn python_with(module: &str, package: &str) -> Option<String> {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let has = Command::new(&python)
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if has {
-        return Some(python);
-    }
-    assert!(
-        std::env::var_os("FAILOVER_LAB_REQUIRE_INTEROP").is_none(),
-        "{python} with {module} is needed for this interoperability test (pip install '{package}')"
-    );
-    eprintln!("skipped: no {module} for {python} here");
-    None
-}
-
 /// Waits up to 5 s for something to listen on `port`.
 fn listening(port: u16) -> bool {
     (0..100).any(|_| {
@@ -90,7 +73,7 @@ fn listening(port: u16) -> bool {
 /// wrong password refused. CI installs asyncua from PyPI and sets FAILOVER_LAB_REQUIRE_INTEROP=1.
 #[test]
 fn an_opcua_client_that_is_not_ours_browses_reads_and_subscribes() {
-    let Some(python) = python_with("asyncua", "asyncua>=1.1,<3") else {
+    let Some(python) = python_with("asyncua", "pip install 'asyncua>=1.1,<3'") else {
         return;
     };
     let (grpc, opcua) = (free_port(), free_port());
@@ -104,6 +87,8 @@ fn an_opcua_client_that_is_not_ours_browses_reads_and_subscribes() {
         .args(["--opcua-user", "lab"])
         .env("SOURCE_OPCUA_PASSWORD", password)
         .args(["--streams", "8", "--components", "4", "--rate", "20"])
+        // 400 history points a second: 40 an answer, so a stream's history comes in pages.
+        .args(["--history-rate", "400"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -147,21 +132,13 @@ fn an_opcua_client_that_is_not_ours_browses_reads_and_subscribes() {
     );
 }
 
-/// A free port on loopback (bound, then let go for the source to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// An MQTT client that is not ours (Eclipse Paho for Python, `tests/mqtt_subscriber.py`)
 /// subscribes to the source's MQTT side and sees every tick of every stream, in order, with
 /// each component's health; a client that publishes is disconnected. CI installs paho-mqtt
 /// from PyPI and sets FAILOVER_LAB_REQUIRE_INTEROP=1, so it cannot skip there.
 #[test]
 fn an_mqtt_client_that_is_not_ours_sees_every_tick() {
-    let Some(python) = python_with("paho.mqtt.client", "paho-mqtt>=2,<3") else {
+    let Some(python) = python_with("paho.mqtt.client", "pip install 'paho-mqtt>=2,<3'") else {
         return;
     };
     let (grpc, mqtt) = (free_port(), free_port());

@@ -3,7 +3,9 @@ address space as docs/opcua.md describes it.
 
 It browses Objects to the source's folder and components, reads the tick's origin and rate,
 subscribes to every stream and checks that every tick arrives once, in order, at its data time;
-reads an unknown node (BadNodeIdUnknown); and connects again signed and encrypted
+reads a stream's history (HistoryRead, following continuation points: the source is started
+with a history rate that pages it) and checks every tick from the first is there once, with the
+values the subscription saw; reads an unknown node (BadNodeIdUnknown); and connects again signed and encrypted
 (Basic256Sha256) with a user name, then with a wrong password (refused).
 
 usage: opcua_client.py HOST PORT STREAMS COMPONENTS SECONDS USER PASSWORD
@@ -21,6 +23,18 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 NAMESPACE = "urn:failover-lab:data-source"
+
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def tick_of(dv, origin, rate):
+    """The tick of a value: from its source timestamp, the tick's origin and rate."""
+    ts = dv.SourceTimestamp
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=datetime.timezone.utc)
+    ms = (ts - EPOCH) // datetime.timedelta(milliseconds=1)
+    return round((ms - origin) * rate / 1000.0)
 
 
 def fail(why):
@@ -85,7 +99,6 @@ async def main():
         await asyncio.sleep(seconds)
         await sub.delete()
 
-        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
         for stream in range(n_streams):
             values = handler.values.get(stream, [])
             ticks = []
@@ -93,11 +106,7 @@ async def main():
                 status = getattr(dv, "StatusCode", None) or getattr(dv, "StatusCode_", None)
                 if status is not None and not status.is_good():
                     fail(f"stream {stream}: a Bad value {status}")
-                ts = dv.SourceTimestamp
-                if ts.tzinfo is None:
-                    ts = ts.replace(tzinfo=datetime.timezone.utc)
-                ms = (ts - epoch) // datetime.timedelta(milliseconds=1)
-                ticks.append(round((ms - origin) * rate / 1000.0))
+                ticks.append(tick_of(dv, origin, rate))
             # The first value is the current one when the item is made; every tick after it.
             if len(ticks) < seconds * rate * 0.5:
                 fail(f"stream {stream}: only {len(ticks)} values in {seconds} s at {rate} Hz")
@@ -106,6 +115,22 @@ async def main():
                 fail(f"stream {stream}: ticks not one after another: {gaps[:5]}")
         print(f"subscribed: {n_streams} streams, every tick once and in order "
               f"({sum(len(v) for v in handler.values.values())} values)")
+
+        seen = {}
+        for dv in handler.values.get(0, []):
+            seen[tick_of(dv, origin, rate)] = dv.Value.Value
+        start = EPOCH + datetime.timedelta(milliseconds=origin)
+        history = await streams[0].read_raw_history(starttime=start, endtime=None)
+        ticks = [tick_of(dv, origin, rate) for dv in history]
+        if not ticks or ticks != list(range(len(ticks))):
+            fail(f"stream 0's history is not every tick from 0 once: {ticks[:10]}...")
+        if max(seen) > ticks[-1]:
+            fail(f"stream 0's history ends at tick {ticks[-1]}, before {max(seen)} was seen")
+        differ = [t for t, dv in zip(ticks, history) if t in seen and seen[t] != dv.Value.Value]
+        if differ:
+            fail(f"stream 0's history differs from what the subscription saw at ticks {differ[:5]}")
+        print(f"history: stream 0, ticks 0 to {ticks[-1]}, every one once, "
+              f"the subscription's values")
 
     async with Client(url=url, timeout=10) as client:
         try:

@@ -30,6 +30,7 @@ pub mod convert;
 pub mod metrics;
 pub mod net;
 pub mod process;
+pub mod testing;
 pub mod tls;
 pub mod wires;
 

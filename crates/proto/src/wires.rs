@@ -82,6 +82,20 @@ pub mod opcua {
             .ok()
     }
 
+    /// OPC UA's DateTime counts 100 ns ticks from 1601-01-01; this many of them come before the
+    /// unix epoch.
+    pub const UNIX_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
+
+    /// An OPC UA DateTime's ticks (100 ns since 1601) of a time in unix milliseconds.
+    pub fn ticks_of_unix_ms(unix_ms: i64) -> i64 {
+        UNIX_EPOCH_TICKS.saturating_add(unix_ms.saturating_mul(10_000))
+    }
+
+    /// The unix milliseconds of an OPC UA DateTime's ticks (rounded down).
+    pub fn unix_ms_of_ticks(ticks: i64) -> i64 {
+        ticks.saturating_sub(UNIX_EPOCH_TICKS).div_euclid(10_000)
+    }
+
     /// The tick of a data time: ticks are `1000 / rate` ms apart from the origin (rounded to
     /// the nearest tick, so a time written with millisecond precision finds its tick).
     pub fn tick_of(origin_unix_ms: i64, rate_hz: f64, time_unix_ms: i64) -> Option<u64> {
@@ -107,6 +121,14 @@ mod tests {
         assert_eq!(tick_of(1000, 1000.0, 1000 + 5), Some(5));
         assert_eq!(tick_of(1000, 10.0, 999), None);
         assert_eq!(tick_of(1000, 0.0, 2000), None);
+        // 1970-01-01 is 11,644,473,600 s after 1601-01-01; times before it are negative.
+        assert_eq!(ticks_of_unix_ms(0), 11_644_473_600 * 10_000_000);
+        assert_eq!(
+            unix_ms_of_ticks(ticks_of_unix_ms(1_767_225_600_123)),
+            1_767_225_600_123
+        );
+        assert_eq!(unix_ms_of_ticks(ticks_of_unix_ms(-5)), -5);
+        assert_eq!(unix_ms_of_ticks(UNIX_EPOCH_TICKS - 1), -1, "rounded down");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! A message on these topics that is not one of these is not ours: it is dropped and counted,
 //! and the log says so (once per interval, not once per message). The modes keep their meaning:
 //! a Hot standby subscribes, a Warm one only connects to test ([`test_connection`]), a Cold one
-//! does not connect. MQTT keeps no history: history recoveries need the lab's gRPC source.
+//! does not connect. MQTT keeps no history: history recoveries need a gRPC or OPC UA source.
 
 use std::{collections::BTreeMap, time::Duration};
 

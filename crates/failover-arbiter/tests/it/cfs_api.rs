@@ -15,13 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use failover_harness::fixture as common;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use failover_proto::testing::free_port;
 
 /// A failover-arbiter serving the vendor API, and a client for it.
 struct Service {

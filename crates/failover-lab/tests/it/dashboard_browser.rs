@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use failover_proto::testing::free_port;
 use serde_json::{Value, json};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -128,13 +129,6 @@ fn element_ref(id: &str) -> Value {
     let mut reference = serde_json::Map::new();
     reference.insert(ELEMENT.to_string(), Value::String(id.to_string()));
     Value::Object(reference)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[tokio::test(flavor = "multi_thread")]

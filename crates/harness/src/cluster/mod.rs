@@ -50,6 +50,8 @@ pub struct Cluster {
     pub spec: ClusterSpec,
     /// Where everything listens.
     pub addrs: Addresses,
+    /// The data time of the source's tick 0 (unix ms): tick n's is this plus n periods.
+    pub source_origin_unix_ms: i64,
     components: BTreeMap<String, Component>,
     /// One proxy per (adapter, service) link.
     links: BTreeMap<(String, String), Proxy>,
@@ -75,15 +77,14 @@ pub async fn configure_in_order(
 
 /// Why a pair of this shape cannot run as processes (None: it can).
 pub fn refusal(spec: &ClusterSpec) -> Option<String> {
-    if spec.source_protocol != ClusterSource::Grpc
+    if spec.source_protocol == ClusterSource::Mqtt
         && spec.data_collection_mode != failover_core::DataCollectionMode::CurrentOnly
     {
         return Some(format!(
-            "source_protocol {} with dataCollectionMode {}: the lab's {} side keeps no history, \
-             and history recoveries need the lab's gRPC source; use source_protocol = \"grpc\"",
-            spec.source_protocol.as_str(),
+            "source_protocol mqtt with dataCollectionMode {}: MQTT keeps no history, and \
+             history recoveries need a source that does; use source_protocol = \"opcua\" or \
+             \"grpc\"",
             spec.data_collection_mode.as_str(),
-            spec.source_protocol.as_str()
         ));
     }
     (spec.failover_protocol == ClusterProtocol::Rest
@@ -189,9 +190,11 @@ impl Cluster {
             ),
             _ => None,
         };
+        let origin_unix_ms = failover_proto::process::unix_ms();
         let mut cluster = Cluster {
             spec: spec.clone(),
             addrs: addrs.clone(),
+            source_origin_unix_ms: origin_unix_ms,
             components: BTreeMap::new(),
             links,
             log_dir: log_dir.clone(),
@@ -201,7 +204,6 @@ impl Cluster {
             http: crate::services::http_client()?,
         };
         let s = |x: &dyn ToString| x.to_string();
-        let origin_unix_ms = failover_proto::process::unix_ms();
         let source_args = binaries::source_args(
             &spec,
             &addrs,

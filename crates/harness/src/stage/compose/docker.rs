@@ -262,6 +262,12 @@ impl Compose {
         for (net, container) in std::mem::take(&mut self.disconnected) {
             let _ = self.docker(&["network", "connect", &net, &container]).await;
         }
+        self.up_pair(adapters).await
+    }
+
+    /// Starts (or starts again) the shared services and `adapters`, not the configure
+    /// services: whoever runs the pair configures it.
+    pub async fn up_pair(&self, adapters: &[&str]) -> anyhow::Result<()> {
         let mut up = vec![
             "up",
             "-d",

@@ -196,20 +196,10 @@ impl ComposeStage {
         let compose = Compose::detect(dir).await?.with_profile(pair.profile);
         match pair.profile {
             // The default services, and the configure service with them.
-            None => compose.run(&["up", "-d"]).await?,
+            None => compose.run(&["up", "-d"]).await.map(drop)?,
             // The services the pair needs, not its configure service: the scenario configures
             // the adapters itself.
-            Some(_) => {
-                let mut up = vec![
-                    "up",
-                    "-d",
-                    "fake-data-source",
-                    "fake-endpoint",
-                    "failover-arbiter",
-                ];
-                up.extend(pair.adapters);
-                compose.run(&up).await?
-            }
+            Some(_) => compose.up_pair(&pair.adapters).await?,
         };
         spec.group_id = format!("{}-{:08x}", spec.group_id, rand::random::<u32>());
         let (log_dir, temp) =

@@ -9,6 +9,10 @@
 //! point. The modes keep their meaning: a Hot standby subscribes, a Warm one only opens a
 //! session to test ([`test_connection`]), a Cold one does not connect. The client does not
 //! reconnect by itself: a lost connection is the collector's error, retried with its backoff.
+//!
+//! Monitored items are created as many per call as the server's MaxMonitoredItemsPerCall allows,
+//! and browses follow continuation points, so a source of any size is collected whole. History
+//! recoveries read the streams' history with HistoryRead ([`read_history`]).
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -31,6 +35,16 @@ use opcua::{
 use tokio::sync::mpsc;
 
 use crate::state::Shared;
+
+mod history;
+pub use history::read_history;
+
+/// The most values one publish carries.
+const NOTIFICATIONS_PER_PUBLISH: u32 = 50_000;
+/// The longest array the client decodes (a publish's values, a browse's references).
+const MAX_ARRAY_LENGTH: usize = 100_000;
+/// The most chunks of 64 KB a message the client takes is made of (64 MB).
+const MAX_CHUNK_COUNT: usize = 1_024;
 
 /// How long connecting (the channel and the session) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,6 +84,11 @@ impl OpcUaServer {
             // The collector retries with its own backoff.
             .session_retry_limit(0)
             .keep_alive_interval(Duration::from_secs(1))
+            // A publish carries up to NOTIFICATIONS_PER_PUBLISH values: the stack's defaults
+            // (arrays of 1000, messages of 320 KB) would refuse a large source's publishes.
+            .max_array_length(MAX_ARRAY_LENGTH)
+            .max_chunk_count(MAX_CHUNK_COUNT)
+            .max_message_size(MAX_CHUNK_COUNT * 65_535)
             .request_timeout(Duration::from_secs(5))
             // Security None needs no certificate; the folder is only where one would be kept.
             .pki_dir(std::env::temp_dir().join("failover-lab-opcua-client-pki"))
@@ -122,6 +141,8 @@ struct Layout {
     rate_hz: f64,
     /// component -> its streams.
     components: BTreeMap<u32, Vec<u32>>,
+    /// Most monitored items the server creates in one call.
+    items_per_call: usize,
 }
 
 fn status_err(what: &str, e: impl std::fmt::Display) -> String {
@@ -136,7 +157,10 @@ fn string_id(id: &NodeId) -> Option<&str> {
     }
 }
 
+/// A node's children (objects and variables), following continuation points: a server answers
+/// at most its MaxReferencesPerBrowseNode references at once (1000 by default in many stacks).
 async fn browse_children(session: &Session, node: NodeId) -> Result<Vec<NodeId>, String> {
+    let what = || format!("browse of {node}");
     let results = session
         .browse(
             &[BrowseDescription {
@@ -147,37 +171,63 @@ async fn browse_children(session: &Session, node: NodeId) -> Result<Vec<NodeId>,
                 node_class_mask: (NodeClassMask::OBJECT | NodeClassMask::VARIABLE).bits(),
                 result_mask: BrowseResultMask::All as u32,
             }],
-            10_000,
+            0,
             None,
         )
         .await
-        .map_err(|e| status_err("browse", e))?;
-    let result = results
+        .map_err(|e| status_err(&what(), e))?;
+    let mut children = Vec::new();
+    let mut result = results
         .into_iter()
         .next()
-        .ok_or_else(|| status_err("browse", "no result"))?;
-    if !result.status_code.is_good() {
-        return Err(status_err(&format!("browse of {node}"), result.status_code));
+        .ok_or_else(|| status_err(&what(), "no result"))?;
+    // A server that hands out continuation points forever is an error, not a loop.
+    for _ in 0..MAX_BROWSE_PAGES {
+        if !result.status_code.is_good() {
+            return Err(status_err(&what(), result.status_code));
+        }
+        children.extend(
+            result
+                .references
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.node_id.node_id),
+        );
+        if result.continuation_point.is_null_or_empty() {
+            return Ok(children);
+        }
+        result = session
+            .browse_next(false, &[result.continuation_point])
+            .await
+            .map_err(|e| status_err(&what(), e))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| status_err(&what(), "no result"))?;
     }
-    Ok(result
-        .references
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r.node_id.node_id)
-        .collect())
+    Err(status_err(
+        &what(),
+        format!("more than {MAX_BROWSE_PAGES} pages of references"),
+    ))
 }
+
+/// The most pages of one browse followed.
+const MAX_BROWSE_PAGES: usize = 10_000;
 
 async fn read_layout(session: &Session) -> Result<Layout, String> {
     let namespaces = session
         .read(
-            &[ReadValueId::from(NodeId::from(
-                VariableId::Server_NamespaceArray,
-            ))],
+            &[
+                ReadValueId::from(NodeId::from(VariableId::Server_NamespaceArray)),
+                ReadValueId::from(NodeId::from(
+                    VariableId::Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
+                )),
+            ],
             TimestampsToReturn::Neither,
             0.0,
         )
         .await
         .map_err(|e| status_err("read of the namespaces", e))?;
+    let items_per_call = items_per_call(namespaces.get(1));
     let ns = match namespaces.first().and_then(|v| v.value.as_ref()) {
         Some(Variant::Array(a)) => a
             .values
@@ -239,8 +289,28 @@ async fn read_layout(session: &Session) -> Result<Layout, String> {
         origin_unix_ms,
         rate_hz,
         components,
+        items_per_call,
     })
 }
+
+/// How many monitored items to create in one call: the server's MaxMonitoredItemsPerCall
+/// (0: no limit), or [`ITEMS_PER_CALL_UNKNOWN`] if it does not say.
+fn items_per_call(limit: Option<&DataValue>) -> usize {
+    let said = limit
+        .filter(|v| v.status().is_good())
+        .and_then(|v| match v.value {
+            Some(Variant::UInt32(n)) => Some(n),
+            _ => None,
+        });
+    match said {
+        Some(0) => usize::MAX,
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => ITEMS_PER_CALL_UNKNOWN,
+    }
+}
+
+/// Monitored items per call when the server does not give its limit.
+const ITEMS_PER_CALL_UNKNOWN: usize = 500;
 
 /// A value the subscription delivered: the node's string id and the value.
 type Delivered = (String, DataValue);
@@ -277,7 +347,7 @@ async fn subscribed(
             Duration::from_millis(100),
             100,
             10,
-            0,
+            NOTIFICATIONS_PER_PUBLISH,
             0,
             true,
             DataChangeCallback::new(move |value, item| {
@@ -300,12 +370,23 @@ async fn subscribed(
             items.push(request(NodeId::new(layout.ns, nodes::stream(*s)), queue));
         }
     }
-    let created = session
-        .create_monitored_items(subscription, TimestampsToReturn::Both, items)
-        .await
-        .map_err(|e| status_err("create monitored items", e))?;
-    if let Some(bad) = created.iter().find(|r| !r.result.status_code.is_good()) {
-        return Err(status_err("create monitored items", bad.result.status_code));
+    let total = items.len();
+    for chunk in items.chunks(layout.items_per_call.max(1)) {
+        let created = session
+            .create_monitored_items(subscription, TimestampsToReturn::Both, chunk.to_vec())
+            .await
+            .map_err(|e| {
+                status_err(
+                    &format!(
+                        "create monitored items ({total} in calls of at most {})",
+                        chunk.len()
+                    ),
+                    e,
+                )
+            })?;
+        if let Some(bad) = created.iter().find(|r| !r.result.status_code.is_good()) {
+            return Err(status_err("create monitored items", bad.result.status_code));
+        }
     }
     shared.update(|st| {
         st.components = layout
@@ -410,7 +491,7 @@ fn read_value(layout: &Layout, id: &str, value: &DataValue) -> Option<Reading> {
     };
     let timestamp_ms = value
         .source_timestamp
-        .map(|t| (t.ticks() - UNIX_EPOCH_TICKS).div_euclid(10_000))?;
+        .map(|t| nodes::unix_ms_of_ticks(t.ticks()))?;
     let seq = nodes::tick_of(layout.origin_unix_ms, layout.rate_hz, timestamp_ms)?;
     Some(Reading::Point(Point {
         stream_id: stream,
@@ -419,9 +500,6 @@ fn read_value(layout: &Layout, id: &str, value: &DataValue) -> Option<Reading> {
         value: v,
     }))
 }
-
-/// Ticks from 1601-01-01 (OPC UA's epoch) to the unix epoch, in 100 ns.
-const UNIX_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
 
 fn health_of(up: &BTreeMap<u32, bool>) -> SourceHealth {
     if up.is_empty() {
@@ -476,6 +554,7 @@ mod tests {
             origin_unix_ms: 1_000,
             rate_hz: 10.0,
             components: BTreeMap::from([(0, vec![0, 1])]),
+            items_per_call: 1000,
         }
     }
 
@@ -483,9 +562,9 @@ mod tests {
         DataValue {
             value: Some(value),
             status: Some(status),
-            source_timestamp: Some(opcua::types::DateTime::from(
-                UNIX_EPOCH_TICKS + unix_ms * 10_000,
-            )),
+            source_timestamp: Some(opcua::types::DateTime::from(nodes::ticks_of_unix_ms(
+                unix_ms,
+            ))),
             ..Default::default()
         }
     }
@@ -546,6 +625,25 @@ mod tests {
                 &at(0, Variant::Boolean(true), StatusCode::Good)
             ),
             None
+        );
+    }
+
+    #[test]
+    fn the_servers_item_limit_per_call_is_kept_and_a_missing_one_is_guessed_low() {
+        let said = |v: Variant| DataValue {
+            value: Some(v),
+            status: Some(StatusCode::Good),
+            ..Default::default()
+        };
+        assert_eq!(items_per_call(Some(&said(Variant::UInt32(1000)))), 1000);
+        assert_eq!(items_per_call(Some(&said(Variant::UInt32(0)))), usize::MAX);
+        assert_eq!(items_per_call(None), ITEMS_PER_CALL_UNKNOWN);
+        assert_eq!(
+            items_per_call(Some(&DataValue {
+                status: Some(StatusCode::BadNodeIdUnknown),
+                ..Default::default()
+            })),
+            ITEMS_PER_CALL_UNKNOWN
         );
     }
 

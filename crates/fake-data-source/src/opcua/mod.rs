@@ -8,7 +8,12 @@
 //!   time**, so a client finds a point's tick from its time and the two tick variables.
 //! - **Reads and subscriptions:** a read answers the last value; a monitored item is sent every
 //!   tick's value (ask for a queue as long as a publishing interval's ticks; the server keeps up
-//!   to [`QUEUE_LIMIT`] per item). A read of an unknown node answers `BadNodeIdUnknown`.
+//!   to [`QUEUE_LIMIT`] per item). A read of an unknown node answers `BadNodeIdUnknown`. One
+//!   subscription may watch every node; one call creates at most 1000 monitored items (the
+//!   server's MaxMonitoredItemsPerCall), and one browse answers at most 1000 references a node
+//!   (more follow a continuation point).
+//! - **History:** the stream variables are historizing: HistoryRead (raw) returns a stream's
+//!   values in a time range, throttled by `--history-rate` as gRPC's history is ([`history`]).
 //! - **Security:** an endpoint with security mode None, and one signed and encrypted with
 //!   Basic256Sha256. The server's certificate and key are made at first start in `--opcua-pki`
 //!   and kept there; client certificates are trusted (a lab, not a plant).
@@ -28,7 +33,7 @@ use opcua::{
     server::{
         ANONYMOUS_USER_TOKEN_ID, ServerBuilder, ServerEndpoint, ServerHandle, ServerUserToken,
         diagnostics::NamespaceMetadata,
-        node_manager::memory::{SimpleNodeManager, simple_node_manager},
+        node_manager::memory::{InMemoryNodeManager, InMemoryNodeManagerBuilder},
     },
     types::{DataValue, DateTime, NodeId, StatusCode, Variant},
 };
@@ -40,17 +45,9 @@ use crate::Shared;
 pub const QUEUE_LIMIT: usize = 10_000;
 /// The id of the user name token in the server's configuration.
 const USER_TOKEN_ID: &str = "lab-user";
-/// Ticks from the unix epoch's start to 1601-01-01 (OPC UA's epoch), in 100 ns.
-const UNIX_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
-
 /// An OPC UA time from unix milliseconds.
 pub fn opcua_time(unix_ms: i64) -> DateTime {
-    DateTime::from(UNIX_EPOCH_TICKS.saturating_add(unix_ms.saturating_mul(10_000)))
-}
-
-/// Unix milliseconds of an OPC UA time.
-pub fn unix_ms(time: &DateTime) -> i64 {
-    (time.ticks() - UNIX_EPOCH_TICKS).div_euclid(10_000)
+    DateTime::from(nodes::ticks_of_unix_ms(unix_ms))
 }
 
 /// How the OPC UA server is set up.
@@ -123,10 +120,19 @@ pub(crate) async fn serve(
     }
 }
 
-type Built = (opcua::server::Server, ServerHandle, Arc<SimpleNodeManager>);
+mod history;
+
+/// The node manager of the source's namespace.
+type SourceNodeManager = InMemoryNodeManager<history::SourceNodes>;
+
+type Built = (opcua::server::Server, ServerHandle, Arc<SourceNodeManager>);
 
 /// A server with the source's address space.
-fn build(settings: &OpcUaSettings, addr: SocketAddr, shared: &Shared) -> Result<Built, String> {
+fn build(
+    settings: &OpcUaSettings,
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Result<Built, String> {
     let mut user_ids = vec![ANONYMOUS_USER_TOKEN_ID.to_string()];
     let mut builder = ServerBuilder::new()
         .application_name("failover-lab data source")
@@ -143,12 +149,14 @@ fn build(settings: &OpcUaSettings, addr: SocketAddr, shared: &Shared) -> Result<
                 .max_clients
                 .map_or(100, |n| usize::try_from(n).unwrap_or(usize::MAX)),
         )
-        .with_node_manager(simple_node_manager(
-            NamespaceMetadata {
-                namespace_uri: nodes::NAMESPACE_URI.to_string(),
-                ..Default::default()
+        .with_node_manager(InMemoryNodeManagerBuilder::new(
+            history::SourceNodesBuilder {
+                namespace: NamespaceMetadata {
+                    namespace_uri: nodes::NAMESPACE_URI.to_string(),
+                    ..Default::default()
+                },
+                shared: shared.clone(),
             },
-            "failover-lab",
         ));
     if let Some((user, pass)) = &settings.user {
         builder = builder.add_user_token(
@@ -172,11 +180,15 @@ fn build(settings: &OpcUaSettings, addr: SocketAddr, shared: &Shared) -> Result<
         // not raised to a minimum: every tick is a sample.
         limits.min_sampling_interval_ms = 0.0;
         limits.max_queued_notifications = 200;
+        // One subscription may watch every node of the source (each stream, each component's
+        // `Up`, the two tick variables), however many streams it has. A single call still
+        // takes at most the server's advertised MaxMonitoredItemsPerCall (1000).
+        limits.max_monitored_items_per_sub = items_of_the_whole_source(&shared.settings);
     }
     let (server, handle) = builder.build()?;
     let manager = handle
         .node_managers()
-        .get_of_type::<SimpleNodeManager>()
+        .get_of_type::<SourceNodeManager>()
         .ok_or("the node manager was not made")?;
     let ns = handle
         .get_namespace_index(nodes::NAMESPACE_URI)
@@ -185,12 +197,24 @@ fn build(settings: &OpcUaSettings, addr: SocketAddr, shared: &Shared) -> Result<
     Ok((server, handle, manager))
 }
 
+/// The monitored items a client needs to watch every node of the source.
+fn items_of_the_whole_source(settings: &crate::SourceSettings) -> usize {
+    let nodes = u64::from(settings.streams) + u64::from(settings.components) + 2;
+    usize::try_from(nodes).unwrap_or(usize::MAX).max(1_000)
+}
+
 fn node(ns: u16, id: &str) -> NodeId {
     NodeId::new(ns, id.to_string())
 }
 
+/// The access level of a stream variable: its value and its history can be read.
+fn history_readable() -> opcua::server::address_space::AccessLevel {
+    use opcua::server::address_space::AccessLevel;
+    AccessLevel::CURRENT_READ | AccessLevel::HISTORY_READ
+}
+
 /// Folders and variables, before the server runs.
-fn populate(manager: &SimpleNodeManager, ns: u16, shared: &Shared) {
+fn populate(manager: &SourceNodeManager, ns: u16, shared: &Shared) {
     use opcua::server::address_space::Variable;
     let mut space = manager.address_space().write();
     let source = node(ns, nodes::SOURCE_FOLDER);
@@ -240,6 +264,10 @@ fn populate(manager: &SimpleNodeManager, ns: u16, shared: &Shared) {
                 name.as_str(),
                 0.0_f64,
             );
+            // Its history can be read (history.rs).
+            v.set_historizing(true);
+            v.set_access_level(history_readable());
+            v.set_user_access_level(history_readable());
             // No value before the first tick.
             v.set_data_value(DataValue {
                 value: None,
@@ -253,7 +281,7 @@ fn populate(manager: &SimpleNodeManager, ns: u16, shared: &Shared) {
 }
 
 /// Sets the streams' values every tick and the components' health on every fault.
-async fn update(handle: ServerHandle, manager: Arc<SimpleNodeManager>, shared: Arc<Shared>) {
+async fn update(handle: ServerHandle, manager: Arc<SourceNodeManager>, shared: Arc<Shared>) {
     let Some(ns) = handle.get_namespace_index(nodes::NAMESPACE_URI) else {
         return;
     };
@@ -358,9 +386,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn opcua_times_are_unix_milliseconds_both_ways() {
+    fn opcua_times_are_unix_milliseconds_both_ways_by_async_opcuas_own_calendar() {
         let t = opcua_time(1_767_225_600_700);
-        assert_eq!(unix_ms(&t), 1_767_225_600_700);
+        assert_eq!(nodes::unix_ms_of_ticks(t.ticks()), 1_767_225_600_700);
         assert_eq!(t.to_rfc3339(), "2026-01-01T00:00:00.700Z");
     }
 }
