@@ -6,7 +6,10 @@
 //!
 //! PendingPrimary (the vendor names it, but documents nothing about it; this is ours): a member
 //! chosen as Primary is told PendingPrimary while another REST member that was last told Primary
-//! is still live and has not heard otherwise. The old Primary hears Secondary in the answer to
+//! is still live and has not heard otherwise (or its session was deleted by an operator less
+//! than failoverTimeout ago and its client has not heard 404 since; a member that deletes its
+//! own session saying it leaves, with the `Failover-Lab-Leaving: true` header, is not waited
+//! for). The old Primary hears Secondary in the answer to
 //! its next heartbeat (or goes stale within failoverTimeout); the next answer to the new one says
 //! Primary. So a vendor adapter, which does not fence the endpoint, never egresses beside
 //! another that still believes it is Primary, as long as both heartbeat. gRPC members are told
@@ -154,7 +157,8 @@ pub(crate) fn pull_role(entry: &GroupEntry, id: SessionId, now: std::time::Durat
 
 /// The id (on the vendor's API) of another REST member that was last told Primary and may
 /// still act on it: live and not yet told otherwise, or its session ended (deleted, replaced)
-/// less than failoverTimeout after it was told.
+/// less than failoverTimeout after it was told and its client has not heartbeat since (and
+/// heard 404).
 pub(crate) fn previous_primary(
     entry: &GroupEntry,
     id: SessionId,
@@ -267,6 +271,24 @@ impl Arbiter {
         }
     }
 
+    /// The session's own client leaves (its DELETE said so, ours: `Failover-Lab-Leaving`): its
+    /// session ends, and since it no longer acts on a role it was told, the next Primary is told
+    /// Primary at once, not PendingPrimary.
+    pub fn leave_pull_session(&self, group: &str, client_id: &str) -> Result<(), PullError> {
+        let now = self.now();
+        let mut state = self.lock();
+        let state = &mut *state;
+        let e = state
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| PullError::NoGroup(shortened(group)))?;
+        let id = e.group.find_session(client_id)?;
+        e.told_primary.remove(&id);
+        let changes = e.group.leave(id, now);
+        self.apply(state, group, &changes);
+        Ok(())
+    }
+
     /// Takes a heartbeat from a session registered over the REST API; answers its role.
     pub fn pull_heartbeat(
         &self,
@@ -289,12 +311,18 @@ impl Arbiter {
             group: group.to_string(),
             session: shortened(client_id),
         };
-        let session = e
+        let Some(session) = e
             .group
             .sessions()
             .iter()
             .find(|s| s.client_id.as_deref() == Some(client_id))
-            .ok_or_else(no_session)?;
+        else {
+            // A deleted Primary's client hears 404 now: it knows it is not Primary, so the
+            // next Primary need not wait for it any longer.
+            e.departed_primaries
+                .retain(|(external, _)| external != client_id);
+            return Err(no_session());
+        };
         let settings = e.group.settings();
         let beat = Heartbeat {
             adapter_id: session.adapter_id.clone(),

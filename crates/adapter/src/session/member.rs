@@ -172,14 +172,7 @@ pub(crate) async fn authorization(
 /// The adapter has left its group (over gRPC or REST): no role, and the log says whether the
 /// service answered.
 pub(crate) fn left(shared: &Shared, cfg: &ClientFailoverConfig, answered: bool) {
-    shared.update(|st| {
-        if st.role.is_some() {
-            st.role_changes += 1;
-        }
-        st.role = None;
-        st.fenced_at = None;
-        st.role_reason = format!("left group {}", cfg.failover_group_id);
-    });
+    stop_acting(shared, cfg);
     tracing::info!(
         event = "left",
         group = cfg.failover_group_id,
@@ -192,6 +185,18 @@ pub(crate) fn left(shared: &Shared, cfg: &ClientFailoverConfig, answered: bool) 
             " (no answer: the service will find the session stale)"
         }
     );
+}
+
+/// Drops the role this member was told (it no longer egresses as Primary), as it leaves.
+pub(crate) fn stop_acting(shared: &Shared, cfg: &ClientFailoverConfig) {
+    shared.update(|st| {
+        if st.role.is_some() {
+            st.role_changes += 1;
+        }
+        st.role = None;
+        st.fenced_at = None;
+        st.role_reason = format!("left group {}", cfg.failover_group_id);
+    });
 }
 
 pub(crate) fn log_score_change(shared: &Shared, before: &Said, after: &Said) {

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use super::member::{
     End, apply_assignment, authorization, config_changed, endpoint_tls, heartbeat, left,
-    log_score_change,
+    log_score_change, stop_acting,
 };
 use crate::state::Shared;
 
@@ -61,8 +61,22 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> Result<Answer, String> {
+        self.send_with(method, path, body, None).await
+    }
+
+    /// [`Client::send`] with one more header.
+    async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        header: Option<(&str, &str)>,
+    ) -> Result<Answer, String> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
+        if let Some((name, value)) = header {
+            req = req.header(name, value);
+        }
         if let Some(a) = &self.authorization {
             req = req.header(reqwest::header::AUTHORIZATION, a);
         }
@@ -358,16 +372,29 @@ pub(super) async fn session(
 }
 
 /// Deletes our session (the vendor's unregister), waiting at most a heartbeat interval (capped
-/// at 2 s) for the answer, so the role passes on at once.
+/// at 2 s) for the answer, so the role passes on at once. We stop acting on our role first,
+/// then say so (`Failover-Lab-Leaving: true`, ours; the vendor's service ignores it), so
+/// failover-arbiter tells the next Primary at once instead of PendingPrimary.
 async fn leave(shared: &Shared, cfg: &ClientFailoverConfig, client: &Client, path: &str) {
+    stop_acting(shared, cfg);
     let wait = cfg.heartbeat_interval().min(Duration::from_secs(2));
-    let answered = tokio::time::timeout(wait, client.send(reqwest::Method::DELETE, path, None))
+    let delete = client.send_with(
+        reqwest::Method::DELETE,
+        path,
+        None,
+        Some((LEAVING_HEADER, "true")),
+    );
+    let answered = tokio::time::timeout(wait, delete)
         .await
         .ok()
         .and_then(Result::ok)
         .is_some_and(|a| matches!(a.status, 204 | 200 | 404));
     left(shared, cfg, answered);
 }
+
+/// The header that says a DELETE of our session is us leaving (failover-arbiter's
+/// `cfs_api::LEAVING_HEADER`).
+const LEAVING_HEADER: &str = "Failover-Lab-Leaving";
 
 #[cfg(test)]
 mod tests {

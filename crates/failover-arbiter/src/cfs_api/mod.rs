@@ -14,7 +14,7 @@
 //! | `GET /api/v1/clientfailover/groups/{g}/clientsessions` | member | sessions |
 //! | `POST /api/v1/clientfailover/groups/{g}/clientsessions` | member | `{"Id","Name"}`: 201, 200 the same, 409 |
 //! | `GET /api/v1/clientfailover/groups/{g}/clientsessions/{s}` | member | the session |
-//! | `DELETE /api/v1/clientfailover/groups/{g}/clientsessions/{s}` | member | 204 |
+//! | `DELETE /api/v1/clientfailover/groups/{g}/clientsessions/{s}` | member | 204 (ours: with `Failover-Lab-Leaving: true`, the session's own client leaves) |
 //! | `POST /api/v1/clientfailover/groups/{g}/clientsessions/{s}/heartbeat` | member | `{"Role","LastDataProcessedTime"}` |
 //! | `POST /api/v1/clientfailover/groups/{g}/clientsessions/{s}/roleoverride` | administrator | `{"Value","RoleOverrideExpirationTime"}` |
 //! | `GET`/`PUT /api/v1/configuration` | administrator | `{"Logging":{"LogLevel"}}` |
@@ -50,6 +50,9 @@ use crate::{
 };
 use json::{BadRequest, parse_body, time};
 use users::{Refusal, Rights, Users};
+
+/// The header with which a session's own client says its DELETE is it leaving (ours).
+pub const LEAVING_HEADER: &str = "failover-lab-leaving";
 
 /// Most a request body may hold.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -423,7 +426,17 @@ fn handle(
             ok(session_json(e, sid, now))
         }
         (Resource::Session(g, s), _) => {
-            a.delete_session(&g, &s)?;
+            // Ours: the session's own client says it leaves, so it no longer acts as Primary
+            // and its role passes on at once. Without it, a delete is an operator's, and a
+            // deleted Primary may still act until it would have gone stale (PendingPrimary).
+            let leaving = headers
+                .get(LEAVING_HEADER)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+            if leaving {
+                a.leave_pull_session(&g, &s)?;
+            } else {
+                a.delete_session(&g, &s)?;
+            }
             StatusCode::NO_CONTENT.into_response()
         }
         (Resource::Heartbeat(g, s), _) => {

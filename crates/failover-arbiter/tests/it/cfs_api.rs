@@ -480,6 +480,54 @@ impl IntoParts for (u16, reqwest::header::HeaderMap, Value) {
     }
 }
 
+/// A Primary that leaves (its adapter deletes its own session, saying so with the
+/// `Failover-Lab-Leaving: true` header) hands over at once: the next member's next heartbeat
+/// answers Primary. A delete without the header is an operator's: the deleted Primary may still
+/// act until it would have gone stale or until its client hears 404, so the next member is
+/// PendingPrimary meanwhile. (Found rerunning primary-stopped-gracefully.toml and
+/// operator-deletes-session-and-changes-timeout.toml over REST: a graceful stop, and a deleted
+/// Primary that had already heard 404, waited out the whole failoverTimeout.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_that_leaves_hands_over_at_once_and_an_operators_delete_waits() {
+    let s = Service::start(false, None).await;
+    for (group, leaving) in [("Leaving", true), ("Deleted", false)] {
+        let g = format!("{CF}/groups/{group}");
+        let body = format!(
+            r#"{{"Id":"{group}","Name":"n","Description":"d","FailoverTimeout":"00:00:05"}}"#
+        );
+        assert_eq!(s.post(&format!("{CF}/groups"), &body).await.0, 201);
+        for (id, name) in [("a-1", "adapter-a"), ("b-1", "adapter-b")] {
+            let session = format!(r#"{{"Id":"{id}","Name":"{name}"}}"#);
+            assert_eq!(
+                s.post(&format!("{g}/clientsessions"), &session).await.0,
+                201
+            );
+        }
+        let hb = |id: &str| format!("{g}/clientsessions/{id}/heartbeat");
+        let (_, r) = s
+            .heartbeat_after_startup_wait(&hb("a-1"), r#"{"FailoverScore":100}"#)
+            .await;
+        assert_eq!(r["Role"], 1, "{group}: a-1 is Primary: {r}");
+        let (_, r) = s.post(&hb("b-1"), r#"{"FailoverScore":100}"#).await;
+        assert_eq!(r["Role"], 0, "{group}: {r}");
+        let mut delete = s.http.delete(format!("{}{g}/clientsessions/a-1", s.base));
+        if leaving {
+            delete = delete.header("Failover-Lab-Leaving", "true");
+        }
+        assert_eq!(delete.send().await.expect("answer").status().as_u16(), 204);
+        let (_, r) = s.post(&hb("b-1"), r#"{"FailoverScore":100}"#).await;
+        let expected = if leaving { 1 } else { 2 };
+        assert_eq!(r["Role"], expected, "{group}: {r}");
+        if !leaving {
+            // The deleted Primary's client heartbeats and hears 404: it knows it is not
+            // Primary, so b-1 need not wait out the failoverTimeout (5 s).
+            assert_eq!(s.post(&hb("a-1"), r#"{"FailoverScore":100}"#).await.0, 404);
+            let (_, r) = s.post(&hb("b-1"), r#"{"FailoverScore":100}"#).await;
+            assert_eq!(r["Role"], 1, "{group}, after the 404: {r}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn https_with_members_and_administrators() {
     let users = json!({

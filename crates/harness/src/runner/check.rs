@@ -207,7 +207,10 @@ impl<S: Stage> Run<S> {
 
     /// The takeover happened within `bound`: from the last fault to the first point the
     /// endpoint accepted from the current Primary at its epoch. While that point has not come
-    /// and the bound has not passed, it waits for it.
+    /// and the bound has not passed, it waits for it. Over the vendor's REST API a role reaches
+    /// an adapter only in the answer to its next heartbeat, and a new Primary is PendingPrimary
+    /// until the old one has heard it is not (at its next heartbeat), so the bound is two
+    /// heartbeat intervals (a failoverTimeout) longer there.
     pub(super) async fn check_takeover(
         &self,
         t: &Timeline,
@@ -216,6 +219,18 @@ impl<S: Stage> Run<S> {
     ) -> Result<(), String> {
         let (fault, since) =
             from.ok_or("takeover_within needs a fault step before it (or takeover_from)")?;
+        let spec = self.stage.spec();
+        let (bound, pulled) = match spec.failover_protocol {
+            ClusterProtocol::Rest => (
+                bound + spec.failover_timeout,
+                format!(
+                    " ({} and two heartbeat intervals: over REST, roles are pulled, and the old \
+                     Primary hears it is not before the new one hears it is)",
+                    format_timespan(bound)
+                ),
+            ),
+            ClusterProtocol::Grpc => (bound, String::new()),
+        };
         let primary = t.primary().ok_or("no adapter is Primary")?;
         let epoch = t.epoch();
         loop {
@@ -232,7 +247,7 @@ impl<S: Stage> Run<S> {
                     let took = Duration::from_micros(u64::try_from(first - fault).unwrap_or(0));
                     if took > bound {
                         return Err(format!(
-                            "expected the takeover within {}, took {:.3} s ({since} to the first point accepted from {primary} at epoch {epoch})",
+                            "expected the takeover within {}{pulled}, took {:.3} s ({since} to the first point accepted from {primary} at epoch {epoch})",
                             format_timespan(bound),
                             took.as_secs_f64()
                         ));
@@ -241,7 +256,7 @@ impl<S: Stage> Run<S> {
                 }
                 None if now_took > bound => {
                     return Err(format!(
-                        "expected the takeover within {}: {:.3} s after {since}, no point accepted yet from {primary} at epoch {epoch}",
+                        "expected the takeover within {}{pulled}: {:.3} s after {since}, no point accepted yet from {primary} at epoch {epoch}",
                         format_timespan(bound),
                         now_took.as_secs_f64()
                     ));

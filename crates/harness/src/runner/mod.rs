@@ -249,7 +249,9 @@ pub async fn run_scenario(
         spec.seed
     ));
     let refusal = match &opts.target {
-        RunTarget::Processes => crate::cluster::refusal(&spec),
+        RunTarget::Processes => {
+            crate::cluster::refusal(&spec).or_else(|| crate::cluster::steps_refusal(s, &spec))
+        }
         RunTarget::Compose(_) => crate::stage::compose::refusal(s, &spec),
         RunTarget::Sim { .. } => crate::stage::sim::refusal(s, &spec),
     };
@@ -455,20 +457,29 @@ mod tests {
     /// every stage, and is counted as skipped: never as a pass, never as a failure.
     #[tokio::test]
     async fn a_skipped_scenario_counts_as_skipped_never_as_passed() {
+        let on_opcua = RunOptions {
+            source_protocol: Some(failover_scenario::cluster::ClusterSource::OpcUa),
+            ..options(RunTarget::Processes)
+        };
         let cases = [
             (
                 "tls-unchecked-certificate.toml",
-                RunTarget::Sim { seeds: 1 },
+                options(RunTarget::Sim { seeds: 1 }),
                 "cannot run on --target sim: cluster.tls",
             ),
             (
                 "misconfigured-members-and-intruders.toml",
-                RunTarget::Compose(PathBuf::from("/nonexistent")),
+                options(RunTarget::Compose(PathBuf::from("/nonexistent"))),
                 "the compose file runs the pair's two adapters only",
             ),
+            (
+                "degraded-primary-keeps-role.toml",
+                on_opcua,
+                "line 17: fail source component 2 for the Primary: a source fault for one adapter alone",
+            ),
         ];
-        for (file, target, why) in cases {
-            let outcomes = run_all(&[library(file)], &options(target), &|_| {}).await;
+        for (file, opts, why) in cases {
+            let outcomes = run_all(&[library(file)], &opts, &|_| {}).await;
             let o = &outcomes[0];
             let reason = o.skipped.as_deref().unwrap_or_default();
             assert!(reason.contains(why), "{file}: {reason:?}");
