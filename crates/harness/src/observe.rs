@@ -162,13 +162,14 @@ impl Observer {
         let timeline = Arc::new(Mutex::new(Timeline::default()));
         let start = Instant::now();
         let watch = tokio::spawn(watch_group(
-            arbiter,
+            arbiter.clone(),
             group_id.to_string(),
             timeline.clone(),
             start,
         ));
         let sample = tokio::spawn(sample_endpoint(
             endpoint,
+            arbiter,
             group_id.to_string(),
             timeline.clone(),
             start,
@@ -394,13 +395,18 @@ pub fn record_status(t: &mut Timeline, status: v1::GroupStatus, at_ms: u64) {
     t.status = Some(status);
 }
 
+/// Samples the endpoint's record of the group, with the failover service's heartbeat count
+/// read at the same time (`GetGroup`: the status watch speaks only when a status changes, and
+/// heartbeats, refused ones too, go on meanwhile).
 async fn sample_endpoint(
     endpoint: Channel,
+    arbiter: Channel,
     group: String,
     timeline: Arc<Mutex<Timeline>>,
     start: Instant,
 ) {
     let mut client = v1::data_endpoint_client::DataEndpointClient::new(endpoint);
+    let mut arbiter = v1::arbiter_client::ArbiterClient::new(arbiter);
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
         ticker.tick().await;
@@ -414,6 +420,14 @@ async fn sample_endpoint(
             Ok(r) => r.into_inner(),
             Err(_) => continue,
         };
+        let heartbeats = arbiter
+            .get_group(v1::GroupRequest {
+                group_id: group.clone(),
+            })
+            .await
+            .ok()
+            .map(tonic::Response::into_inner)
+            .and_then(|g| g.exists.then_some(g.heartbeats));
         let mut t = timeline.lock().unwrap_or_else(PoisonError::into_inner);
         let mut adapters = BTreeMap::new();
         if let Some(status) = &t.status {
@@ -435,7 +449,6 @@ async fn sample_endpoint(
             }
         }
         let epoch = t.epoch();
-        let heartbeats = t.status.as_ref().map(|s| s.heartbeats);
         t.samples.push(Sample {
             at_ms: ms_since(start),
             adapters,

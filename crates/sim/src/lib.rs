@@ -237,8 +237,6 @@ struct Shared {
     /// The last status seen, for the narrator.
     last_status: Option<v1::GroupStatus>,
     samples: Vec<Sample>,
-    /// The failover service's heartbeat count for the group, as last seen (None: no answer).
-    last_heartbeats: Option<u64>,
     /// The highest epoch the failover service has shown (for the far-ahead epoch faults).
     highest_epoch: u64,
     audit: Option<v1::AuditReport>,

@@ -20,7 +20,6 @@ pub(crate) async fn watch_statuses(arbiter: tonic::transport::Channel, shared: A
                 record_status(&mut lock(&shared), &s, now);
             }
         }
-        lock(&shared).last_heartbeats = None;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -43,7 +42,6 @@ fn record_status(sh: &mut Shared, s: &v1::GroupStatus, now: Duration) {
         });
     }
     sh.last_status = Some(s.clone());
-    sh.last_heartbeats = s.exists.then_some(s.heartbeats);
     let key = |p: &StatusPoint| {
         (
             p.epoch,
@@ -61,9 +59,11 @@ fn record_status(sh: &mut Shared, s: &v1::GroupStatus, now: Duration) {
 }
 
 /// Samples the endpoint's record of the group every [`SAMPLE_EVERY`], with the failover
-/// service's heartbeat count as the status watch last saw it.
+/// service's heartbeat count read at the same time (`GetGroup`; the status watch speaks only
+/// when a status changes, and heartbeats, refused ones too, go on meanwhile).
 async fn sample_data_flow(
     mut endpoint: v1::data_endpoint_client::DataEndpointClient<tonic::transport::Channel>,
+    mut arbiter: v1::arbiter_client::ArbiterClient<tonic::transport::Channel>,
     shared: Arc<Mutex<Shared>>,
     end: Duration,
 ) {
@@ -76,6 +76,14 @@ async fn sample_data_flow(
         if now >= end {
             return;
         }
+        let heartbeats = arbiter
+            .get_group(v1::GroupRequest {
+                group_id: GROUP.into(),
+            })
+            .await
+            .ok()
+            .map(tonic::Response::into_inner)
+            .and_then(|g| g.exists.then_some(g.heartbeats));
         if let Ok(a) = endpoint.audit(request.clone()).await {
             let a = a.into_inner();
             let mut accepted = BTreeMap::new();
@@ -83,7 +91,6 @@ async fn sample_data_flow(
                 *accepted.entry(w.adapter_id.clone()).or_default() += w.accepted;
             }
             let mut sh = lock(&shared);
-            let heartbeats = sh.last_heartbeats;
             let status = sh.timeline.last();
             let sample = Sample {
                 at_ms: u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
@@ -121,7 +128,12 @@ pub(crate) fn add_observer(
         let (arbiter_channel, endpoint_channel) = (arbiter.clone(), endpoint.clone());
         let mut endpoint = v1::data_endpoint_client::DataEndpointClient::new(endpoint);
         let mut source = v1::data_source_client::DataSourceClient::new(source);
-        tokio::spawn(sample_data_flow(endpoint.clone(), shared.clone(), end));
+        tokio::spawn(sample_data_flow(
+            endpoint.clone(),
+            v1::arbiter_client::ArbiterClient::new(arbiter.clone()),
+            shared.clone(),
+            end,
+        ));
         tokio::spawn(watch_statuses(arbiter, shared.clone()));
         let audit_request = v1::AuditRequest {
             group_id: GROUP.into(),

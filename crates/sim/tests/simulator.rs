@@ -263,6 +263,23 @@ fn regression_seed_417888_a_held_adapter_forced_primary_is_the_operators_loss() 
     assert!(o.violations.is_empty(), "{:?}", o.violations);
 }
 
+/// Found by the swarm (seed 1001025, Hot): a failoverTimeout change left the group with the
+/// changed timeout, so both members' heartbeats were refused for 12 s (the documented "delete the
+/// group to change it"), each adapter retrying with its backoff, about 4 a second in all. No
+/// status changed meanwhile, and the observer took its heartbeat count from the status watch
+/// alone: the 45 heartbeats of those 12 s were counted in the 0.9 s before the next change, a
+/// busy loop that was not. The observer now reads the count at every sample.
+#[test]
+fn regression_seed_1001025_refused_heartbeats_are_counted_when_they_happen() {
+    let o = run(&SimOptions::for_seed(1001025, Mode::Hot));
+    assert!(
+        count(&o, FaultKind::TimeoutChange) >= 1 && count(&o, FaultKind::Unregister) >= 1,
+        "{:?}",
+        o.faults
+    );
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
+
 /// Each rule broken on purpose is caught on a default seed, by the invariant meant for it,
 /// and replays exactly; the same seed with the rule intact keeps every invariant.
 #[test]
