@@ -99,6 +99,9 @@ pub struct AdapterState {
     pub connection_test: Option<bool>,
     /// When collecting from the source last failed.
     pub source_failed_at: Option<Instant>,
+    /// The last this adapter learned of its source, by a connection test or by collecting, was
+    /// a failure (kept across role changes; cleared by a passing test or a live update).
+    pub source_known_down: bool,
     /// Why collecting from the source last failed (None since it last succeeded).
     pub source_error: Option<String>,
     /// Points awaiting egress.
@@ -163,6 +166,7 @@ impl AdapterState {
             source_health: SourceHealth::Connecting,
             connection_test: None,
             source_failed_at: None,
+            source_known_down: false,
             source_error: None,
             buffer,
             egress_watermark: Watermark::default(),
@@ -238,6 +242,22 @@ impl AdapterState {
             }
         } else {
             collection_score(&self.components, &self.source_health)
+        };
+        // A promoted Warm or Cold adapter still connecting counts as good (Doc: the score comes
+        // from its collection), unless its source was down when it last tried: then it has no
+        // reason to claim 100 while it connects. Found by the swarm (`failover-lab sim --seed
+        // 1011664 --modes Warm`): with the source down, a Warm standby promoted on its last 100
+        // scored 100 "connecting", was demoted for the 0 that followed, scored 0 as a standby,
+        // and so on every 20 ms.
+        let collection = if self.role == Some(Role::Primary)
+            && matches!(self.mode(), Some(Mode::Warm | Mode::Cold))
+            && self.source_health == SourceHealth::Connecting
+            && self.source_known_down
+            && !self.broken.has(BrokenRule::FailedStandbyScores)
+        {
+            0
+        } else {
+            collection
         };
         match self.mode() {
             Some(mode) => failover_score(

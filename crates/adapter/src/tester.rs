@@ -36,6 +36,7 @@ pub async fn run(shared: Arc<Shared>, source: SourceWire) {
                         tracing::info!(event = "connection_test", ok, "source connection test: {detail}");
                     }
                     st.connection_test = Some(ok);
+                    st.source_known_down = !ok;
                 });
                 let retest = shared.lock().failover.as_ref().map_or(interval, |f| {
                     f.failover_timeout.max(Duration::from_secs(1))

@@ -280,6 +280,19 @@ fn regression_seed_1001025_refused_heartbeats_are_counted_when_they_happen() {
     assert!(o.violations.is_empty(), "{:?}", o.violations);
 }
 
+/// Found by the swarm (seed 1011664, Warm): the whole source went down; adapter-a, the Primary,
+/// and adapter-b, the Warm standby, both dropped to 0 at once, but the service read adapter-b's
+/// last 100 first and promoted it. Promoted, adapter-b scored 100 "connecting to the source"
+/// though its connection test had just failed; demoted for its 0, it scored 0 again as a Warm
+/// standby; and so on every 20 ms, 41 heartbeats a second with nobody egressing. A Warm or Cold
+/// Primary whose source was down when it last tried now scores 0 while it connects.
+#[test]
+fn regression_seed_1011664_a_promoted_standby_whose_source_just_failed_does_not_claim_it_is_good() {
+    let o = run(&SimOptions::for_seed(1011664, Mode::Warm));
+    assert!(count(&o, FaultKind::SourceOutage) >= 1, "{:?}", o.faults);
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
+
 /// Each rule broken on purpose is caught on a default seed, by the invariant meant for it,
 /// and replays exactly; the same seed with the rule intact keeps every invariant.
 #[test]

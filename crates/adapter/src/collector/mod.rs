@@ -49,6 +49,9 @@ pub(crate) fn take_update(shared: &Shared, points: &[failover_core::Point], heal
     let added = !points.is_empty();
     let starts = shared.lock().collecting_since_ms.is_none() && !points.is_empty();
     let apply = |st: &mut crate::state::AdapterState| {
+        if matches!(health, SourceHealth::Connected { .. }) {
+            st.source_known_down = false;
+        }
         if let Some(last) = points.last() {
             st.last_data_unix_ms = Some(last.timestamp_ms);
         }
@@ -120,6 +123,7 @@ pub async fn run(shared: Arc<Shared>, source: SourceWire) {
                     // What comes after the break is not what came before it.
                     st.collecting_since_ms = None;
                     st.source_failed_at = Some(tokio::time::Instant::now());
+                    st.source_known_down = true;
                     st.source_error = Some(error.clone());
                     // A failed collection is a failed connection test: a Warm or Cold adapter
                     // demoted for it stands by at 0 until a test passes, instead of claiming

@@ -235,6 +235,12 @@ pub fn score_reason(st: &AdapterState) -> String {
         (_, _, SourceHealth::Connected { down_components }, _) if !down_components.is_empty() => {
             format!("components {down_components:?} down")
         }
+        (Some(Mode::Warm | Mode::Cold), Some(Role::Primary), SourceHealth::Connecting, _)
+            if st.score() == 0 =>
+        {
+            "connecting to the source, which was down when last tried (score 0 until it answers)"
+                .into()
+        }
         (_, _, SourceHealth::Connecting, _) => "connecting to the source".into(),
         _ => "every source component collecting".into(),
     }
