@@ -225,7 +225,17 @@ impl AdapterState {
         !self.broken.has(BrokenRule::FailedStandbyScores)
             && self.role != Some(Role::Primary)
             && matches!(self.mode(), Some(Mode::Cold | Mode::Warm))
-            && self.connection_test == Some(false)
+            && self.last_source_test() == Some(false)
+    }
+
+    /// The last connection test's result, or, when none has run since this adapter last
+    /// stopped testing (a promotion ends the tests and forgets their result), a failure if
+    /// its source was down when it last tried. Found by the swarm (`failover-lab sim --seed
+    /// 1020322 --modes Warm`): a Warm Primary demoted with its source down forgot its failed
+    /// test, scored 100 as a standby, was promoted again, and so on every 40 ms.
+    pub fn last_source_test(&self) -> Option<bool> {
+        self.connection_test
+            .or(self.source_known_down.then_some(false))
     }
 
     /// True when this adapter may write to the endpoint now.
@@ -264,7 +274,7 @@ impl AdapterState {
                 mode,
                 self.role,
                 collection,
-                self.connection_test
+                self.last_source_test()
                     .filter(|ok| *ok || !self.broken.has(BrokenRule::FailedStandbyScores)),
             ),
             None => collection,

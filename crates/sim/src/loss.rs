@@ -40,10 +40,14 @@ fn takes_custody(f: &Fault) -> bool {
 /// was promoted, and the points only the standby held were lost, seed 406383); and, when an
 /// operator forces an adapter Primary while it is held, every adapter, as the role stays with
 /// the one that cannot egress while the override holds (documented), and what the other
-/// buffered meanwhile has nobody to flush it (seed 417888).
-fn hit_by(f: &Fault) -> Vec<&'static str> {
+/// buffered meanwhile has nobody to flush it (seed 417888). Latency on an adapter's link to the
+/// service counts as a cut once its round trip reaches failoverTimeout/2: the keepalive pings
+/// go unanswered and its stream breaks (`failover_proto::net::failover_service_endpoint`; the
+/// swarm found a standby 771 ms away each way at failoverTimeout 1.7 s, seed 1023789).
+fn hit_by(f: &Fault, timeout: Duration) -> Vec<&'static str> {
     match f.kind {
         FaultKind::RoleOverride if f.variant => ADAPTERS.to_vec(),
+        FaultKind::Latency if f.latency * 2 >= timeout / 2 => vec![f.adapter],
         FaultKind::SessionDelete | FaultKind::RoleOverride | FaultKind::Partition => {
             vec![f.adapter]
         }
@@ -107,7 +111,7 @@ pub(crate) fn clean_ranges(options: &SimOptions, faults: &[Fault]) -> Vec<(u64, 
             }
             let custody = episode.iter().any(|f| takes_custody(f));
             let hit: std::collections::BTreeSet<&str> =
-                episode.iter().flat_map(|f| hit_by(f)).collect();
+                episode.iter().flat_map(|f| hit_by(f, timeout)).collect();
             if custody && hit.len() >= 2 {
                 left_out.push((first.at.saturating_sub(EGRESS_LAG), until));
             }

@@ -293,6 +293,23 @@ fn regression_seed_1011664_a_promoted_standby_whose_source_just_failed_does_not_
     assert!(o.violations.is_empty(), "{:?}", o.violations);
 }
 
+/// Found by the swarm (seed 1023789, Hot): adapter-a's link to the failover service took 771 ms
+/// each way (failoverTimeout 1.7 s): its keepalive pings, to be answered within failoverTimeout/2,
+/// went unanswered, its stream broke again and again, and the service saw it stale. Meanwhile
+/// adapter-b, the Primary, restarted with a changed document; the restarted adapter-b, the only
+/// live member, was rightly promoted, and the tick only adapter-a held was lost. Rule 5 was
+/// wrong: a link too slow for the keepalive keeps a standby from the role as a cut does.
+#[test]
+fn regression_seed_1023789_a_standby_too_slow_for_the_keepalive_cannot_save_a_restarted_primary() {
+    let o = run(&SimOptions::for_seed(1023789, Mode::Hot));
+    assert!(
+        count(&o, FaultKind::Latency) >= 1 && count(&o, FaultKind::RestartChanged) >= 1,
+        "{:?}",
+        o.faults
+    );
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
+
 /// Each rule broken on purpose is caught on a default seed, by the invariant meant for it,
 /// and replays exactly; the same seed with the rule intact keeps every invariant.
 #[test]

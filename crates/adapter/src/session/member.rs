@@ -218,7 +218,7 @@ pub(crate) fn log_score_change(shared: &Shared, before: &Said, after: &Said) {
 /// Plain words for the current score.
 pub fn score_reason(st: &AdapterState) -> String {
     use failover_core::modes::SourceHealth;
-    match (st.mode(), st.role, &st.source_health, st.connection_test) {
+    match (st.mode(), st.role, &st.source_health, st.last_source_test()) {
         (Some(Mode::Cold), r, _, _) if r != Some(Role::Primary) && st.own_collection_failed() => {
             "Cold standby whose own collection failed (score 0 until a connection test passes)"
                 .into()
