@@ -255,7 +255,7 @@ enum Admin {
     /// failoverTimeout changed the documented way: while the group exists with another
     /// failoverTimeout than the adapters' documents hold now, delete its sessions and the
     /// group again (a member may rejoin with its old document in between), until the members
-    /// have rejoined with the documents' one. An operator who changed the documents again
+    /// have rejoined with the operator's one. An operator who changed the documents again
     /// meanwhile aims at the newest value (a queued change finds its work done).
     ChangeTimeout,
     Override(&'static str, Option<Role>, Option<Duration>),
@@ -275,6 +275,8 @@ struct Control {
     admin: Mutex<Option<mpsc::UnboundedSender<Admin>>>,
     /// Rules the adapters break on purpose.
     broken: Broken,
+    /// The failoverTimeout the operator last changed the documents to (None: never changed).
+    operators_timeout: Mutex<Option<Duration>>,
 }
 
 impl Control {
@@ -295,6 +297,7 @@ impl Control {
             twin_of: Mutex::new(ADAPTERS[0]),
             admin: Mutex::new(None),
             broken,
+            operators_timeout: Mutex::new(None),
         }
     }
 
@@ -514,6 +517,10 @@ fn apply(
             for host in ADAPTERS {
                 control.set_document(host, Some(changed(&|d| d.failover_timeout = timeout)));
             }
+            *control
+                .operators_timeout
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(timeout);
             control.admin(Admin::ChangeTimeout);
         }
         (FaultKind::SessionDelete, true) => control.admin(Admin::DeleteSession(f.adapter)),
@@ -640,11 +647,18 @@ async fn operator(
             }
             Admin::ChangeTimeout => {
                 for _ in 0..100 {
-                    let Some(document) = control.document(ADAPTERS[0]) else {
+                    // The timeout the operator is changing to (the newest), not one read back
+                    // from a document: another fault may have taken adapter-a's away meanwhile
+                    // (found by the swarm, seed 1032518: the group was left at the old timeout
+                    // for good, and nobody could join it).
+                    let Some(timeout) = *control
+                        .operators_timeout
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    else {
                         break;
                     };
-                    let want =
-                        u64::try_from(document.failover_timeout.as_millis()).unwrap_or(u64::MAX);
+                    let want = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
                     let status = arbiter.status(GROUP);
                     if status.exists && status.failover_timeout_ms == want {
                         if !status.sessions.is_empty() {

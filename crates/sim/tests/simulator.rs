@@ -310,6 +310,32 @@ fn regression_seed_1023789_a_standby_too_slow_for_the_keepalive_cannot_save_a_re
     assert!(o.violations.is_empty(), "{:?}", o.violations);
 }
 
+/// Found by the swarm (seed 1020322, Warm): a Warm Primary demoted with its source down forgot
+/// its failed connection test (a promotion ends the tests and drops their result), scored 100 as
+/// a standby, was promoted again, and so on every 40 ms (46 promotions for 15 faults).
+#[test]
+fn regression_seed_1020322_a_demoted_warm_primary_remembers_its_source_was_down() {
+    let o = run(&SimOptions::for_seed(1020322, Mode::Warm));
+    assert!(count(&o, FaultKind::SourceOutage) >= 1, "{:?}", o.faults);
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
+
+/// Found by the swarm (seed 1032518, Cold): the simulated operator finished a failoverTimeout
+/// change by reading the timeout back from adapter-a's document, which another fault had just
+/// deleted, so it stopped at once and left the group at the old timeout for good: nobody could
+/// join it again. The simulator's fault, not the pair's; the operator now aims at the timeout it
+/// changed the documents to.
+#[test]
+fn regression_seed_1032518_a_timeout_change_is_finished_whatever_else_happens() {
+    let o = run(&SimOptions::for_seed(1032518, Mode::Cold));
+    assert!(
+        count(&o, FaultKind::TimeoutChange) >= 1 && count(&o, FaultKind::Unregister) >= 1,
+        "{:?}",
+        o.faults
+    );
+    assert!(o.violations.is_empty(), "{:?}", o.violations);
+}
+
 /// Each rule broken on purpose is caught on a default seed, by the invariant meant for it,
 /// and replays exactly; the same seed with the rule intact keeps every invariant.
 #[test]
