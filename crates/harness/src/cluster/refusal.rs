@@ -1,0 +1,52 @@
+//! What a pair of processes cannot run, said before anything starts: shapes the processes
+//! stage refuses ([`refusal`]), and steps a source wire cannot carry out ([`steps_refusal`]).
+
+use super::{ClusterAuth, ClusterProtocol, ClusterSource, ClusterSpec};
+
+/// Why a scenario's steps cannot run on this pair as processes (None: they can): a source
+/// fault for one adapter alone needs a source that knows its clients by name, which the OPC UA
+/// side does not (its sessions are anonymous to the faults).
+pub fn steps_refusal(s: &failover_scenario::Scenario, spec: &ClusterSpec) -> Option<String> {
+    use failover_scenario::{Action, SourceScope};
+    if spec.source_protocol != ClusterSource::OpcUa {
+        return None;
+    }
+    s.steps.iter().find_map(|step| match &step.action {
+        Action::Source {
+            scope:
+                SourceScope::Connection(_)
+                | SourceScope::Component {
+                    adapter: Some(_), ..
+                },
+            ..
+        } => Some(format!(
+            "line {}: {}: a source fault for one adapter alone needs a source that knows its \
+             clients by name (gRPC, MQTT); the OPC UA side fails for every client (cut the \
+             adapter's source link instead, or use source_protocol \"grpc\" or \"mqtt\")",
+            step.line, step.action
+        )),
+        _ => None,
+    })
+}
+
+/// Why a pair of this shape cannot run as processes (None: it can).
+pub fn refusal(spec: &ClusterSpec) -> Option<String> {
+    if spec.source_protocol == ClusterSource::Mqtt
+        && spec.data_collection_mode == failover_core::DataCollectionMode::HistoryOnly
+    {
+        return Some(
+            "source_protocol mqtt with dataCollectionMode HistoryOnly: MQTT keeps no history, \
+             and history recoveries need a source that does; use source_protocol = \"opcua\" \
+             or \"grpc\""
+                .to_string(),
+        );
+    }
+    (spec.failover_protocol == ClusterProtocol::Rest
+        && matches!(spec.auth, ClusterAuth::Bearer { .. }))
+    .then(|| {
+        "cluster.auth bearer with failover_protocol rest: bearer tokens are not taken on the \
+         vendor's REST API (its on-premises service knows basic authentication); use auth = \
+         \"basic\" with the rest protocol"
+            .to_string()
+    })
+}
