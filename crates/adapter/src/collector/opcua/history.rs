@@ -50,14 +50,7 @@ pub async fn read_history(
             let mut pending: Vec<(u32, ByteString)> =
                 chunk.iter().map(|s| (*s, ByteString::null())).collect();
             while !pending.is_empty() {
-                let to_read: Vec<HistoryReadValueId> = pending
-                    .iter()
-                    .map(|(s, cp)| HistoryReadValueId {
-                        node_id: NodeId::new(layout.ns, nodes::stream(*s)),
-                        continuation_point: cp.clone(),
-                        ..Default::default()
-                    })
-                    .collect();
+                let to_read = read_ids(layout.ns, &pending);
                 let results = session
                     .history_read(
                         HistoryReadAction::ReadRawModifiedDetails(details.clone()),
@@ -103,14 +96,7 @@ pub async fn read_history(
                 }
                 if !take(&points) {
                     // Let the server forget the continuation points it still holds.
-                    let release: Vec<HistoryReadValueId> = next
-                        .iter()
-                        .map(|(s, cp)| HistoryReadValueId {
-                            node_id: NodeId::new(layout.ns, nodes::stream(*s)),
-                            continuation_point: cp.clone(),
-                            ..Default::default()
-                        })
-                        .collect();
+                    let release = read_ids(layout.ns, &next);
                     if !release.is_empty() {
                         let _ = session
                             .history_read(
@@ -132,4 +118,16 @@ pub async fn read_history(
     let _ = tokio::time::timeout(Duration::from_secs(1), session.disconnect()).await;
     driver.abort();
     result
+}
+
+/// The history read of each stream from its continuation point (empty: from the start).
+fn read_ids(ns: u16, streams: &[(u32, ByteString)]) -> Vec<HistoryReadValueId> {
+    streams
+        .iter()
+        .map(|(s, cp)| HistoryReadValueId {
+            node_id: NodeId::new(ns, nodes::stream(*s)),
+            continuation_point: cp.clone(),
+            ..Default::default()
+        })
+        .collect()
 }
