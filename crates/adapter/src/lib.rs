@@ -93,6 +93,10 @@ pub struct AdapterSettings {
     /// `failover_core::BrokenRule` the adapter keeps (fixed-retry, no-failsafe,
     /// failed-standby-scores).
     pub broken: failover_core::Broken,
+    /// Whose failover design this adapter follows: failover-lab's, or the vendor's adapter
+    /// framework's (REST heartbeats with LastDataProcessedTime, a Hot queue trimmed by time, OMF
+    /// without fencing; docs/vendor-behaviour.md).
+    pub behaviour: failover_core::Behaviour,
 }
 
 /// Runs the adapter, serving its REST API on `rest` (None: no REST API; configured by
@@ -107,6 +111,21 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
+    if settings.behaviour == failover_core::Behaviour::Vendor {
+        if !egress::omf::is_omf_url(&settings.endpoint_url) {
+            anyhow::bail!(
+                "--behaviour vendor egresses OMF, as the vendor's adapters do: the data endpoint \
+                 {} must be an OMF URL (its path ends in /omf)",
+                settings.endpoint_url
+            );
+        }
+        if settings.failover_protocol == FailoverProtocol::Grpc {
+            anyhow::bail!(
+                "--behaviour vendor speaks the vendor's Client Failover Service REST API: it \
+                 cannot go with --failover-protocol grpc"
+            );
+        }
+    }
     let source = net::lazy_channel(&settings.source_url, &settings.network, None)?;
     // The wire: gRPC, MQTT for mqtt://, OPC UA for opc.tcp://.
     let wire = collector::SourceWire::for_url(&settings.source_url, source.clone())?;

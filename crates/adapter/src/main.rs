@@ -73,6 +73,13 @@ struct Args {
     /// or score change (hh:mm:ss; the vendor's adapters: every minute).
     #[arg(long, default_value = "00:01:00", value_parser = |s: &str| parse_timespan(s).map_err(|e| e.to_string()).and_then(|d| if d.is_zero() { Err("must be above 00:00:00".to_string()) } else { Ok(d) }))]
     health_interval: std::time::Duration,
+    /// Whose failover design to follow: lab (failover-lab's: the endpoint fenced by epoch, a
+    /// takeover flushes exactly what follows the endpoint's watermark) or vendor (the vendor's
+    /// adapter framework's, to compare: the Client Failover Service REST API with
+    /// LastDataProcessedTime, a Hot queue trimmed by receive time, OMF without fencing; needs
+    /// an OMF --data-endpoint). See docs/vendor-behaviour.md.
+    #[arg(long, default_value = "lab", env = "ADAPTER_BEHAVIOUR", value_parser = |s: &str| s.parse::<failover_core::Behaviour>())]
+    behaviour: failover_core::Behaviour,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -128,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
         failover_protocol: args.failover_protocol,
         health_interval: Some(args.health_interval),
         broken: failover_core::Broken::of(args.broken),
+        behaviour: args.behaviour,
     };
     let rest = tokio::net::TcpListener::bind(args.rest_listen).await?;
     adapter::run(Some(rest), settings, initial, process::shutdown_signal()).await

@@ -278,7 +278,15 @@ pub fn failover_state_json(st: &AdapterState) -> Value {
     };
     json!({
         "Role": role,
-        "LastDataProcessedTime": st.last_data_unix_ms.map(format_utc_ms),
+        // Ours: the data time of the last point collected; the vendor's behaviour: the receive
+        // time of the last message handed to egress, as its heartbeats say.
+        "LastDataProcessedTime": match st.behaviour {
+            failover_core::Behaviour::Lab => st.last_data_unix_ms.map(format_utc_ms),
+            failover_core::Behaviour::Vendor => st.last_data_processed_ms.map(format_utc_ms),
+        },
+        "Behaviour": st.behaviour.as_str(),
+        "HeardLastDataProcessedTime": st.heard_last_data_processed_ms.map(format_utc_ms),
+        "HotQueueCutoff": st.queue_cutoff_ms.map(format_utc_ms),
         "FailoverScore": st.score().to_string(),
         "AdapterState": "Running",
         "Mode": st.mode().map(Mode::as_str),

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use failover_core::{
     Broken, BrokenRule, ClientFailoverConfig, DataCollectionMode, DataSourceConfig, Mode, Role,
     Watermark,
+    behaviour::ReceiveLog,
     config::failover_warnings,
     modes::{Activity, Component, SourceHealth, activity, collection_score, failover_score},
 };
@@ -145,6 +146,18 @@ pub struct AdapterState {
     pub broken: Broken,
     /// Promotion to first accepted write, the last time this adapter took over.
     pub last_takeover: Option<Duration>,
+    /// Whose failover design this adapter follows (the settings').
+    pub behaviour: failover_core::Behaviour,
+    /// The vendor's behaviour: when this adapter received each message it holds (its clock).
+    pub received: ReceiveLog,
+    /// The vendor's behaviour: the receive time of the last message this adapter sent (its
+    /// LastDataProcessedTime, reported in every heartbeat).
+    pub last_data_processed_ms: Option<i64>,
+    /// The vendor's behaviour: the LastDataProcessedTime the failover service last answered.
+    pub heard_last_data_processed_ms: Option<i64>,
+    /// The vendor's behaviour: a Hot Secondary's last cutoff: it dropped every message received
+    /// at or before it.
+    pub queue_cutoff_ms: Option<i64>,
 }
 
 impl AdapterState {
@@ -188,6 +201,11 @@ impl AdapterState {
             promoted_at: None,
             last_takeover: None,
             broken: settings.broken,
+            behaviour: settings.behaviour,
+            received: ReceiveLog::default(),
+            last_data_processed_ms: None,
+            heard_last_data_processed_ms: None,
+            queue_cutoff_ms: None,
         }
     }
 
@@ -314,6 +332,7 @@ impl AdapterState {
     /// holds no data, and its next heartbeat says so.
     pub fn drop_buffer(&mut self) {
         self.buffer.clear();
+        self.received.clear();
         self.collecting_since_ms = None;
     }
 
@@ -368,6 +387,8 @@ pub struct Shared {
     pub changed: watch::Sender<u64>,
     /// Signalled when points are added to the buffer.
     pub data: Notify,
+    /// How far this adapter's clock is set from the machine's (a clock fault), in ms.
+    clock_offset_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Shared {
@@ -381,7 +402,23 @@ impl Shared {
             state: Mutex::new(state),
             changed: watch::Sender::new(0),
             data: Notify::new(),
+            clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
         })
+    }
+
+    /// This adapter's clock (unix ms): the machine's, moved by any clock fault. The vendor's
+    /// behaviour stamps what it receives with it.
+    pub fn clock_ms(&self) -> i64 {
+        failover_proto::process::unix_ms().saturating_add(
+            self.clock_offset_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Sets this adapter's clock `offset_ms` from the machine's.
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
+        self.clock_offset_ms
+            .store(offset_ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Locks the state.

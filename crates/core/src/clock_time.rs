@@ -86,9 +86,45 @@ pub fn parse_utc_ms(text: &str) -> Result<i64, String> {
     Ok(((days * 24 + h) * 60 + mi) * 60_000 + s * 1000 + ms)
 }
 
+/// Parses a time as .NET writes a `DateTime` in JSON, as the vendor's adapters send
+/// `LastDataProcessedTime`: [`parse_utc_ms`]'s form, or with `+00:00` for `Z`, or with no zone
+/// at all (taken as UTC: `0001-01-01T00:00:00`, .NET's empty DateTime, is how they say "none").
+pub fn parse_dotnet_utc_ms(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    if let Some(base) = t.strip_suffix("+00:00") {
+        return parse_utc_ms(&format!("{base}Z")).map_err(|_| dotnet_bad(text));
+    }
+    if t.ends_with(['Z', 'z']) {
+        return parse_utc_ms(t).map_err(|_| dotnet_bad(text));
+    }
+    parse_utc_ms(&format!("{t}Z")).map_err(|_| dotnet_bad(text))
+}
+
+fn dotnet_bad(text: &str) -> String {
+    format!(
+        "{text:?} is not a UTC time like \"2026-11-22T06:26:41.1234567Z\" (\"+00:00\" or no zone \
+         are taken as UTC too)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dotnet_times_are_read_with_or_without_their_zone() {
+        let ms = parse_utc_ms("2026-11-22T06:26:41.123Z").unwrap();
+        for t in [
+            "2026-11-22T06:26:41.1234567Z",
+            "2026-11-22T06:26:41.1234567+00:00",
+            "2026-11-22T06:26:41.123",
+        ] {
+            assert_eq!(parse_dotnet_utc_ms(t), Ok(ms), "{t}");
+        }
+        assert!(parse_dotnet_utc_ms("0001-01-01T00:00:00").is_ok_and(|ms| ms < 0));
+        assert!(parse_dotnet_utc_ms("2026-11-22T06:26:41+01:00").is_err());
+        assert!(parse_dotnet_utc_ms("yesterday").is_err());
+    }
 
     #[test]
     fn round_trips_and_known_values() {

@@ -19,10 +19,13 @@
 //! - [`retry`]: backoff with jitter capped by failoverTimeout, and repeat-limited error logs.
 //! - [`clock_time`]: UTC timestamps for the REST APIs, to and from unix milliseconds.
 //! - [`broken`]: rules broken on purpose, for the checks to catch (none by default).
+//! - [`behaviour`]: failover-lab's design or the vendor's (a Hot queue trimmed by time, no
+//!   fencing), so both can be run on the same fault.
 //!
 //! The service crates (`adapter`, `failover-arbiter`, `fake-endpoint`, `fake-data-source`)
 //! are thin shells that feed these machines from the network and act on their answers.
 
+pub mod behaviour;
 pub mod broken;
 pub mod buffer;
 pub mod clock_time;
@@ -37,6 +40,7 @@ pub mod points;
 pub mod retry;
 pub mod timespan;
 
+pub use behaviour::Behaviour;
 pub use broken::{Broken, BrokenRule};
 pub use config::{ClientFailoverConfig, ConfigError, DataCollectionMode, DataSourceConfig, Mode};
 pub use modes::Role;

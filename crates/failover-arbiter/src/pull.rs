@@ -113,6 +113,9 @@ pub struct PullHeartbeat {
     /// failover-lab adapters say the newest epoch at which the endpoint refused them because
     /// another writer holds it (an extension; 0: never).
     pub fenced_out_epoch: u64,
+    /// The vendor's adapters say when they received the last data they processed (Unix ms;
+    /// .NET's empty DateTime, year 1, before any); failover-lab's say nothing.
+    pub last_data_processed_ms: Option<i64>,
 }
 
 /// The answer to a heartbeat.
@@ -345,7 +348,7 @@ impl Arbiter {
             .groups
             .get_mut(group)
             .ok_or_else(|| PullError::NoGroup(shortened(group)))?;
-        e.note_data(id, process::unix_ms());
+        e.note_data(id, hb.last_data_processed_ms, process::unix_ms());
         let role = pull_role(e, id, now);
         if role == PullRole::Primary {
             e.told_primary.insert(id, (client_id.to_string(), now));

@@ -157,7 +157,7 @@ impl Arbiter {
         let reply = assignment_message(&entry.group, id);
         self.apply(state, &group_id, &changes);
         if let Some(e) = state.groups.get_mut(&group_id) {
-            e.note_data(id, process::unix_ms());
+            e.note_data(id, None, process::unix_ms());
         }
         // The answer to this heartbeat (a push above may already have told it the same).
         let _ = tx.try_send(Ok(reply));

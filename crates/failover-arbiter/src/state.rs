@@ -48,9 +48,15 @@ pub(crate) struct GroupEntry {
     /// Such members whose session ended (deleted, replaced) before they heard otherwise, and
     /// until when each may still act as Primary (its last answer plus failoverTimeout).
     pub(crate) departed_primaries: Vec<(String, Duration)>,
-    /// When each member last heartbeat as Primary with a score above 0 (wall clock, Unix ms):
-    /// the vendor's LastDataProcessedTime.
+    /// Each member's LastDataProcessedTime (Unix ms), for the session listings: as it reported
+    /// it, or, for a member that reports none (failover-lab's), when it last heartbeat as
+    /// Primary with a score above 0.
     pub(crate) last_data_unix_ms: BTreeMap<SessionId, i64>,
+    /// The LastDataProcessedTime answered to heartbeats and shown in the status: the Primary's,
+    /// from its last heartbeat taken as Primary. A Hot standby of the vendor's design drops
+    /// what it received before it (less failoverTimeout/2), so it must be what the Primary
+    /// says, not when it said it: a Primary whose data stopped keeps reporting the old time.
+    pub(crate) relayed_data_unix_ms: Option<i64>,
     /// The vendor's AdditionalData of the group, kept as given.
     pub(crate) additional_data: Option<serde_json::Value>,
     /// The vendor's AdditionalData of each session registered over its REST API.
@@ -70,26 +76,33 @@ impl GroupEntry {
             told_primary: BTreeMap::new(),
             departed_primaries: Vec::new(),
             last_data_unix_ms: BTreeMap::new(),
+            relayed_data_unix_ms: None,
             additional_data: None,
             session_data: BTreeMap::new(),
         }
     }
 
-    /// Notes a member's heartbeat for LastDataProcessedTime: a Primary scoring above 0 is
-    /// taken to have processed data up to now.
-    pub(crate) fn note_data(&mut self, id: SessionId, unix_ms: i64) {
-        let scoring_primary = self
-            .group
-            .primary()
-            .is_some_and(|p| p.id == id && p.score > 0);
-        if scoring_primary {
-            self.last_data_unix_ms.insert(id, unix_ms);
+    /// Notes a member's heartbeat for LastDataProcessedTime: the time it `reported`, or, when
+    /// it reports none, `now_ms` if it is a Primary scoring above 0 (taken to have processed
+    /// data up to now). The Primary's is relayed to every member.
+    pub(crate) fn note_data(&mut self, id: SessionId, reported: Option<i64>, now_ms: i64) {
+        let primary = self.group.primary().filter(|p| p.id == id);
+        let noted = match reported {
+            Some(ms) => Some(ms),
+            None => primary.filter(|p| p.score > 0).map(|_| now_ms),
+        };
+        let Some(ms) = noted else {
+            return;
+        };
+        self.last_data_unix_ms.insert(id, ms);
+        if primary.is_some() {
+            self.relayed_data_unix_ms = Some(ms);
         }
     }
 
-    /// The latest time any member processed data as Primary (Unix ms).
+    /// The Primary's LastDataProcessedTime, from its last heartbeat as Primary (Unix ms).
     pub(crate) fn last_data_processed(&self) -> Option<i64> {
-        self.last_data_unix_ms.values().copied().max()
+        self.relayed_data_unix_ms
     }
 
     /// The group's status, on the wire.

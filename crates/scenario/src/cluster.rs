@@ -88,6 +88,9 @@ pub struct ClusterSpec {
     pub egress: ClusterEgress,
     /// How the adapters collect from the source.
     pub source_protocol: ClusterSource,
+    /// Whose failover design the adapters follow: failover-lab's, or the vendor's adapter
+    /// framework's (REST, OMF without fencing, a Hot queue trimmed by time).
+    pub behaviour: failover_core::Behaviour,
     /// Rules broken on purpose (`break = "epoch-check"`), to see the invariants catch them.
     pub broken: failover_core::Broken,
     /// Most clients the source takes at once (None: any number): with 1, as a source that
@@ -205,6 +208,7 @@ impl Default for ClusterSpec {
             failover_protocol: ClusterProtocol::Grpc,
             egress: ClusterEgress::Grpc,
             source_protocol: ClusterSource::Grpc,
+            behaviour: failover_core::Behaviour::Lab,
             broken: failover_core::Broken::NONE,
             max_clients: None,
         }

@@ -39,6 +39,20 @@ pub use failover_core::history::{Sample, StatusPoint};
 /// The rules of this module, by number.
 pub const RULES: [u8; 6] = [1, 2, 3, 5, 7, 10];
 
+/// The rules a pair of the vendor's behaviour is held to. It fences nothing and reports no
+/// epoch, so rules 1-3 (one writer per epoch, fenced epochs, epochs of a recreated group) and 5
+/// (nothing written twice) are its design's to break: they are measured (the audit's lost and
+/// duplicated), not enforced.
+pub const VENDOR_RULES: [u8; 2] = [7, 10];
+
+/// The rules every run of pairs of this behaviour keeps.
+pub fn rules_for(behaviour: failover_core::Behaviour) -> &'static [u8] {
+    match behaviour {
+        failover_core::Behaviour::Lab => &RULES,
+        failover_core::Behaviour::Vendor => &VENDOR_RULES,
+    }
+}
+
 /// Most fences the endpoint may take for the group in one second (rule 10).
 pub const MAX_FENCES_PER_S: u64 = 20;
 

@@ -147,7 +147,23 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
             ));
         }
     };
+    let behaviour = match c.behaviour.as_deref() {
+        None => failover_core::Behaviour::Lab,
+        Some(b) => b
+            .parse::<failover_core::Behaviour>()
+            .map_err(|e| ck.err("cluster.behaviour", e))?,
+    };
+    let vendor = behaviour == failover_core::Behaviour::Vendor;
     let failover_protocol = match c.failover_protocol.as_deref() {
+        // The vendor's adapters speak its REST API.
+        None if vendor => ClusterProtocol::Rest,
+        Some("grpc") if vendor => {
+            return Err(ck.err(
+                "cluster.failover_protocol",
+                "behaviour = \"vendor\" speaks the vendor's REST API: use \"rest\" (the default \
+                 with it), not \"grpc\"",
+            ));
+        }
         None | Some("grpc") => ClusterProtocol::Grpc,
         Some("rest") => ClusterProtocol::Rest,
         Some(other) => {
@@ -168,6 +184,15 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         ));
     }
     let egress = match c.egress.as_deref() {
+        // The vendor's adapters egress OMF.
+        None if vendor => ClusterEgress::Omf,
+        Some("grpc") if vendor => {
+            return Err(ck.err(
+                "cluster.egress",
+                "behaviour = \"vendor\" egresses OMF: use \"omf\" (the default with it), not \
+                 \"grpc\" (the lab's DataEndpoint needs the fencing the vendor's design lacks)",
+            ));
+        }
         None | Some("grpc") => ClusterEgress::Grpc,
         Some("omf") => ClusterEgress::Omf,
         Some(other) => {
@@ -230,6 +255,7 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
     };
     let default_within = failover_timeout * 3 + Duration::from_secs(10);
     let spec = ClusterSpec {
+        behaviour,
         failover_protocol,
         egress,
         source_protocol,

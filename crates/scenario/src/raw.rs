@@ -36,6 +36,7 @@ pub(crate) struct ClusterToml {
     pub(crate) failover_protocol: Option<String>,
     pub(crate) egress: Option<String>,
     pub(crate) source_protocol: Option<String>,
+    pub(crate) behaviour: Option<String>,
     #[serde(rename = "break")]
     pub(crate) break_rule: Option<toml::Value>,
     pub(crate) max_clients: Option<u32>,

@@ -702,6 +702,7 @@ async fn adapter_host(
         let documents = control.documents.get(host).map(watch::Sender::subscribe);
         let initial = control.document(host);
         let settings = adapter::AdapterSettings {
+            behaviour: failover_core::Behaviour::Lab,
             name: name.to_string(),
             source_url: url(SOURCE, SOURCE_PORT),
             endpoint_url: url(ENDPOINT, ENDPOINT_PORT),

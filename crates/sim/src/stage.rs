@@ -341,6 +341,7 @@ async fn adapter_host(
             return Ok(());
         }
         let settings = adapter::AdapterSettings {
+            behaviour: failover_core::Behaviour::Lab,
             name: name.clone(),
             source_url: url(SOURCE, SOURCE_PORT),
             endpoint_url: url(ENDPOINT, ENDPOINT_PORT),

@@ -46,6 +46,8 @@ impl SourceWire {
 /// Adds the points and health of one update from the source to the adapter's state.
 pub(crate) fn take_update(shared: &Shared, points: &[failover_core::Point], health: SourceHealth) {
     let health_changed = shared.lock().source_health != health;
+    let vendor = shared.settings.behaviour == failover_core::Behaviour::Vendor;
+    let received_ms = shared.clock_ms();
     let added = !points.is_empty();
     let starts = shared.lock().collecting_since_ms.is_none() && !points.is_empty();
     let apply = |st: &mut crate::state::AdapterState| {
@@ -59,6 +61,13 @@ pub(crate) fn take_update(shared: &Shared, points: &[failover_core::Point], heal
             st.collecting_since_ms = points.iter().map(|p| p.timestamp_ms).min();
         }
         st.buffer.extend(points);
+        if vendor {
+            st.received.record(received_ms, points);
+            if st.role == Some(failover_core::Role::Primary) && !points.is_empty() {
+                // V4: a Primary hands what it receives to its egress at once: processed.
+                st.last_data_processed_ms = Some(received_ms);
+            }
+        }
         st.collected += points.len() as u64;
         if health_changed {
             tracing::info!(?health, "data source health changed");

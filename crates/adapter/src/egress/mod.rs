@@ -12,6 +12,10 @@
 //! A standalone adapter (no failover configured) egresses as itself, in a group of its own
 //! (`standalone/<name>`), so any number of them share an endpoint.
 //!
+//! The vendor's behaviour (docs/vendor-behaviour.md) skips the fence: it writes its buffer in
+//! order as it is, and each accepted write moves its LastDataProcessedTime to the receive time
+//! of the last message wholly sent.
+//!
 //! The rules above are the same on both wires ([`Sink`]): the lab's gRPC `DataEndpoint`
 //! ([`grpc`]), and OMF over HTTP ([`omf`]), picked by an endpoint URL whose path ends in `/omf`.
 
@@ -129,6 +133,8 @@ pub async fn run(shared: Arc<Shared>, mut sink: Sink) {
         Backoff::seeded(&format!("{}/egress", shared.settings.name)).broken(shared.settings.broken);
     let mut errors = RepeatLog::new(crate::session::REPEAT_LOG_INTERVAL);
     let origin = tokio::time::Instant::now();
+    // The vendor's behaviour never fences: it writes its queue as it is.
+    let fences = shared.settings.behaviour == failover_core::Behaviour::Lab;
     loop {
         let (may, group, epoch, fenced_at, cap) = {
             let st = shared.lock();
@@ -147,7 +153,7 @@ pub async fn run(shared: Arc<Shared>, mut sink: Sink) {
             continue;
         }
         // A fence first (whose failure may end early on a new role or epoch), else a write.
-        let (outcome, wake_on_change) = if fenced_at != Some(epoch) {
+        let (outcome, wake_on_change) = if fences && fenced_at != Some(epoch) {
             (fence(&shared, &mut sink, &group, epoch).await, true)
         } else {
             let batch = {
@@ -263,6 +269,10 @@ async fn write(
                 // Drop what the endpoint now holds (exact even if the buffer changed meanwhile).
                 let wm = st.egress_watermark.clone();
                 st.buffer.trim(&wm);
+                if let Some(received) = st.received.sent(&wm) {
+                    // The vendor's LastDataProcessedTime: the last message wholly sent.
+                    st.last_data_processed_ms = Some(received);
+                }
                 st.egressed += accepted;
                 if let Some(at) = st.promoted_at.take() {
                     st.last_takeover = Some(at.elapsed());
@@ -294,6 +304,9 @@ async fn write(
                 }
                 let wm = st.egress_watermark.clone();
                 st.buffer.trim(&wm);
+                if let Some(received) = st.received.sent(&wm) {
+                    st.last_data_processed_ms = Some(received);
+                }
                 st.endpoint_error = Some(format!("{reason} ({rejected} points dropped)"));
             });
             Ok(())

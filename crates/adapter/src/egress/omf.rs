@@ -7,6 +7,7 @@
 //! - **Fencing:** every container and data request carries `x-failover-adapter`,
 //!   `x-failover-writer` and `x-failover-epoch`. The lab's endpoint fences on them and answers
 //!   409 with `x-failover-fenced-epoch` to a stale writer; any other OMF endpoint ignores them.
+//!   The vendor's behaviour sends none, and never fences (its egress writes the queue as it is).
 //! - **Where to resume:** the fence creates the group's containers (so a stale writer is refused
 //!   from then on) and reads back each container's last value (`.../streams/{id}/data/last`, as
 //!   Edge Data Store reads it); buffered points at or before it are already there. An endpoint
@@ -53,6 +54,9 @@ pub struct OmfSink {
     /// The type and containers were sent again after data was refused, and no write has been
     /// taken since: a second refusal is the data's fault.
     definitions_resent: bool,
+    /// Our fencing headers go with every container and data request (failover-lab's
+    /// behaviour); the vendor's behaviour sends none, as the vendor's adapters do.
+    fencing: bool,
 }
 
 /// Most points in one data request, however well they zip.
@@ -93,6 +97,7 @@ impl OmfSink {
             no_readback_said: false,
             chunk: 4_096,
             definitions_resent: false,
+            fencing: settings.behaviour == failover_core::Behaviour::Lab,
         })
     }
 
@@ -202,7 +207,11 @@ impl OmfSink {
             .collect();
         for chunk in body.chunks(1_000) {
             let a = self
-                .post("container", &json!(chunk), Some((shared, epoch)))
+                .post(
+                    "container",
+                    &json!(chunk),
+                    Some((shared, epoch)).filter(|_| self.fencing),
+                )
                 .await?;
             match (a.status, a.fenced_epoch) {
                 (200..=299, _) => {}
@@ -355,7 +364,11 @@ impl OmfSink {
             }
             pending = queue.pop_front().map(zip);
             let a = self
-                .post_zipped("data", zipped, Some((shared, epoch)))
+                .post_zipped(
+                    "data",
+                    zipped,
+                    Some((shared, epoch)).filter(|_| self.fencing),
+                )
                 .await?;
             match (a.status, a.fenced_epoch) {
                 (200..=299, _) => {
@@ -484,6 +497,7 @@ mod tests {
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
         let omf_url = format!("http://{addr}/api/v1/tenants/default/namespaces/default/omf");
         let settings = crate::AdapterSettings {
+            behaviour: failover_core::Behaviour::Lab,
             name: "a".into(),
             source_url: "http://127.0.0.1:9".into(),
             endpoint_url: omf_url.clone(),

@@ -99,7 +99,12 @@ pub async fn run(shared: Arc<Shared>) {
             );
             warned_version = Some(config_version);
         }
-        let end = match protocol_of(shared.settings.failover_protocol, &cfg) {
+        let protocol = match shared.settings.behaviour {
+            // The vendor's adapters speak its REST API only.
+            failover_core::Behaviour::Vendor => FailoverProtocol::Rest,
+            failover_core::Behaviour::Lab => protocol_of(shared.settings.failover_protocol, &cfg),
+        };
+        let end = match protocol {
             FailoverProtocol::Grpc => {
                 grpc::session(&shared, &cfg, &incarnation, &mut changed, &mut backoff).await
             }

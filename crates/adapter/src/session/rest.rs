@@ -21,7 +21,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use failover_core::{ClientFailoverConfig, Role, retry::Backoff, timespan::format_timespan};
+use failover_core::{
+    Behaviour, ClientFailoverConfig, Role, behaviour, clock_time::format_utc_ms, retry::Backoff,
+    timespan::format_timespan,
+};
 use failover_proto::{convert, process, tls, v1};
 use serde_json::{Value, json};
 
@@ -123,14 +126,17 @@ fn segment(s: &str) -> String {
     out
 }
 
-/// Creates the group (or finds it the same) and registers our session.
+/// Creates the group (or finds it the same) and registers our session. Returns the
+/// failoverTimeout in force: the document's, or (the vendor's behaviour, V2) the group's own
+/// when the group exists with another one (409).
 async fn register(
     c: &Client,
     cfg: &ClientFailoverConfig,
     session_path: &str,
     name: &str,
     id: &str,
-) -> Result<(), String> {
+    vendor: bool,
+) -> Result<Duration, String> {
     let group = json!({
         "Id": cfg.failover_group_id,
         "Name": cfg.name,
@@ -140,10 +146,26 @@ async fn register(
     let a = c
         .send(reqwest::Method::POST, "/groups", Some(group))
         .await?;
-    if !matches!(a.status, 200 | 201) {
-        return Err(refusal("creating the failover group", &a));
-    }
     let g = segment(&cfg.failover_group_id);
+    let mut failover_timeout = cfg.failover_timeout;
+    match a.status {
+        200 | 201 => {}
+        409 if vendor => {
+            failover_timeout = group_timeout(c, &g)
+                .await
+                .map_err(|e| format!("{}; {e}", refusal("creating the failover group", &a)))?;
+            if failover_timeout != cfg.failover_timeout {
+                tracing::warn!(
+                    group = cfg.failover_group_id,
+                    "the failover group exists with failoverTimeout {}; adopting it (the vendor's \
+                     adapters do), not the document's {}",
+                    format_timespan(failover_timeout),
+                    format_timespan(cfg.failover_timeout)
+                );
+            }
+        }
+        _ => return Err(refusal("creating the failover group", &a)),
+    }
     let a = c
         .send(
             reqwest::Method::POST,
@@ -160,7 +182,22 @@ async fn register(
         path = session_path,
         "registered with the failover service's REST API"
     );
-    Ok(())
+    Ok(failover_timeout)
+}
+
+/// The group's own failoverTimeout (`GET /groups/{g}`).
+async fn group_timeout(c: &Client, g: &str) -> Result<Duration, String> {
+    let a = c
+        .send(reqwest::Method::GET, &format!("/groups/{g}"), None)
+        .await?;
+    if a.status != 200 {
+        return Err(refusal("reading the failover group", &a));
+    }
+    a.body
+        .get("FailoverTimeout")
+        .and_then(Value::as_str)
+        .and_then(|t| failover_core::timespan::parse_timespan(t).ok())
+        .ok_or_else(|| format!("the failover group has no FailoverTimeout: {}", a.body))
 }
 
 /// What an answer means for us, as an assignment.
@@ -184,8 +221,14 @@ fn assignment(
             ));
         }
     };
+    let vendor = shared.settings.behaviour == Behaviour::Vendor;
     let st = shared.lock();
-    let epoch = match body.get("Epoch").and_then(Value::as_u64) {
+    // The vendor's behaviour reads Role and LastDataProcessedTime only (V1).
+    let epoch = match body
+        .get("Epoch")
+        .and_then(Value::as_u64)
+        .filter(|_| !vendor)
+    {
         Some(e) => e,
         // The vendor's service: the millisecond we first heard Primary, kept while Primary.
         None if role == Role::Primary && st.role == Some(Role::Primary) => st.epoch,
@@ -207,6 +250,7 @@ fn assignment(
     }
     let watermark: Vec<(u32, u64)> = body
         .get("PrimaryWatermark")
+        .filter(|_| !vendor)
         .and_then(Value::as_array)
         .map(|pairs| {
             pairs
@@ -236,6 +280,19 @@ fn assignment(
     })
 }
 
+/// The heartbeat body of the vendor's behaviour (V1): the score and LastDataProcessedTime
+/// alone, `0001-01-01T00:00:00` (.NET's empty DateTime) before any data was processed.
+fn vendor_heartbeat_body(hb: &v1::HeartbeatRequest, last_data_processed_ms: Option<i64>) -> Value {
+    json!({
+        "FailoverScore": hb.score,
+        "LastDataProcessedTime": last_data_processed_ms
+            .map_or_else(|| NO_TIME.to_string(), format_utc_ms),
+    })
+}
+
+/// .NET's `default(DateTime)`, as the vendor's adapters send it before any data.
+const NO_TIME: &str = "0001-01-01T00:00:00";
+
 /// The heartbeat body: the vendor's score and failover-lab's extensions.
 fn heartbeat_body(hb: &v1::HeartbeatRequest) -> Value {
     json!({
@@ -261,10 +318,15 @@ pub(super) async fn session(
         Ok(tls) => tls,
         Err(e) => return End::Failed(e),
     };
-    // An answer later than a heartbeat interval is as good as none.
-    let timeout = cfg
-        .heartbeat_interval()
-        .clamp(Duration::from_millis(200), Duration::from_secs(10));
+    let vendor = shared.settings.behaviour == Behaviour::Vendor;
+    // An answer later than a heartbeat interval is as good as none (the vendor's adapters wait
+    // 30 s, V1).
+    let timeout = if vendor {
+        behaviour::HTTP_TIMEOUT
+    } else {
+        cfg.heartbeat_interval()
+            .clamp(Duration::from_millis(200), Duration::from_secs(10))
+    };
     let http = match tls
         .as_ref()
         .map_or_else(reqwest::Client::builder, |t| {
@@ -294,10 +356,19 @@ pub(super) async fn session(
         segment(&cfg.failover_group_id),
         segment(&session_id)
     );
-    if let Err(e) = register(&client, cfg, &path, &name, &session_id).await {
-        return End::Failed(e);
-    }
-    let mut ticker = tokio::time::interval(cfg.heartbeat_interval());
+    let failover_timeout = match register(&client, cfg, &path, &name, &session_id, vendor).await {
+        Ok(t) => t,
+        Err(e) => return End::Failed(e),
+    };
+    let interval = if vendor {
+        behaviour::heartbeat_interval(failover_timeout)
+    } else {
+        cfg.heartbeat_interval()
+    };
+    let mut ticker = tokio::time::interval(interval);
+    // The vendor's behaviour: PendingPrimary confirmations sent in a row since the last tick.
+    let mut confirmations = 0u32;
+    let mut confirm_now = false;
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (_, mut said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
     let renewal = async move {
@@ -308,23 +379,26 @@ pub(super) async fn session(
     };
     tokio::pin!(renewal);
     let end = loop {
-        let due = tokio::select! {
-            _ = ticker.tick() => true,
-            () = &mut renewal => break End::RenewToken,
-            r = changed.changed() => {
-                if r.is_err() {
-                    break End::Failed("adapter shutting down".into());
+        let due = confirm_now
+            || tokio::select! {
+                _ = ticker.tick() => true,
+                () = &mut renewal => break End::RenewToken,
+                r = changed.changed() => {
+                    if r.is_err() {
+                        break End::Failed("adapter shutting down".into());
+                    }
+                    if shared.lock().leaving {
+                        break End::Left;
+                    }
+                    if config_changed(shared, cfg) {
+                        break End::ConfigChanged;
+                    }
+                    // The vendor's adapters heartbeat on their timer only.
+                    let (_, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
+                    !vendor && now_said.calls_for_heartbeat(&said)
                 }
-                if shared.lock().leaving {
-                    break End::Left;
-                }
-                if config_changed(shared, cfg) {
-                    break End::ConfigChanged;
-                }
-                let (_, now_said) = heartbeat(shared, &shared.lock(), cfg, incarnation);
-                now_said.calls_for_heartbeat(&said)
-            }
-        };
+            };
+        confirm_now = false;
         if !due {
             continue;
         }
@@ -332,11 +406,16 @@ pub(super) async fn session(
         log_score_change(shared, &said, &now_said);
         said = now_said;
         shared.lock().heartbeats_sent += 1;
+        let body = if vendor {
+            vendor_heartbeat_body(&hb, shared.lock().last_data_processed_ms)
+        } else {
+            heartbeat_body(&hb)
+        };
         let answer = match client
             .send(
                 reqwest::Method::POST,
                 &format!("{path}/heartbeat"),
-                Some(heartbeat_body(&hb)),
+                Some(body),
             )
             .await
         {
@@ -344,6 +423,21 @@ pub(super) async fn session(
             Err(e) => break End::Failed(e),
         };
         match answer.status {
+            200 if vendor => {
+                match vendor_answer(shared, &answer.body, &session_id, cfg, failover_timeout) {
+                    // V3: PendingPrimary changes nothing; up to 10 heartbeats in a row confirm
+                    // it, then the timer's next tick starts another chain.
+                    Ok(true) if confirmations < behaviour::PENDING_CONFIRMATIONS => {
+                        confirmations += 1;
+                        confirm_now = true;
+                    }
+                    Ok(_) => {
+                        confirmations = 0;
+                        backoff.reset();
+                    }
+                    Err(e) => break End::Failed(e),
+                }
+            }
             200 => match assignment(shared, &answer.body, &session_id, cfg) {
                 Ok(a) => {
                     backoff.reset();
@@ -358,7 +452,7 @@ pub(super) async fn session(
                     "{}; registering again",
                     refusal("the failover service no longer knows our session", &answer)
                 );
-                if let Err(e) = register(&client, cfg, &path, &name, &session_id).await {
+                if let Err(e) = register(&client, cfg, &path, &name, &session_id, vendor).await {
                     break End::Failed(e);
                 }
             }
@@ -371,6 +465,55 @@ pub(super) async fn session(
     end
 }
 
+/// Takes a heartbeat's answer as the vendor's adapters do: PendingPrimary changes nothing
+/// (returns true); otherwise the role is applied, a promoted member hands its whole queue to
+/// its egress (V4), and a Hot Secondary that stays Secondary drops what it received at or
+/// before the answered LastDataProcessedTime minus failoverTimeout/2 (V5).
+fn vendor_answer(
+    shared: &Shared,
+    body: &Value,
+    session_id: &str,
+    cfg: &ClientFailoverConfig,
+    failover_timeout: Duration,
+) -> Result<bool, String> {
+    if body.get("Role").and_then(Value::as_u64) == Some(2) {
+        return Ok(true);
+    }
+    let heard = body
+        .get("LastDataProcessedTime")
+        .and_then(Value::as_str)
+        .and_then(|t| failover_core::clock_time::parse_dotnet_utc_ms(t).ok())
+        // .NET's empty DateTime (year 1): no data processed; nothing is trimmed by it.
+        .filter(|ms| *ms > 0);
+    let a = assignment(shared, body, session_id, cfg)?;
+    let before = shared.lock().role;
+    apply_assignment(shared, a);
+    shared.update(|st| {
+        st.heard_last_data_processed_ms = heard;
+        match (before, st.role) {
+            (Some(Role::Primary), _) | (_, None | Some(Role::Secondary)) => {}
+            (_, Some(Role::Primary)) => {
+                // The queue goes to egress as a whole: it is processed, as far as the service
+                // will hear.
+                if let Some(newest) = st.received.newest_ms() {
+                    st.last_data_processed_ms = Some(newest);
+                }
+            }
+        }
+        if before == Some(Role::Secondary)
+            && st.role == Some(Role::Secondary)
+            && st.mode() == Some(failover_core::Mode::Hot)
+            && let Some(heard) = heard
+        {
+            let cutoff = behaviour::trim_cutoff_ms(heard, failover_timeout);
+            let through = st.received.trim_through(cutoff);
+            st.buffer.trim(&through);
+            st.queue_cutoff_ms = Some(cutoff);
+        }
+    });
+    Ok(false)
+}
+
 /// Deletes our session (the vendor's unregister), waiting at most a heartbeat interval (capped
 /// at 2 s) for the answer, so the role passes on at once. We stop acting on our role first,
 /// then say so (`Failover-Lab-Leaving: true`, ours; the vendor's service ignores it), so
@@ -378,11 +521,13 @@ pub(super) async fn session(
 async fn leave(shared: &Shared, cfg: &ClientFailoverConfig, client: &Client, path: &str) {
     stop_acting(shared, cfg);
     let wait = cfg.heartbeat_interval().min(Duration::from_secs(2));
+    // The vendor's adapters delete their session with no more said.
+    let vendor = shared.settings.behaviour == Behaviour::Vendor;
     let delete = client.send_with(
         reqwest::Method::DELETE,
         path,
         None,
-        Some((LEAVING_HEADER, "true")),
+        Some((LEAVING_HEADER, "true")).filter(|_| !vendor),
     );
     let answered = tokio::time::timeout(wait, delete)
         .await

@@ -174,7 +174,8 @@ pub fn session_request(body: &Body) -> Result<(String, String, Option<Value>), B
 
 /// A heartbeat. `FailoverScore` (or the older `FailoverStatus`) is a number 0 to 100, or such a
 /// number in a string; a fraction is rounded, and a score above 0 never rounds down to 0 (0
-/// means "collects nothing"). failover-lab's adapters add `Mode`, `KnownEpoch`,
+/// means "collects nothing"). `LastDataProcessedTime` (the vendor's adapters send it) is a UTC
+/// time, with `Z`, `+00:00` or no zone. failover-lab's adapters add `Mode`, `KnownEpoch`,
 /// `ClaimsPrimary` and `Watermark` (`[[stream, seq], ...]`).
 pub fn heartbeat_request(body: &Body) -> Result<PullHeartbeat, BadRequest> {
     let (k, v) = body
@@ -272,7 +273,21 @@ pub fn heartbeat_request(body: &Body) -> Result<PullHeartbeat, BadRequest> {
             )
         })?),
     };
+    let last_data_processed_ms = match body.get(&["LastDataProcessedTime"]) {
+        None | Some((_, Value::Null)) => None,
+        Some((k, Value::String(t))) => Some(
+            failover_core::clock_time::parse_dotnet_utc_ms(t)
+                .map_err(|e| bad(k, format!("{k}: {e}")))?,
+        ),
+        Some((k, other)) => {
+            return Err(bad(
+                k,
+                format!("{k}: {other} must be a UTC time in a string"),
+            ));
+        }
+    };
     Ok(PullHeartbeat {
+        last_data_processed_ms,
         score,
         mode,
         known_epoch,

@@ -310,6 +310,43 @@ async fn every_documented_call_answers_as_the_vendor_documents() {
     assert!(r["LastDataProcessedTime"].is_string(), "{r}");
     let (_, r) = s.post(&hb("b-1"), r#"{"FailoverScore":100}"#).await;
     assert_eq!(r["Role"], 0, "no failback to an equal score: {r}");
+    // The Primary's LastDataProcessedTime is relayed as it reported it (a vendor's Hot
+    // Secondary trims its queue by it), not replaced by the time of its heartbeat.
+    let old = r#"{"FailoverScore":100,"LastDataProcessedTime":"2020-01-01T00:00:00Z"}"#;
+    let (status, r) = s.post(&hb("string"), old).await;
+    assert_eq!((status, r["Role"].clone()), (200, json!(1)), "{r}");
+    assert_eq!(
+        r["LastDataProcessedTime"], "2020-01-01T00:00:00.000Z",
+        "{r}"
+    );
+    let (_, r) = s
+        .post(
+            &hb("b-1"),
+            r#"{"FailoverScore":100,"LastDataProcessedTime":"0001-01-01T00:00:00"}"#,
+        )
+        .await;
+    assert_eq!(
+        r["LastDataProcessedTime"], "2020-01-01T00:00:00.000Z",
+        "a Secondary hears the Primary's time, not its own: {r}"
+    );
+    let (_, st) = s.get(&format!("{g}/status")).await;
+    assert_eq!(
+        st["LastDataProcessedTime"], "2020-01-01T00:00:00.000Z",
+        "{st}"
+    );
+    let (_, one) = s.get(&format!("{g}/clientsessions/string")).await;
+    assert_eq!(
+        one["Heartbeat"]["LastDataProcessedTime"], "2020-01-01T00:00:00.000Z",
+        "{one}"
+    );
+    let (status, e) = s
+        .post(
+            &hb("b-1"),
+            r#"{"FailoverScore":100,"LastDataProcessedTime":"soon"}"#,
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["AdditionalParameters"]["Field"], "LastDataProcessedTime");
     let (status, e) = s.post(&hb("b-1"), r#"{"FailoverScore":"lots"}"#).await;
     assert_eq!(status, 400);
     assert_eq!(e["AdditionalParameters"]["Field"], "FailoverScore");

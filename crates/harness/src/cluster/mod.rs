@@ -265,6 +265,9 @@ impl Cluster {
                 let dir = log_dir.join(format!("{name}.buffer"));
                 args.extend(["--buffer-dir".into(), dir.display().to_string()]);
             }
+            if spec.behaviour != failover_core::Behaviour::Lab {
+                args.extend(["--behaviour".into(), spec.behaviour.as_str().into()]);
+            }
             args.extend(spec.adapter_args.iter().cloned());
             args.extend(binaries::break_args(&spec, ADAPTER_BIN));
             cluster.add(name, bins.join(ADAPTER_BIN), args)?;

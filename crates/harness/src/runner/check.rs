@@ -269,7 +269,8 @@ impl<S: Stage> Run<S> {
     /// The rules every run keeps on any stage ([`failover_scenario::invariants`], shared with
     /// the simulator), on what this run observed.
     pub(super) async fn invariants(&self) -> Result<(), String> {
-        self.rules_kept(&invariants::RULES).await
+        self.rules_kept(invariants::rules_for(self.stage.spec().behaviour))
+            .await
     }
 
     /// These rules of [`failover_scenario::invariants`] hold on what this run observed so far.
