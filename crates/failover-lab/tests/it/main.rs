@@ -22,3 +22,4 @@ mod metrics;
 mod scenario_language;
 mod secrets;
 mod tls;
+mod vendor_behaviour;
