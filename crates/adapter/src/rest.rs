@@ -115,6 +115,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/api/v1/configuration/Source1/HistoryRecoveries",
             get(list_recoveries).post(post_recovery),
         )
+        .route(CLOCK_PATH, get(get_clock).put(put_clock))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -486,6 +487,83 @@ fn field_text<'a>(map: &'a Map<String, Value>, name: &str) -> Result<&'a str, Ap
         Some(_) => Err(ConfigError::new(name, "must be a non-empty string").into()),
         None => Err(ConfigError::new(name, "is required").into()),
     }
+}
+
+/// failover-lab's clock fault (not the vendor's API): how far this adapter's clock is set from
+/// the machine's. Only the vendor's behaviour stamps data with it; failover-lab's design reads no
+/// clock for its decisions.
+pub const CLOCK_PATH: &str = "/api/v1/lab/Clock";
+
+/// Farthest a clock fault may set the clock, either way: a day.
+const MAX_CLOCK_OFFSET_MS: i64 = 86_400_000;
+
+/// Fastest a clock fault may make the clock drift, either way: 10%.
+const MAX_DRIFT_PPM: f64 = 100_000.0;
+
+fn clock_json(shared: &Shared) -> Value {
+    let c = shared.clock();
+    json!({
+        "OffsetMs": c.offset_ms,
+        "DriftPpm": c.drift_ppm,
+        "OffsetNowMs": c.offset_now_ms(),
+        "Now": format_utc_ms(shared.clock_ms()),
+    })
+}
+
+async fn get_clock(State(api): State<Api>) -> ApiResult {
+    Ok(ok_json(clock_json(&api.shared)))
+}
+
+/// `{"OffsetMs": -3000, "DriftPpm": 0}`: both optional (0), both bounded.
+async fn put_clock(State(api): State<Api>, body: Bytes) -> ApiResult {
+    let map = parse_json_object(text(&body)?)?;
+    for key in map.keys() {
+        if !["offsetms", "driftppm"].contains(&key.to_ascii_lowercase().as_str()) {
+            return Err(ConfigError::new(
+                key.chars().take(60).collect::<String>(),
+                "unknown field; accepted: OffsetMs, DriftPpm",
+            )
+            .into());
+        }
+    }
+    let get = |name: &str| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let offset_ms = match get("OffsetMs") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v
+            .as_i64()
+            .filter(|ms| ms.abs() <= MAX_CLOCK_OFFSET_MS)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "OffsetMs",
+                    format!("{v} must be a whole number of ms from -86400000 to 86400000"),
+                )
+            })?,
+    };
+    let drift_ppm = match get("DriftPpm") {
+        None | Some(Value::Null) => 0.0,
+        Some(v) => v
+            .as_f64()
+            .filter(|p| p.is_finite() && p.abs() <= MAX_DRIFT_PPM)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "DriftPpm",
+                    format!("{v} must be a number from -100000 to 100000"),
+                )
+            })?,
+    };
+    api.shared.set_clock(offset_ms, drift_ppm);
+    tracing::warn!(
+        event = "clock",
+        offset_ms,
+        drift_ppm,
+        "clock fault: this adapter's clock is set {offset_ms} ms from the machine's, drifting \
+         {drift_ppm} ppm"
+    );
+    Ok(ok_json(clock_json(&api.shared)))
 }
 
 async fn post_recovery(State(api): State<Api>, body: Bytes) -> ApiResult {

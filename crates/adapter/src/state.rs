@@ -387,8 +387,31 @@ pub struct Shared {
     pub changed: watch::Sender<u64>,
     /// Signalled when points are added to the buffer.
     pub data: Notify,
-    /// How far this adapter's clock is set from the machine's (a clock fault), in ms.
-    clock_offset_ms: std::sync::atomic::AtomicI64,
+    /// How this adapter's clock is set apart from the machine's (a clock fault).
+    clock: Mutex<ClockFault>,
+}
+
+/// A clock set apart from the machine's: `offset_ms` at `since`, moving `drift_ppm` millionths
+/// of the elapsed time further from then on.
+#[derive(Debug, Clone, Copy)]
+pub struct ClockFault {
+    /// Ahead (positive) or behind, at `since`, in ms.
+    pub offset_ms: i64,
+    /// Runs fast (positive) or slow, in parts per million.
+    pub drift_ppm: f64,
+    /// When it was set.
+    pub since: Instant,
+}
+
+impl ClockFault {
+    /// How far the clock is from the machine's now, in ms.
+    pub fn offset_now_ms(&self) -> i64 {
+        let elapsed_ms = self.since.elapsed().as_secs_f64() * 1000.0;
+        // Bounded by the REST API's limits, so the cast cannot overflow.
+        #[allow(clippy::cast_possible_truncation)]
+        let drifted = (elapsed_ms * self.drift_ppm / 1_000_000.0).round() as i64;
+        self.offset_ms.saturating_add(drifted)
+    }
 }
 
 impl Shared {
@@ -402,23 +425,32 @@ impl Shared {
             state: Mutex::new(state),
             changed: watch::Sender::new(0),
             data: Notify::new(),
-            clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
+            clock: Mutex::new(ClockFault {
+                offset_ms: 0,
+                drift_ppm: 0.0,
+                since: Instant::now(),
+            }),
         })
     }
 
     /// This adapter's clock (unix ms): the machine's, moved by any clock fault. The vendor's
     /// behaviour stamps what it receives with it.
     pub fn clock_ms(&self) -> i64 {
-        failover_proto::process::unix_ms().saturating_add(
-            self.clock_offset_ms
-                .load(std::sync::atomic::Ordering::Relaxed),
-        )
+        failover_proto::process::unix_ms().saturating_add(self.clock().offset_now_ms())
     }
 
-    /// Sets this adapter's clock `offset_ms` from the machine's.
-    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
-        self.clock_offset_ms
-            .store(offset_ms, std::sync::atomic::Ordering::Relaxed);
+    /// The clock fault in force.
+    pub fn clock(&self) -> ClockFault {
+        *self.clock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets this adapter's clock `offset_ms` from the machine's, drifting `drift_ppm`.
+    pub fn set_clock(&self, offset_ms: i64, drift_ppm: f64) {
+        *self.clock.lock().unwrap_or_else(PoisonError::into_inner) = ClockFault {
+            offset_ms,
+            drift_ppm,
+            since: Instant::now(),
+        };
     }
 
     /// Locks the state.

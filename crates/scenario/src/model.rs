@@ -210,6 +210,16 @@ pub enum Action {
         /// How much history.
         seconds: u64,
     },
+    /// Set an adapter's clock apart from the machine's (a fault: only the vendor's behaviour
+    /// reads its clock for its data).
+    Clock {
+        /// The adapter.
+        adapter: Target,
+        /// Ahead (positive) or behind, in ms.
+        offset_ms: i64,
+        /// Drift from then on, in parts per million (positive: runs fast).
+        drift_ppm: f64,
+    },
     /// Let time pass.
     RunFor(Duration),
     /// Wait until a condition holds, failing after `within`.
@@ -670,6 +680,22 @@ impl fmt::Display for Action {
                     f,
                     "start history recovery {id} of the last {seconds} s on {adapter}"
                 )
+            }
+            Action::Clock {
+                adapter,
+                offset_ms,
+                drift_ppm,
+            } => {
+                let sign = if *offset_ms < 0 { "-" } else { "" };
+                let offset = format_timespan(Duration::from_millis(offset_ms.unsigned_abs()));
+                write!(
+                    f,
+                    "set the clock of {adapter} {sign}{offset} from the machine's"
+                )?;
+                if *drift_ppm != 0.0 {
+                    write!(f, ", drifting {drift_ppm} ppm")?;
+                }
+                Ok(())
             }
             Action::RunFor(d) => write!(f, "run for {}", format_timespan(*d)),
             Action::WaitUntil { condition, within } => write!(

@@ -658,6 +658,39 @@ fn step(
             seconds: r.seconds,
         });
     }
+    if let Some(c) = &s.clock {
+        ck.line = key_line(text, &span, "clock");
+        let f = field("clock");
+        let offset_ms = match c.offset.as_deref() {
+            None => 0,
+            Some(o) => {
+                let (sign, magnitude) = match o.strip_prefix('-') {
+                    Some(rest) => (-1, rest),
+                    None => (1, o.strip_prefix('+').unwrap_or(o)),
+                };
+                let d = ck.duration(&format!("{f}.offset"), magnitude)?;
+                if d > Duration::from_secs(86_400) {
+                    return Err(ck.err(
+                        &format!("{f}.offset"),
+                        "at most a day either way (\"-24:00:00\" to \"24:00:00\")",
+                    ));
+                }
+                sign * i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            }
+        };
+        let drift_ppm = c.drift_ppm.unwrap_or(0.0);
+        if !drift_ppm.is_finite() || drift_ppm.abs() > 100_000.0 {
+            return Err(ck.err(
+                &format!("{f}.drift_ppm"),
+                "must be a number from -100000 to 100000 (parts per million)",
+            ));
+        }
+        push(Action::Clock {
+            adapter: ck.adapter(&format!("{f}.adapter"), &c.adapter)?,
+            offset_ms,
+            drift_ppm,
+        });
+    }
     if let Some(d) = &s.run_for {
         ck.line = key_line(text, &span, "run_for");
         push(Action::RunFor(ck.duration(&field("run_for"), d)?));

@@ -74,6 +74,7 @@ pub(crate) struct StepToml {
     pub(crate) set_data_source: Option<toml::Table>,
     pub(crate) role_override: Option<OverrideToml>,
     pub(crate) history_recovery: Option<RecoveryToml>,
+    pub(crate) clock: Option<ClockToml>,
     pub(crate) run_for: Option<String>,
     pub(crate) wait_until: Option<ConditionToml>,
     pub(crate) within: Option<String>,
@@ -112,6 +113,14 @@ pub(crate) struct RecoveryToml {
     pub(crate) adapter: String,
     pub(crate) id: String,
     pub(crate) seconds: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClockToml {
+    pub(crate) adapter: String,
+    pub(crate) offset: Option<String>,
+    pub(crate) drift_ppm: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,7 +25,7 @@ use failover_core::{
     Behaviour, ClientFailoverConfig, Role, behaviour, clock_time::format_utc_ms, retry::Backoff,
     timespan::format_timespan,
 };
-use failover_proto::{convert, process, tls, v1};
+use failover_proto::{convert, tls, v1};
 use serde_json::{Value, json};
 
 use super::member::{
@@ -232,7 +232,7 @@ fn assignment(
         Some(e) => e,
         // The vendor's service: the millisecond we first heard Primary, kept while Primary.
         None if role == Role::Primary && st.role == Some(Role::Primary) => st.epoch,
-        None if role == Role::Primary => u64::try_from(process::unix_ms())
+        None if role == Role::Primary => u64::try_from(shared.clock_ms())
             .unwrap_or(0)
             .max(st.known_epoch + 1),
         None => st.epoch,

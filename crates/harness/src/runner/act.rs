@@ -414,6 +414,24 @@ impl<S: Stage> Run<S> {
                 );
                 Ok(String::new())
             }
+            Action::Clock {
+                adapter,
+                offset_ms,
+                drift_ppm,
+            } => {
+                let name = self.resolve(adapter)?;
+                self.stage
+                    .adapter_rest(
+                        &name,
+                        Method::PUT,
+                        "/lab/Clock",
+                        Some(&json!({ "OffsetMs": offset_ms, "DriftPpm": drift_ppm })),
+                    )
+                    .await
+                    .map_err(e)?;
+                self.fault(format!("{action}").replace(&adapter.to_string(), &name));
+                Ok(String::new())
+            }
             Action::RunFor(d) => {
                 tokio::time::sleep(*d).await;
                 Ok(String::new())
