@@ -56,6 +56,13 @@ pub(crate) struct RunArgs {
     /// Processes only.
     #[arg(long, value_parser = parse_source)]
     source_protocol: Option<failover_harness::cluster::ClusterSource>,
+    /// Run every scenario's adapters with this failover design instead of the file's own
+    /// (cluster.behaviour): lab (failover-lab's) or vendor (the vendor's adapter framework's,
+    /// which brings its wires: OMF out and the REST API; see docs/vendor-behaviour.md). The
+    /// rules a vendor pair breaks by design (1-3 and 5) are measured, not checked. Processes
+    /// only.
+    #[arg(long, value_parser = |s: &str| s.parse::<failover_core::Behaviour>())]
+    behaviour: Option<failover_core::Behaviour>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -117,6 +124,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         failover_protocol: args.failover_protocol,
         egress: args.egress,
         source_protocol: args.source_protocol,
+        behaviour: args.behaviour,
     };
     let progress = |line: &str| eprintln!("{line}");
     eprintln!(

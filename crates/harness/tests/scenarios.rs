@@ -76,6 +76,7 @@ fn main() -> ExitCode {
         failover_protocol: None,
         egress: None,
         source_protocol: None,
+        behaviour: None,
     };
     let quiet = |_: &str| {};
     let outcomes = runtime.block_on(runner::run_all(&files, &opts, &quiet));
@@ -104,6 +105,7 @@ fn main() -> ExitCode {
         failover_protocol: Some(failover_harness::cluster::ClusterProtocol::Rest),
         egress: Some(failover_harness::cluster::ClusterEgress::Omf),
         source_protocol: Some(source),
+        behaviour: None,
         ..opts.clone()
     };
     let mqtt_opts = wires_opts(failover_harness::cluster::ClusterSource::Mqtt);
@@ -136,6 +138,7 @@ fn main() -> ExitCode {
         failover_protocol: None,
         egress: None,
         source_protocol: None,
+        behaviour: None,
         target: runner::RunTarget::Sim { seeds: 5 },
         ..opts
     };

@@ -473,3 +473,58 @@ fn the_operators_steps_are_read_and_bad_ones_refused() {
         assert!(e.message.contains(words), "{text}: {e}");
     }
 }
+
+#[test]
+fn the_vendors_behaviour_brings_its_wires_and_refuses_ours() {
+    let vendor = |extra: &str| GOOD.replace("mode = \"Hot\"", &format!("mode = \"Hot\"\n{extra}"));
+    let s = parse_str(&vendor("behaviour = \"vendor\"")).expect("vendor");
+    assert_eq!(s.cluster.behaviour, failover_core::Behaviour::Vendor);
+    assert_eq!(s.cluster.egress, crate::cluster::ClusterEgress::Omf);
+    assert_eq!(
+        s.cluster.failover_protocol,
+        crate::cluster::ClusterProtocol::Rest
+    );
+    let e = err_of(&vendor("behaviour = \"vendor\"\negress = \"grpc\""));
+    assert_eq!(e.field, "cluster.egress");
+    assert!(e.message.contains("\"omf\""), "{e}");
+    let e = err_of(&vendor("behaviour = \"vendor\"\nfailover_protocol = \"grpc\""));
+    assert_eq!(e.field, "cluster.failover_protocol");
+    let e = err_of(&vendor("behaviour = \"Vendor\""));
+    assert_eq!(e.field, "cluster.behaviour");
+    assert!(e.message.contains("\"lab\""), "{e}");
+}
+
+#[test]
+fn a_clock_is_set_ahead_or_behind_within_a_day() {
+    let head = "name = \"x\"\n[cluster]\nmode = \"Hot\"\nfailover_timeout = \"00:00:02\"\n";
+    let action = |step: &str| {
+        parse_str(&format!("{head}\n[[step]]\n{step}\n"))
+            .expect(step)
+            .steps[0]
+            .action
+            .clone()
+    };
+    match action("clock = { adapter = \"adapter-b\", offset = \"-00:00:03.500\" }") {
+        Action::Clock {
+            offset_ms,
+            drift_ppm,
+            ..
+        } => assert_eq!((offset_ms, drift_ppm), (-3500, 0.0)),
+        other => panic!("{other:?}"),
+    }
+    match action("clock = { adapter = \"primary\", offset = \"00:00:01\", drift_ppm = 200 }") {
+        Action::Clock {
+            offset_ms,
+            drift_ppm,
+            ..
+        } => assert_eq!((offset_ms, drift_ppm), (1000, 200.0)),
+        other => panic!("{other:?}"),
+    }
+    let step = |s: &str| GOOD.replace("kill = \"primary\"", s);
+    let e = err_of(&step("clock = { adapter = \"adapter-b\", offset = \"-25:00:00\" }"));
+    assert_eq!(e.field, "step 2.clock.offset");
+    let e = err_of(&step("clock = { adapter = \"adapter-b\", drift_ppm = 1e9 }"));
+    assert_eq!(e.field, "step 2.clock.drift_ppm");
+    let e = err_of(&step("clock = { adapter = \"adapter-c\" }"));
+    assert_eq!(e.field, "step 2.clock.adapter");
+}

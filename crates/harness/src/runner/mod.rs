@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub egress: Option<failover_scenario::cluster::ClusterEgress>,
     /// Collect this way in every scenario instead of the file's own (`cluster.source_protocol`).
     pub source_protocol: Option<failover_scenario::cluster::ClusterSource>,
+    /// Run every scenario's adapters with this failover design instead of the file's own
+    /// (`cluster.behaviour`); the vendor's brings its wires (OMF out, the REST API).
+    pub behaviour: Option<failover_core::Behaviour>,
 }
 
 /// Where scenarios run.
@@ -214,6 +217,13 @@ pub async fn run_scenario(
     let mut spec = s.cluster.clone();
     if let Some(seed) = opts.seed {
         spec.seed = seed;
+    }
+    if let Some(b) = opts.behaviour {
+        spec.behaviour = b;
+        if b == failover_core::Behaviour::Vendor {
+            spec.egress = failover_scenario::cluster::ClusterEgress::Omf;
+            spec.failover_protocol = ClusterProtocol::Rest;
+        }
     }
     if let Some(p) = opts.failover_protocol {
         spec.failover_protocol = p;
@@ -450,6 +460,7 @@ mod tests {
             failover_protocol: None,
             egress: None,
             source_protocol: None,
+            behaviour: None,
         }
     }
 
