@@ -81,6 +81,12 @@ impl SourceSettings {
         Ok(())
     }
 
+    /// The data time of tick `seq` after the origin, in whole ms.
+    pub fn tick_offset_ms(&self, seq: u64) -> i64 {
+        // Rounded: 0.999... ms truncated would give two ticks at 1000 Hz one timestamp.
+        (seq as f64 * 1000.0 / self.rate_hz).round() as i64
+    }
+
     /// Time between ticks.
     pub fn period(&self) -> Duration {
         Duration::from_secs_f64(1.0 / self.rate_hz)
@@ -252,8 +258,7 @@ impl Shared {
     }
 
     fn timestamp_ms(&self, seq: u64) -> i64 {
-        let offset = self.settings.period().as_secs_f64() * seq as f64 * 1000.0;
-        self.origin_unix_ms + offset as i64
+        self.origin_unix_ms + self.settings.tick_offset_ms(seq)
     }
 
     fn tick_batch(&self, first: u64, last: u64, keep: impl Fn(u32) -> bool) -> v1::PointBatch {
@@ -683,6 +688,28 @@ mod tests {
             max_clients: None,
         };
         assert!(even.component_ranges().iter().all(|(_, _, n)| *n == 1000));
+    }
+
+    /// At 1000 Hz every tick has a millisecond of its own (OMF knows a value by its
+    /// timestamp in ms). Found by a scenario at 1000 Hz over OMF: truncating 0.999... ms made
+    /// two ticks share a timestamp, and the endpoint counted one lost and one duplicated.
+    #[test]
+    fn every_tick_at_1000_hz_has_its_own_millisecond() {
+        let s = SourceSettings {
+            streams: 1,
+            components: 1,
+            rate_hz: 1000.0,
+            seed: 1,
+            origin_unix_ms: None,
+            history_rate: None,
+            max_clients: None,
+        };
+        for seq in 0..200_000u64 {
+            assert_eq!(s.tick_offset_ms(seq), seq as i64, "tick {seq}");
+        }
+        let slow = SourceSettings { rate_hz: 3.0, ..s };
+        assert_eq!(slow.tick_offset_ms(1), 333);
+        assert_eq!(slow.tick_offset_ms(2), 667);
     }
 
     #[test]

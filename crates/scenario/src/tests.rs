@@ -487,7 +487,9 @@ fn the_vendors_behaviour_brings_its_wires_and_refuses_ours() {
     let e = err_of(&vendor("behaviour = \"vendor\"\negress = \"grpc\""));
     assert_eq!(e.field, "cluster.egress");
     assert!(e.message.contains("\"omf\""), "{e}");
-    let e = err_of(&vendor("behaviour = \"vendor\"\nfailover_protocol = \"grpc\""));
+    let e = err_of(&vendor(
+        "behaviour = \"vendor\"\nfailover_protocol = \"grpc\"",
+    ));
     assert_eq!(e.field, "cluster.failover_protocol");
     let e = err_of(&vendor("behaviour = \"Vendor\""));
     assert_eq!(e.field, "cluster.behaviour");
@@ -521,9 +523,13 @@ fn a_clock_is_set_ahead_or_behind_within_a_day() {
         other => panic!("{other:?}"),
     }
     let step = |s: &str| GOOD.replace("kill = \"primary\"", s);
-    let e = err_of(&step("clock = { adapter = \"adapter-b\", offset = \"-25:00:00\" }"));
+    let e = err_of(&step(
+        "clock = { adapter = \"adapter-b\", offset = \"-25:00:00\" }",
+    ));
     assert_eq!(e.field, "step 2.clock.offset");
-    let e = err_of(&step("clock = { adapter = \"adapter-b\", drift_ppm = 1e9 }"));
+    let e = err_of(&step(
+        "clock = { adapter = \"adapter-b\", drift_ppm = 1e9 }",
+    ));
     assert_eq!(e.field, "step 2.clock.drift_ppm");
     let e = err_of(&step("clock = { adapter = \"adapter-c\" }"));
     assert_eq!(e.field, "step 2.clock.adapter");

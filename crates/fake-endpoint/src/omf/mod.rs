@@ -707,7 +707,8 @@ fn record_points(
             } else {
                 let seq = u64::try_from(index.0).unwrap_or(0);
                 let ms = settings.tick.map_or(0, |t| {
-                    t.origin_unix_ms + (seq as f64 * 1000.0 / t.rate_hz) as i64
+                    // Rounded, as the source stamps its ticks.
+                    t.origin_unix_ms + (seq as f64 * 1000.0 / t.rate_hz).round() as i64
                 });
                 (seq, ms)
             };

@@ -8,6 +8,11 @@ use super::{ClusterAuth, ClusterProtocol, ClusterSource, ClusterSpec};
 /// side does not (its sessions are anonymous to the faults).
 pub fn steps_refusal(s: &failover_scenario::Scenario, spec: &ClusterSpec) -> Option<String> {
     use failover_scenario::{Action, SourceScope};
+    if spec.behaviour == failover_core::Behaviour::Vendor
+        && let Some(why) = vendor_refusal(s)
+    {
+        return Some(why);
+    }
     if spec.source_protocol != ClusterSource::OpcUa {
         return None;
     }
@@ -26,6 +31,39 @@ pub fn steps_refusal(s: &failover_scenario::Scenario, spec: &ClusterSpec) -> Opt
             step.line, step.action
         )),
         _ => None,
+    })
+}
+
+/// Why a story cannot be told of a pair of the vendor's behaviour: its OMF writes carry no
+/// writer and no epoch, so the endpoint cannot say who delivered a point (`takeover_within`)
+/// or at what epoch (`audit` `epoch`, `refused_stale`).
+fn vendor_refusal(s: &failover_scenario::Scenario) -> Option<String> {
+    use failover_scenario::Action;
+    s.steps.iter().find_map(|step| {
+        let c = match &step.action {
+            Action::Expect(c)
+            | Action::WaitUntil { condition: c, .. }
+            | Action::Hold { condition: c, .. }
+            | Action::Never { condition: c, .. } => c,
+            _ => return None,
+        };
+        let what = if c.takeover_within.is_some() {
+            "takeover_within"
+        } else if let Some((figure, _)) = c
+            .audit
+            .iter()
+            .find(|(f, _)| f == "epoch" || f == "refused_stale")
+        {
+            figure.as_str()
+        } else {
+            return None;
+        };
+        Some(format!(
+            "line {}: {what}: the vendor's behaviour writes OMF with no writer and no epoch, so \
+             the endpoint cannot say who delivered a point or at what epoch; measure what it \
+             loses and duplicates with audit lost and duplicated instead",
+            step.line
+        ))
     })
 }
 

@@ -472,7 +472,16 @@ mod tests {
             source_protocol: Some(failover_scenario::cluster::ClusterSource::OpcUa),
             ..options(RunTarget::Processes)
         };
+        let on_vendor = RunOptions {
+            behaviour: Some(failover_core::Behaviour::Vendor),
+            ..options(RunTarget::Processes)
+        };
         let cases = [
+            (
+                "hot-primary-killed.toml",
+                on_vendor,
+                "takeover_within: the vendor's behaviour writes OMF with no writer and no epoch",
+            ),
             (
                 "tls-unchecked-certificate.toml",
                 options(RunTarget::Sim { seeds: 1 }),
