@@ -64,6 +64,9 @@ pub struct ClusterSpec {
     pub data_collection_mode: DataCollectionMode,
     /// Adapter names, in start order.
     pub adapters: Vec<String>,
+    /// The adapters run from a command of the file's instead of failover-lab's adapter, by
+    /// name (`[cluster.adapters.NAME]`).
+    pub programs: std::collections::BTreeMap<String, crate::program::AdapterProgram>,
     /// The failover group id (the vendor example's by default).
     pub group_id: String,
     /// Where logs go (None: a fresh temporary folder).
@@ -197,6 +200,7 @@ impl Default for ClusterSpec {
             warm_test_interval: Duration::from_secs(1),
             data_collection_mode: DataCollectionMode::CurrentOnly,
             adapters: vec!["adapter-a".into(), "adapter-b".into()],
+            programs: std::collections::BTreeMap::new(),
             group_id: "FailoverGroup1".into(),
             log_dir: None,
             history_rate: None,

@@ -14,6 +14,7 @@ pub mod invariants;
 mod checker;
 mod model;
 mod parse;
+pub mod program;
 mod raw;
 #[cfg(test)]
 mod tests;

@@ -26,7 +26,7 @@ pub(crate) struct ClusterToml {
     pub(crate) rate: Option<f64>,
     pub(crate) data_collection_mode: Option<String>,
     pub(crate) warm_test_interval: Option<String>,
-    pub(crate) adapters: Option<Vec<String>>,
+    pub(crate) adapters: Option<toml::Value>,
     pub(crate) group: Option<String>,
     pub(crate) history_rate: Option<u32>,
     pub(crate) auth: Option<String>,
@@ -113,6 +113,21 @@ pub(crate) struct RecoveryToml {
     pub(crate) adapter: String,
     pub(crate) id: String,
     pub(crate) seconds: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProgramToml {
+    pub(crate) command: Vec<String>,
+    pub(crate) configure: Option<String>,
+    pub(crate) put: Option<Vec<PutToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PutToml {
+    pub(crate) path: String,
+    pub(crate) body: toml::Value,
 }
 
 #[derive(Debug, Deserialize)]

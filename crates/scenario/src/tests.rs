@@ -534,3 +534,50 @@ fn a_clock_is_set_ahead_or_behind_within_a_day() {
     let e = err_of(&step("clock = { adapter = \"adapter-c\" }"));
     assert_eq!(e.field, "step 2.clock.adapter");
 }
+
+#[test]
+fn any_adapter_program_is_read_and_what_the_lab_cannot_know_of_it_refused() {
+    let with = |adapters: &str, step: &str| {
+        parse_str(&format!(
+            "name = \"x\"\n[cluster]\nmode = \"Hot\"\nfailover_timeout = \"00:00:02\"\n{adapters}\n[[step]]\n{step}\n"
+        ))
+    };
+    let programs = "[cluster.adapters.vendor-b]\ncommand = [\"/opt/adapter\", \"--port\", \"{rest_port}\"]\nput = [{ path = \"/api/v1/configuration/OpcUa1/DataSource\", body = { EndpointUrl = \"{source}\" } }]\n[cluster.adapters.adapter-a]\n";
+    let s = with(programs, "kill = \"primary\"").expect("programs");
+    assert_eq!(s.cluster.adapters, ["vendor-b", "adapter-a"], "file order");
+    let p = &s.cluster.programs["vendor-b"];
+    assert_eq!(p.configure, crate::program::Configure::Rest);
+    assert_eq!(p.put[0].1["EndpointUrl"], "{source}");
+    assert!(!s.cluster.programs.contains_key("adapter-a"), "ours: an empty table");
+    let e = with(programs, "expect = { state = { adapter = \"vendor-b\", Role = \"Primary\" } }")
+        .expect_err("state of a program");
+    assert!(e.message.contains("FailoverState"), "{e}");
+    let e = with(programs, "clock = { adapter = \"primary\", offset = \"00:00:01\" }")
+        .expect_err("the clock of whichever is Primary");
+    assert!(e.message.contains("clock"), "{e}");
+    let e = with(
+        "[cluster.adapters.a]\ncommand = [\"x\", \"{port}\"]\n[cluster.adapters.b]\n",
+        "kill = \"a\"",
+    )
+    .expect_err("unknown placeholder");
+    assert_eq!(e.field, "cluster.adapters.a.command");
+    assert!(e.message.contains("{port}") && e.message.contains("{rest_port}"), "{e}");
+    let e = with(
+        "[cluster.adapters.a]\ncommand = [\"x\"]\nconfigure = \"telepathy\"\n[cluster.adapters.b]\n",
+        "kill = \"a\"",
+    )
+    .expect_err("unknown configure");
+    assert_eq!(e.field, "cluster.adapters.a.configure");
+    let e = with(
+        "behaviour = \"vendor\"\n[cluster.adapters.a]\ncommand = [\"x\"]\n[cluster.adapters.b]\n",
+        "kill = \"a\"",
+    )
+    .expect_err("our flags on a program");
+    assert_eq!(e.field, "cluster.behaviour");
+    let e = with(
+        "[cluster.adapters.a]\ncommand = [\"x\"]\nconfigure = \"command-line\"\n[cluster.adapters.b]\n",
+        "set_config = { adapter = \"all\", mode = \"Cold\" }",
+    )
+    .expect_err("a document to a command-line program");
+    assert!(e.message.contains("command line"), "{e}");
+}

@@ -7,6 +7,7 @@
 //! failure. The runner drives it as a [`crate::stage::Stage`] ([`as_stage`]); the tests and
 //! benchmarks call it directly.
 
+mod adapters;
 mod as_stage;
 pub mod binaries;
 pub mod component;
@@ -21,6 +22,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use failover_core::timespan::format_timespan;
+use failover_scenario::program::{Configure, fill_json};
 use serde_json::Value;
 
 use crate::{
@@ -242,37 +244,20 @@ impl Cluster {
                 .await?;
         }
         for name in &spec.adapters {
-            let rest = addrs.adapters[name];
-            let mut args = vec![
-                "--name".into(),
-                name.clone(),
-                "--rest-listen".into(),
-                s(&rest),
-                "--source".into(),
-                cluster.link_url(name, SOURCE)?,
-                "--data-endpoint".into(),
-                cluster.link_url(name, ENDPOINT)?,
-                "--data-collection-mode".into(),
-                spec.data_collection_mode.as_str().into(),
-                "--warm-test-interval".into(),
-                format_timespan(spec.warm_test_interval),
-            ];
-            if spec.tls == ClusterTls::TrustedCa {
-                let ca = log_dir.join(TLS_DIR).join("ca.pem");
-                args.extend(["--trusted-ca".into(), ca.display().to_string()]);
-            }
-            if spec.disk_buffer {
-                let dir = log_dir.join(format!("{name}.buffer"));
-                args.extend(["--buffer-dir".into(), dir.display().to_string()]);
-            }
-            if spec.behaviour != failover_core::Behaviour::Lab {
-                args.extend(["--behaviour".into(), spec.behaviour.as_str().into()]);
-            }
-            args.extend(spec.adapter_args.iter().cloned());
-            args.extend(binaries::break_args(&spec, ADAPTER_BIN));
-            cluster.add(name, bins.join(ADAPTER_BIN), args)?;
+            let (binary, args) = match spec.programs.get(name) {
+                None => adapters::lab_command(&cluster, name, &bins)?,
+                Some(program) => {
+                    let values = adapters::placeholders(&cluster, name, &bins)?;
+                    adapters::program_command(program, &values)?
+                }
+            };
+            cluster.add(name, binary, args)?;
         }
         for name in spec.adapters.clone() {
+            if spec.programs.get(&name).is_some_and(|p| p.configure == Configure::CommandLine) {
+                // It configures itself; the lab knows it by the failover service's view.
+                continue;
+            }
             cluster.wait_rest(&name, Duration::from_secs(10)).await?;
         }
         Ok(cluster)
@@ -340,11 +325,20 @@ impl Cluster {
         adapter: &str,
         changes: Option<&serde_json::Map<String, Value>>,
     ) -> anyhow::Result<Value> {
-        let arbiter = if self.spec.failover_protocol == ClusterProtocol::Rest {
-            format!("{}/api/v1/clientfailover", self.link_url(adapter, ARBITER)?)
-        } else {
-            self.link_url(adapter, ARBITER)?
-        };
+        let arbiter = adapters::failover_url(self, adapter)?;
+        if let Some(program) = self.spec.programs.get(adapter) {
+            if program.configure == Configure::CommandLine {
+                // Its command line carries its document.
+                return Ok(Value::Null);
+            }
+            let values = adapters::placeholders(self, adapter, &bin_dir()?)?;
+            for (path, body) in &program.put {
+                let url = format!("http://{}{path}", self.rest_addr(adapter)?);
+                self.rest(reqwest::Method::PUT, &url, Some(&fill_json(body, &values)))
+                    .await
+                    .with_context(|| format!("PUT {path} to {adapter}"))?;
+            }
+        }
         let mut doc = self.spec.client_failover_document(&arbiter)?;
         merge(&mut doc, changes);
         self.put_client_failover(adapter, &doc.to_string()).await
@@ -680,7 +674,12 @@ impl Cluster {
         }
         self.component(name)?.spawn()?;
         let within = Duration::from_secs(10);
-        if self.addrs.adapters.contains_key(name) {
+        let command_line = self
+            .spec
+            .programs
+            .get(name)
+            .is_some_and(|p| p.configure == Configure::CommandLine);
+        if self.addrs.adapters.contains_key(name) && !command_line {
             self.wait_rest(name, within).await?;
             self.configure_with(name, changes).await?;
         } else {

@@ -51,6 +51,11 @@ pub fn refusal(s: &Scenario, spec: &ClusterSpec) -> Option<String> {
             "cluster.tls: the simulated links carry no TLS; run it on --target processes".into(),
         );
     }
+    if !c.programs.is_empty() {
+        return Some(
+            "cluster.adapters with a command: the simulator runs failover-lab's adapter only; run it on --target processes".into(),
+        );
+    }
     if c.source_protocol != failover_scenario::cluster::ClusterSource::Grpc {
         return Some(format!(
             "cluster.source_protocol {}: the simulated adapters collect over gRPC only (the vendor's wires need real sockets); run it on --target processes",

@@ -94,6 +94,11 @@ pub fn refusal(s: &Scenario, spec: &ClusterSpec) -> Option<String> {
 
 /// Why a pair of this shape cannot run on the compose stage.
 fn spec_refusal(spec: &ClusterSpec) -> Option<String> {
+    if !spec.programs.is_empty() {
+        return Some(
+            "cluster.adapters with a command: the compose file runs failover-lab's adapter image; run it on --target processes".into(),
+        );
+    }
     if !spec.broken.is_none() {
         return Some(
             "cluster.break: the compose services keep every rule; run it on --target processes or sim".into(),
