@@ -12,8 +12,7 @@ use crate::cluster::{
 
 use toml::Spanned;
 
-use crate::{
-    program::AdapterProgram,checker::*, model::*, raw::*};
+use crate::{checker::*, model::*, raw::*};
 
 /// Checks one scenario's text (`file` names it in errors).
 pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
@@ -42,7 +41,7 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
             vec!["adapter-a".to_string(), "adapter-b".to_string()],
             Default::default(),
         ),
-        Some(v) => programs_of(v).map_err(|(field, message)| ScenarioError {
+        Some(v) => crate::program::programs_of(v).map_err(|(field, message)| ScenarioError {
             file: file.to_string(),
             line: cluster_line,
             field,
@@ -796,108 +795,4 @@ fn step(
         note: s.note.clone(),
         id: s.id.clone(),
     })
-}
-
-/// `cluster.adapters`: a list of names (failover-lab's adapters), or a table of tables, one per
-/// adapter in file order, each failover-lab's (`{}`) or a program (`command = [...]`).
-fn programs_of(
-    v: &toml::Value,
-) -> Result<(Vec<String>, std::collections::BTreeMap<String, AdapterProgram>), (String, String)> {
-    use crate::program::{Configure, unknown_placeholder};
-    let err = |f: &str, m: String| (format!("cluster.adapters{f}"), m);
-    match v {
-        toml::Value::Array(names) => names
-            .iter()
-            .map(|n| {
-                n.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| err("", "a list of adapter names, or a table".into()))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|names| (names, Default::default())),
-        toml::Value::Table(table) => {
-            let mut names = Vec::new();
-            let mut programs = std::collections::BTreeMap::new();
-            for (name, spec) in table {
-                names.push(name.clone());
-                let f = format!(".{name}");
-                let raw: crate::raw::ProgramToml = match spec.clone().try_into() {
-                    Ok(r) => r,
-                    Err(_) if spec.as_table().is_some_and(toml::Table::is_empty) => continue,
-                    Err(e) => return Err(err(&f, format!("{}", e.message()))),
-                };
-                if raw.command.is_empty() || raw.command[0].trim().is_empty() {
-                    return Err(err(
-                        &format!("{f}.command"),
-                        "give the program and its arguments, as [\"{bin}/adapter\", \"--name\", \"{name}\"]"
-                            .into(),
-                    ));
-                }
-                let configure = match raw.configure.as_deref() {
-                    None | Some("rest") => Configure::Rest,
-                    Some("command-line") => Configure::CommandLine,
-                    Some(other) => {
-                        return Err(err(
-                            &format!("{f}.configure"),
-                            format!(
-                                "{other:?} is not accepted; use \"rest\" (the lab PUTs the \
-                                 ClientFailover document to its REST API) or \"command-line\" \
-                                 (its command carries everything)"
-                            ),
-                        ));
-                    }
-                };
-                let mut put = Vec::new();
-                for (i, p) in raw.put.unwrap_or_default().into_iter().enumerate() {
-                    if !p.path.starts_with('/') {
-                        return Err(err(
-                            &format!("{f}.put[{i}].path"),
-                            format!("{:?} must start with / (a path from the REST root, as /api/v1/configuration/OpcUa1/DataSource)", p.path),
-                        ));
-                    }
-                    let body = serde_json::to_value(&p.body)
-                        .map_err(|e| err(&format!("{f}.put[{i}].body"), e.to_string()))?;
-                    put.push((p.path, body));
-                }
-                if configure == Configure::CommandLine && !put.is_empty() {
-                    return Err(err(
-                        &format!("{f}.put"),
-                        "configure = \"command-line\" takes no put documents (the lab PUTs nothing)".into(),
-                    ));
-                }
-                let texts = raw
-                    .command
-                    .iter()
-                    .cloned()
-                    .chain(put.iter().flat_map(|(path, body)| {
-                        std::iter::once(path.clone()).chain(crate::program::strings_of(body))
-                    }));
-                for t in texts {
-                    if let Some(bad) = unknown_placeholder(&t) {
-                        return Err(err(
-                            &format!("{f}.command"),
-                            format!(
-                                "{bad} is not a placeholder; known: {}",
-                                crate::program::PLACEHOLDERS
-                                    .iter()
-                                    .map(|(p, _)| *p)
-                                    .collect::<Vec<_>>()
-                                    .join(" ")
-                            ),
-                        ));
-                    }
-                }
-                programs.insert(
-                    name.clone(),
-                    AdapterProgram {
-                        command: raw.command,
-                        configure,
-                        put,
-                    },
-                );
-            }
-            Ok((names, programs))
-        }
-        _ => Err(err("", "a list of adapter names, or a table".into())),
-    }
 }

@@ -111,9 +111,7 @@ pub fn unknown_placeholder(text: &str) -> Option<String> {
     let mut rest = text;
     while let Some(start) = rest.find('{') {
         let tail = &rest[start..];
-        let Some(end) = tail.find('}') else {
-            return None;
-        };
+        let end = tail.find('}')?;
         let candidate = &tail[..=end];
         if !PLACEHOLDERS.iter().any(|(p, _)| *p == candidate) {
             return Some(candidate.to_string());
@@ -121,6 +119,113 @@ pub fn unknown_placeholder(text: &str) -> Option<String> {
         rest = &tail[end + 1..];
     }
     None
+}
+
+/// The adapters' names in file order, and the programs among them.
+pub type Programs = (Vec<String>, BTreeMap<String, AdapterProgram>);
+
+/// `cluster.adapters`: a list of names (failover-lab's adapters), or a table of tables, one per
+/// adapter in file order, each failover-lab's (`{}`) or a program (`command = [...]`).
+pub(crate) fn programs_of(v: &toml::Value) -> Result<Programs, (String, String)> {
+    let err = |f: &str, m: String| (format!("cluster.adapters{f}"), m);
+    match v {
+        toml::Value::Array(names) => names
+            .iter()
+            .map(|n| {
+                n.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| err("", "a list of adapter names, or a table".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|names| (names, Default::default())),
+        toml::Value::Table(table) => {
+            let mut names = Vec::new();
+            let mut programs = std::collections::BTreeMap::new();
+            for (name, spec) in table {
+                names.push(name.clone());
+                let f = format!(".{name}");
+                let raw: crate::raw::ProgramToml = match spec.clone().try_into() {
+                    Ok(r) => r,
+                    Err(_) if spec.as_table().is_some_and(toml::Table::is_empty) => continue,
+                    Err(e) => return Err(err(&f, e.message().to_string())),
+                };
+                if raw.command.is_empty() || raw.command[0].trim().is_empty() {
+                    return Err(err(
+                        &format!("{f}.command"),
+                        "give the program and its arguments, as [\"{bin}/adapter\", \"--name\", \"{name}\"]"
+                            .into(),
+                    ));
+                }
+                let configure = match raw.configure.as_deref() {
+                    None | Some("rest") => Configure::Rest,
+                    Some("command-line") => Configure::CommandLine,
+                    Some(other) => {
+                        return Err(err(
+                            &format!("{f}.configure"),
+                            format!(
+                                "{other:?} is not accepted; use \"rest\" (the lab PUTs the \
+                                 ClientFailover document to its REST API) or \"command-line\" \
+                                 (its command carries everything)"
+                            ),
+                        ));
+                    }
+                };
+                let mut put = Vec::new();
+                for (i, p) in raw.put.unwrap_or_default().into_iter().enumerate() {
+                    if !p.path.starts_with('/') {
+                        return Err(err(
+                            &format!("{f}.put[{i}].path"),
+                            format!(
+                                "{:?} must start with / (a path from the REST root, as /api/v1/configuration/OpcUa1/DataSource)",
+                                p.path
+                            ),
+                        ));
+                    }
+                    let body = serde_json::to_value(&p.body)
+                        .map_err(|e| err(&format!("{f}.put[{i}].body"), e.to_string()))?;
+                    put.push((p.path, body));
+                }
+                if configure == Configure::CommandLine && !put.is_empty() {
+                    return Err(err(
+                        &format!("{f}.put"),
+                        "configure = \"command-line\" takes no put documents (the lab PUTs nothing)".into(),
+                    ));
+                }
+                let texts =
+                    raw.command
+                        .iter()
+                        .cloned()
+                        .chain(put.iter().flat_map(|(path, body)| {
+                            std::iter::once(path.clone()).chain(strings_of(body))
+                        }));
+                for t in texts {
+                    if let Some(bad) = unknown_placeholder(&t) {
+                        return Err(err(
+                            &format!("{f}.command"),
+                            format!(
+                                "{bad} is not a placeholder; known: {}",
+                                PLACEHOLDERS
+                                    .iter()
+                                    .map(|(p, _)| *p)
+                                    .collect::<Vec<_>>()
+                                    .join(" ")
+                            ),
+                        ));
+                    }
+                }
+                programs.insert(
+                    name.clone(),
+                    AdapterProgram {
+                        command: raw.command,
+                        configure,
+                        put,
+                    },
+                );
+            }
+            Ok((names, programs))
+        }
+        _ => Err(err("", "a list of adapter names, or a table".into())),
+    }
 }
 
 /// Why a step cannot be told of a pair with program adapters (None: it can): the lab knows a
@@ -171,9 +276,7 @@ pub fn step_refusal(
         Action::Twin { adapter, .. } if programs.contains_key(adapter) => {
             "start_twin starts failover-lab's adapter under the program's name"
         }
-        Action::SetConfig { .. }
-        | Action::Register { .. }
-        | Action::ChangeFailoverTimeout(_)
+        Action::SetConfig { .. } | Action::Register { .. } | Action::ChangeFailoverTimeout(_)
             if programs
                 .values()
                 .any(|p| p.configure == Configure::CommandLine) =>

@@ -548,12 +548,21 @@ fn any_adapter_program_is_read_and_what_the_lab_cannot_know_of_it_refused() {
     let p = &s.cluster.programs["vendor-b"];
     assert_eq!(p.configure, crate::program::Configure::Rest);
     assert_eq!(p.put[0].1["EndpointUrl"], "{source}");
-    assert!(!s.cluster.programs.contains_key("adapter-a"), "ours: an empty table");
-    let e = with(programs, "expect = { state = { adapter = \"vendor-b\", Role = \"Primary\" } }")
-        .expect_err("state of a program");
+    assert!(
+        !s.cluster.programs.contains_key("adapter-a"),
+        "ours: an empty table"
+    );
+    let e = with(
+        programs,
+        "expect = { state = { adapter = \"vendor-b\", Role = \"Primary\" } }",
+    )
+    .expect_err("state of a program");
     assert!(e.message.contains("FailoverState"), "{e}");
-    let e = with(programs, "clock = { adapter = \"primary\", offset = \"00:00:01\" }")
-        .expect_err("the clock of whichever is Primary");
+    let e = with(
+        programs,
+        "clock = { adapter = \"primary\", offset = \"00:00:01\" }",
+    )
+    .expect_err("the clock of whichever is Primary");
     assert!(e.message.contains("clock"), "{e}");
     let e = with(
         "[cluster.adapters.a]\ncommand = [\"x\", \"{port}\"]\n[cluster.adapters.b]\n",
@@ -561,7 +570,10 @@ fn any_adapter_program_is_read_and_what_the_lab_cannot_know_of_it_refused() {
     )
     .expect_err("unknown placeholder");
     assert_eq!(e.field, "cluster.adapters.a.command");
-    assert!(e.message.contains("{port}") && e.message.contains("{rest_port}"), "{e}");
+    assert!(
+        e.message.contains("{port}") && e.message.contains("{rest_port}"),
+        "{e}"
+    );
     let e = with(
         "[cluster.adapters.a]\ncommand = [\"x\"]\nconfigure = \"telepathy\"\n[cluster.adapters.b]\n",
         "kill = \"a\"",

@@ -9,8 +9,7 @@ use failover_core::timespan::format_timespan;
 use failover_scenario::program::{AdapterProgram, fill};
 
 use super::{
-    ADAPTER_BIN, ARBITER, Cluster, ClusterProtocol, ClusterTls, ENDPOINT, SOURCE, TLS_DIR,
-    binaries,
+    ADAPTER_BIN, ARBITER, Cluster, ClusterProtocol, ClusterTls, ENDPOINT, SOURCE, TLS_DIR, binaries,
 };
 
 /// failover-lab's adapter `name`: its binary and flags.
@@ -53,13 +52,11 @@ pub(super) fn lab_command(
 
 /// The failover service's URL as adapter `name`'s ClientFailover document has it.
 pub(super) fn failover_url(cluster: &Cluster, name: &str) -> anyhow::Result<String> {
-    Ok(
-        if cluster.spec.failover_protocol == ClusterProtocol::Rest {
-            format!("{}/api/v1/clientfailover", cluster.link_url(name, ARBITER)?)
-        } else {
-            cluster.link_url(name, ARBITER)?
-        },
-    )
+    Ok(if cluster.spec.failover_protocol == ClusterProtocol::Rest {
+        format!("{}/api/v1/clientfailover", cluster.link_url(name, ARBITER)?)
+    } else {
+        cluster.link_url(name, ARBITER)?
+    })
 }
 
 /// What each placeholder of a program adapter's command stands for. Makes its data folder and

@@ -254,7 +254,11 @@ impl Cluster {
             cluster.add(name, binary, args)?;
         }
         for name in spec.adapters.clone() {
-            if spec.programs.get(&name).is_some_and(|p| p.configure == Configure::CommandLine) {
+            if spec
+                .programs
+                .get(&name)
+                .is_some_and(|p| p.configure == Configure::CommandLine)
+            {
                 // It configures itself; the lab knows it by the failover service's view.
                 continue;
             }
