@@ -626,7 +626,14 @@ fn ingest_checked(
             failover_core::limits::check_id("group", group)
                 .map_err(|e| plain(Rejection::bad(e)))?;
             let g = groups.entry(group.to_string()).or_default();
-            g.fence_calls += 1;
+            // A data request at the epoch its writer holds is a write (counted below), as a
+            // gRPC Write is; containers, or data at a newer epoch or from another writer, fence.
+            let holds = g.fenced_epoch == f.epoch
+                && g.fenced_by.as_deref() == Some(f.adapter.as_str())
+                && g.fenced_writer.as_deref() == Some(f.writer.as_str());
+            if !(holds && matches!(checked, Checked::Data(_))) {
+                g.fence_calls += 1;
+            }
             let reply = g.fence(&f.adapter, &f.writer, f.epoch);
             if !reply.granted {
                 if let Checked::Data(data) = &checked {
