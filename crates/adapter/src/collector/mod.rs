@@ -47,7 +47,8 @@ impl SourceWire {
 pub(crate) fn take_update(shared: &Shared, points: &[failover_core::Point], health: SourceHealth) {
     let health_changed = shared.lock().source_health != health;
     let vendor = shared.settings.behaviour == failover_core::Behaviour::Vendor;
-    let received_ms = shared.clock_ms();
+    // Only the vendor's behaviour stamps what it receives.
+    let received_ms = if vendor { shared.clock_ms() } else { 0 };
     let added = !points.is_empty();
     let starts = shared.lock().collecting_since_ms.is_none() && !points.is_empty();
     let apply = |st: &mut crate::state::AdapterState| {
