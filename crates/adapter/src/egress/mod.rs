@@ -13,8 +13,8 @@
 //! (`standalone/<name>`), so any number of them share an endpoint.
 //!
 //! The vendor's behaviour (docs/vendor-behaviour.md) skips the fence: it writes its buffer in
-//! order as it is, and each accepted write moves its LastDataProcessedTime to the receive time
-//! of the last message wholly sent.
+//! order as it is (its LastDataProcessedTime moves when data is handed over, not when the
+//! endpoint takes it: V4).
 //!
 //! The rules above are the same on both wires ([`Sink`]): the lab's gRPC `DataEndpoint`
 //! ([`grpc`]), and OMF over HTTP ([`omf`]), picked by an endpoint URL whose path ends in `/omf`.
@@ -269,10 +269,9 @@ async fn write(
                 // Drop what the endpoint now holds (exact even if the buffer changed meanwhile).
                 let wm = st.egress_watermark.clone();
                 st.buffer.trim(&wm);
-                if let Some(received) = st.received.sent(&wm) {
-                    // The vendor's LastDataProcessedTime: the last message wholly sent.
-                    st.last_data_processed_ms = Some(received);
-                }
+                // Forget the receive times of what the endpoint now holds (the vendor's
+                // LastDataProcessedTime moved when the data was handed over, V4).
+                st.received.sent(&wm);
                 st.egressed += accepted;
                 if let Some(at) = st.promoted_at.take() {
                     st.last_takeover = Some(at.elapsed());
@@ -304,9 +303,9 @@ async fn write(
                 }
                 let wm = st.egress_watermark.clone();
                 st.buffer.trim(&wm);
-                if let Some(received) = st.received.sent(&wm) {
-                    st.last_data_processed_ms = Some(received);
-                }
+                // Forget the receive times of what the endpoint now holds (the vendor's
+                // LastDataProcessedTime moved when the data was handed over, V4).
+                st.received.sent(&wm);
                 st.endpoint_error = Some(format!("{reason} ({rejected} points dropped)"));
             });
             Ok(())
