@@ -43,13 +43,15 @@ pub(crate) struct DemoArgs {
     /// How the adapters talk to the failover service: grpc (failover-lab's stream, roles
     /// pushed at once) or rest (the vendor's Client Failover Service API, roles pulled in
     /// heartbeat answers, as the vendor's adapters get them).
-    #[arg(long, default_value = "grpc", value_parser = parse_protocol)]
-    failover_protocol: failover_harness::cluster::ClusterProtocol,
+    /// Default: grpc, or rest when a design is the vendor's (its wire).
+    #[arg(long, value_parser = parse_protocol)]
+    failover_protocol: Option<failover_harness::cluster::ClusterProtocol>,
     /// How the Primary egresses: grpc (the lab's DataEndpoint, fence and watermark in one
     /// call) or omf (OMF over HTTP to the endpoint's Edge Data Store path, as the vendor's
     /// adapters egress).
-    #[arg(long, default_value = "grpc", value_parser = crate::run::parse_egress)]
-    egress: failover_harness::cluster::ClusterEgress,
+    /// Default: grpc, or omf when a design is the vendor's (its wire).
+    #[arg(long, value_parser = crate::run::parse_egress)]
+    egress: Option<failover_harness::cluster::ClusterEgress>,
     /// How the adapters collect: grpc (the lab's DataSource), mqtt (the source's MQTT topics)
     /// or opcua (the source's OPC UA address space, a variable per stream).
     #[arg(long = "source", default_value = "grpc", value_parser = crate::run::parse_source)]
@@ -65,10 +67,11 @@ pub(crate) struct DemoArgs {
     /// Where the dashboard listens (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     dashboard_listen: std::net::SocketAddr,
-    /// Hot, Warm and Cold one after the other on the same fault and seed (instead of --mode):
-    /// one table (takeover time, points lost and duplicated, and the standby's CPU, memory and
-    /// traffic with the source, measured before the kill), with --json one array, with
-    /// --report-dir one picture of the three (demo-compare.svg).
+    /// Hot, Warm and Cold one after the other on the same fault and seed (instead of --mode),
+    /// under each design of --behaviour: one table (takeover time, points lost and duplicated,
+    /// and the standby's CPU, memory and traffic with the source, measured before the kill),
+    /// with --json one array, with --report-dir one picture of all the runs
+    /// (demo-compare.svg), one timeline with its coverage strip each.
     #[arg(long, conflicts_with_all = ["dashboard", "mode"])]
     compare: bool,
     /// The source takes this many clients at a time (default: any number), as sources that
@@ -76,6 +79,36 @@ pub(crate) struct DemoArgs {
     /// and loses its takeover's gap like Cold. `--compare --max-clients 1` shows why Cold exists.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_clients: Option<u32>,
+    /// The failover design of both adapters: lab (failover-lab's: epochs, fence, watermark) or
+    /// vendor (the vendor's adapter framework's: a Hot standby trims its queue by the Primary's
+    /// LastDataProcessedTime, nothing is fenced; see docs/vendor-behaviour.md). With --compare,
+    /// a list (`lab,vendor`): Hot, Warm and Cold under each, on the same fault. The vendor's
+    /// design brings its wires, so with it every run (ours too, for a fair comparison) uses
+    /// OMF egress and the REST protocol unless told otherwise; gRPC for either is refused.
+    #[arg(long, value_delimiter = ',', default_value = "lab",
+          value_parser = |s: &str| s.parse::<failover_core::Behaviour>())]
+    behaviour: Vec<failover_core::Behaviour>,
+    /// Set the standby's clock this far from true time once the pair has settled, before the
+    /// kill: `-00:00:03` is 3 s behind. The vendor's design stamps its queue with this clock;
+    /// ours does not read it for data.
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_offset)]
+    standby_clock_offset: Option<i64>,
+}
+
+/// A signed hh:mm:ss(.fff) offset, in ms.
+fn parse_offset(s: &str) -> Result<i64, String> {
+    let (sign, magnitude) = match s.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let d = parse_duration(magnitude)?;
+    let ms = i64::try_from(d.as_millis()).map_err(|_| format!("{s:?} is too large"))?;
+    if ms > 86_400_000 {
+        return Err(format!(
+            "{s:?} is more than a day; at most 24:00:00 either way"
+        ));
+    }
+    Ok(sign * ms)
 }
 
 /// Runs the demo.
@@ -86,7 +119,32 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.rate
         );
     }
+    let behaviours = {
+        let mut b = args.behaviour.clone();
+        b.dedup();
+        b
+    };
+    if behaviours.len() > 1 && !args.compare {
+        anyhow::bail!("--behaviour takes one design without --compare (a list needs --compare)");
+    }
+    let vendor = behaviours.contains(&failover_core::Behaviour::Vendor);
+    use failover_harness::cluster::{ClusterEgress, ClusterProtocol};
+    if vendor && args.failover_protocol == Some(ClusterProtocol::Grpc) {
+        anyhow::bail!(
+            "--behaviour vendor speaks the vendor's REST API: use --failover-protocol rest (the \
+             default with it), not grpc"
+        );
+    }
+    if vendor && args.egress == Some(ClusterEgress::Grpc) {
+        anyhow::bail!(
+            "--behaviour vendor egresses OMF: use --egress omf (the default with it), not grpc"
+        );
+    }
+    if args.dashboard && vendor {
+        anyhow::bail!("--dashboard runs our design only; drop --behaviour vendor");
+    }
     let spec = ClusterSpec {
+        behaviour: behaviours[0],
         mode: args.mode,
         failover_timeout: args.failover_timeout,
         streams: args.streams,
@@ -94,8 +152,16 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         rate_hz: args.rate,
         warm_test_interval: args.warm_test_interval,
         log_dir: args.keep_logs.clone(),
-        failover_protocol: args.failover_protocol,
-        egress: args.egress,
+        failover_protocol: args.failover_protocol.unwrap_or(if vendor {
+            ClusterProtocol::Rest
+        } else {
+            ClusterProtocol::Grpc
+        }),
+        egress: args.egress.unwrap_or(if vendor {
+            ClusterEgress::Omf
+        } else {
+            ClusterEgress::Grpc
+        }),
         source_protocol: args.source_protocol,
         max_clients: args.max_clients,
         ..ClusterSpec::default()
@@ -115,11 +181,12 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         spec: spec.clone(),
         before_kill: args.before_kill,
         after_takeover: args.after_takeover,
+        standby_clock_offset_ms: args.standby_clock_offset.unwrap_or(0),
     };
     let progress = |line: &str| eprintln!("[demo] {line}");
     if args.compare {
         let reports = tokio::select! {
-            r = failover_harness::demo::compare(&opts, &progress) => r?,
+            r = failover_harness::demo::compare(&opts, &behaviours, &progress) => r?,
             () = failover_proto::process::shutdown_signal() => {
                 eprintln!("[demo] interrupted; every process is stopped");
                 return Ok(ExitCode::from(130));
@@ -137,7 +204,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                     std::fs::write(&path, failover_harness::demo::compare_svg(&reports, &spec))
                 })
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-            eprintln!("[demo] the three runs' picture: {}", path.display());
+            eprintln!("[demo] the runs' picture: {}", path.display());
         }
         return Ok(
             if reports

@@ -1,10 +1,12 @@
 //! `failover-lab`: see, script and test client-level failover of an adapter pair. The command
 //! line over `failover_harness`: one module per subcommand with its arguments (`demo`, `run`,
-//! `sim`, `bench`, `replay`, `config`); the small ones (`watch`, `healthcheck`) are here.
+//! `matrix`, `sim`, `bench`, `replay`, `config`); the small ones (`watch`, `healthcheck`) are
+//! here.
 
 mod bench;
 mod config;
 mod demo;
+mod matrix;
 mod replay;
 mod run;
 mod sim;
@@ -31,6 +33,11 @@ enum Command {
     /// Run scenario files (or every .toml file in folders): each on its own pair of processes,
     /// step by step, ending with a pass/fail table. Exit status 1 if any failed.
     Run(run::RunArgs),
+    /// The failure matrix: each fault kind (kill, pause, cut, source outage, service outage,
+    /// clock offset, mode switch, override) on both failover designs (ours and the vendor's) in
+    /// Hot, Warm and Cold, several runs each on real processes; prints a Markdown table of the
+    /// points lost and duplicated (median and worst per cell). Exit status 1 if a run failed.
+    Matrix(matrix::MatrixArgs),
     /// Exit 0 when a failover-lab server answers as healthy (for container healthchecks): the
     /// gRPC health service at ADDR, or with --http an adapter's REST API at ADDR.
     Healthcheck {
@@ -108,6 +115,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Run(args) => run::run(args).await,
+        Command::Matrix(args) => matrix::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Replay { file, listen, svg } => replay::run(file, listen, svg).await,

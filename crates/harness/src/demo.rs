@@ -4,12 +4,14 @@
 //! document (pointed at the local failover service, with the chosen mode and timeout) through
 //! their REST API, waits for roles, lets data flow, SIGKILLs the Primary, waits until the other
 //! adapter is Primary and the endpoint has accepted a point from it, runs on, stops everything
-//! and reports a timeline and a summary (or one JSON object).
+//! and reports a timeline and a summary (or one JSON object). `compare` runs Hot, Warm and Cold
+//! on the same fault, under each failover design asked for (ours, the vendor's), one after the
+//! other.
 
 use std::{fmt::Write as _, time::Duration};
 
 use anyhow::Context;
-use failover_core::{Mode, timespan::format_timespan};
+use failover_core::{Behaviour, Mode, timespan::format_timespan};
 use failover_proto::process;
 use serde::Serialize;
 
@@ -27,6 +29,9 @@ pub struct DemoOptions {
     pub before_kill: Duration,
     /// Data flow after the takeover.
     pub after_takeover: Duration,
+    /// The standby's clock is set this far from true time (ms, negative: behind) once the
+    /// pair has settled, before the time before the kill (0: left alone).
+    pub standby_clock_offset_ms: i64,
 }
 
 /// What the demo found.
@@ -34,6 +39,11 @@ pub struct DemoOptions {
 pub struct DemoReport {
     /// Hot, Warm or Cold.
     pub mode: String,
+    /// The failover design of both adapters: "lab" (ours) or "vendor" (the vendor's adapter
+    /// framework's, docs/vendor-behaviour.md).
+    pub behaviour: String,
+    /// The standby's clock offset from true time, ms (negative: behind; 0: none).
+    pub standby_clock_offset_ms: i64,
     /// The group's failoverTimeout.
     pub failover_timeout_ms: u64,
     /// How the adapters talked to the failover service: "grpc" (roles pushed at once) or
@@ -195,6 +205,33 @@ async fn story(
         opts.before_kill.as_secs_f64()
     ));
     let standby_name = spec.other_adapter(&primary);
+    if opts.standby_clock_offset_ms != 0
+        && let Some(standby) = &standby_name
+    {
+        cluster
+            .adapter_rest(
+                standby,
+                reqwest::Method::PUT,
+                "/lab/Clock",
+                Some(
+                    &serde_json::json!({ "OffsetMs": opts.standby_clock_offset_ms, "DriftPpm": 0 }),
+                ),
+            )
+            .await
+            .with_context(|| format!("setting {standby}'s clock"))?;
+        obs.mark(
+            "fault",
+            format!(
+                "{standby}'s clock set {} ms {} true time",
+                opts.standby_clock_offset_ms.abs(),
+                if opts.standby_clock_offset_ms < 0 {
+                    "behind"
+                } else {
+                    "ahead of"
+                }
+            ),
+        );
+    }
     let before = standby_name
         .as_ref()
         .and_then(|s| standby_reading(cluster, s));
@@ -231,14 +268,24 @@ async fn story(
     ));
 
     let within = timeout * 2 + Duration::from_secs(10);
+    // Ours writes at the new epoch; the vendor's design fences nothing and writes at epoch 0
+    // under its name (its OMF header), so its first point after the kill is its takeover.
+    let vendor = spec.behaviour == Behaviour::Vendor;
+    let from_new = |w: &failover_proto::v1::WriterStats| {
+        w.adapter_id == other
+            && w.accepted > 0
+            && if vendor {
+                w.epoch == 0 && w.first_accepted_unix_us >= kill_us
+            } else {
+                w.epoch > epoch_before
+            }
+    };
     let took_over = obs
         .wait_for(within, |t| {
             t.primary().as_deref() == Some(other.as_str())
-                && t.audit.as_ref().is_some_and(|a| {
-                    a.writers
-                        .iter()
-                        .any(|w| w.adapter_id == other && w.epoch > epoch_before && w.accepted > 0)
-                })
+                && t.audit
+                    .as_ref()
+                    .is_some_and(|a| a.writers.iter().any(from_new))
         })
         .await;
     if took_over {
@@ -258,7 +305,7 @@ async fn story(
     let first_from_new = audit
         .writers
         .iter()
-        .filter(|w| w.adapter_id == other && w.epoch > epoch_before && w.accepted > 0)
+        .filter(|w| from_new(w))
         .map(|w| w.first_accepted_unix_us)
         .min();
     let stale_at_ms = timeline
@@ -281,6 +328,8 @@ async fn story(
             _ => None,
         },
         mode: spec.mode.to_string(),
+        behaviour: spec.behaviour.as_str().to_string(),
+        standby_clock_offset_ms: opts.standby_clock_offset_ms,
         failover_protocol: match spec.failover_protocol {
             crate::cluster::ClusterProtocol::Grpc => "grpc".into(),
             crate::cluster::ClusterProtocol::Rest => "rest".into(),
@@ -330,31 +379,36 @@ fn standby_reading(
     Some((proc_now, bytes))
 }
 
-/// Hot, Warm and Cold, one after the other, on the same fault (the Primary SIGKILLed after the
-/// same time) and the same seed: one report each.
+/// Hot, Warm and Cold under each of `behaviours`, one after the other, on the same fault (the
+/// Primary SIGKILLed after the same time, the same standby clock) and the same seed: one report
+/// each.
 pub async fn compare(
     opts: &DemoOptions,
+    behaviours: &[Behaviour],
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Vec<DemoReport>> {
     let mut reports = Vec::new();
-    for mode in Mode::ALL {
-        progress(&format!("== {mode} =="));
-        let one = DemoOptions {
-            spec: ClusterSpec {
-                mode,
-                ..opts.spec.clone()
-            },
-            ..opts.clone()
-        };
-        reports.push(run(&one, progress).await?);
+    for behaviour in behaviours {
+        for mode in Mode::ALL {
+            progress(&format!("== {mode}, {} design ==", behaviour.as_str()));
+            let one = DemoOptions {
+                spec: ClusterSpec {
+                    mode,
+                    behaviour: *behaviour,
+                    ..opts.spec.clone()
+                },
+                ..opts.clone()
+            };
+            reports.push(run(&one, progress).await?);
+        }
     }
     Ok(reports)
 }
 
-/// The three modes side by side, one row each.
+/// The runs side by side, one row each.
 pub fn compare_text(reports: &[DemoReport]) -> String {
     let mut out = String::from(
-        "mode  takeover   lost  duplicated  standby CPU  standby memory  standby <-> source\n",
+        "design  mode  takeover   lost  duplicated  standby CPU  standby memory  standby <-> source\n",
     );
     for r in reports {
         let (cpu, mem, net) =
@@ -369,7 +423,8 @@ pub fn compare_text(reports: &[DemoReport]) -> String {
                 });
         let _ = writeln!(
             out,
-            "{:<5} {:>8}  {:>5}  {:>10}  {:>11}  {:>14}  {:>18}",
+            "{:<6}  {:<5} {:>8}  {:>5}  {:>10}  {:>11}  {:>14}  {:>18}",
+            r.behaviour,
             r.mode,
             r.takeover_ms
                 .map_or("none".to_string(), |t| format!("{t:.0} ms")),
@@ -381,8 +436,20 @@ pub fn compare_text(reports: &[DemoReport]) -> String {
         );
     }
     out.push_str(
-        "(takeover: SIGKILL of the Primary to the first point accepted from the new one; standby: the Secondary before the kill, measured from /proc and its source link)\n",
+        "(design: lab is failover-lab's (epochs, fence, watermark), vendor the vendor's adapter framework's (docs/vendor-behaviour.md); takeover: SIGKILL of the Primary to the first point accepted from the new one; standby: the Secondary before the kill, measured from /proc and its source link)\n",
     );
+    if let Some(r) = reports.iter().find(|r| r.standby_clock_offset_ms != 0) {
+        let _ = writeln!(
+            out,
+            "(the standby's clock ran {} ms {} true time from before the kill)",
+            r.standby_clock_offset_ms.abs(),
+            if r.standby_clock_offset_ms < 0 {
+                "behind"
+            } else {
+                "ahead of"
+            }
+        );
+    }
     out
 }
 
@@ -458,8 +525,9 @@ pub fn timeline_svg(report: &DemoReport, spec: &ClusterSpec) -> String {
         _ => None,
     };
     let title = format!(
-        "failover-lab demo: {} mode, failoverTimeout {}: {} killed, {} lost, {} duplicated",
+        "failover-lab demo: {} mode, {} design, failoverTimeout {}: {} killed, {} lost, {} duplicated",
         report.mode,
+        report.behaviour,
         format_timespan(spec.failover_timeout),
         report.killed,
         report.lost,
@@ -473,8 +541,9 @@ pub fn render(report: &DemoReport, spec: &ClusterSpec) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nfailover-lab demo: {} mode, failoverTimeout {} (heartbeat every {:.1} s), {} streams in {} components at {} Hz\n",
+        "\nfailover-lab demo: {} mode, {} design, failoverTimeout {} (heartbeat every {:.1} s), {} streams in {} components at {} Hz\n",
         report.mode,
+        report.behaviour,
         format_timespan(spec.failover_timeout),
         spec.failover_timeout.as_secs_f64() / 2.0,
         spec.streams,
@@ -563,6 +632,9 @@ pub fn render(report: &DemoReport, spec: &ClusterSpec) -> String {
         report.largest_gap_ms
     );
     let note = match report.mode.as_str() {
+        "Hot" if report.behaviour == "vendor" => {
+            "Hot, the vendor's design: the Secondary queued what it received, stamped with its own clock, and dropped what it received at or before the Primary's LastDataProcessedTime minus failoverTimeout/2; promoted, it sent the rest: the overlap twice, and, with its clock behind, a gap nobody sent."
+        }
         "Hot" => {
             "Hot: the Secondary collected and buffered all along, then flushed exactly the points after the endpoint's watermark."
         }

@@ -16,6 +16,8 @@
 //! - [`recording`]: a run's timeline as JSON lines (`--report-dir`), which the picture is drawn
 //!   from and `failover-lab replay` plays back.
 //! - [`runner`]: `failover-lab run`: each scenario on its own pair, with a report.
+//! - [`matrix`]: `failover-lab matrix`: each fault kind on both failover designs in each mode,
+//!   several runs, through the runner: what each loses and duplicates.
 //! - [`stage`]: where the runner's pair runs: the [`Stage`](stage::Stage) the runner drives,
 //!   implemented by processes ([`cluster`]), compose ([`stage::compose`]) and the simulator
 //!   ([`stage::sim`]).
@@ -34,6 +36,7 @@ pub mod config_client;
 pub mod demo;
 pub mod fixture;
 pub mod live;
+pub mod matrix;
 pub mod observe;
 pub mod proxy;
 pub mod recording;

@@ -7,7 +7,8 @@
 //! - **Fencing:** every container and data request carries `x-failover-adapter`,
 //!   `x-failover-writer` and `x-failover-epoch`. The lab's endpoint fences on them and answers
 //!   409 with `x-failover-fenced-epoch` to a stale writer; any other OMF endpoint ignores them.
-//!   The vendor's behaviour sends none, and never fences (its egress writes the queue as it is).
+//!   The vendor's behaviour sends `x-failover-adapter` alone, so the lab's endpoint can say who
+//!   wrote what, and never fences (its egress writes the queue as it is).
 //! - **Where to resume:** the fence creates the group's containers (so a stale writer is refused
 //!   from then on) and reads back each container's last value (`.../streams/{id}/data/last`, as
 //!   Edge Data Store reads it); buffered points at or before it are already there. An endpoint
@@ -55,7 +56,9 @@ pub struct OmfSink {
     /// taken since: a second refusal is the data's fault.
     definitions_resent: bool,
     /// Our fencing headers go with every container and data request (failover-lab's
-    /// behaviour); the vendor's behaviour sends none, as the vendor's adapters do.
+    /// behaviour). The vendor's behaviour fences nothing, as the vendor's adapters do: it sends
+    /// `x-failover-adapter` alone, which the lab's endpoint counts under that name and any
+    /// other endpoint ignores, so the audit can say which adapter wrote what.
     fencing: bool,
 }
 
@@ -129,10 +132,12 @@ impl OmfSink {
             // PI Web API's defence against cross-site requests wants it; others ignore it.
             .header("x-requested-with", "XMLHttpRequest");
         if let Some((shared, epoch)) = fencing {
-            request = request
-                .header(HEADER_ADAPTER, &shared.settings.name)
-                .header(HEADER_WRITER, &shared.writer)
-                .header(HEADER_EPOCH, epoch.to_string());
+            request = request.header(HEADER_ADAPTER, &shared.settings.name);
+            if self.fencing {
+                request = request
+                    .header(HEADER_WRITER, &shared.writer)
+                    .header(HEADER_EPOCH, epoch.to_string());
+            }
         }
         let response = request
             .body(zipped)
@@ -207,11 +212,7 @@ impl OmfSink {
             .collect();
         for chunk in body.chunks(1_000) {
             let a = self
-                .post(
-                    "container",
-                    &json!(chunk),
-                    Some((shared, epoch)).filter(|_| self.fencing),
-                )
+                .post("container", &json!(chunk), Some((shared, epoch)))
                 .await?;
             match (a.status, a.fenced_epoch) {
                 (200..=299, _) => {}
@@ -364,11 +365,7 @@ impl OmfSink {
             }
             pending = queue.pop_front().map(zip);
             let a = self
-                .post_zipped(
-                    "data",
-                    zipped,
-                    Some((shared, epoch)).filter(|_| self.fencing),
-                )
+                .post_zipped("data", zipped, Some((shared, epoch)))
                 .await?;
             match (a.status, a.fenced_epoch) {
                 (200..=299, _) => {

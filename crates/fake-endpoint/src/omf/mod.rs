@@ -18,7 +18,9 @@
 //!   `x-failover-writer` and `x-failover-epoch` (our adapter) is fenced as over gRPC: its first
 //!   container or data message at a newer epoch fences the groups it writes, and a write from an
 //!   older epoch is refused with 409 and `x-failover-fenced-epoch`. A writer that sends none is
-//!   taken as any OMF endpoint takes it, and the audit counts what it duplicates or loses.
+//!   taken as any OMF endpoint takes it, and the audit counts what it duplicates or loses. One
+//!   that sends `x-failover-adapter` alone (our adapter's vendor behaviour) is taken the same
+//!   way, unfenced, but counted under that name (epoch 0), so the audit says who wrote what.
 
 pub mod message;
 pub mod readback;
@@ -266,6 +268,9 @@ pub struct Request {
     pub action: Action,
     pub gzip: bool,
     pub fencing: Option<Fencing>,
+    /// The adapter named by `x-failover-adapter` sent alone: its writes are counted under
+    /// that name, unfenced (the vendor behaviour names itself so; no real OMF client does).
+    pub named: Option<String>,
 }
 
 /// Reads and checks the OMF headers.
@@ -323,12 +328,19 @@ pub fn read_headers(headers: &HeaderMap) -> Result<Request, Rejection> {
             );
         }
     };
+    let mut named = None;
     let fencing = match (
         header(headers, HEADER_ADAPTER)?,
         header(headers, HEADER_WRITER)?,
         header(headers, HEADER_EPOCH)?,
     ) {
         (None, None, None) => None,
+        (Some(adapter), None, None) => {
+            failover_core::limits::check_id(HEADER_ADAPTER, adapter)
+                .map_err(|e| Rejection::bad(e).field(HEADER_ADAPTER))?;
+            named = Some(adapter.to_string());
+            None
+        }
         (Some(adapter), Some(writer), Some(epoch)) => {
             failover_core::limits::check_id(HEADER_ADAPTER, adapter)
                 .map_err(|e| Rejection::bad(e).field(HEADER_ADAPTER))?;
@@ -353,7 +365,8 @@ pub fn read_headers(headers: &HeaderMap) -> Result<Request, Rejection> {
         _ => {
             return Err(Rejection::bad(format!(
                 "the fencing headers go together: {HEADER_ADAPTER}, {HEADER_WRITER} and \
-                 {HEADER_EPOCH}, or none"
+                 {HEADER_EPOCH}; or {HEADER_ADAPTER} alone (counted under that name, not \
+                 fenced); or none"
             ))
             .field(HEADER_EPOCH));
         }
@@ -363,6 +376,7 @@ pub fn read_headers(headers: &HeaderMap) -> Result<Request, Rejection> {
         action,
         gzip,
         fencing,
+        named,
     })
 }
 
@@ -666,12 +680,7 @@ fn ingest_checked(
         Checked::Containers(containers) => ns.apply_containers(containers, request.action),
         Checked::Data(values) => {
             if request.action != Action::Delete {
-                record_points(
-                    &mut groups,
-                    &omf.settings,
-                    request.fencing.as_ref(),
-                    &values,
-                );
+                record_points(&mut groups, &omf.settings, &request, &values);
             }
             ns.apply_data(values, request.action, omf.settings.keep_values);
         }
@@ -683,7 +692,7 @@ fn ingest_checked(
 fn record_points(
     groups: &mut std::collections::HashMap<String, GroupRecord>,
     settings: &OmfSettings,
-    fencing: Option<&Fencing>,
+    request: &Request,
     data: &[CheckedData],
 ) {
     let mut by_group: Vec<(String, Vec<Point>)> = Vec::new();
@@ -730,9 +739,10 @@ fn record_points(
     for (group, points) in by_group {
         let g = groups.entry(group).or_default();
         g.write_calls += 1;
-        match fencing {
-            Some(f) => g.accept(&f.adapter, f.epoch, &points),
-            None => g.accept(ANONYMOUS_WRITER, 0, &points),
+        match (&request.fencing, &request.named) {
+            (Some(f), _) => g.accept(&f.adapter, f.epoch, &points),
+            (None, Some(name)) => g.accept(name, 0, &points),
+            (None, None) => g.accept(ANONYMOUS_WRITER, 0, &points),
         };
     }
 }

@@ -434,3 +434,47 @@ fn an_outage_answers_503_with_retry_after() {
     assert_eq!(r.status().as_u16(), 503);
     assert!(r.headers().contains_key(header::RETRY_AFTER));
 }
+
+/// A writer that sends only `x-failover-adapter` (the vendor behaviour: no epoch, no fence)
+/// is counted under its name, so the audit and the coverage say who wrote what, and it neither
+/// fences nor is fenced.
+#[test]
+fn a_writer_named_without_an_epoch_is_counted_not_fenced() {
+    let s = service();
+    define(&s, "g", 1);
+    let fenced = [
+        (HEADER_ADAPTER, "a"),
+        (HEADER_WRITER, "a@1"),
+        (HEADER_EPOCH, "3"),
+    ];
+    assert_eq!(post(&s, "data", &fenced, &values("g", 0, 0..5)).status, 204);
+    let named = [(HEADER_ADAPTER, "b")];
+    assert_eq!(post(&s, "data", &named, &values("g", 0, 3..8)).status, 204);
+    // b took nothing from a: a still writes at its epoch.
+    assert_eq!(
+        post(&s, "data", &fenced, &values("g", 0, 8..10)).status,
+        204
+    );
+    let a = audit(&s, "g");
+    assert_eq!((a.received, a.duplicated, a.fenced_epoch), (10, 2, 3));
+    let names: Vec<_> = a
+        .writers
+        .iter()
+        .map(|w| (w.adapter_id.as_str(), w.epoch, w.accepted))
+        .collect();
+    assert_eq!(names, [("a", 3, 7), ("b", 0, 3)]);
+    // The name is checked as any adapter name is; a writer or epoch alone is still refused.
+    let long = "x".repeat(failover_core::limits::MAX_ID_LEN + 1);
+    let bad = post(
+        &s,
+        "data",
+        &[(HEADER_ADAPTER, &long)],
+        &values("g", 0, 10..11),
+    );
+    assert_eq!(
+        (bad.status, bad.body["Parameters"]["Field"].as_str()),
+        (400, Some(HEADER_ADAPTER))
+    );
+    let bad = post(&s, "data", &[(HEADER_WRITER, "w")], &values("g", 0, 10..11));
+    assert_eq!(bad.status, 400);
+}

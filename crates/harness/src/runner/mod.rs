@@ -92,6 +92,8 @@ pub struct Outcome {
     pub seed: u64,
     /// Why it failed.
     pub failure: Option<Failure>,
+    /// The endpoint's audit when the story ended (None: skipped, or not read).
+    pub audit: Option<AuditTally>,
 }
 
 /// Why a scenario failed.
@@ -186,6 +188,7 @@ pub async fn run_all(
                         steps: 0,
                         steps_passed: 0,
                         seed: 0,
+                        audit: None,
                         failure: Some(Failure {
                             step: 0,
                             line: e.line,
@@ -245,6 +248,7 @@ pub async fn run_scenario(
         steps_passed: 0,
         seed: spec.seed,
         failure: None,
+        audit: None,
     };
     let target = match &opts.target {
         RunTarget::Processes => "processes".to_string(),
@@ -322,6 +326,7 @@ pub async fn run_scenario(
         }
     };
     outcome.steps_passed = played.steps_passed;
+    outcome.audit = played.audit;
     if let Some(dir) = &opts.report_dir {
         let stem = Path::new(&outcome.file)
             .file_stem()
@@ -437,6 +442,22 @@ struct Played {
     result: Result<(), Failure>,
     steps_passed: usize,
     timeline: Timeline,
+    /// The endpoint's audit after the last step (None: not read).
+    audit: Option<AuditTally>,
+}
+
+/// What the endpoint held for the group when the story ended: its audit's totals, over every
+/// stream from its first point to its last.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct AuditTally {
+    /// Points the endpoint should hold.
+    pub expected: u64,
+    /// Distinct points it holds.
+    pub received: u64,
+    /// Expected and not held.
+    pub lost: u64,
+    /// Received more than once.
+    pub duplicated: u64,
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub(super) async fn play<S: Stage>(
                 }),
                 steps_passed: 0,
                 timeline: Timeline::default(),
+                audit: None,
             };
         }
     };
@@ -81,11 +82,18 @@ pub(super) async fn play<S: Stage>(
         run.obs.record_coverage(&runs);
     }
     let timeline = run.obs.snapshot();
+    let audit = run.audit().await.ok().map(|a| AuditTally {
+        expected: a.expected,
+        received: a.received,
+        lost: a.lost,
+        duplicated: a.duplicated,
+    });
     run.stage.shutdown().await;
     Played {
         result,
         steps_passed,
         timeline,
+        audit,
     }
 }
 
@@ -152,6 +160,7 @@ pub(super) async fn play_on_sim(
         }),
         steps_passed: 0,
         timeline: Timeline::default(),
+        audit: None,
     };
     match joined {
         Ok((Some(played), _)) => played,

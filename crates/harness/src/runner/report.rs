@@ -87,6 +87,7 @@ mod tests {
             steps: 2,
             steps_passed: 1,
             seed: 1,
+            audit: None,
             failure: Some(Failure {
                 step: 2,
                 line: 9,
