@@ -358,6 +358,12 @@ pub fn metrics_text(st: &AdapterState, adapter: &str) -> String {
         st.heartbeats_sent,
     );
     m.counter(
+        "failover_adapter_heartbeats_refused_busy_total",
+        "REST heartbeats the failover service refused for overload (429), each waited out as told.",
+        l,
+        st.heartbeats_refused_busy,
+    );
+    m.counter(
         "failover_adapter_role_changes_total",
         "Times the adapter's role changed.",
         l,

@@ -134,6 +134,9 @@ pub struct AdapterState {
     pub collected: u64,
     /// Heartbeats sent to the failover service.
     pub heartbeats_sent: u64,
+    /// Of those, the REST heartbeats the service refused for overload (429), each waited out
+    /// as told.
+    pub heartbeats_refused_busy: u64,
     /// Points the buffer held on disk at start (from before a restart).
     pub restored: u64,
     /// Access tokens fetched (bearer authentication).
@@ -195,6 +198,7 @@ impl AdapterState {
             recoveries: Vec::new(),
             collected: 0,
             heartbeats_sent: 0,
+            heartbeats_refused_busy: 0,
             tokens_fetched: 0,
             restored: 0,
             role_changes: 0,

@@ -75,6 +75,17 @@ impl Backoff {
         half + Duration::from_micros(self.random() % spread)
     }
 
+    /// A wait a server told (an HTTP 429's `Retry-After`), with jitter: between it and a
+    /// quarter more, so the clients it told at once come back apart. Never shorter than told,
+    /// and never below [`FIRST_DELAY`] (a `Retry-After: 0` is no licence to spin).
+    pub fn told(&mut self, wait: Duration) -> Duration {
+        let wait = wait.max(FIRST_DELAY);
+        let spread = u64::try_from((wait / 4).as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        wait + Duration::from_micros(self.random() % spread)
+    }
+
     /// Attempts since the last reset.
     pub fn attempts(&self) -> u32 {
         self.attempt
@@ -148,6 +159,26 @@ impl RepeatLog {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_told_wait_is_kept_with_up_to_a_quarter_more() {
+        let mut b = super::Backoff::seeded("adapter-a");
+        let told = super::Duration::from_secs(1);
+        let waits: Vec<_> = (0..100).map(|_| b.told(told)).collect();
+        assert!(waits.iter().all(|w| *w >= told && *w < told * 5 / 4));
+        // Spread apart, not one value.
+        assert!(
+            waits
+                .iter()
+                .any(|w| *w > told + super::Duration::from_millis(100))
+        );
+        assert!(
+            waits
+                .iter()
+                .any(|w| *w < told + super::Duration::from_millis(150))
+        );
+        assert!(b.told(super::Duration::ZERO) >= super::FIRST_DELAY);
+    }
+
     use super::*;
 
     #[test]

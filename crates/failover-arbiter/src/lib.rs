@@ -46,6 +46,8 @@ pub struct CfsServer {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Who may call it.
     pub users: cfs_api::users::Users,
+    /// Heartbeats past this many a second are answered 429 with Retry-After (None: no limit).
+    pub max_heartbeats: Option<u32>,
 }
 
 /// Serves gRPC on `grpc`, the REST admin on `rest` and the vendor's API where `cfs` says, until
@@ -96,7 +98,7 @@ pub async fn run(
             basic_auth = cfs.users.required(),
             "the vendor's Client Failover Service API at /api/v1/clientfailover"
         );
-        let app = cfs_api::router(arbiter.clone(), cfs.users);
+        let app = cfs_api::router(arbiter.clone(), cfs.users, cfs.max_heartbeats);
         let mut stop = stop_rx.clone();
         tokio::spawn(cfs_api::serve(cfs.listener, app, cfs.tls, async move {
             let _ = stop.wait_for(|s| *s).await;

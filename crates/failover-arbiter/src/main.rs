@@ -102,6 +102,12 @@ struct Args {
     /// taken.
     #[arg(long, env = "ARBITER_CFS_USERS")]
     cfs_users: Option<PathBuf>,
+    /// Take at most this many heartbeats a second on the vendor API (bursts of as many);
+    /// past it, a heartbeat is answered 429 Too Many Requests with Retry-After: 1, as the
+    /// vendor documents, and its member is not made stale for the wait. None by default.
+    #[arg(long, env = "ARBITER_MAX_REST_HEARTBEATS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_rest_heartbeats: Option<u32>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -174,6 +180,7 @@ async fn main() -> anyhow::Result<()> {
                 Some(path) => failover_arbiter::cfs_api::users::Users::load(path)?,
                 None => failover_arbiter::cfs_api::users::Users::open(),
             },
+            max_heartbeats: args.max_rest_heartbeats,
         }),
     };
     let broken = failover_core::Broken::of(args.broken.iter().copied());

@@ -292,6 +292,27 @@ impl Arbiter {
         Ok(())
     }
 
+    /// A heartbeat of this REST session was refused for overload (429): the session is not
+    /// made stale for `wait` (see `cfs_api::busy`). An unknown group or session is left alone:
+    /// its next heartbeat, taken, hears 404.
+    pub fn excuse_pull_session(&self, group: &str, client_id: &str, wait: std::time::Duration) {
+        let now = self.now();
+        let mut state = self.lock();
+        state.heartbeats_busy += 1;
+        let Some(e) = state.groups.get_mut(group) else {
+            return;
+        };
+        let id = e
+            .group
+            .sessions()
+            .iter()
+            .find(|s| s.client_id.as_deref() == Some(client_id))
+            .map(|s| s.id);
+        if let Some(id) = id {
+            e.group.excuse(id, now + wait);
+        }
+    }
+
     /// Takes a heartbeat from a session registered over the REST API; answers its role.
     pub fn pull_heartbeat(
         &self,

@@ -125,6 +125,12 @@ async fn metrics(State(a): State<Arbiter>) -> axum::response::Response {
         &[],
         state.heartbeats,
     );
+    m.counter(
+        "failover_arbiter_heartbeats_refused_busy_total",
+        "REST heartbeats answered 429 Too Many Requests: over --max-rest-heartbeats a second.",
+        &[],
+        state.heartbeats_busy,
+    );
     m.gauge(
         "failover_arbiter_groups",
         "Failover groups known.",

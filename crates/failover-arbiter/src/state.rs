@@ -138,6 +138,8 @@ pub(crate) struct State {
     pub(crate) next_session: SessionId,
     /// Heartbeats taken (for `/metrics`).
     pub(crate) heartbeats: u64,
+    /// REST heartbeats refused for overload, 429 (for `/metrics`).
+    pub(crate) heartbeats_busy: u64,
 }
 
 struct Inner {
@@ -233,6 +235,7 @@ impl Arbiter {
                     broken,
                     next_session: 1,
                     heartbeats: 0,
+                    heartbeats_busy: 0,
                 }),
                 watchers: Mutex::new(HashMap::new()),
                 changed: Notify::new(),

@@ -78,6 +78,9 @@ pub struct ClusterSpec {
     pub direct_links: bool,
     /// Extra command-line arguments for every adapter (for example `--batch-size`).
     pub adapter_args: Vec<String>,
+    /// Extra command-line arguments for the failover service (for example
+    /// `--max-rest-heartbeats`).
+    pub arbiter_args: Vec<String>,
     /// What the failover service requires of heartbeat streams.
     pub auth: ClusterAuth,
     /// TLS between the adapters (and the lab) and the failover service.
@@ -206,6 +209,7 @@ impl Default for ClusterSpec {
             history_rate: None,
             direct_links: false,
             adapter_args: Vec::new(),
+            arbiter_args: Vec::new(),
             auth: ClusterAuth::None,
             disk_buffer: true,
             tls: ClusterTls::Off,

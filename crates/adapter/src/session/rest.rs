@@ -48,6 +48,8 @@ pub fn is_vendor_endpoint(url: &str) -> bool {
 struct Answer {
     status: u16,
     body: Value,
+    /// `Retry-After` in whole seconds, when the answer has one (an HTTP date is not read).
+    retry_after: Option<Duration>,
 }
 
 /// The client of one session.
@@ -94,9 +96,19 @@ impl Client {
             )
         })?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let text = resp.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            retry_after,
+        })
     }
 }
 
@@ -306,6 +318,10 @@ fn heartbeat_body(hb: &v1::HeartbeatRequest) -> Value {
     })
 }
 
+/// The longest wait a 429's `Retry-After` is followed for: past it, the session heartbeats
+/// anyway (a service that says "come back in an hour" would leave the group without us).
+const MAX_TOLD_WAIT: Duration = Duration::from_secs(60);
+
 /// Runs one session over the REST API until it ends.
 pub(super) async fn session(
     shared: &Arc<Shared>,
@@ -455,6 +471,41 @@ pub(super) async fn session(
                 if let Err(e) = register(&client, cfg, &path, &name, &session_id, vendor).await {
                     break End::Failed(e);
                 }
+            }
+            // The service is over its limit: wait as told (Retry-After, or a heartbeat
+            // interval without one; at most MAX_TOLD_WAIT), with jitter, keeping our role (the
+            // service does not make us stale for the wait), then heartbeat at once.
+            429 => {
+                let told = answer.retry_after.unwrap_or(interval).min(MAX_TOLD_WAIT);
+                let wait = backoff.told(told);
+                shared.lock().heartbeats_refused_busy += 1;
+                tracing::debug!(
+                    wait_ms = wait.as_millis() as u64,
+                    "{}; waiting as told",
+                    refusal("heartbeat", &answer)
+                );
+                let until = tokio::time::Instant::now() + wait;
+                let interrupted = loop {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => break None,
+                        r = changed.changed() => {
+                            if r.is_err() {
+                                break Some(End::Failed("adapter shutting down".into()));
+                            }
+                            if shared.lock().leaving {
+                                break Some(End::Left);
+                            }
+                            if config_changed(shared, cfg) {
+                                break Some(End::ConfigChanged);
+                            }
+                        }
+                    }
+                };
+                if let Some(end) = interrupted {
+                    break end;
+                }
+                confirm_now = true;
+                ticker.reset();
             }
             _ => break End::Failed(refusal("heartbeat", &answer)),
         }

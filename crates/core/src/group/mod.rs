@@ -460,6 +460,15 @@ impl Group {
         self.recompute(now)
     }
 
+    /// A member the service told to wait (an overloaded service's 429 with `Retry-After`) is
+    /// not made stale for the wait: its staleness counts from `until` (the end of the wait it
+    /// was given) unless it heartbeats before. Its score and data stay as last reported.
+    pub fn excuse(&mut self, id: SessionId, until: Duration) {
+        if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+            s.last_heartbeat = s.last_heartbeat.max(until);
+        }
+    }
+
     /// A member's heartbeat stream closed (the session stays until it is stale or replaced:
     /// failover follows failoverTimeout, not a closed connection).
     pub fn disconnected(&mut self, id: SessionId) {

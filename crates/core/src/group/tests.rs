@@ -158,6 +158,29 @@ fn stale_primary_fails_over_only_after_the_timeout() {
     );
 }
 
+/// A Primary told to wait by an overloaded service (429) keeps its role through the wait and
+/// a failoverTimeout after it, and goes stale after that if it never comes back.
+#[test]
+fn a_member_told_to_wait_is_not_stale_for_the_wait() {
+    let mut s = Sim::new();
+    s.beat(hb("a", 100), 0);
+    s.beat(hb("b", 100), 0);
+    let a = s.g.find_session("a").expect("a");
+    // At 3.5 s a's heartbeat is refused with Retry-After: told to wait until 6 s.
+    s.g.excuse(a, ms(3500 + 2500));
+    s.beat(hb("b", 100), 4000);
+    s.beat(hb("b", 100), 8000);
+    assert!(promoted(&s.g.tick(ms(10_000))).is_empty());
+    assert_eq!(s.primary(), Some("a"));
+    assert_eq!(s.g.next_deadline(), Some(ms(10_001)));
+    s.beat(hb("b", 100), 10_000);
+    assert_eq!(promoted(&s.g.tick(ms(10_001))), vec![("b".to_string(), 2)]);
+    // An excuse never moves a heartbeat back.
+    let b = s.g.find_session("b").expect("b");
+    s.g.excuse(b, ms(1));
+    assert!(!s.g.is_stale(s.g.session(b).expect("b"), ms(13_000)));
+}
+
 #[test]
 fn no_automatic_failback() {
     let mut s = Sim::new();

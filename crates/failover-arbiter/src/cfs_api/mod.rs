@@ -15,7 +15,7 @@
 //! | `POST /api/v1/clientfailover/groups/{g}/clientsessions` | member | `{"Id","Name"}`: 201, 200 the same, 409 |
 //! | `GET /api/v1/clientfailover/groups/{g}/clientsessions/{s}` | member | the session |
 //! | `DELETE /api/v1/clientfailover/groups/{g}/clientsessions/{s}` | member | 204 (ours: with `Failover-Lab-Leaving: true`, the session's own client leaves) |
-//! | `POST /api/v1/clientfailover/groups/{g}/clientsessions/{s}/heartbeat` | member | `{"Role","LastDataProcessedTime"}` |
+//! | `POST /api/v1/clientfailover/groups/{g}/clientsessions/{s}/heartbeat` | member | `{"Role","LastDataProcessedTime"}`; 429 with `Retry-After` past `--max-rest-heartbeats` ([`busy`]) |
 //! | `POST /api/v1/clientfailover/groups/{g}/clientsessions/{s}/roleoverride` | administrator | `{"Value","RoleOverrideExpirationTime"}` |
 //! | `GET`/`PUT /api/v1/configuration` | administrator | `{"Logging":{"LogLevel"}}` |
 //! | `GET`/`PUT /api/v1/configuration/logging` | administrator | `{"LogLevel"}`, changed at runtime |
@@ -26,6 +26,7 @@
 //! vendor's error shape: `{"OperationId","Error","Reason","Resolution"}`, with the field at fault
 //! in `AdditionalParameters.Field`.
 
+pub mod busy;
 pub mod json;
 pub mod users;
 
@@ -65,16 +66,20 @@ const HEALTH_INTERVAL_MS: i64 = 60_000;
 struct Api {
     arbiter: Arbiter,
     users: Arc<Users>,
+    /// Heartbeats past it are answered 429 (None: no limit).
+    limit: Option<Arc<busy::HeartbeatLimit>>,
 }
 
-/// The routes of the vendor's API.
-pub fn router(arbiter: Arbiter, users: Users) -> Router {
+/// The routes of the vendor's API; heartbeats past `max_heartbeats` a second are answered 429
+/// ([`busy`]).
+pub fn router(arbiter: Arbiter, users: Users, max_heartbeats: Option<u32>) -> Router {
     Router::new()
         .fallback(dispatch)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(Api {
             arbiter,
             users: Arc::new(users),
+            limit: max_heartbeats.map(|n| Arc::new(busy::HeartbeatLimit::new(n))),
         })
 }
 
@@ -170,6 +175,7 @@ impl IntoResponse for ApiError {
             StatusCode::NOT_FOUND => "Not found.",
             StatusCode::METHOD_NOT_ALLOWED => "Method not allowed.",
             StatusCode::CONFLICT => "Conflict.",
+            StatusCode::TOO_MANY_REQUESTS => "Too many requests.",
             StatusCode::NOT_IMPLEMENTED => "Not implemented.",
             StatusCode::SERVICE_UNAVAILABLE => "Service unavailable.",
             _ => "An error occurred.",
@@ -440,6 +446,9 @@ fn handle(
             StatusCode::NO_CONTENT.into_response()
         }
         (Resource::Heartbeat(g, s), _) => {
+            if api.limit.as_ref().is_some_and(|l| !l.admit()) {
+                return Ok(busy::too_many(a, &g, &s));
+            }
             let b = parse_body(body, r#"{"FailoverScore":100}"#)?;
             let hb = json::heartbeat_request(&b)?;
             let answer = a.pull_heartbeat(&g, &s, hb)?;

@@ -82,3 +82,79 @@ fn bad_mode_is_refused_with_the_accepted_values() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("\"Hot\", \"Warm\" or \"Cold\""), "{stderr}");
 }
+
+/// `demo --behaviour vendor --json`: the vendor's design on the Hot SIGKILL, on its wires (OMF
+/// and REST, chosen for it). Its writes carry its name but no epoch, and the demo still finds its
+/// takeover (the first point from the new Primary after the kill); the overlap its trimming
+/// rule keeps is sent twice, and nothing is lost.
+#[test]
+fn demo_on_the_vendors_design_finds_its_takeover_and_counts_its_duplicates() {
+    let out = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
+        .args([
+            "demo",
+            "--behaviour",
+            "vendor",
+            "--json",
+            "--failover-timeout",
+            "00:00:02",
+            "--before-kill",
+            "00:00:02",
+            "--after-takeover",
+            "00:00:01",
+        ])
+        .output()
+        .expect("failover-lab runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(
+        (r["behaviour"].as_str(), r["failover_protocol"].as_str()),
+        (Some("vendor"), Some("rest")),
+        "{r}"
+    );
+    assert_eq!(r["new_primary"], "adapter-b", "{r}");
+    let takeover = r["takeover_ms"].as_f64().expect("takeover_ms");
+    assert!(takeover > 0.0 && takeover < 2000.0 + 5000.0, "{takeover}");
+    assert_eq!(r["lost"], 0, "{r}");
+    assert!(r["duplicated"].as_u64().is_some_and(|d| d > 0), "{r}");
+    let writers: Vec<(&str, u64)> = r["writers"]
+        .as_array()
+        .expect("writers")
+        .iter()
+        .filter_map(|w| Some((w["adapter"].as_str()?, w["epoch"].as_u64()?)))
+        .collect();
+    assert_eq!(writers, [("adapter-a", 0), ("adapter-b", 0)], "{r}");
+}
+
+#[test]
+fn a_list_of_designs_needs_compare_and_the_vendors_needs_its_wires() {
+    for (args, says) in [
+        (
+            &["demo", "--behaviour", "lab,vendor"][..],
+            "a list needs --compare",
+        ),
+        (
+            &["demo", "--behaviour", "vendor", "--egress", "grpc"][..],
+            "use --egress omf",
+        ),
+        (
+            &[
+                "demo",
+                "--behaviour",
+                "vendor",
+                "--failover-protocol",
+                "grpc",
+            ][..],
+            "use --failover-protocol rest",
+        ),
+        (&["demo", "--behaviour", "Vendor"][..], "vendor"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_failover-lab"))
+            .args(args)
+            .output()
+            .expect("failover-lab runs");
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

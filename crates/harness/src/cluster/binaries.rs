@@ -172,7 +172,8 @@ pub fn hold_ports(ip: std::net::Ipv4Addr, n: usize) -> anyhow::Result<Vec<std::n
 
 /// The failover service's flags for its vendor API: always served (plain HTTP, or HTTPS with
 /// the cluster's self-signed identity when the cluster uses TLS), with the vendor example's
-/// username as a member and [`CFS_ADMIN`] as administrator under basic authentication.
+/// username as a member and [`CFS_ADMIN`] as administrator under basic authentication; then the
+/// cluster's `arbiter_args`.
 pub(super) fn cfs_args(
     spec: &ClusterSpec,
     addrs: &Addresses,
@@ -182,6 +183,7 @@ pub(super) fn cfs_args(
         return Ok(Vec::new());
     };
     let mut args = vec!["--cfs-listen".to_string(), cfs.to_string()];
+    args.extend(spec.arbiter_args.iter().cloned());
     match spec.tls {
         ClusterTls::Off => args.push("--cfs-plain-http".into()),
         _ => args.extend([

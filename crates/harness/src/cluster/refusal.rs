@@ -34,9 +34,10 @@ pub fn steps_refusal(s: &failover_scenario::Scenario, spec: &ClusterSpec) -> Opt
     })
 }
 
-/// Why a story cannot be told of a pair of the vendor's behaviour: its OMF writes carry no
-/// writer and no epoch, so the endpoint cannot say who delivered a point (`takeover_within`)
-/// or at what epoch (`audit` `epoch`, `refused_stale`).
+/// Why a story cannot be told of a pair of the vendor's behaviour: its OMF writes carry its name
+/// but no epoch, so the endpoint cannot tell a new Primary's writes from the same adapter's
+/// earlier ones (`takeover_within`), nor say at what epoch a point came (`audit` `epoch`,
+/// `refused_stale`).
 fn vendor_refusal(s: &failover_scenario::Scenario) -> Option<String> {
     use failover_scenario::Action;
     s.steps.iter().find_map(|step| {
@@ -59,9 +60,10 @@ fn vendor_refusal(s: &failover_scenario::Scenario) -> Option<String> {
             return None;
         };
         Some(format!(
-            "line {}: {what}: the vendor's behaviour writes OMF with no writer and no epoch, so \
-             the endpoint cannot say who delivered a point or at what epoch; measure what it \
-             loses and duplicates with audit lost and duplicated instead",
+            "line {}: {what}: the vendor's behaviour writes OMF with no epoch, so the endpoint \
+             cannot tell a new Primary's writes from the same adapter's earlier ones, nor say at \
+             what epoch a point came; measure what it loses and duplicates with audit lost and \
+             duplicated instead",
             step.line
         ))
     })

@@ -501,7 +501,7 @@ mod tests {
             (
                 "hot-primary-killed.toml",
                 on_vendor,
-                "takeover_within: the vendor's behaviour writes OMF with no writer and no epoch",
+                "takeover_within: the vendor's behaviour writes OMF with no epoch",
             ),
             (
                 "tls-unchecked-certificate.toml",
