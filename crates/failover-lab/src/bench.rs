@@ -44,7 +44,10 @@ pub(crate) struct BenchArgs {
     /// failoverTimeout), omf (the data path over OMF with gzip, beside gRPC when run with
     /// throughput: points/s sustained, bytes per point, CPU per million points, a Hot kill) and
     /// fanout (the source's fan-out to a Hot pair's two subscribers over gRPC, MQTT and OPC UA:
-    /// the rate both keep up with, the source's CPU per million points).
+    /// the rate both keep up with, the source's CPU per million points) and fleet (groups of
+    /// simulated members on one failover service, over gRPC and REST: heartbeats per second,
+    /// CPU per heartbeat, memory per group, false failovers, the decision after a Primary dies,
+    /// a restart of the service under the fleet).
     #[arg(
         long,
         value_delimiter = ',',
@@ -69,6 +72,23 @@ pub(crate) struct BenchArgs {
     /// With --parts timeout: busy threads beside the pair (default: one per core).
     #[arg(long)]
     load_threads: Option<usize>,
+    /// With --parts fleet: the numbers of groups, comma-separated (each run over each wire of
+    /// --fleet-wires).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000",
+          value_parser = clap::value_parser!(u64).range(1..=50_000))]
+    fleet_groups: Vec<u64>,
+    /// With --parts fleet: the wires, comma-separated: grpc (failover-lab's stream), rest (the
+    /// vendor's API over HTTPS, a request per heartbeat).
+    #[arg(long, value_delimiter = ',', default_value = "grpc,rest",
+          value_parser = |s: &str| match s {
+              "grpc" => Ok(failover_harness::bench::fleet::Wire::Grpc),
+              "rest" => Ok(failover_harness::bench::fleet::Wire::Rest),
+              other => Err(format!("{other:?} is not a wire; use grpc or rest")),
+          })]
+    fleet_wires: Vec<failover_harness::bench::fleet::Wire>,
+    /// With --parts fleet: every group's failoverTimeout, hh:mm:ss(.fff).
+    #[arg(long, default_value = "00:00:02", value_parser = parse_duration)]
+    fleet_failover_timeout: Duration,
     /// Write the pictures here (timeout-tradeoff.svg with --parts timeout).
     #[arg(long)]
     report_dir: Option<PathBuf>,
@@ -118,6 +138,19 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             }),
             seed: args.seed,
+        },
+        fleet: bench::fleet::FleetOptions {
+            runs: args
+                .fleet_groups
+                .iter()
+                .flat_map(|n| {
+                    args.fleet_wires
+                        .iter()
+                        .map(move |w| (*w, usize::try_from(*n).unwrap_or(1)))
+                })
+                .collect(),
+            failover_timeout: args.fleet_failover_timeout,
+            ..bench::fleet::FleetOptions::default()
         },
     };
     let progress = |line: &str| eprintln!("[bench] {line}");

@@ -12,12 +12,15 @@
 //!    takeover time against false failovers per hour under link jitter and CPU load;
 //! 5. [`omf`] (`--parts omf`, not by default): the data path over OMF beside gRPC;
 //! 6. [`fanout`] (`--parts fanout`, not by default): the source's fan-out to two subscribers
-//!    over gRPC, MQTT and OPC UA.
+//!    over gRPC, MQTT and OPC UA;
+//! 7. [`fleet`] (`--parts fleet`, not by default): hundreds to thousands of groups of simulated
+//!    members on one failover service, over gRPC and REST.
 //!
 //! CPU and memory come from `/proc` ([`procstat`]); times from the timestamps the processes
 //! record (arbiter status, adapter FailoverState, endpoint audit), all on one wall clock.
 
 pub mod fanout;
+pub mod fleet;
 pub mod omf;
 pub mod procstat;
 pub mod standby;
@@ -82,17 +85,20 @@ pub enum Part {
     Omf,
     /// The source's fan-out to two subscribers on each wire in (not in the default parts).
     FanOut,
+    /// Many groups on one failover service (not in the default parts).
+    Fleet,
 }
 
 impl Part {
     /// Every part.
-    pub const ALL: [Part; 6] = [
+    pub const ALL: [Part; 7] = [
         Part::Takeover,
         Part::Throughput,
         Part::Standby,
         Part::Timeout,
         Part::Omf,
         Part::FanOut,
+        Part::Fleet,
     ];
 
     /// Its name on the command line.
@@ -104,6 +110,7 @@ impl Part {
             Part::Timeout => "timeout",
             Part::Omf => "omf",
             Part::FanOut => "fanout",
+            Part::Fleet => "fleet",
         }
     }
 }
@@ -152,6 +159,8 @@ pub struct BenchOptions {
     pub disk_buffer: bool,
     /// How the failoverTimeout trade-off is measured.
     pub timeout: timeout::TimeoutOptions,
+    /// How the fleet is measured.
+    pub fleet: fleet::FleetOptions,
 }
 
 impl Default for BenchOptions {
@@ -170,6 +179,7 @@ impl Default for BenchOptions {
             parts: vec![Part::Takeover, Part::Throughput, Part::Standby],
             disk_buffer: false,
             timeout: timeout::TimeoutOptions::default(),
+            fleet: fleet::FleetOptions::default(),
         }
     }
 }
@@ -201,6 +211,8 @@ pub struct BenchReport {
     pub omf: Option<omf::OmfPath>,
     /// The source's fan-out per wire (`--parts fanout`).
     pub fanout: Vec<fanout::WireFanOut>,
+    /// Many groups on one failover service (`--parts fleet`).
+    pub fleet: Vec<fleet::FleetRun>,
     /// Parts that could not be measured, and why.
     pub errors: Vec<String>,
     /// Wall time of the whole bench, seconds.
@@ -246,6 +258,7 @@ pub async fn run(opts: &BenchOptions, progress: &Progress<'_>) -> BenchReport {
         timeouts: Vec::new(),
         omf: None,
         fanout: Vec::new(),
+        fleet: Vec::new(),
         errors: Vec::new(),
         elapsed_s: 0.0,
     };
@@ -291,6 +304,14 @@ pub async fn run(opts: &BenchOptions, progress: &Progress<'_>) -> BenchReport {
                 Err(e) => report.errors.push(e),
             }
         }
+    }
+    if opts.parts.contains(&Part::Fleet) {
+        report.fleet = fleet::measure(&opts.fleet, progress).await;
+        report.errors.extend(report.fleet.iter().filter_map(|r| {
+            r.error
+                .as_ref()
+                .map(|e| format!("fleet, {} groups over {}: {e}", r.groups, r.wire))
+        }));
     }
     if opts.parts.contains(&Part::Timeout) {
         report.timeouts = timeout::measure(&opts.timeout, progress).await;
@@ -594,6 +615,41 @@ pub fn render(r: &BenchReport) -> String {
                 w.sustained_points_per_s,
                 w.source_cpu_s_per_million
                     .map_or("-".to_string(), |c| format!("{c:.2}"))
+            );
+        }
+    }
+    if !r.fleet.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nThe fleet: groups of two simulated members on one failover service"
+        );
+        let _ = writeln!(
+            out,
+            "  wire  groups  heartbeats/s  µs CPU each  KiB/group  false failovers  decision p50/p99 ms  heard p50/p99 ms  restart: spurious, all decided in"
+        );
+        for f in &r.fleet {
+            if let Some(e) = &f.error {
+                let _ = writeln!(out, "  {:<4}  {:>6}  {e}", f.wire, f.groups);
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "  {:<4}  {:>6}  {:>12.0}  {:>11.1}  {:>9.1}  {:>15}  {:>19}  {:>16}  {}, {:.1} s{}",
+                f.wire,
+                f.groups,
+                f.heartbeats_per_s,
+                f.cpu_us_per_heartbeat,
+                f.memory_kib_per_group,
+                f.false_failovers,
+                format!("{:.1} / {:.1}", f.decision_ms[0], f.decision_ms[1]),
+                format!("{:.0} / {:.0}", f.role_heard_ms[0], f.role_heard_ms[1]),
+                f.restart_spurious,
+                f.restart_decided_s,
+                if f.restart_undecided > 0 {
+                    format!(" ({} undecided)", f.restart_undecided)
+                } else {
+                    String::new()
+                }
             );
         }
     }

@@ -36,6 +36,9 @@ pub struct RateStep {
     pub lost: u64,
     /// Points held by the Primary at the end of the window (growing: not keeping up).
     pub primary_buffered: u64,
+    /// How fast the Primary's buffer grew over the window, points per second (from its
+    /// `BufferedPoints` at the window's start and end; negative: it drained).
+    pub primary_buffer_growth_per_s: f64,
     /// Points per second the Hot Secondary collected over the window (from its
     /// `failover_adapter_points_collected_total`), where it could be read.
     pub secondary_collected_points_per_s: Option<f64>,
@@ -43,7 +46,9 @@ pub struct RateStep {
     /// Secondary by role, then source, endpoint, arbiter).
     pub cpu_percent: BTreeMap<String, f64>,
     /// The pair kept up: accepted at least 95% of the offered rate, lost nothing, and the
-    /// Primary's buffer stayed under half a second of data.
+    /// Primary's buffer stayed bounded: it grew by at most 1% of the offered rate a second over
+    /// the window, and ended under half a second of data. A rate the pipe cannot keep up with
+    /// fills the buffer, however much the endpoint accepts meanwhile, and is not sustained.
     pub sustained: bool,
 }
 
@@ -56,11 +61,12 @@ impl RateStep {
             .map(|(k, v)| format!("{k} {v:.0}%"))
             .collect();
         format!(
-            "offered {:.0} points/s, accepted {:.0} points/s, lost {}, Primary buffer {}: {} (CPU: {})",
+            "offered {:.0} points/s, accepted {:.0} points/s, lost {}, Primary buffer {} (growing {:+.0} points/s): {} (CPU: {})",
             self.offered_points_per_s,
             self.accepted_points_per_s,
             self.lost,
             self.primary_buffered,
+            self.primary_buffer_growth_per_s,
             if self.sustained {
                 "kept up"
             } else {
@@ -245,6 +251,14 @@ async fn one_rate(
                 .map(|(_, pid)| ProcSample::read(*pid).ok())
                 .collect()
         };
+        let buffered_now = || async {
+            cluster.failover_state(&primary).await.map(|s| {
+                s.get("BufferedPoints")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+            })
+        };
+        let buffered0 = buffered_now().await?;
         let t0 = Instant::now();
         let cpu0 = sample();
         let before = endpoint.audit(request.clone()).await?.into_inner();
@@ -262,30 +276,38 @@ async fn one_rate(
                 _ => None,
             })
             .collect();
-        let state = cluster.failover_state(&primary).await?;
-        let buffered = state
-            .get("BufferedPoints")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
+        let buffered = buffered_now().await?;
         let accepted = (after.received - before.received) as f64 / elapsed;
         let offered = spec.rate_hz * f64::from(spec.streams);
         let lost = after.lost;
+        let growth = (buffered as f64 - buffered0 as f64) / elapsed;
         Ok::<_, anyhow::Error>(RateStep {
             offered_points_per_s: offered,
             accepted_points_per_s: accepted,
             lost,
             primary_buffered: buffered,
+            primary_buffer_growth_per_s: growth,
             secondary_collected_points_per_s: match (collected0, collected1) {
                 (Some(a), Some(b)) => Some((b - a) / elapsed),
                 _ => None,
             },
             cpu_percent,
-            sustained: accepted >= 0.95 * offered && lost == 0 && (buffered as f64) < offered / 2.0,
+            sustained: kept_up(offered, accepted, lost, buffered, growth),
         })
     }
     .await;
     cluster.shutdown().await;
     result
+}
+
+/// A step is sustained when the endpoint took at least 95% of the offered rate, nothing was
+/// lost, and the Primary's buffer stayed bounded: it grew by at most 1% of the offered rate a
+/// second, and ended under half a second of data.
+pub fn kept_up(offered: f64, accepted: f64, lost: u64, buffered: u64, growth_per_s: f64) -> bool {
+    accepted >= 0.95 * offered
+        && lost == 0
+        && growth_per_s <= 0.01 * offered
+        && (buffered as f64) < offered / 2.0
 }
 
 /// An adapter's `failover_adapter_points_collected_total`, from its `/metrics`.
@@ -471,4 +493,22 @@ pub async fn baseline(batch_points: usize, window: Duration) -> anyhow::Result<B
     let _ = child.start_kill();
     let _ = child.wait().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    /// A rate the pipe does not keep up with fills the Primary's buffer, however much the
+    /// endpoint accepts meanwhile, and is not sustained: a step of 6 M points/s offered and
+    /// 5.8 M accepted whose buffer grew to 860,000 points over a 2 s window passed the old rule
+    /// (an end buffer under half a second of data) and fails this one.
+    #[test]
+    fn a_step_whose_buffer_grows_is_not_sustained() {
+        assert!(!super::kept_up(6e6, 5.8e6, 0, 860_000, 430_000.0));
+        assert!(super::kept_up(6e6, 5.9e6, 0, 40_000, 1_000.0));
+        // A draining buffer is fine; a full one, an endpoint behind, or a loss are not.
+        assert!(super::kept_up(6e6, 6.1e6, 0, 10_000, -50_000.0));
+        assert!(!super::kept_up(6e6, 5.9e6, 0, 3_500_000, 0.0));
+        assert!(!super::kept_up(6e6, 5.0e6, 0, 0, 0.0));
+        assert!(!super::kept_up(6e6, 6e6, 1, 0, 0.0));
+    }
 }
