@@ -183,6 +183,14 @@ pub fn apply_failover(shared: &Shared, new: Option<ClientFailoverConfig>) -> Vec
                 );
             }
             let same_group = matches!((&old, &new), (Some(o), Some(n)) if o.failover_group_id == n.failover_group_id);
+            if !same_group {
+                // What it collected so far went to another group (standalone, it egressed to its
+                // own): it holds this group's data only from now on, and must not say it holds
+                // it since its collection began. Found by the simulator (seed 1063017, Hot,
+                // with a failoverTimeout wait): an adapter back from standalone was promoted over
+                // the standby holding the only copy of 1.6 s of data, which was then lost.
+                st.collecting_since_ms = None;
+            }
             st.role = None;
             st.fenced_at = None;
             st.epoch = 0;
@@ -607,4 +615,59 @@ async fn post_recovery(State(api): State<Api>, body: Bytes) -> ApiResult {
     let view = recovery_json(&recovery);
     api.shared.update(|st| st.recoveries.push(recovery));
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// An adapter that joins a group (from standalone, or from another group) holds that
+    /// group's data only from then on: it no longer claims its collection's whole history,
+    /// which it egressed elsewhere. A change of document within the group keeps the claim.
+    #[test]
+    fn joining_a_group_restarts_what_the_adapter_says_it_holds() {
+        let settings = crate::AdapterSettings {
+            behaviour: failover_core::Behaviour::Lab,
+            name: "a".into(),
+            source_url: "http://127.0.0.1:9".into(),
+            endpoint_url: "http://127.0.0.1:9".into(),
+            data_source: Default::default(),
+            warm_test_interval: Duration::from_secs(1),
+            buffer_capacity: 1000,
+            network: failover_proto::net::Network::tcp(),
+            trusted_ca: Vec::new(),
+            buffer_dir: None,
+            buffer_max_bytes: 1 << 20,
+            batch_size: 100,
+            documents: None,
+            failover_protocol: crate::FailoverProtocol::Auto,
+            health_interval: None,
+            broken: failover_core::Broken::NONE,
+        };
+        let shared =
+            crate::state::Shared::new(settings, crate::spool::DurableBuffer::in_memory(10));
+        let doc = |group: &str, timeout: &str| {
+            let mut c = failover_core::ClientFailoverConfig::from_json(crate::rest::tests::EXAMPLE)
+                .expect("the vendor's example");
+            c.failover_group_id = group.into();
+            c.failover_timeout =
+                failover_core::timespan::parse_timespan(timeout).expect("timespan");
+            c
+        };
+        let since = |s: &crate::state::Shared| s.lock().collecting_since_ms;
+        shared.update(|st| st.collecting_since_ms = Some(1_000));
+        super::apply_failover(&shared, Some(doc("g", "00:00:04")));
+        assert_eq!(since(&shared), None, "from standalone into a group");
+        shared.update(|st| st.collecting_since_ms = Some(2_000));
+        super::apply_failover(&shared, Some(doc("g", "00:00:06")));
+        assert_eq!(
+            since(&shared),
+            Some(2_000),
+            "the same group, another failoverTimeout"
+        );
+        super::apply_failover(&shared, Some(doc("h", "00:00:06")));
+        assert_eq!(since(&shared), None, "another group");
+    }
+
+    pub(super) const EXAMPLE: &str = include_str!("../../../examples/ConfigureClientFailover.json");
 }
