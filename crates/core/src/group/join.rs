@@ -55,15 +55,11 @@ impl Group {
             && (hb.known_epoch > 0 || self.highest_seen > 0)
         {
             // A group that existed before (this service restarted, or an operator deleted the
-            // group and it is being created again): give its Primary a failoverTimeout to come
-            // back and reclaim the role (as long as it had before anyone took it for stale),
-            // and every member to rejoin, so the best of them is promoted rather than whoever
-            // rejoined first. A heartbeat interval was too short for a fleet's reconnection:
-            // `bench --parts fleet` restarted a service under 5,000 groups, and 265 of them
-            // promoted their standby because the Primary came back later than that. (Members
-            // of the vendor's REST API register before their first heartbeat, with no epoch:
-            // they do not count.)
-            let until = now + self.failover_timeout;
+            // group and it is being created again): give its Primary one heartbeat interval to
+            // come back and reclaim the role, and every member to rejoin, so the best of them
+            // is promoted rather than whoever rejoined first. (Members of the vendor's REST API
+            // register before their first heartbeat, with no epoch: they do not count.)
+            let until = now + self.heartbeat_interval();
             self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
         }
         if hb.known_epoch > self.highest_seen {

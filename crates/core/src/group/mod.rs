@@ -11,7 +11,7 @@
 //! - B5: when no live member scores above 0, nobody is Primary, and the group's note says so;
 //! - B24: an operator override forces a session's role until it expires;
 //! - B28: a group recreated by heartbeats that carry an epoch (the failover service restarted)
-//!   waits a failoverTimeout before promoting anyone, so the old Primary can reclaim its
+//!   waits one heartbeat interval before promoting anyone, so the old Primary can reclaim its
 //!   role at its epoch instead of causing a needless failover;
 //! - B15, B16: the epoch moves only with a promotion. When a member reports an epoch newer than the
 //!   group's (it fenced the endpoint at it, or the endpoint refused it for one), the Primary is
