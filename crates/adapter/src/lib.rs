@@ -244,3 +244,27 @@ async fn sync_buffer(shared: std::sync::Arc<state::Shared>) {
         }
     }
 }
+
+/// Settings for unit tests: our design, a 1000-point buffer in memory, no source to reach,
+/// egressing to `endpoint_url`.
+#[cfg(test)]
+pub(crate) fn test_settings(endpoint_url: &str) -> AdapterSettings {
+    AdapterSettings {
+        behaviour: failover_core::Behaviour::Lab,
+        name: "a".into(),
+        source_url: "http://127.0.0.1:9".into(),
+        endpoint_url: endpoint_url.into(),
+        data_source: Default::default(),
+        warm_test_interval: Duration::from_secs(1),
+        buffer_capacity: 1000,
+        network: failover_proto::net::Network::tcp(),
+        trusted_ca: Vec::new(),
+        buffer_dir: None,
+        buffer_max_bytes: 1 << 20,
+        batch_size: 100,
+        documents: None,
+        failover_protocol: FailoverProtocol::Auto,
+        health_interval: None,
+        broken: failover_core::Broken::NONE,
+    }
+}

@@ -619,31 +619,13 @@ async fn post_recovery(State(api): State<Api>, body: Bytes) -> ApiResult {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     /// An adapter that joins a group (from standalone, or from another group) holds that
     /// group's data only from then on: it no longer claims its collection's whole history,
     /// which it egressed elsewhere. A change of document within the group keeps the claim.
     #[test]
     fn joining_a_group_restarts_what_the_adapter_says_it_holds() {
-        let settings = crate::AdapterSettings {
-            behaviour: failover_core::Behaviour::Lab,
-            name: "a".into(),
-            source_url: "http://127.0.0.1:9".into(),
-            endpoint_url: "http://127.0.0.1:9".into(),
-            data_source: Default::default(),
-            warm_test_interval: Duration::from_secs(1),
-            buffer_capacity: 1000,
-            network: failover_proto::net::Network::tcp(),
-            trusted_ca: Vec::new(),
-            buffer_dir: None,
-            buffer_max_bytes: 1 << 20,
-            batch_size: 100,
-            documents: None,
-            failover_protocol: crate::FailoverProtocol::Auto,
-            health_interval: None,
-            broken: failover_core::Broken::NONE,
-        };
+        let settings = crate::test_settings("http://127.0.0.1:9");
         let shared =
             crate::state::Shared::new(settings, crate::spool::DurableBuffer::in_memory(10));
         let doc = |group: &str, timeout: &str| {

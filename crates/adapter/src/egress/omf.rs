@@ -493,24 +493,7 @@ mod tests {
         let app = fake_endpoint::http_routes(endpoint.clone());
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
         let omf_url = format!("http://{addr}/api/v1/tenants/default/namespaces/default/omf");
-        let settings = crate::AdapterSettings {
-            behaviour: failover_core::Behaviour::Lab,
-            name: "a".into(),
-            source_url: "http://127.0.0.1:9".into(),
-            endpoint_url: omf_url.clone(),
-            data_source: Default::default(),
-            warm_test_interval: Duration::from_secs(1),
-            buffer_capacity: 1000,
-            network: failover_proto::net::Network::tcp(),
-            trusted_ca: Vec::new(),
-            buffer_dir: None,
-            buffer_max_bytes: 1 << 20,
-            batch_size: 100,
-            documents: None,
-            failover_protocol: crate::FailoverProtocol::Auto,
-            health_interval: None,
-            broken: failover_core::Broken::NONE,
-        };
+        let settings = crate::test_settings(&omf_url);
         let shared = crate::state::Shared::new(
             settings.clone(),
             crate::spool::DurableBuffer::in_memory(1000),
