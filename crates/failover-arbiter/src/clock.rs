@@ -12,8 +12,10 @@ const IDLE: Duration = Duration::from_secs(3600);
 /// Runs forever; abort the task to stop it.
 pub async fn run(arbiter: Arbiter) {
     loop {
-        if arbiter.is_stopping() {
-            return;
+        if !arbiter.is_deciding() {
+            // Stopping, or standing by while another service leads: wait to lead again.
+            arbiter.changed().await;
+            continue;
         }
         let next = {
             let state = arbiter.lock();
@@ -29,8 +31,8 @@ pub async fn run(arbiter: Arbiter) {
         };
         tokio::select! {
             () = tokio::time::sleep_until(wake_at) => {
-                if arbiter.is_stopping() {
-                    return;
+                if !arbiter.is_deciding() {
+                    continue;
                 }
                 let now = arbiter.now();
                 let mut state = arbiter.lock();

@@ -6,6 +6,9 @@
 //! - [`service`]: the `failover.v1.Arbiter` gRPC service. Every heartbeat is answered; when a
 //!   role or the epoch changes, every member of the group is told at once (pushed, not left for
 //!   its next heartbeat), and observers of `WatchGroup` get the new status.
+//! - [`etcd_store`]: with `--store etcd://...`, several services share a fleet through etcd:
+//!   one leads (a lease), the others stand by naming it, and epochs are reserved there by
+//!   compare-and-swap, so none goes back across leaders and restarts.
 //! - [`clock`]: wakes at the exact moment a session can go stale or an override expire, so a
 //!   takeover follows failoverTimeout by milliseconds.
 //! - [`admin`]: operator actions (delete a session or an empty group, force a role), shared
@@ -28,6 +31,7 @@ pub mod auth;
 pub mod cfs_api;
 pub mod clock;
 pub mod demo_cert;
+pub mod etcd_store;
 pub mod pull;
 pub mod rest;
 pub mod service;
@@ -35,7 +39,7 @@ mod state;
 
 use std::future::Future;
 
-pub use state::Arbiter;
+pub use state::{Arbiter, Standing};
 
 /// Where and how to serve the vendor's REST API.
 #[derive(Debug)]
@@ -51,7 +55,9 @@ pub struct CfsServer {
 }
 
 /// Serves gRPC on `grpc`, the REST admin on `rest` and the vendor's API where `cfs` says, until
-/// `shutdown` resolves.
+/// `shutdown` resolves. With `store`, it decides only while it leads the services sharing that
+/// etcd store.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     grpc: tokio::net::TcpListener,
     rest: tokio::net::TcpListener,
@@ -59,6 +65,7 @@ pub async fn run(
     auth: auth::AuthConfig,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     broken: failover_core::Broken,
+    store: Option<etcd_store::EtcdStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if let Some((username, _)) = &auth.basic {
@@ -81,6 +88,20 @@ pub async fn run(
     let arbiter = Arbiter::breaking(auth::Authenticator::new(&auth), broken);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_rest = stop_rx.clone();
+    let store_task = store.map(|store| {
+        tracing::info!(
+            endpoints = ?store.endpoints,
+            prefix = store.prefix,
+            lease_ms = store.lease.as_millis() as u64,
+            advertise = store.advertise,
+            "etcd store: campaigning to lead the services that share it"
+        );
+        arbiter.follow(None, "campaigning in etcd".into());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(etcd_store::run(arbiter.clone(), store, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    });
     let clock = tokio::spawn(clock::run(arbiter.clone()));
     let rest_app = rest::router(arbiter.clone());
     tracing::info!(grpc = ?grpc.local_addr().ok(), rest = ?rest.local_addr().ok(), "failover arbiter serving");
@@ -125,6 +146,10 @@ pub async fn run(
         task.await??;
     }
     clock.abort();
+    if let Some(task) = store_task {
+        // It gives up its lease (bounded by its calls' timeouts).
+        let _ = task.await;
+    }
     grpc_result?;
     rest_result??;
     Ok(())

@@ -108,6 +108,24 @@ struct Args {
     #[arg(long, env = "ARBITER_MAX_REST_HEARTBEATS",
           value_parser = clap::value_parser!(u32).range(1..))]
     max_rest_heartbeats: Option<u32>,
+    /// Where groups' leadership and epochs are kept: "memory" (this process alone decides), or
+    /// etcd://HOST:PORT,HOST:PORT[/PREFIX] (etcd's v3 API, 3.4 or newer, plain HTTP): several
+    /// failover services share the fleet, one leading at a time through a lease, the others
+    /// standing by and refusing heartbeats with the leader's URL; epochs are reserved in etcd
+    /// by compare-and-swap, so none goes back across leaders and restarts. Adapters list every
+    /// service in their document's endpoint, comma-separated.
+    #[arg(long, env = "ARBITER_STORE", default_value = "memory")]
+    store: String,
+    /// With an etcd store: the lease leadership is held with (hh:mm:ss, at least 00:00:01;
+    /// etcd may round it up). A leader cut off from etcd stops deciding within three quarters
+    /// of it; another leads within about a lease and a third of it.
+    #[arg(long, env = "ARBITER_STORE_LEASE", default_value = "00:00:05", value_parser = parse_lifetime)]
+    store_lease: std::time::Duration,
+    /// With an etcd store: this service's gRPC URL as members reach it, named to them by the
+    /// services standing by (default: http://, or https:// with TLS, and --listen, which must
+    /// then not be 0.0.0.0).
+    #[arg(long, env = "ARBITER_ADVERTISE_URL")]
+    advertise_url: Option<String>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -184,6 +202,7 @@ async fn main() -> anyhow::Result<()> {
         }),
     };
     let broken = failover_core::Broken::of(args.broken.iter().copied());
+    let store = store(&args, tls.is_some())?;
     failover_arbiter::run(
         grpc,
         rest,
@@ -191,9 +210,32 @@ async fn main() -> anyhow::Result<()> {
         auth,
         tls,
         broken,
+        store,
         process::shutdown_signal(),
     )
     .await
+}
+
+/// The etcd store the flags ask for (None: the in-memory one).
+fn store(
+    args: &Args,
+    tls: bool,
+) -> anyhow::Result<Option<failover_arbiter::etcd_store::EtcdStore>> {
+    if args.store == "memory" {
+        return Ok(None);
+    }
+    let advertise = match &args.advertise_url {
+        Some(url) => url.clone(),
+        None if args.listen.ip().is_unspecified() => anyhow::bail!(
+            "--store {}: give --advertise-url (the URL members reach this service at): --listen {} names no address",
+            args.store,
+            args.listen
+        ),
+        None => format!("{}://{}", if tls { "https" } else { "http" }, args.listen),
+    };
+    failover_arbiter::etcd_store::EtcdStore::parse(&args.store, args.store_lease, advertise)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("--store {e}"))
 }
 
 /// `$XDG_STATE_HOME/failover-arbiter/cfs-certificate` (or under `~/.local/state`, or the

@@ -83,9 +83,10 @@ pub enum PullError {
     /// The service keeps as many groups as it may.
     #[error("this failover service keeps at most {0} groups; delete unused ones first")]
     TooManyGroups(usize),
-    /// The service is shutting down.
-    #[error("the failover service is stopping; retry with the next one (roles are kept meanwhile)")]
-    Stopping,
+    /// The service does not decide now: it is shutting down, or stands by while another leads
+    /// (the words say which, and name the leader when one is known).
+    #[error("{0}")]
+    NotDeciding(String),
 }
 
 /// An id as a refusal shows it: at most 80 characters (a path may hold any length).
@@ -190,8 +191,8 @@ impl Arbiter {
         settings: GroupSettings,
         additional_data: Option<serde_json::Value>,
     ) -> Result<Created, PullError> {
-        if self.is_stopping() {
-            return Err(PullError::Stopping);
+        if let Some(why) = self.refusal() {
+            return Err(PullError::NotDeciding(why));
         }
         let mut state = self.lock();
         if let Some(e) = state.groups.get(id) {
@@ -249,8 +250,8 @@ impl Arbiter {
         name: &str,
         additional_data: Option<serde_json::Value>,
     ) -> Result<bool, PullError> {
-        if self.is_stopping() {
-            return Err(PullError::Stopping);
+        if let Some(why) = self.refusal() {
+            return Err(PullError::NotDeciding(why));
         }
         let now = self.now();
         let mut state = self.lock();
@@ -320,8 +321,8 @@ impl Arbiter {
         client_id: &str,
         hb: PullHeartbeat,
     ) -> Result<PullAnswer, PullError> {
-        if self.is_stopping() {
-            return Err(PullError::Stopping);
+        if let Some(why) = self.refusal() {
+            return Err(PullError::NotDeciding(why));
         }
         let now = self.now();
         let mut state = self.lock();

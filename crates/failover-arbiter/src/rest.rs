@@ -83,6 +83,7 @@ pub fn router(arbiter: Arbiter) -> Router {
             &format!("{base}/{{group}}/clientsessions/{{session}}/roleoverride"),
             post(set_override).delete(clear_override),
         )
+        .route("/api/v1/lab/leadership", get(leadership))
         .route("/metrics", get(metrics))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(arbiter)
@@ -112,13 +113,38 @@ fn group_json(e: &GroupEntry, now: std::time::Duration) -> Value {
     })
 }
 
+/// Whether this service decides: `{"Standing": "Leading" | "Following" | "Stopping",
+/// "Leader": the leader's URL when another leads and it is known, "Why": words, "PromotionFloor":
+/// every promotion here goes above this epoch}`.
+async fn leadership(State(a): State<Arbiter>) -> Json<Value> {
+    let floor = a.lock().promotion_floor;
+    Json(match a.standing() {
+        crate::Standing::Leading => {
+            json!({"Standing": "Leading", "Leader": Value::Null, "Why": "this service decides", "PromotionFloor": floor})
+        }
+        crate::Standing::Following { leader, why } => {
+            json!({"Standing": "Following", "Leader": leader, "Why": why, "PromotionFloor": floor})
+        }
+        crate::Standing::Stopping => {
+            json!({"Standing": "Stopping", "Leader": Value::Null, "Why": "shutting down", "PromotionFloor": floor})
+        }
+    })
+}
+
 /// The failover service's Prometheus metrics (names documented in docs/metrics.md).
 async fn metrics(State(a): State<Arbiter>) -> axum::response::Response {
     use axum::response::IntoResponse;
     use failover_proto::metrics::Metrics;
     let now = a.now();
+    let deciding = a.is_deciding();
     let state = a.lock();
     let mut m = Metrics::new();
+    m.gauge(
+        "failover_arbiter_deciding",
+        "1 while this service decides (always with the in-memory store; with an etcd store, while it leads), else 0.",
+        &[],
+        u64::from(deciding) as f64,
+    );
     m.counter(
         "failover_arbiter_heartbeats_total",
         "Heartbeats taken from every session.",

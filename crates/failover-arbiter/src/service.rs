@@ -11,7 +11,7 @@ use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    Arbiter,
+    Arbiter, Standing,
     state::{Outbound, assignment_message},
 };
 
@@ -98,10 +98,8 @@ enum Taken {
 impl Arbiter {
     /// Takes one heartbeat from a session's stream; answers on `tx`.
     fn on_heartbeat(&self, hb: v1::HeartbeatRequest, tx: &Outbound) -> Result<Taken, Status> {
-        if self.is_stopping() {
-            return Err(Status::unavailable(
-                "the failover service is stopping; reconnect to the next one (roles are kept meanwhile)",
-            ));
+        if let Some(why) = self.refusal() {
+            return Err(Status::unavailable(why));
         }
         let stats = hb.stats;
         let leaving = hb.leaving;
@@ -232,7 +230,12 @@ impl v1::arbiter_server::Arbiter for Arbiter {
                     // if anyone is still listening.
                     Err(status) => status,
                 };
-                tracing::warn!(%refused, "heartbeat refused");
+                if refused.code() == tonic::Code::Unavailable && !arbiter.is_deciding() {
+                    // Said once when this service stopped deciding, not per heartbeat.
+                    tracing::debug!(%refused, "heartbeat refused");
+                } else {
+                    tracing::warn!(%refused, "heartbeat refused");
+                }
                 let _ = tx.send(Err(refused)).await;
                 break;
             }
@@ -248,6 +251,12 @@ impl v1::arbiter_server::Arbiter for Arbiter {
         request: Request<v1::GroupRequest>,
     ) -> Result<Response<Self::WatchGroupStream>, Status> {
         let group = request.into_inner().group_id;
+        if let Standing::Following { .. } = self.standing()
+            && let Some(why) = self.refusal()
+        {
+            // A service standing by knows no group: watch the leader's.
+            return Err(Status::unavailable(why));
+        }
         let (mut rx, now) = self.watch(&group);
         let arbiter = self.clone();
         let stream = process::task_stream(move |tx| async move {

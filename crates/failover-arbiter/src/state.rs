@@ -140,6 +140,30 @@ pub(crate) struct State {
     pub(crate) heartbeats: u64,
     /// REST heartbeats refused for overload, 429 (for `/metrics`).
     pub(crate) heartbeats_busy: u64,
+    /// When this service last began to decide (its start, or with a shared store, when it
+    /// last became the leader): a group it creates within a heartbeat interval of this waits
+    /// for its members to rejoin.
+    pub(crate) deciding_since: Duration,
+    /// Every promotion goes above this epoch: with a shared store, the base of the epochs this
+    /// leader reserved ([`failover_core::group::Group::promote_above`]); 0 otherwise.
+    pub(crate) promotion_floor: u64,
+}
+
+/// Whether this failover service decides, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// It decides: always, with the in-memory store; with a shared store, while it leads.
+    Leading,
+    /// With a shared store: another service leads, or none can be elected now. Heartbeats
+    /// are refused, naming the leader when it is known.
+    Following {
+        /// The leader's advertised gRPC URL, when one leads.
+        leader: Option<String>,
+        /// Why this one does not lead, in words.
+        why: String,
+    },
+    /// Shutting down: nothing more is decided.
+    Stopping,
 }
 
 struct Inner {
@@ -149,9 +173,11 @@ struct Inner {
     origin: Instant,
     /// Who may open a heartbeat stream.
     auth: Authenticator,
-    /// Set at the shutdown signal: from then on nothing is decided (no promotion, no
-    /// staleness), so a graceful restart of the service causes no failover by itself.
-    stopping: std::sync::atomic::AtomicBool,
+    /// False from the shutdown signal on (nothing is decided: no promotion, no staleness, so a
+    /// graceful restart of the service causes no failover by itself), and, with a shared
+    /// store, while another service leads. `standing` says why.
+    deciding: std::sync::atomic::AtomicBool,
+    standing: Mutex<Standing>,
 }
 
 impl State {
@@ -174,8 +200,11 @@ impl State {
         {
             group.remember_epoch(*floor);
         }
+        group.promote_above(self.promotion_floor);
         let grace = group.heartbeat_interval();
-        if now < grace && !self.broken.has(BrokenRule::StartupWait) {
+        if now.saturating_sub(self.deciding_since) < grace
+            && !self.broken.has(BrokenRule::StartupWait)
+        {
             group.hold_first_promotion_until(grace);
         }
         GroupEntry::new(group)
@@ -236,12 +265,15 @@ impl Arbiter {
                     next_session: 1,
                     heartbeats: 0,
                     heartbeats_busy: 0,
+                    deciding_since: Duration::ZERO,
+                    promotion_floor: 0,
                 }),
                 watchers: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
                 origin: Instant::now(),
                 auth,
-                stopping: std::sync::atomic::AtomicBool::new(false),
+                deciding: std::sync::atomic::AtomicBool::new(true),
+                standing: Mutex::new(Standing::Leading),
             }),
         }
     }
@@ -259,20 +291,145 @@ impl Arbiter {
     /// Stops deciding: heartbeats are refused as UNAVAILABLE and time no longer changes any
     /// group. Called at the shutdown signal, before the servers drain.
     pub fn stop_deciding(&self) {
-        self.inner
-            .stopping
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _state = self.lock();
+        self.set_standing(Standing::Stopping);
         tracing::info!(
             "stopping: no more decisions (members keep their roles until a new service decides)"
         );
         self.inner.changed.notify_one();
     }
 
-    /// True once [`Arbiter::stop_deciding`] was called.
-    pub fn is_stopping(&self) -> bool {
+    /// True while this service decides (see [`Standing`]).
+    pub fn is_deciding(&self) -> bool {
         self.inner
-            .stopping
+            .deciding
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether this service decides, and if not, why.
+    pub fn standing(&self) -> Standing {
+        self.inner
+            .standing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Why a heartbeat (or a registration, or a watch) is refused here, in the words a client
+    /// is told; None while this service decides.
+    pub fn refusal(&self) -> Option<String> {
+        match self.standing() {
+            Standing::Leading => None,
+            Standing::Stopping => Some(
+                "the failover service is stopping; reconnect to the next one (roles are kept meanwhile)"
+                    .into(),
+            ),
+            Standing::Following {
+                leader: Some(url),
+                ..
+            } => Some(format!(
+                "this failover service stands by: another one leads; the leader is {url} (roles are kept meanwhile)"
+            )),
+            Standing::Following { leader: None, why } => Some(format!(
+                "this failover service stands by: no failover service leads now ({why}); retry with the next one (roles are kept meanwhile)"
+            )),
+        }
+    }
+
+    fn set_standing(&self, standing: Standing) {
+        self.inner.deciding.store(
+            standing == Standing::Leading,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        *self
+            .inner
+            .standing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = standing;
+    }
+
+    /// Begins to decide as the leader of a shared store, promoting above `floor` (the base of
+    /// the epochs it reserved there). It starts from nothing: every group is created again as
+    /// its members rejoin, and waits a heartbeat interval for them (the leader before may have
+    /// left a Primary, which reclaims its role at its epoch).
+    pub fn lead(&self, floor: u64) {
+        if self.standing() == Standing::Stopping {
+            return;
+        }
+        let now = self.now();
+        let mut state = self.lock();
+        state.groups.clear();
+        state.epoch_floors.clear();
+        state.deciding_since = now;
+        state.promotion_floor = floor;
+        self.set_standing(Standing::Leading);
+        drop(state);
+        tracing::info!(
+            epochs_above = floor,
+            "leading: this failover service decides now (its promotions go above epoch {floor})"
+        );
+        self.inner.changed.notify_one();
+    }
+
+    /// Raises the floor of promotions while leading (a new block of epochs was reserved).
+    pub fn raise_promotion_floor(&self, floor: u64) {
+        let mut state = self.lock();
+        state.promotion_floor = state.promotion_floor.max(floor);
+        for e in state.groups.values_mut() {
+            e.group.promote_above(floor);
+        }
+    }
+
+    /// The highest epoch any group here has handed out or seen.
+    pub fn highest_epoch(&self) -> u64 {
+        let state = self.lock();
+        state
+            .groups
+            .values()
+            .map(|e| e.group.highest_epoch())
+            .max()
+            .unwrap_or(0)
+            .max(state.promotion_floor)
+    }
+
+    /// Stops deciding because another service leads (`leader`, when known) or none can: every
+    /// group, session and watch here ends (their members and observers reconnect to the
+    /// leader), and heartbeats are refused naming the leader. Members keep their roles.
+    pub fn follow(&self, leader: Option<String>, why: String) {
+        let next = Standing::Following {
+            leader: leader.clone(),
+            why: why.clone(),
+        };
+        let before = self.standing();
+        if before == Standing::Stopping || before == next {
+            return;
+        }
+        let mut state = self.lock();
+        self.set_standing(next);
+        state.groups.clear();
+        drop(state);
+        if let Standing::Following { leader: was, .. } = &before
+            && *was == leader
+        {
+            // Only the words changed (another failed call to etcd): said already.
+            tracing::debug!("standing by: {why}");
+            return;
+        }
+        self.inner
+            .watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        match leader {
+            Some(url) => tracing::info!(
+                leader = url,
+                "standing by: another failover service leads ({why})"
+            ),
+            None => tracing::warn!(
+                "standing by: no failover service leads ({why}); members keep their roles"
+            ),
+        }
+        self.inner.changed.notify_one();
     }
 
     /// Who may open a heartbeat stream (and the token endpoint).

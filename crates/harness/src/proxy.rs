@@ -10,6 +10,9 @@
 //!   as a real partition leaves them) until keepalives or timeouts give up on them; new ones
 //!   are accepted and stay silent.
 //! - **Latency**: every chunk in a direction is delivered that much later (order kept).
+//!
+//! A proxy's target may change ([`Proxy::retarget`]): the lab's view of a fleet whose failover
+//! services share an etcd store follows whichever leads.
 
 use std::{
     net::SocketAddr,
@@ -50,6 +53,30 @@ pub struct LinkState {
 }
 
 impl LinkState {
+    /// Applies a scenario's change; `from_client`: a one-way change goes from the client (the
+    /// side that connects) to the server, else back.
+    pub fn change(&mut self, change: &LinkChange, from_client: bool) {
+        match change {
+            LinkChange::Heal => *self = LinkState::default(),
+            LinkChange::Cut { one_way: false } => self.cut = true,
+            LinkChange::Cut { one_way: true } if from_client => self.drop_forward = true,
+            LinkChange::Cut { one_way: true } => self.drop_backward = true,
+            LinkChange::Blackhole => {
+                self.drop_forward = true;
+                self.drop_backward = true;
+            }
+            LinkChange::Latency { ms, one_way } => {
+                let d = Duration::from_millis(*ms);
+                if !*one_way || from_client {
+                    self.latency_forward = d;
+                }
+                if !*one_way || !from_client {
+                    self.latency_backward = d;
+                }
+            }
+        }
+    }
+
     fn drops(&self, d: Direction) -> bool {
         self.cut
             || match d {
@@ -70,8 +97,8 @@ impl LinkState {
 pub struct Proxy {
     /// Where clients connect.
     pub listen: SocketAddr,
-    /// Where it forwards.
-    pub target: SocketAddr,
+    /// Where it forwards (read at each new connection).
+    target: Arc<Mutex<SocketAddr>>,
     state: watch::Sender<LinkState>,
     /// Bumped to close every open connection.
     generation: Arc<Mutex<u64>>,
@@ -94,9 +121,10 @@ impl Proxy {
         let state = watch::Sender::new(LinkState::default());
         let generation = Arc::new(Mutex::new(0));
         let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let target = Arc::new(Mutex::new(target));
         let task = tokio::spawn(accept_loop(
             listener,
-            target,
+            target.clone(),
             state.clone(),
             generation.clone(),
             bytes.clone(),
@@ -115,6 +143,29 @@ impl Proxy {
     /// network cost).
     pub fn bytes(&self) -> u64 {
         self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Where it forwards now.
+    pub fn target(&self) -> SocketAddr {
+        *self.target.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forwards new connections to `to` from now on, and closes every open one (their clients
+    /// reconnect, reaching `to`).
+    pub fn retarget(&self, to: SocketAddr) {
+        {
+            let mut target = self.target.lock().unwrap_or_else(PoisonError::into_inner);
+            if *target == to {
+                return;
+            }
+            *target = to;
+        }
+        *self
+            .generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
+        // Wakes every connection to see the new generation.
+        self.state.send_modify(|_| {});
     }
 
     /// The link's state now.
@@ -139,7 +190,7 @@ impl Proxy {
 
 async fn accept_loop(
     listener: TcpListener,
-    target: SocketAddr,
+    target: Arc<Mutex<SocketAddr>>,
     state: watch::Sender<LinkState>,
     generation: Arc<Mutex<u64>>,
     bytes: Arc<std::sync::atomic::AtomicU64>,
@@ -153,6 +204,7 @@ async fn accept_loop(
         let born = *generation.lock().unwrap_or_else(PoisonError::into_inner);
         let generation = generation.clone();
         let bytes = bytes.clone();
+        let target = *target.lock().unwrap_or_else(PoisonError::into_inner);
         tokio::spawn(async move {
             // While cut, hold the connection silent; close it when the link heals.
             if rx.borrow().cut {

@@ -37,6 +37,9 @@ pub(crate) struct Checker<'a> {
     pub(crate) line: usize,
     /// Ids of the steps before the one being read.
     pub(crate) step_ids: Vec<String>,
+    /// The cluster's failover services share an etcd store (it has `arbiter-2`, `etcd-1` to
+    /// `etcd-3` and `leader`).
+    pub(crate) etcd: bool,
 }
 
 impl Checker<'_> {
@@ -85,8 +88,16 @@ impl Checker<'_> {
     }
 
     pub(crate) fn component(&self, field: &str, name: &str) -> Result<Target, ScenarioError> {
-        if [ARBITER, SOURCE, ENDPOINT].contains(&name) {
+        if [ARBITER, SOURCE, ENDPOINT].contains(&name)
+            || (self.etcd && crate::store::COMPONENTS.contains(&name))
+        {
             return Ok(Target::Named(name.to_string()));
+        }
+        if crate::store::COMPONENTS.contains(&name) {
+            return Err(self.err(
+                field,
+                format!("{name:?} is a component of a cluster whose failover services share an etcd store; give [cluster] store = \"etcd\""),
+            ));
         }
         self.adapter(field, name).map_err(|_| {
             self.err(
@@ -97,6 +108,17 @@ impl Checker<'_> {
                 ),
             )
         })
+    }
+
+    /// `[cluster] max_clients`: at least 1 when given.
+    pub(crate) fn max_clients(&self, n: Option<u32>) -> Result<Option<u32>, ScenarioError> {
+        match n {
+            Some(0) => Err(self.err(
+                "cluster.max_clients",
+                "the source takes at least 1 client (leave it out for any number)",
+            )),
+            n => Ok(n),
+        }
     }
 
     pub(crate) fn link(&self, field: &str, l: &LinkToml) -> Result<(Link, bool), ScenarioError> {

@@ -19,6 +19,27 @@ pub const ENDPOINT: &str = "endpoint";
 /// The arbiter's name.
 pub const ARBITER: &str = "arbiter";
 
+/// The second failover service of a cluster whose services share an etcd store.
+pub const ARBITER_2: &str = "arbiter-2";
+/// The members of the etcd cluster of a cluster on an etcd store.
+pub const ETCD_MEMBERS: [&str; 3] = ["etcd-1", "etcd-2", "etcd-3"];
+/// Whichever failover service leads when the step runs (a cluster on an etcd store).
+pub const LEADER: &str = "leader";
+
+/// Where the cluster's failover services keep leadership and epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterStore {
+    /// One failover service (`arbiter`), in memory.
+    Memory,
+    /// Two failover services (`arbiter`, `arbiter-2`) sharing a three-member etcd cluster
+    /// (`etcd-1` to `etcd-3`): one leads, the other stands by. The adapters' documents list
+    /// both services.
+    Etcd {
+        /// The lease the leader holds its role with (`--store-lease`).
+        lease: Duration,
+    },
+}
+
 /// The services an adapter talks to, each over a link with its own fault-injecting proxy.
 pub const LINK_SERVICES: [&str; 3] = [ARBITER, SOURCE, ENDPOINT];
 
@@ -102,6 +123,8 @@ pub struct ClusterSpec {
     /// Most clients the source takes at once (None: any number): with 1, as a source that
     /// allows one client connection, a Hot or Warm standby cannot connect.
     pub max_clients: Option<u32>,
+    /// Where the failover services keep leadership and epochs.
+    pub store: ClusterStore,
 }
 
 /// What the failover service of a cluster requires of heartbeat streams, and what the
@@ -219,6 +242,7 @@ impl Default for ClusterSpec {
             behaviour: failover_core::Behaviour::Lab,
             broken: failover_core::Broken::NONE,
             max_clients: None,
+            store: ClusterStore::Memory,
         }
     }
 }

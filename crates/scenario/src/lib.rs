@@ -16,6 +16,7 @@ mod model;
 mod parse;
 pub mod program;
 mod raw;
+mod store;
 #[cfg(test)]
 mod tests;
 

@@ -125,6 +125,11 @@ pub enum Action {
     },
     /// Start or end an endpoint outage.
     EndpointOutage(bool),
+    /// Cut every link of a failover service (a cluster on an etcd store): to etcd, and from
+    /// every adapter.
+    Isolate(Target),
+    /// Heal every link an `isolate` cut.
+    EndIsolation,
     /// Cut, heal or slow a link.
     Link {
         /// Which link.
@@ -610,6 +615,11 @@ impl fmt::Display for Action {
                 "endpoint outage {}",
                 if *down { "starts" } else { "ends" }
             ),
+            Action::Isolate(t) => write!(
+                f,
+                "isolate the failover service {t} (its links to etcd and from every adapter cut)"
+            ),
+            Action::EndIsolation => write!(f, "heal every isolated failover service's links"),
             Action::Link { link, change } => {
                 let (a, b) = if link.adapter_first {
                     (link.adapter.to_string(), link.service.clone())

@@ -53,6 +53,7 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         adapters: &adapters,
         line: cluster_line,
         step_ids: Vec::new(),
+        etcd: false,
     };
     if adapters.len() < 2
         || adapters.iter().any(|a| {
@@ -283,17 +284,10 @@ pub fn parse(file: &str, text: &str, path: &Path) -> Result<Scenario, ScenarioEr
         group_id: c.group.clone().unwrap_or_else(|| "FailoverGroup1".into()),
         history_rate: c.history_rate,
         broken,
-        max_clients: match c.max_clients {
-            Some(0) => {
-                return Err(ck.err(
-                    "cluster.max_clients",
-                    "the source takes at least 1 client (leave it out for any number)",
-                ));
-            }
-            n => n,
-        },
+        max_clients: ck.max_clients(c.max_clients)?,
         ..ClusterSpec::default()
     };
+    let spec = crate::store::with_store(&mut ck, &c, spec)?;
     let mut steps = Vec::new();
     // `until` references to later steps: (line, field, id, index of the step).
     let mut later_refs: LaterRefs = Vec::new();
@@ -780,10 +774,11 @@ fn step(
         ck.line = key_line(text, &span, "until");
         return Err(ck.err(&field("until"), "until goes with hold or never"));
     }
+    actions.extend(crate::store::actions(ck, s, text, &span, i)?);
     ck.line = header_line;
     let action = match actions.len() {
         1 => actions.pop().ok_or_else(|| ck.err(&field("action"), "missing"))?,
-        0 => return Err(ck.err(&format!("step {}", i + 1), "has no action; give one of kill, pause, resume, stop, restart, source_outage, source_restore, endpoint_outage, cut_link, blackhole_link, heal_link, link_latency, set_config, set_data_source, role_override, delete_session, delete_group, change_failover_timeout, unregister, register, start_twin, stop_twin, start_standalone, stop_standalone, fence_ahead, member_ahead, history_recovery, run_for, wait_until, expect, hold, never")),
+        0 => return Err(ck.err(&format!("step {}", i + 1), "has no action; give one of kill, pause, resume, stop, restart, source_outage, source_restore, endpoint_outage, cut_link, blackhole_link, heal_link, link_latency, set_config, set_data_source, role_override, delete_session, delete_group, change_failover_timeout, isolate, end_isolation, unregister, register, start_twin, stop_twin, start_standalone, stop_standalone, fence_ahead, member_ahead, history_recovery, run_for, wait_until, expect, hold, never")),
         n => return Err(ck.err(&format!("step {}", i + 1), format!("has {n} actions; give exactly one per [[step]]"))),
     };
     if let Some(id) = &s.id {

@@ -40,6 +40,8 @@ pub(crate) struct ClusterToml {
     #[serde(rename = "break")]
     pub(crate) break_rule: Option<toml::Value>,
     pub(crate) max_clients: Option<u32>,
+    pub(crate) store: Option<String>,
+    pub(crate) store_lease: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +77,8 @@ pub(crate) struct StepToml {
     pub(crate) role_override: Option<OverrideToml>,
     pub(crate) history_recovery: Option<RecoveryToml>,
     pub(crate) clock: Option<ClockToml>,
+    pub(crate) isolate: Option<String>,
+    pub(crate) end_isolation: Option<bool>,
     pub(crate) run_for: Option<String>,
     pub(crate) wait_until: Option<ConditionToml>,
     pub(crate) within: Option<String>,

@@ -50,6 +50,10 @@ pub(crate) fn config_changed(shared: &Shared, cfg: &ClientFailoverConfig) -> boo
         Some(now) => {
             let mut same_mode = now.clone();
             same_mode.mode = cfg.mode;
+            // A session's document names the one service it heartbeats to, of the list.
+            if now.failover_services().contains(&cfg.endpoint.as_str()) {
+                same_mode.endpoint.clone_from(&cfg.endpoint);
+            }
             same_mode != *cfg
         }
         None => true,

@@ -20,6 +20,11 @@
 //! changes only with the configuration or a restart, so a reconnect after a blip continues the
 //! same session, while a restarted adapter or a new group rejoins as a new member.
 //!
+//! Several failover services (the document's endpoint lists them, comma-separated: services
+//! sharing an etcd store, one leading): a session heartbeats to one at a time. When it fails
+//! or is refused, the next is tried at once, or the leader a refusal names; only after every
+//! service failed in a row does it back off.
+//!
 //! The session speaks one of two protocols ([`protocol_of`]): failover-lab's gRPC heartbeat
 //! stream ([`grpc`]) or the vendor's Client Failover Service REST API ([`rest`]). What a member
 //! says and hears is the same on both ([`member`]).
@@ -72,6 +77,9 @@ pub async fn run(shared: Arc<Shared>) {
         .broken(shared.settings.broken);
     let mut errors = RepeatLog::new(REPEAT_LOG_INTERVAL);
     let origin = Instant::now();
+    // The failover service tried now (of the document's list), and how many failed in a row.
+    let mut service = 0usize;
+    let mut failed_in_a_row = 0usize;
     loop {
         if shared.lock().leaving {
             return;
@@ -89,7 +97,10 @@ pub async fn run(shared: Arc<Shared>) {
             std::process::id(),
         );
         if warned_version != Some(config_version)
-            && cfg.endpoint.starts_with("https:")
+            && cfg
+                .failover_services()
+                .iter()
+                .any(|s| s.starts_with("https:"))
             && !cfg.validate_endpoint_certificate
         {
             tracing::warn!(
@@ -104,12 +115,27 @@ pub async fn run(shared: Arc<Shared>) {
             failover_core::Behaviour::Vendor => FailoverProtocol::Rest,
             failover_core::Behaviour::Lab => protocol_of(shared.settings.failover_protocol, &cfg),
         };
+        let services: Vec<String> = cfg
+            .failover_services()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        service %= services.len().max(1);
+        // This attempt's document names one service (the others are tried after it).
+        let mut attempt = cfg.clone();
+        if let Some(url) = services.get(service) {
+            attempt.endpoint = url.clone();
+        }
+        let answered_before = shared.lock().last_assignment_at;
         let end = match protocol {
             FailoverProtocol::Grpc => {
-                grpc::session(&shared, &cfg, &incarnation, &mut changed, &mut backoff).await
+                grpc::session(&shared, &attempt, &incarnation, &mut changed, &mut backoff).await
             }
-            _ => rest::session(&shared, &cfg, &incarnation, &mut changed, &mut backoff).await,
+            _ => rest::session(&shared, &attempt, &incarnation, &mut changed, &mut backoff).await,
         };
+        if shared.lock().last_assignment_at != answered_before {
+            failed_in_a_row = 0;
+        }
         match end {
             End::ConfigChanged => {
                 config_version += 1;
@@ -125,16 +151,23 @@ pub async fn run(shared: Arc<Shared>) {
                     crate::state::broken_lease(st);
                     st.role == Some(Role::Primary)
                 });
+                failed_in_a_row += 1;
+                service = next_service(&services, service, &error);
                 if let Some(line) = errors.record(&error, origin.elapsed()) {
                     if primary {
                         tracing::warn!(
-                            endpoint = cfg.endpoint,
+                            endpoint = attempt.endpoint,
                             "failover service: {line}; keeping the Primary role (failsafe) until the service demotes us or the endpoint refuses our write"
                         );
                     } else {
-                        tracing::warn!(endpoint = cfg.endpoint, "failover service: {line}");
+                        tracing::warn!(endpoint = attempt.endpoint, "failover service: {line}");
                     }
                 }
+                if failed_in_a_row < services.len() {
+                    // Another service may answer: try it now.
+                    continue;
+                }
+                failed_in_a_row = 0;
                 let delay = backoff.next_delay(failover_core::retry::cap_for(cfg.failover_timeout));
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
@@ -144,5 +177,48 @@ pub async fn run(shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+/// The service to try after `current` failed with `error`: the leader the refusal names when
+/// it is in the list, else the next in the list.
+fn next_service(services: &[String], current: usize, error: &str) -> usize {
+    const NAMED: &str = "the leader is ";
+    let named = error.find(NAMED).map(|at| {
+        error[at + NAMED.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches([';', ',', ')'])
+    });
+    if let Some(url) = named
+        && let Some(i) = services
+            .iter()
+            .position(|s| s.trim_end_matches('/') == url.trim_end_matches('/'))
+    {
+        return i;
+    }
+    (current + 1) % services.len().max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_service;
+
+    #[test]
+    fn a_refusal_naming_the_leader_sends_the_session_there_else_to_the_next() {
+        let services = [
+            "http://a:1".to_string(),
+            "http://b:2".into(),
+            "http://c:3".into(),
+        ];
+        let refusal = "this failover service stands by: another one leads; the leader is http://c:3 (roles are kept meanwhile)";
+        assert_eq!(next_service(&services, 0, refusal), 2);
+        assert_eq!(next_service(&services, 0, "connection refused"), 1);
+        assert_eq!(next_service(&services, 2, "connection refused"), 0);
+        let unknown =
+            "this failover service stands by: another one leads; the leader is http://z:9 (roles)";
+        assert_eq!(next_service(&services, 1, unknown), 2);
+        assert_eq!(next_service(&services[..1], 0, "x"), 0);
     }
 }

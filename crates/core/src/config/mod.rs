@@ -177,7 +177,9 @@ pub struct ClientFailoverConfig {
     pub failover_timeout: Duration,
     /// Hot, Warm or Cold.
     pub mode: Mode,
-    /// URL of the failover service (http or https).
+    /// URL of the failover service (http or https); or several, comma-separated, of failover
+    /// services that share an etcd store (failover-lab's extension: see
+    /// [`ClientFailoverConfig::failover_services`]).
     pub endpoint: String,
     /// Basic authentication to the failover service.
     pub username: Option<String>,
@@ -392,6 +394,13 @@ pub fn parse_json_object(text: &str) -> Result<Map<String, Value>, ConfigError> 
 }
 
 impl ClientFailoverConfig {
+    /// The failover services to heartbeat to, in the order tried: the endpoint, or each URL of
+    /// a comma-separated list (failover-lab's extension, for services sharing an etcd store:
+    /// one leads; the others refuse, naming it, and the adapter moves on).
+    pub fn failover_services(&self) -> Vec<&str> {
+        self.endpoint.split(',').map(str::trim).collect()
+    }
+
     /// Parses and validates a document's text: an object, or (as the vendor's newer pages show
     /// it) an array holding one.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
@@ -452,7 +461,16 @@ impl ClientFailoverConfig {
         let endpoint = f
             .required_text("endpoint", "the http or https URL of the failover service")?
             .to_string();
-        validate_http_url("endpoint", &endpoint)?;
+        let services: Vec<&str> = endpoint.split(',').map(str::trim).collect();
+        if services.len() > 1 && services.iter().any(|s| s.is_empty()) {
+            return Err(ConfigError::new(
+                "endpoint",
+                "a list of failover services is URLs separated by single commas, none empty",
+            ));
+        }
+        for service in services {
+            validate_http_url("endpoint", service)?;
+        }
         let token_endpoint = f.text("tokenEndpoint")?.map(str::to_string);
         if let Some(t) = &token_endpoint {
             validate_http_url("tokenEndpoint", t)?;
@@ -624,7 +642,9 @@ pub fn failover_warnings(
         }
     }
     if let Some(f) = failover
-        && f.endpoint.starts_with("https:")
+        && f.failover_services()
+            .iter()
+            .any(|s| s.starts_with("https:"))
         && !f.validate_endpoint_certificate
     {
         warnings.push(UNCHECKED_CERTIFICATE_WARNING.to_string());

@@ -97,6 +97,26 @@ fn credentials_in_the_endpoint_url_are_refused_without_echoing_them() {
 }
 
 #[test]
+fn an_endpoint_may_list_several_failover_services() {
+    let cfg = ClientFailoverConfig::from_json(
+        r#"{"failoverGroupId":"g","failoverTimeout":"00:00:04","mode":"Hot","endpoint":"http://a:1, http://b:2"}"#,
+    )
+    .expect("a list");
+    assert_eq!(cfg.failover_services(), ["http://a:1", "http://b:2"]);
+    for bad in [
+        "http://a:1,",
+        "http://a:1,,http://b:2",
+        "http://a:1,ftp://b",
+    ] {
+        let doc = format!(
+            r#"{{"failoverGroupId":"g","failoverTimeout":"00:00:04","mode":"Hot","endpoint":"{bad}"}}"#
+        );
+        let e = ClientFailoverConfig::from_json(&doc).expect_err(bad);
+        assert_eq!(e.field, "endpoint", "{bad}");
+    }
+}
+
+#[test]
 fn required_fields_are_named() {
     for field in ["failoverGroupId", "failoverTimeout", "mode", "endpoint"] {
         let err = doc(|m| {

@@ -170,7 +170,7 @@ impl Group {
         let before = self.highest_seen;
         let seen = before.max(refused.unwrap_or(0));
         self.highest_seen = seen;
-        self.epoch = seen.saturating_add(1);
+        self.epoch = seen.max(self.promotion_floor).saturating_add(1);
         self.note = match refused {
             Some(r) if r >= before => format!(
                 "{adapter} promoted again, epoch {} (the endpoint refused it: another writer holds epoch {r}; the Primary's epoch must be above every epoch seen)",
@@ -287,7 +287,10 @@ impl Group {
         else {
             return;
         };
-        self.epoch = self.highest_epoch().saturating_add(1);
+        self.epoch = self
+            .highest_epoch()
+            .max(self.promotion_floor)
+            .saturating_add(1);
         self.primary = Some(id);
         let why = if forced {
             "operator override".to_string()

@@ -293,6 +293,10 @@ pub struct Group {
     stale_seen: Vec<(SessionId, bool)>,
     /// After a failover-service restart: no promotion before this (the old Primary may reclaim).
     hold_until: Option<Duration>,
+    /// Every promotion goes above this (the service's reserved epochs begin above it: see
+    /// [`Group::promote_above`]); unlike `highest_seen`, it does not stop a member reclaiming
+    /// its role at its own epoch.
+    promotion_floor: u64,
     /// The Primary reported that the endpoint refused it at this epoch (another writer holds
     /// it): the next recompute promotes again above it.
     refused_epoch: Option<u64>,
@@ -339,6 +343,7 @@ impl Group {
             note: String::new(),
             stale_seen: Vec::new(),
             hold_until: None,
+            promotion_floor: 0,
             refused_epoch: None,
             broken: crate::Broken::NONE,
         }
@@ -396,6 +401,14 @@ impl Group {
     /// promotion goes above it, as above one a member reports.
     pub fn remember_epoch(&mut self, epoch: u64) {
         self.highest_seen = self.highest_seen.max(epoch);
+    }
+    /// Every promotion from now on goes above `floor`: a failover service that shares a store
+    /// with others reserves its epochs there (all above `floor`) when it begins to lead, so an
+    /// epoch it hands out was never handed out by another, nor by itself before a restart. A
+    /// member that was Primary at an older epoch may still reclaim its role at that epoch
+    /// (nobody else can hold it), as after a restart.
+    pub fn promote_above(&mut self, floor: u64) {
+        self.promotion_floor = self.promotion_floor.max(floor);
     }
     /// Why the group is as it is.
     pub fn note(&self) -> &str {

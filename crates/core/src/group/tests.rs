@@ -320,6 +320,45 @@ fn restarted_arbiter_adopts_the_primary_and_keeps_epochs_growing() {
     assert_eq!(promoted(&s.g.tick(ms(2000))), vec![("b".to_string(), 8)]);
 }
 
+/// A service that leads through a shared store promotes above the epochs it reserved there
+/// (`promote_above`), never at an epoch another service may have handed out; the Primary of the
+/// service before it still reclaims its role at its own epoch.
+#[test]
+fn promotions_go_above_the_reserved_floor_and_a_primary_still_reclaims_below_it() {
+    let mut s = Sim::new();
+    s.g.promote_above(1_000);
+    let mut b = hb("b", 100);
+    b.known_epoch = 7;
+    s.beat(b.clone(), 0);
+    assert_eq!(s.primary(), None, "waits for its members first");
+    let mut a = hb("a", 100);
+    a.known_epoch = 7;
+    a.claims_primary = true;
+    s.beat(a, 500);
+    assert_eq!(
+        s.primary(),
+        Some("a"),
+        "the old Primary reclaims at its epoch"
+    );
+    assert_eq!(s.g.epoch(), 7);
+
+    // Nobody reclaims: the promotion goes above the floor, not to 8.
+    let mut s = Sim::new();
+    s.g.promote_above(1_000);
+    s.beat(b, 0);
+    assert_eq!(
+        promoted(&s.g.tick(ms(2000))),
+        vec![("b".to_string(), 1_001)]
+    );
+    // A brand-new group too.
+    let mut s = Sim::new();
+    s.g.promote_above(40);
+    assert_eq!(
+        promoted(&s.beat(hb("a", 100), 0)),
+        vec![("a".to_string(), 41)]
+    );
+}
+
 /// Found by the simulator (seed 409179, Hot): the failover service came back after an outage,
 /// the old Primary reclaimed its role within the service's wait, and restarted at once. The wait
 /// had ended with the reclaim, so the restarted Primary, the only member back yet, was promoted

@@ -142,9 +142,9 @@ impl From<PullError> for ApiError {
                 StatusCode::CONFLICT,
                 "Delete groups that are no longer used.",
             ),
-            PullError::Stopping => (
+            PullError::NotDeciding(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Retry after the service restarts.",
+                "Retry with the leader the message names, or after the service restarts.",
             ),
         };
         error(status, e.to_string(), resolution)
@@ -689,7 +689,11 @@ fn health_json(a: &Arbiter) -> Value {
     let wall = process::unix_ms();
     json!({
         "Time": time(wall),
-        "DeviceStatus": if a.is_stopping() { "Shutdown" } else { "Good" },
+        "DeviceStatus": match a.standing() {
+            crate::Standing::Leading => "Good",
+            crate::Standing::Following { .. } => "Standby",
+            crate::Standing::Stopping => "Shutdown",
+        },
         "NextHealthMessageExpected": time(wall + HEALTH_INTERVAL_MS),
         "FailoverObjectCount": { "Groups": state.groups.len(), "Sessions": sessions },
     })

@@ -50,8 +50,16 @@ pub(super) fn lab_command(
     Ok((bins.join(ADAPTER_BIN), args))
 }
 
-/// The failover service's URL as adapter `name`'s ClientFailover document has it.
+/// The failover service's URL as adapter `name`'s ClientFailover document has it: both
+/// services, comma-separated, when they share an etcd store.
 pub(super) fn failover_url(cluster: &Cluster, name: &str) -> anyhow::Result<String> {
+    if cluster.etcd.is_some() {
+        return Ok(super::etcd::SERVICES
+            .iter()
+            .map(|s| cluster.link_url(name, s))
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .join(","));
+    }
     Ok(if cluster.spec.failover_protocol == ClusterProtocol::Rest {
         format!("{}/api/v1/clientfailover", cluster.link_url(name, ARBITER)?)
     } else {

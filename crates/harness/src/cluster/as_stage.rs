@@ -77,6 +77,12 @@ impl Stage for Cluster {
     ) -> anyhow::Result<()> {
         Cluster::change_link(self, adapter, service, change, from_adapter).await
     }
+    async fn isolate(&mut self, service: Option<&str>) -> anyhow::Result<String> {
+        Cluster::isolate(self, service).await
+    }
+    fn leader(&self) -> Option<String> {
+        self.etcd.as_ref().and_then(super::etcd::EtcdFleet::leader)
+    }
     async fn adapter_rest(
         &self,
         adapter: &str,

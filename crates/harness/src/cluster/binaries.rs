@@ -180,7 +180,7 @@ pub(super) fn cfs_args(
     log_dir: &Path,
 ) -> anyhow::Result<Vec<String>> {
     let Some(cfs) = addrs.arbiter_cfs else {
-        return Ok(Vec::new());
+        return Ok(spec.arbiter_args.clone());
     };
     let mut args = vec!["--cfs-listen".to_string(), cfs.to_string()];
     args.extend(spec.arbiter_args.iter().cloned());

@@ -11,6 +11,7 @@ mod adapters;
 mod as_stage;
 pub mod binaries;
 pub mod component;
+pub mod etcd;
 mod refusal;
 
 use std::{
@@ -42,8 +43,8 @@ pub use binaries::{
 pub use component::Component;
 pub use failover_scenario::cluster::{
     ARBITER, BEARER_CLIENT_ID, BEARER_CLIENT_SECRET, CFS_ADMIN, ClusterAuth, ClusterEgress,
-    ClusterProtocol, ClusterSource, ClusterSpec, ClusterTls, ENDPOINT, LINK_SERVICES, LinkChange,
-    SOURCE, VENDOR_EXAMPLE,
+    ClusterProtocol, ClusterSource, ClusterSpec, ClusterStore, ClusterTls, ENDPOINT, LINK_SERVICES,
+    LinkChange, SOURCE, VENDOR_EXAMPLE,
 };
 pub use refusal::{refusal, steps_refusal};
 
@@ -67,6 +68,9 @@ pub struct Cluster {
     http: reqwest::Client,
     /// The REST address of each adapter started beside the pair (twins, standalone), by key.
     extra_rest: BTreeMap<String, SocketAddr>,
+    /// With `store = "etcd"`: the etcd members, the second service and the lab's view of the
+    /// leader.
+    etcd: Option<etcd::EtcdFleet>,
 }
 
 /// Configures the cluster's adapters one at a time, each after the previous one has joined the
@@ -113,7 +117,11 @@ impl Cluster {
         if let Some(why) = refusal(&spec) {
             bail!("cannot run on --target processes: {why}");
         }
-        let held = hold_ports(ip, 7 + spec.adapters.len())?;
+        let etcd_ports = match spec.store {
+            ClusterStore::Etcd { .. } => etcd::EXTRA_PORTS,
+            ClusterStore::Memory => 0,
+        };
+        let held = hold_ports(ip, 7 + spec.adapters.len() + etcd_ports)?;
         let ports: Vec<u16> = held
             .iter()
             .map(|l| Ok(l.local_addr()?.port()))
@@ -127,7 +135,8 @@ impl Cluster {
             arbiter: at(2),
             arbiter_rest: at(3),
             endpoint_metrics: at(4),
-            arbiter_cfs: Some(at(5)),
+            // Failover services sharing an etcd store are reached over gRPC only.
+            arbiter_cfs: (spec.store == ClusterStore::Memory).then(|| at(5)),
             adapters: spec
                 .adapters
                 .iter()
@@ -161,6 +170,19 @@ impl Cluster {
                 links.insert((adapter.clone(), service.to_string()), proxy);
             }
         }
+        let fleet = match spec.store {
+            ClusterStore::Etcd { lease } => Some(
+                etcd::EtcdFleet::plan(
+                    ip,
+                    &ports[7 + spec.adapters.len()..],
+                    lease,
+                    &spec.adapters,
+                    &mut links,
+                )
+                .await?,
+            ),
+            ClusterStore::Memory => None,
+        };
         // The proxies have their ports: release the services' for them to bind.
         drop(held);
         let source_pki = match spec.source_protocol {
@@ -184,6 +206,7 @@ impl Cluster {
             _source_pki: None,
             extra_rest: BTreeMap::new(),
             http: crate::services::http_client()?,
+            etcd: None,
         };
         let s = |x: &dyn ToString| x.to_string();
         let source_args = binaries::source_args(
@@ -207,6 +230,13 @@ impl Cluster {
         ];
         endpoint_args.extend(binaries::break_args(&spec, ENDPOINT_BIN));
         cluster.add(ENDPOINT, bins.join(ENDPOINT_BIN), endpoint_args)?;
+        let store_args = match &fleet {
+            Some(f) => {
+                f.start_members(&mut cluster).await?;
+                f.service_args(ARBITER, addrs.arbiter)
+            }
+            None => Vec::new(),
+        };
         cluster.add(
             ARBITER,
             bins.join(ARBITER_BIN),
@@ -219,6 +249,7 @@ impl Cluster {
             .into_iter()
             .chain(binaries::cfs_args(&spec, &addrs, &log_dir)?)
             .chain(binaries::break_args(&spec, ARBITER_BIN))
+            .chain(store_args)
             .chain(auth_args(spec.auth))
             .chain(match spec.tls {
                 ClusterTls::Off => Vec::new(),
@@ -242,6 +273,9 @@ impl Cluster {
             cluster
                 .wait_grpc_healthy(name, addr, Duration::from_secs(10))
                 .await?;
+        }
+        if let Some(fleet) = fleet {
+            etcd::start_second(&mut cluster, fleet, ip).await?;
         }
         for name in &spec.adapters {
             let (binary, args) = match spec.programs.get(name) {
@@ -296,6 +330,7 @@ impl Cluster {
     }
 
     fn component(&mut self, name: &str) -> anyhow::Result<&mut Component> {
+        let name = &self.service_name(name)?;
         let known: Vec<String> = self.components.keys().cloned().collect();
         self.components.get_mut(name).with_context(|| {
             format!(
@@ -715,7 +750,8 @@ impl Cluster {
     /// Stops everything: adapters first, then the services; SIGTERM with a grace period.
     pub async fn shutdown(&mut self) {
         let mut order: Vec<String> = self.spec.adapters.clone();
-        order.extend([ARBITER, SOURCE, ENDPOINT].map(String::from));
+        order.extend([ARBITER, etcd::ARBITER_2, SOURCE, ENDPOINT].map(String::from));
+        order.extend(etcd::ETCD_MEMBERS.map(String::from));
         for name in order {
             let _ = self.stop(&name, Duration::from_secs(3)).await;
         }
@@ -731,25 +767,7 @@ impl Cluster {
         from_adapter: bool,
     ) -> anyhow::Result<()> {
         let proxy = self.link(adapter, service)?;
-        proxy.set(|st| match change {
-            LinkChange::Heal => *st = crate::proxy::LinkState::default(),
-            LinkChange::Cut { one_way: false } => st.cut = true,
-            LinkChange::Cut { one_way: true } if from_adapter => st.drop_forward = true,
-            LinkChange::Cut { one_way: true } => st.drop_backward = true,
-            LinkChange::Blackhole => {
-                st.drop_forward = true;
-                st.drop_backward = true;
-            }
-            LinkChange::Latency { ms, one_way } => {
-                let d = Duration::from_millis(*ms);
-                if !*one_way || from_adapter {
-                    st.latency_forward = d;
-                }
-                if !*one_way || !from_adapter {
-                    st.latency_backward = d;
-                }
-            }
-        });
+        proxy.set(|st| st.change(change, from_adapter));
         Ok(())
     }
 }

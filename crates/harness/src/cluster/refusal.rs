@@ -71,6 +71,9 @@ fn vendor_refusal(s: &failover_scenario::Scenario) -> Option<String> {
 
 /// Why a pair of this shape cannot run as processes (None: it can).
 pub fn refusal(spec: &ClusterSpec) -> Option<String> {
+    if let Some(why) = store_refusal(spec) {
+        return Some(why);
+    }
     if spec.source_protocol == ClusterSource::Mqtt
         && spec.data_collection_mode == failover_core::DataCollectionMode::HistoryOnly
     {
@@ -89,4 +92,31 @@ pub fn refusal(spec: &ClusterSpec) -> Option<String> {
          \"basic\" with the rest protocol"
             .to_string()
     })
+}
+
+/// Why a pair on an etcd store cannot run here: it runs on the gRPC wire, without TLS, through
+/// the link proxies, and needs etcd (which CI installs: with `FAILOVER_LAB_REQUIRE_ETCD` set,
+/// a missing etcd fails the start instead of skipping the file).
+fn store_refusal(spec: &ClusterSpec) -> Option<String> {
+    if spec.store == failover_scenario::cluster::ClusterStore::Memory {
+        return None;
+    }
+    if spec.failover_protocol != ClusterProtocol::Grpc {
+        return Some("store etcd with failover_protocol rest: failover services sharing an etcd store are staged on failover-lab's gRPC wire only".into());
+    }
+    if spec.tls != super::ClusterTls::Off {
+        return Some(
+            "store etcd with tls: failover services sharing an etcd store are staged without TLS"
+                .into(),
+        );
+    }
+    if spec.direct_links {
+        return Some("store etcd needs the link proxies (isolate cuts them)".into());
+    }
+    if super::etcd::etcd_binary().is_none()
+        && std::env::var_os("FAILOVER_LAB_REQUIRE_ETCD").is_none()
+    {
+        return Some("store etcd needs etcd 3.4 or newer on PATH (Debian: apt install etcd-server), or FAILOVER_LAB_ETCD naming it".into());
+    }
+    None
 }

@@ -119,7 +119,7 @@ impl<S: Stage> Run<S> {
                 } else {
                     self.fault(text);
                 }
-                Ok(if matches!(t, Target::Named(_)) {
+                Ok(if t.to_string() == name {
                     String::new()
                 } else {
                     format!(" -> {name}")
@@ -167,6 +167,17 @@ impl<S: Stage> Run<S> {
                 } else {
                     self.obs.mark("step", action.to_string())
                 }
+                Ok(String::new())
+            }
+            Action::Isolate(t) => {
+                let name = self.resolve(t)?;
+                let isolated = self.stage.isolate(Some(&name)).await.map_err(e)?;
+                self.fault(format!("{action}").replace(&t.to_string(), &isolated));
+                Ok(format!(" -> {isolated}"))
+            }
+            Action::EndIsolation => {
+                self.stage.isolate(None).await.map_err(e)?;
+                self.obs.mark("step", action.to_string());
                 Ok(String::new())
             }
             Action::Link { link, change } => {

@@ -449,6 +449,10 @@ impl<S: Stage> Run<S> {
     pub(super) fn resolve(&self, t: &Target) -> Result<String, String> {
         let tl = self.obs.snapshot();
         match t {
+            Target::Named(n) if n == failover_scenario::cluster::LEADER => self
+                .stage
+                .leader()
+                .ok_or_else(|| "no failover service leads now".to_string()),
             Target::Named(n) => Ok(n.clone()),
             Target::Primary => tl
                 .primary()

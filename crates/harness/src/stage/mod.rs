@@ -94,6 +94,17 @@ pub(crate) trait Stage {
         change: &LinkChange,
         from_adapter: bool,
     ) -> anyhow::Result<()>;
+    /// Cuts every link of a failover service sharing an etcd store (`leader`: the one leading),
+    /// to etcd and from every adapter; None heals every service cut off so. Answers the
+    /// service's name. Processes only (the other stages refuse such files before they start).
+    async fn isolate(&mut self, service: Option<&str>) -> anyhow::Result<String> {
+        let _ = service;
+        anyhow::bail!("isolate runs on --target processes only")
+    }
+    /// The failover service leading now, when several share an etcd store.
+    fn leader(&self) -> Option<String> {
+        None
+    }
     /// Calls an adapter's REST API (`path` after `/api/v1`): the answer's JSON.
     async fn adapter_rest(
         &self,

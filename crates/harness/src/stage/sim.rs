@@ -41,6 +41,11 @@ const REST_TIMEOUT: Duration = Duration::from_secs(10);
 /// targets that can run it.
 pub fn refusal(s: &Scenario, spec: &ClusterSpec) -> Option<String> {
     let c = spec;
+    if c.store != failover_scenario::cluster::ClusterStore::Memory {
+        return Some(
+            "cluster.store etcd: the simulator runs one failover service in memory; run it on --target processes".into(),
+        );
+    }
     if c.auth != ClusterAuth::None {
         return Some(
             "cluster.auth: the simulated failover service takes no credentials; run it on --target processes".into(),

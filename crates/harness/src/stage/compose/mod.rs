@@ -94,6 +94,11 @@ pub fn refusal(s: &Scenario, spec: &ClusterSpec) -> Option<String> {
 
 /// Why a pair of this shape cannot run on the compose stage.
 fn spec_refusal(spec: &ClusterSpec) -> Option<String> {
+    if spec.store != failover_scenario::cluster::ClusterStore::Memory {
+        return Some(
+            "cluster.store etcd: the compose stage drives the default profile's one failover service (the etcd profile is for people: see docker/README.md); run it on --target processes".into(),
+        );
+    }
     if !spec.programs.is_empty() {
         return Some(
             "cluster.adapters with a command: the compose file runs failover-lab's adapter image; run it on --target processes".into(),
