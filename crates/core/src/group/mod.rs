@@ -2,7 +2,7 @@
 //! epochs, as a state machine driven by events and an explicit clock (`now`, time since any fixed
 //! point). The arbiter service is a thin shell around [`Group`].
 //!
-//! The rules (docs/rules.md, B1–B30):
+//! The rules (docs/rules.md, B1–B31):
 //! - B1: a session with no heartbeat for longer than failoverTimeout is stale;
 //! - B3, B5: the Primary keeps its role while it is not stale and its score is above 0, even when
 //!   degraded or when another member scores higher (no automatic failback);

@@ -96,7 +96,7 @@ pub fn refusal(s: &Scenario, spec: &ClusterSpec) -> Option<String> {
 fn spec_refusal(spec: &ClusterSpec) -> Option<String> {
     if spec.store != failover_scenario::cluster::ClusterStore::Memory {
         return Some(
-            "cluster.store etcd: the compose stage drives the default profile's one failover service (the etcd profile is for people: see docker/README.md); run it on --target processes".into(),
+            "cluster.store etcd: the compose file runs one failover service, in memory; run it on --target processes".into(),
         );
     }
     if !spec.programs.is_empty() {
