@@ -284,6 +284,11 @@ impl v1::arbiter_server::Arbiter for Arbiter {
         &self,
         request: Request<v1::GroupRequest>,
     ) -> Result<Response<v1::GroupStatus>, Status> {
+        if let Standing::Following { .. } = self.standing()
+            && let Some(why) = self.refusal()
+        {
+            return Err(Status::unavailable(why));
+        }
         Ok(Response::new(self.status(&request.into_inner().group_id)))
     }
 }

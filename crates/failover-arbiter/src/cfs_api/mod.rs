@@ -19,7 +19,7 @@
 //! | `POST /api/v1/clientfailover/groups/{g}/clientsessions/{s}/roleoverride` | administrator | `{"Value","RoleOverrideExpirationTime"}` |
 //! | `GET`/`PUT /api/v1/configuration` | administrator | `{"Logging":{"LogLevel"}}` |
 //! | `GET`/`PUT /api/v1/configuration/logging` | administrator | `{"LogLevel"}`, changed at runtime |
-//! | `GET /api/v1/health` | member | ours: DeviceStatus, NextHealthMessageExpected, FailoverObjectCount |
+//! | `GET /api/v1/health` | member | ours: DeviceStatus (Good, Standby, Shutdown), NextHealthMessageExpected, FailoverObjectCount |
 //!
 //! Paths are matched without regard to case (ids keep theirs); the CONNECT form
 //! `/api/v1/tenants/{t}/namespaces/{n}/clientfailover/...` is taken too. Every refusal has the
