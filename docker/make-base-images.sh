@@ -31,7 +31,16 @@ if have "$runtime" && { $runtime_only || have "$builder"; }; then
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then
   echo "installing debootstrap from Debian's packages"
-  apt-get -o DPkg::Lock::Timeout=300 update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq debootstrap >/dev/null
+  # The same lock as .ci/run's installs (apt-get update does not wait for another apt).
+  for try in $(seq 1 60); do
+    if flock /tmp/failover-lab-apt.lock bash -c \
+      'apt-get -o DPkg::Lock::Timeout=300 update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq debootstrap >/dev/null'; then
+      break
+    fi
+    [ "$try" = 60 ] && { echo "could not install debootstrap" >&2; exit 1; }
+    echo "apt is busy or failed (try $try of 60); again in 5 s"
+    sleep 5
+  done
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

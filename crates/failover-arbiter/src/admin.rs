@@ -81,6 +81,7 @@ impl Arbiter {
             .group
             .set_override(session, role, expiration.map(|d| now + d), now)?;
         self.apply(&mut state, group, &changes);
+        self.store_overrides(&state, group);
         Ok(())
     }
 }

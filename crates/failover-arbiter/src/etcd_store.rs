@@ -16,10 +16,14 @@
 //!   promotes above the block's base ([`Arbiter::lead`]); it reserves the next block before
 //!   its epochs pass half of this one. An epoch is therefore never handed out twice, across
 //!   leaders, restarts and groups deleted and created again.
+//! - **Operator overrides** are kept under `PREFIX/overrides/GROUP` (a JSON list of
+//!   [`StoredOverride`]) whenever an operator changes one; a new leader reads them all and
+//!   applies each when its member joins.
 //! - **What stays in memory.** Heartbeats, sessions and the groups' state live in the
 //!   leader's memory, and a new leader rebuilds them as members rejoin (the Primary reclaims
 //!   its role at its epoch, as after a restart). etcd sees a lease renewal per service every
-//!   third of a lease and a few writes per change of leader, whatever the number of groups.
+//!   third of a lease, a few writes per change of leader and one per override changed, whatever
+//!   the number of groups.
 //!
 //! Every call to etcd has a timeout of a quarter lease; a failing member is left for the next
 //! one in the list; retries back off.
@@ -36,7 +40,10 @@ use failover_proto::etcd::{
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
-use crate::Arbiter;
+use crate::{Arbiter, StoredOverride};
+
+/// A group's overrides to keep (empty: none).
+type OverrideWrite = (String, Vec<StoredOverride>);
 
 /// How often a service standing by tries to take the leader key.
 pub const CAMPAIGN_INTERVAL: Duration = Duration::from_millis(250);
@@ -98,8 +105,10 @@ impl EtcdStore {
 pub async fn run(arbiter: Arbiter, store: EtcdStore, stop: impl std::future::Future<Output = ()>) {
     let mut client = Client::new(&store);
     let mut lease = None;
+    let (writes, mut written) = tokio::sync::mpsc::unbounded_channel();
+    arbiter.keep_overrides_in(writes);
     tokio::select! {
-        () = take_part(&arbiter, &store, &mut client, &mut lease) => {}
+        () = take_part(&arbiter, &store, &mut client, &mut lease, &mut written) => {}
         () = stop => {}
     }
     if let Some(id) = lease {
@@ -119,10 +128,11 @@ async fn take_part(
     store: &EtcdStore,
     client: &mut Client,
     lease: &mut Option<i64>,
+    written: &mut tokio::sync::mpsc::UnboundedReceiver<OverrideWrite>,
 ) {
     let mut backoff = Backoff::seeded(&format!("{}/etcd", store.advertise));
     loop {
-        match term(arbiter, store, client, lease, &mut backoff).await {
+        match term(arbiter, store, client, lease, &mut backoff, written).await {
             Ok(never) => match never {},
             Err(e) => {
                 *lease = None;
@@ -142,6 +152,7 @@ async fn term(
     client: &mut Client,
     lease: &mut Option<i64>,
     backoff: &mut Backoff,
+    written: &mut tokio::sync::mpsc::UnboundedReceiver<OverrideWrite>,
 ) -> anyhow::Result<std::convert::Infallible> {
     let sent = Instant::now();
     let (id, ttl) = client.grant(store.lease).await?;
@@ -167,28 +178,54 @@ async fn term(
     backoff.reset();
     let epoch_key = store.key("epoch");
     let mut floor = client.reserve_epochs(&epoch_key, &leader_key, id).await?;
+    let overrides_prefix = store.key("overrides/");
+    let overrides = client.read_overrides(&overrides_prefix).await?;
     tracing::info!(
         lease_ms = renewed.1.as_millis() as u64,
+        groups_with_overrides = overrides.len(),
         "etcd store: this service leads"
     );
-    arbiter.lead(floor);
+    // Writes queued while standing by were another leader's business.
+    while written.try_recv().is_ok() {}
+    arbiter.lead(floor, overrides);
+    let mut next_renewal = renewed.0 + renewed.1 / 3;
+    let lost = "the lease was not renewed within three quarters of it: stepped down before it can expire";
     loop {
+        // Nothing this leader does may outlive this: past it, etcd may let another lead.
         let deadline = renewed.0 + renewed.1 * 3 / 4;
-        let renewal = async {
-            tokio::time::sleep(renewed.1 / 3).await;
-            client.keep_alive(id).await
-        };
         tokio::select! {
-            () = tokio::time::sleep_until(deadline) => {
-                bail!("the lease was not renewed within three quarters of it: stepped down before it can expire");
+            () = tokio::time::sleep_until(deadline) => bail!(lost),
+            Some((group, overrides)) = written.recv() => {
+                let mut key = overrides_prefix.clone();
+                key.extend_from_slice(group.as_bytes());
+                let write = client.write_overrides(&key, &overrides, &leader_key, id);
+                match tokio::time::timeout_at(deadline, write).await {
+                    Ok(Ok(())) => {}
+                    // Kept in memory still; a leader after this one would not know it.
+                    Ok(Err(e)) => tracing::warn!(group, "etcd store: the group's overrides were not kept: {e:#}"),
+                    Err(_) => bail!(lost),
+                }
             }
-            r = renewal => match r {
-                Ok(r) => renewed = r,
-                Err(e) => tracing::warn!("etcd store: renewing the lease: {e:#}; stepping down at {:?} unless renewed", deadline - Instant::now()),
+            () = tokio::time::sleep_until(next_renewal) => {
+                match tokio::time::timeout_at(deadline, client.keep_alive(id)).await {
+                    Ok(Ok(r)) => {
+                        renewed = r;
+                        next_renewal = renewed.0 + renewed.1 / 3;
+                    }
+                    Ok(Err(e)) => {
+                        // Again soon (not at once: no loop spins on a refusal).
+                        next_renewal = Instant::now() + renewed.1 / 8;
+                        tracing::warn!("etcd store: renewing the lease: {e:#}; stepping down in {:?} unless renewed", deadline.saturating_duration_since(Instant::now()));
+                    }
+                    Err(_) => bail!(lost),
+                }
             }
         }
         if arbiter.highest_epoch() >= floor + EPOCH_BLOCK / 2 {
-            floor = client.reserve_epochs(&epoch_key, &leader_key, id).await?;
+            let reserve = client.reserve_epochs(&epoch_key, &leader_key, id);
+            floor = tokio::time::timeout_at(deadline, reserve)
+                .await
+                .map_err(|_| anyhow::anyhow!(lost))??;
             arbiter.raise_promotion_floor(floor);
             tracing::info!("etcd store: reserved epochs above {floor}");
         }
@@ -327,6 +364,77 @@ impl Client {
         }
     }
 
+    /// Every group's overrides under `prefix`.
+    async fn read_overrides(
+        &mut self,
+        prefix: &[u8],
+    ) -> anyhow::Result<std::collections::BTreeMap<String, Vec<StoredOverride>>> {
+        let request = RangeRequest {
+            key: prefix.to_vec(),
+            range_end: prefix_end(prefix),
+            ..Default::default()
+        };
+        let r = match KvClient::new(self.channel()?).range(request).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => return self.failed("reading the overrides", s),
+        };
+        let mut by_group = std::collections::BTreeMap::new();
+        for kv in r.kvs {
+            let group = String::from_utf8_lossy(kv.key.get(prefix.len()..).unwrap_or_default())
+                .into_owned();
+            match serde_json::from_slice::<Vec<StoredOverride>>(&kv.value) {
+                Ok(list) => {
+                    by_group.insert(group, list);
+                }
+                Err(e) => tracing::warn!(group, "etcd store: unreadable overrides skipped: {e}"),
+            }
+        }
+        Ok(by_group)
+    }
+
+    /// Keeps a group's overrides at `key` (none: the key is deleted), while `lease` holds the
+    /// leader key.
+    async fn write_overrides(
+        &mut self,
+        key: &[u8],
+        overrides: &[StoredOverride],
+        leader_key: &[u8],
+        lease: i64,
+    ) -> anyhow::Result<()> {
+        let op = if overrides.is_empty() {
+            RequestOp {
+                request: Some(request_op::Request::RequestDeleteRange(
+                    etcd::DeleteRangeRequest {
+                        key: key.to_vec(),
+                        ..Default::default()
+                    },
+                )),
+            }
+        } else {
+            put(key, &serde_json::to_vec(overrides)?, 0)
+        };
+        let r = self
+            .txn(
+                "keeping overrides",
+                TxnRequest {
+                    compare: vec![Compare {
+                        result: compare::CompareResult::Equal as i32,
+                        target: compare::CompareTarget::Lease as i32,
+                        key: leader_key.to_vec(),
+                        target_union: Some(compare::TargetUnion::Lease(lease)),
+                        range_end: Vec::new(),
+                    }],
+                    success: vec![op],
+                    failure: Vec::new(),
+                },
+            )
+            .await?;
+        if !r.succeeded {
+            bail!("this service no longer holds the leader key");
+        }
+        Ok(())
+    }
+
     /// Reserves the next [`EPOCH_BLOCK`] epochs while `lease` holds the leader key; answers the
     /// block's base (every promotion goes above it).
     async fn reserve_epochs(
@@ -391,6 +499,20 @@ impl Client {
     }
 }
 
+/// The end of the range of keys starting with `prefix` (etcd's convention: the prefix with its
+/// last byte incremented).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte 0xff: to the end of the keyspace.
+    vec![0]
+}
+
 fn put(key: &[u8], value: &[u8], lease: i64) -> RequestOp {
     RequestOp {
         request: Some(request_op::Request::RequestPut(PutRequest {
@@ -437,6 +559,13 @@ fn epoch_of(kv: Option<&KeyValue>) -> anyhow::Result<(u64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_ends_where_its_last_byte_is_incremented() {
+        assert_eq!(prefix_end(b"/p/overrides/"), b"/p/overrides0");
+        assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
+        assert_eq!(prefix_end(&[0xff]), vec![0]);
+    }
 
     #[test]
     fn store_urls_name_members_and_an_optional_prefix() {

@@ -39,7 +39,7 @@ mod state;
 
 use std::future::Future;
 
-pub use state::{Arbiter, Standing};
+pub use state::{Arbiter, Standing, StoredOverride};
 
 /// Where and how to serve the vendor's REST API.
 #[derive(Debug)]

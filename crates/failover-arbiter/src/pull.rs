@@ -364,7 +364,8 @@ impl Arbiter {
             fenced_out_epoch: hb.fenced_out_epoch,
         };
         e.heartbeats += 1;
-        let (id, changes) = e.group.heartbeat(beat, now, &mut state.next_session)?;
+        let (id, mut changes) = e.group.heartbeat(beat, now, &mut state.next_session)?;
+        changes.extend(e.restore_overrides(now));
         self.apply(state, group, &changes);
         let e = state
             .groups

@@ -144,10 +144,11 @@ impl Arbiter {
             ));
         };
         entry.heartbeats += 1;
-        let (id, changes) = entry
+        let (id, mut changes) = entry
             .group
             .heartbeat(hb, now, &mut state.next_session)
             .map_err(refusal)?;
+        changes.extend(entry.restore_overrides(now));
         entry.outbound.insert(id, tx.clone());
         if let Some(stats) = stats {
             entry.stats.insert(id, stats);

@@ -61,6 +61,21 @@ pub(crate) struct GroupEntry {
     pub(crate) additional_data: Option<serde_json::Value>,
     /// The vendor's AdditionalData of each session registered over its REST API.
     pub(crate) session_data: BTreeMap<SessionId, serde_json::Value>,
+    /// Operator overrides a leader before this one set (read from the shared store when it
+    /// began to lead), each applied when its member joins.
+    pub(crate) restored_overrides: Vec<StoredOverride>,
+}
+
+/// An operator override as the shared store keeps it: a member's forced role, and until when
+/// (Unix ms; None: until cleared).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredOverride {
+    /// The member's name.
+    pub adapter: String,
+    /// "Primary" or "Secondary".
+    pub role: String,
+    /// When it ends (Unix ms), or never.
+    pub expires_unix_ms: Option<i64>,
 }
 
 impl GroupEntry {
@@ -79,7 +94,63 @@ impl GroupEntry {
             relayed_data_unix_ms: None,
             additional_data: None,
             session_data: BTreeMap::new(),
+            restored_overrides: Vec::new(),
         }
+    }
+
+    /// Applies the restored overrides whose members have joined (see `restored_overrides`);
+    /// one that has expired since is dropped.
+    pub(crate) fn restore_overrides(&mut self, now: Duration) -> Vec<Transition> {
+        let mut changes = Vec::new();
+        let now_unix = process::unix_ms();
+        let group = &mut self.group;
+        self.restored_overrides.retain(|o| {
+            if group.find_session(&o.adapter).is_err() {
+                return true;
+            }
+            let role = match o.role.as_str() {
+                "Primary" => Role::Primary,
+                _ => Role::Secondary,
+            };
+            let expires_at = match o.expires_unix_ms {
+                None => None,
+                Some(t) if t <= now_unix => return false,
+                Some(t) => Some(now + Duration::from_millis((t - now_unix) as u64)),
+            };
+            if let Ok(c) = group.set_override(&o.adapter, Some(role), expires_at, now) {
+                tracing::info!(
+                    group = group.id(),
+                    adapter = o.adapter,
+                    "an operator override set on the leader before is restored from the store"
+                );
+                changes.extend(c);
+            }
+            false
+        });
+        changes
+    }
+
+    /// The group's overrides as the shared store keeps them.
+    pub(crate) fn stored_overrides(&self, now: Duration) -> Vec<StoredOverride> {
+        let now_unix = process::unix_ms();
+        let mut stored: Vec<StoredOverride> = self
+            .group
+            .sessions()
+            .iter()
+            .filter_map(|s| {
+                let o = s.role_override?;
+                Some(StoredOverride {
+                    adapter: s.adapter_id.clone(),
+                    role: o.role.to_string(),
+                    expires_unix_ms: o.expires_at.map(|at| {
+                        now_unix + i64::try_from(at.saturating_sub(now).as_millis()).unwrap_or(0)
+                    }),
+                })
+            })
+            .collect();
+        // Those not yet rejoined are kept too.
+        stored.extend(self.restored_overrides.iter().cloned());
+        stored
     }
 
     /// Notes a member's heartbeat for LastDataProcessedTime: the time it `reported`, or, when
@@ -147,6 +218,9 @@ pub(crate) struct State {
     /// Every promotion goes above this epoch: with a shared store, the base of the epochs this
     /// leader reserved ([`failover_core::group::Group::promote_above`]); 0 otherwise.
     pub(crate) promotion_floor: u64,
+    /// Overrides read from the shared store when this service began to lead, by group: each
+    /// group takes its own when it is created.
+    pub(crate) restored_overrides: BTreeMap<String, Vec<StoredOverride>>,
 }
 
 /// Whether this failover service decides, and if not, why.
@@ -178,6 +252,9 @@ struct Inner {
     /// store, while another service leads. `standing` says why.
     deciding: std::sync::atomic::AtomicBool,
     standing: Mutex<Standing>,
+    /// With a shared store: where a group's overrides go when an operator changes them (the
+    /// group id, and its overrides; empty: none), written by the store's task.
+    override_writes: Mutex<Option<mpsc::UnboundedSender<(String, Vec<StoredOverride>)>>>,
 }
 
 impl State {
@@ -207,7 +284,13 @@ impl State {
         {
             group.hold_first_promotion_until(grace);
         }
-        GroupEntry::new(group)
+        let mut entry = GroupEntry::new(group);
+        entry.restored_overrides = self
+            .restored_overrides
+            .get(entry.group.id())
+            .cloned()
+            .unwrap_or_default();
+        entry
     }
 
     /// Removes a group, remembering its newest epoch for a group created again under its id.
@@ -267,6 +350,7 @@ impl Arbiter {
                     heartbeats_busy: 0,
                     deciding_since: Duration::ZERO,
                     promotion_floor: 0,
+                    restored_overrides: BTreeMap::new(),
                 }),
                 watchers: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
@@ -274,6 +358,7 @@ impl Arbiter {
                 auth,
                 deciding: std::sync::atomic::AtomicBool::new(true),
                 standing: Mutex::new(Standing::Leading),
+                override_writes: Mutex::new(None),
             }),
         }
     }
@@ -348,11 +433,34 @@ impl Arbiter {
             .unwrap_or_else(PoisonError::into_inner) = standing;
     }
 
+    /// Sends every later change of a group's overrides to `writes` (a shared store keeps them).
+    pub fn keep_overrides_in(&self, writes: mpsc::UnboundedSender<(String, Vec<StoredOverride>)>) {
+        *self
+            .inner
+            .override_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(writes);
+    }
+
+    /// Hands a group's overrides, as they are now, to the shared store (if there is one).
+    pub(crate) fn store_overrides(&self, state: &State, group_id: &str) {
+        let writes = self
+            .inner
+            .override_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let (Some(writes), Some(e)) = (writes, state.groups.get(group_id)) {
+            let _ = writes.send((group_id.to_string(), e.stored_overrides(self.now())));
+        }
+    }
+
     /// Begins to decide as the leader of a shared store, promoting above `floor` (the base of
-    /// the epochs it reserved there). It starts from nothing: every group is created again as
-    /// its members rejoin, and waits a heartbeat interval for them (the leader before may have
-    /// left a Primary, which reclaims its role at its epoch).
-    pub fn lead(&self, floor: u64) {
+    /// the epochs it reserved there), with the operator overrides the store kept, by group. It
+    /// starts from nothing: every group is created again as its members rejoin, and waits a
+    /// heartbeat interval for them (the leader before may have left a Primary, which reclaims
+    /// its role at its epoch); each override is applied when its member joins.
+    pub fn lead(&self, floor: u64, overrides: BTreeMap<String, Vec<StoredOverride>>) {
         if self.standing() == Standing::Stopping {
             return;
         }
@@ -362,6 +470,7 @@ impl Arbiter {
         state.epoch_floors.clear();
         state.deciding_since = now;
         state.promotion_floor = floor;
+        state.restored_overrides = overrides;
         self.set_standing(Standing::Leading);
         drop(state);
         tracing::info!(

@@ -86,6 +86,17 @@ pub(crate) struct BenchArgs {
               other => Err(format!("{other:?} is not a wire; use grpc or rest")),
           })]
     fleet_wires: Vec<failover_harness::bench::fleet::Wire>,
+    /// With --parts fleet: where the failover service keeps leadership and epochs: memory (one
+    /// service), or etcd (two services on a three-member etcd cluster started for the run, the
+    /// members knowing both; etcd's calls and writes are counted, and the leader is SIGKILLed
+    /// instead of restarted). etcd needs `etcd` on PATH.
+    #[arg(long, default_value = "memory",
+          value_parser = |s: &str| match s {
+              "memory" => Ok(failover_harness::bench::fleet::Store::Memory),
+              "etcd" => Ok(failover_harness::bench::fleet::Store::Etcd),
+              other => Err(format!("{other:?} is not a store; use memory or etcd")),
+          })]
+    fleet_store: failover_harness::bench::fleet::Store,
     /// With --parts fleet: every group's failoverTimeout, hh:mm:ss(.fff).
     #[arg(long, default_value = "00:00:02", value_parser = parse_duration)]
     fleet_failover_timeout: Duration,
@@ -150,6 +161,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 })
                 .collect(),
             failover_timeout: args.fleet_failover_timeout,
+            store: args.fleet_store,
             ..bench::fleet::FleetOptions::default()
         },
     };

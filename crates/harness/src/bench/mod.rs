@@ -625,17 +625,18 @@ pub fn render(r: &BenchReport) -> String {
         );
         let _ = writeln!(
             out,
-            "  wire  groups  heartbeats/s  µs CPU each  KiB/group  false failovers  decision p50/p99 ms  heard p50/p99 ms  restart: spurious, all decided in"
+            "  wire  store   groups  heartbeats/s  µs CPU each  KiB/group  false failovers  decision p50/p99 ms  heard p50/p99 ms  restart (etcd: the leader killed): spurious, all decided in"
         );
         for f in &r.fleet {
             if let Some(e) = &f.error {
-                let _ = writeln!(out, "  {:<4}  {:>6}  {e}", f.wire, f.groups);
+                let _ = writeln!(out, "  {:<4}  {:<6}  {:>6}  {e}", f.wire, f.store, f.groups);
                 continue;
             }
             let _ = writeln!(
                 out,
-                "  {:<4}  {:>6}  {:>12.0}  {:>11.1}  {:>9.1}  {:>15}  {:>19}  {:>16}  {}, {:.1} s{}",
+                "  {:<4}  {:<6}  {:>6}  {:>12.0}  {:>11.1}  {:>9.1}  {:>15}  {:>19}  {:>16}  {}, {:.1} s{}{}",
                 f.wire,
+                f.store,
                 f.groups,
                 f.heartbeats_per_s,
                 f.cpu_us_per_heartbeat,
@@ -647,6 +648,14 @@ pub fn render(r: &BenchReport) -> String {
                 f.restart_decided_s,
                 if f.restart_undecided > 0 {
                     format!(" ({} undecided)", f.restart_undecided)
+                } else {
+                    String::new()
+                },
+                if f.store == "etcd" {
+                    format!(
+                        "; etcd: {:.1} calls/s, {:.1} writes/s",
+                        f.etcd_calls_per_s, f.etcd_writes_per_s
+                    )
                 } else {
                     String::new()
                 }

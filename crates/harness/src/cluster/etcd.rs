@@ -43,6 +43,46 @@ pub fn etcd_binary() -> Option<PathBuf> {
 /// etcd member, and the second service's gRPC and REST ports.
 pub(super) const EXTRA_PORTS: usize = 2 * ETCD_MEMBERS.len() + 2;
 
+/// The flags of etcd member `name` of a new loopback cluster (`initial`: every member's
+/// `name=http://peer`), keeping its data in `data` (so a restart rejoins with it).
+pub fn member_args(
+    name: &str,
+    data: &std::path::Path,
+    client: SocketAddr,
+    peer: SocketAddr,
+    initial: &str,
+) -> Vec<String> {
+    [
+        "--name",
+        name,
+        "--data-dir",
+        &data.display().to_string(),
+        "--listen-client-urls",
+        &format!("http://{client}"),
+        "--advertise-client-urls",
+        &format!("http://{client}"),
+        "--listen-peer-urls",
+        &format!("http://{peer}"),
+        "--initial-advertise-peer-urls",
+        &format!("http://{peer}"),
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-token",
+        "failover-lab",
+        // Loopback: elect within half a second, not etcd's default of a second.
+        "--heartbeat-interval",
+        "100",
+        "--election-timeout",
+        "500",
+        "--logger",
+        "zap",
+        "--log-level",
+        "warn",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// The etcd side of a running pair.
 #[derive(Debug)]
 pub(super) struct EtcdFleet {
@@ -130,34 +170,8 @@ impl EtcdFleet {
             .collect();
         for (member, (client, peer)) in ETCD_MEMBERS.iter().zip(&self.members) {
             let data = cluster.log_dir.join(format!("{member}.data"));
-            let args = [
-                "--name".to_string(),
-                member.to_string(),
-                "--data-dir".into(),
-                data.display().to_string(),
-                "--listen-client-urls".into(),
-                format!("http://{client}"),
-                "--advertise-client-urls".into(),
-                format!("http://{client}"),
-                "--listen-peer-urls".into(),
-                format!("http://{peer}"),
-                "--initial-advertise-peer-urls".into(),
-                format!("http://{peer}"),
-                "--initial-cluster".into(),
-                initial.join(","),
-                "--initial-cluster-token".into(),
-                "failover-lab".into(),
-                // Loopback: elect within half a second, not etcd's default of a second.
-                "--heartbeat-interval".into(),
-                "100".into(),
-                "--election-timeout".into(),
-                "500".into(),
-                "--logger".into(),
-                "zap".into(),
-                "--log-level".into(),
-                "warn".into(),
-            ];
-            cluster.add(member, binary.clone(), args.to_vec())?;
+            let args = member_args(member, &data, *client, *peer, &initial.join(","));
+            cluster.add(member, binary.clone(), args)?;
         }
         let http = cluster.http.clone();
         let health = self.members[0].0;

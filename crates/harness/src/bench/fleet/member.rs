@@ -40,9 +40,11 @@ pub(super) struct Shared {
 }
 
 /// One member over gRPC: a heartbeat stream, a heartbeat every failoverTimeout/2, reconnecting
-/// with backoff (the same incarnation: a restarted service adopts a Primary that says so).
+/// (the same incarnation: a restarted service adopts a Primary that says so) to the next of
+/// `channels` (one per failover service) at once, backing off only after every one failed in a
+/// row, as our adapter does.
 pub(super) async fn grpc_member(
-    channel: tonic::transport::Channel,
+    channels: Vec<tonic::transport::Channel>,
     g: usize,
     m: usize,
     ft: Duration,
@@ -62,10 +64,14 @@ pub(super) async fn grpc_member(
         claims_primary: me.primary.load(Ordering::Relaxed),
         ..Default::default()
     };
+    let (mut service, mut failed_in_a_row) = (0, 0);
     loop {
         let (tx, rx) = mpsc::channel(4);
         me.last_sent_us.store(process::unix_us(), Ordering::Relaxed);
         let _ = tx.send(beat(&me)).await;
+        let Some(channel) = channels.get(service) else {
+            return;
+        };
         let mut client = v1::arbiter_client::ArbiterClient::new(channel.clone());
         if let Ok(response) = client
             .heartbeat(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -85,6 +91,7 @@ pub(super) async fn grpc_member(
                     a = answers.message() => match a {
                         Ok(Some(a)) => {
                             backoff.reset();
+                            failed_in_a_row = 0;
                             told(&me, &shared, a.role == v1::Role::Primary as i32, a.epoch);
                         }
                         _ => break,
@@ -92,7 +99,8 @@ pub(super) async fn grpc_member(
                 }
             }
         }
-        tokio::time::sleep(backoff.next_delay(failover_core::retry::cap_for(ft))).await;
+        let at = move_on(&mut backoff, &mut service, &mut failed_in_a_row, channels.len(), ft);
+        tokio::time::sleep_until(at).await;
     }
 }
 
@@ -121,11 +129,13 @@ fn told(me: &Member, shared: &Shared, primary: bool, epoch: u64) {
 }
 
 /// One member over the vendor's REST API: the group and its session registered, then a
-/// heartbeat every failoverTimeout/2 with our extensions (claims, epoch); 404 registers again,
-/// 429 waits as told, anything else backs off.
+/// heartbeat every failoverTimeout/2 with our extensions (claims, epoch); 404 registers again
+/// (a new leader knows no group registered with the one before), 429 waits as told, anything
+/// else moves to the next of `bases` (one per failover service), backing off only after every
+/// one failed in a row.
 pub(super) async fn rest_member(
     http: reqwest::Client,
-    base: String,
+    bases: Vec<String>,
     g: usize,
     m: usize,
     ft: Duration,
@@ -134,13 +144,17 @@ pub(super) async fn rest_member(
 ) {
     let (group, name) = (group_id(g), member_name(g, m));
     let mut backoff = Backoff::seeded(&name);
-    let cf = format!("{base}/api/v1/clientfailover");
-    let session = format!("{cf}/groups/{group}/clientsessions/{name}");
     let timeout = failover_core::timespan::format_timespan(ft);
     let mut registered = false;
     let mut next = tokio::time::Instant::now();
+    let (mut service, mut failed_in_a_row) = (0, 0);
     loop {
         tokio::time::sleep_until(next).await;
+        let Some(base) = bases.get(service) else {
+            return;
+        };
+        let cf = format!("{base}/api/v1/clientfailover");
+        let session = format!("{cf}/groups/{group}/clientsessions/{name}");
         if !registered {
             let r = async {
                 http.post(format!("{cf}/groups"))
@@ -156,8 +170,8 @@ pub(super) async fn rest_member(
             }
             .await;
             if r.is_err() {
-                next = tokio::time::Instant::now()
-                    + backoff.next_delay(failover_core::retry::cap_for(ft));
+                next = move_on(&mut backoff, &mut service, &mut failed_in_a_row, bases.len(), ft);
+                registered = false;
                 continue;
             }
             registered = true;
@@ -178,6 +192,7 @@ pub(super) async fn rest_member(
         {
             Ok(r) if r.status().as_u16() == 200 => {
                 backoff.reset();
+                failed_in_a_row = 0;
                 let a: Value = r.json().await.unwrap_or(Value::Null);
                 let epoch = a["Epoch"].as_u64().unwrap_or(0);
                 told(&me, &shared, a["Role"].as_u64() == Some(1), epoch);
@@ -195,9 +210,27 @@ pub(super) async fn rest_member(
                 next = tokio::time::Instant::now() + backoff.told(wait);
             }
             _ => {
-                next = tokio::time::Instant::now()
-                    + backoff.next_delay(failover_core::retry::cap_for(ft));
+                next = move_on(&mut backoff, &mut service, &mut failed_in_a_row, bases.len(), ft);
+                registered = false;
             }
         }
     }
+}
+
+/// Moves to the next of `services` after a failure: at once, unless every one failed in a row
+/// (then after a backoff). Answers when to try.
+fn move_on(
+    backoff: &mut Backoff,
+    service: &mut usize,
+    failed_in_a_row: &mut usize,
+    services: usize,
+    ft: Duration,
+) -> tokio::time::Instant {
+    *service = (*service + 1) % services.max(1);
+    *failed_in_a_row += 1;
+    if *failed_in_a_row < services {
+        return tokio::time::Instant::now();
+    }
+    *failed_in_a_row = 0;
+    tokio::time::Instant::now() + backoff.next_delay(failover_core::retry::cap_for(ft))
 }

@@ -15,10 +15,13 @@
 //! 4. the service is SIGKILLed and started again on its ports: the members reconnect; how long
 //!    until every group has a Primary again, and how many groups got another Primary than
 //!    before (a spurious promotion).
+//!
+//! With `--fleet-store etcd` ([`services`]), two services share a three-member etcd cluster
+//! and the members know both: the figures are the leader's, etcd's calls and writes are counted
+//! over the window, and step 4 SIGKILLs the leader instead (the other takes over).
 
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -31,7 +34,10 @@ use tokio::task::JoinHandle;
 use super::{Progress, procstat::ProcSample};
 
 mod member;
+mod services;
 use member::{Member, Shared, grpc_member, rest_member};
+use services::{Service, Services};
+pub use services::Store;
 
 /// The lab's gRPC heartbeat stream, or the vendor's REST API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,6 +69,8 @@ pub struct FleetOptions {
     pub window: Duration,
     /// Groups whose Primary is killed (at most the groups).
     pub victims: usize,
+    /// Where the failover service keeps leadership and epochs.
+    pub store: Store,
 }
 
 impl Default for FleetOptions {
@@ -75,6 +83,7 @@ impl Default for FleetOptions {
             failover_timeout: Duration::from_secs(2),
             window: Duration::from_secs(10),
             victims: 20,
+            store: Store::Memory,
         }
     }
 }
@@ -84,6 +93,12 @@ impl Default for FleetOptions {
 pub struct FleetRun {
     /// "gRPC" or "REST".
     pub wire: String,
+    /// "memory" (one service) or "etcd" (two on three etcd members).
+    pub store: String,
+    /// etcd's calls answered per second over the window, all members (0 in memory).
+    pub etcd_calls_per_s: f64,
+    /// etcd's raft proposals committed per second over the window (its writes; 0 in memory).
+    pub etcd_writes_per_s: f64,
     /// Groups of two members.
     pub groups: usize,
     /// Joining: from the first member started to every group settled, seconds.
@@ -106,7 +121,8 @@ pub struct FleetRun {
     pub decision_ms: [f64; 3],
     /// From staleness to the new Primary hearing its role, ms: p50, p99, max.
     pub role_heard_ms: [f64; 3],
-    /// After the service's SIGKILL and restart: groups whose Primary changed (goal 0).
+    /// After the service's SIGKILL and restart (with etcd: the leader's SIGKILL, the other
+    /// taking over): groups whose Primary changed (goal 0).
     pub restart_spurious: usize,
     /// From the restart to every group having a Primary again, seconds.
     pub restart_decided_s: f64,
@@ -127,97 +143,6 @@ fn p50_p99_max(mut v: Vec<f64>) -> [f64; 3] {
     [rank(0.5), rank(0.99), v[v.len() - 1]]
 }
 
-/// The failover service under test, as a process.
-struct Service {
-    child: tokio::process::Child,
-    args: Vec<String>,
-    grpc: std::net::SocketAddr,
-    rest: std::net::SocketAddr,
-    cfs: std::net::SocketAddr,
-    ca: PathBuf,
-}
-
-impl Service {
-    async fn start(dir: &Path) -> anyhow::Result<Service> {
-        let port =
-            || std::net::SocketAddr::from(([127, 0, 0, 1], failover_proto::testing::free_port()));
-        let (grpc, rest, cfs) = (port(), port(), port());
-        let cert_dir = dir.join("cfs-cert");
-        let args = vec![
-            "--listen".to_string(),
-            grpc.to_string(),
-            "--rest-listen".into(),
-            rest.to_string(),
-            "--cfs-listen".into(),
-            cfs.to_string(),
-            "--cfs-cert-dir".into(),
-            cert_dir.display().to_string(),
-        ];
-        let child = spawn(&args, dir)?;
-        let s = Service {
-            child,
-            args,
-            grpc,
-            rest,
-            cfs,
-            ca: cert_dir.join("ca.pem"),
-        };
-        s.wait_serving().await?;
-        Ok(s)
-    }
-
-    async fn wait_serving(&self) -> anyhow::Result<()> {
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(self.grpc).await.is_ok()
-                && tokio::net::TcpStream::connect(self.cfs).await.is_ok()
-                && self.ca.exists()
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("failover-arbiter did not serve within 10 s")
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// SIGKILL, then the same command on the same ports.
-    async fn restart(&mut self, dir: &Path) -> anyhow::Result<()> {
-        let _ = self.child.kill().await;
-        self.child = spawn(&self.args, dir)?;
-        self.wait_serving().await
-    }
-
-    async fn heartbeats_taken(&self) -> anyhow::Result<u64> {
-        let page = reqwest::get(format!("http://{}/metrics", self.rest))
-            .await?
-            .text()
-            .await?;
-        page.lines()
-            .find_map(|l| l.strip_prefix("failover_arbiter_heartbeats_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|v| v as u64)
-            .context("no failover_arbiter_heartbeats_total on /metrics")
-    }
-}
-
-fn spawn(args: &[String], dir: &Path) -> anyhow::Result<tokio::process::Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("failover-arbiter.log"))?;
-    tokio::process::Command::new(crate::cluster::bin_dir()?.join("failover-arbiter"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start failover-arbiter")
-}
-
 pub(super) fn group_id(g: usize) -> String {
     format!("fleet-{g:05}")
 }
@@ -233,13 +158,14 @@ struct Fleet {
     members: Vec<[Arc<Member>; 2]>,
     tasks: HashMap<(usize, usize), JoinHandle<()>>,
     shared: Arc<Shared>,
-    channels: Vec<tonic::transport::Channel>,
+    /// Per connection, a channel to each service.
+    channels: Vec<Vec<tonic::transport::Channel>>,
     clients: Vec<reqwest::Client>,
-    base: String,
+    bases: Vec<String>,
 }
 
 impl Fleet {
-    async fn new(wire: Wire, groups: usize, service: &Service) -> anyhow::Result<Fleet> {
+    async fn new(wire: Wire, groups: usize, services: &[Service]) -> anyhow::Result<Fleet> {
         let connections = groups.div_ceil(PER_CONNECTION / 2).max(1);
         let mut channels = Vec::new();
         let mut clients = Vec::new();
@@ -247,23 +173,27 @@ impl Fleet {
             Wire::Grpc => {
                 for _ in 0..connections {
                     channels.push(
-                        tonic::transport::Endpoint::from_shared(format!(
-                            "http://{}",
-                            service.grpc
-                        ))?
-                        .connect_lazy(),
+                        services
+                            .iter()
+                            .map(|s| {
+                                Ok(tonic::transport::Endpoint::from_shared(format!(
+                                    "http://{}",
+                                    s.grpc
+                                ))?
+                                .connect_lazy())
+                            })
+                            .collect::<anyhow::Result<Vec<_>>>()?,
                     );
                 }
             }
             Wire::Rest => {
-                let pem = std::fs::read(&service.ca)?;
                 for _ in 0..connections {
-                    clients.push(
-                        reqwest::Client::builder()
-                            .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
-                            .timeout(Duration::from_secs(30))
-                            .build()?,
-                    );
+                    let mut client = reqwest::Client::builder().timeout(Duration::from_secs(30));
+                    for s in services {
+                        let pem = std::fs::read(&s.ca)?;
+                        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+                    }
+                    clients.push(client.build()?);
                 }
             }
         }
@@ -275,7 +205,10 @@ impl Fleet {
             shared: Arc::default(),
             channels,
             clients,
-            base: format!("https://{}", service.cfs),
+            bases: services
+                .iter()
+                .map(|s| format!("https://{}", s.cfs))
+                .collect(),
         })
     }
 
@@ -287,7 +220,7 @@ impl Fleet {
             Wire::Grpc => tokio::spawn(grpc_member(self.channels[c].clone(), g, m, ft, me, shared)),
             Wire::Rest => tokio::spawn(rest_member(
                 self.clients[c].clone(),
-                self.base.clone(),
+                self.bases.clone(),
                 g,
                 m,
                 ft,
@@ -363,6 +296,7 @@ pub async fn measure(opts: &FleetOptions, progress: &Progress<'_>) -> Vec<FleetR
         let mut run = FleetRun {
             wire: wire.name().into(),
             groups: *groups,
+            store: opts.store.name().into(),
             ..FleetRun::default()
         };
         if let Err(e) = one(opts, *wire, *groups, &mut run, progress).await {
@@ -386,12 +320,14 @@ async fn one(
     let dir = tempfile::Builder::new()
         .prefix("failover-lab-fleet-")
         .tempdir()?;
-    let mut service = Service::start(dir.path()).await?;
-    let pid = service.pid().context("no pid")?;
+    let mut services = Services::start(opts.store, dir.path()).await?;
+    let lead = services.leader().await?;
+    let pid = services.list[lead].pid().context("no pid")?;
     // Let the service's start settle before its idle memory is read.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = ProcSample::read(pid)?;
-    let mut fleet = Fleet::new(wire, groups, &service).await?;
+    let mut fleet = Fleet::new(wire, groups, &services.list).await?;
+    let service = &services.list[lead];
     // 1. Each group's first member, spread over a heartbeat interval; then the second.
     let started = std::time::Instant::now();
     let within = Duration::from_secs(30) + Duration::from_millis(groups as u64 * 10);
@@ -431,11 +367,15 @@ async fn one(
     // 2. The steady window.
     let promotions_before = fleet.promotions();
     let hb0 = service.heartbeats_taken().await?;
+    let etcd0 = services.etcd_counts().await?;
     let cpu0 = ProcSample::read(pid)?;
     tokio::time::sleep(opts.window).await;
     let hb1 = service.heartbeats_taken().await?;
+    let etcd1 = services.etcd_counts().await?;
     let cpu1 = ProcSample::read(pid)?;
     let elapsed = cpu1.at.duration_since(cpu0.at).as_secs_f64();
+    run.etcd_calls_per_s = (etcd1.0 - etcd0.0) / elapsed;
+    run.etcd_writes_per_s = (etcd1.1 - etcd0.1) / elapsed;
     run.heartbeats_per_s = (hb1 - hb0) as f64 / elapsed;
     run.cpu_percent = cpu1.cpu_percent_since(&cpu0);
     run.cpu_us_per_heartbeat =
@@ -531,11 +471,16 @@ async fn one(
             })
             .collect(),
     );
-    // 4. The service SIGKILLed and started again under the fleet.
+    // 4. The service SIGKILLed and started again under the fleet; with etcd, the leader
+    // SIGKILLed (the other takes over).
     let before = fleet.primaries();
     let restart_us = process::unix_us();
     fleet.shared.restart_us.store(restart_us, Ordering::Relaxed);
-    service.restart(dir.path()).await?;
+    if services.shared() {
+        let _ = services.list[lead].child.kill().await;
+    } else {
+        services.list[lead].restart().await?;
+    }
     let all_decided = |f: &Fleet| {
         f.members.iter().all(|pair| {
             pair.iter()
@@ -571,7 +516,9 @@ async fn one(
         })
         .count();
     drop(fleet);
-    let _ = service.child.kill().await;
+    for s in &mut services.list {
+        let _ = s.child.kill().await;
+    }
     Ok(())
 }
 
@@ -581,9 +528,10 @@ pub fn describe(r: &FleetRun) -> String {
         return format!("{} {} groups: {e}", r.wire, r.groups);
     }
     format!(
-        "{} {} groups: {:.0} heartbeats/s at {:.1} µs of CPU each ({:.0}% of a core), {:.1} KiB per group, {} false failovers; {} of {} killed Primaries replaced, decision p50 {:.1} ms p99 {:.1} ms, heard p50 {:.0} ms p99 {:.0} ms; restart: {} spurious, every group decided in {:.1} s ({} undecided)",
+        "{} {} groups ({} store): {:.0} heartbeats/s at {:.1} µs of CPU each ({:.0}% of a core), {:.1} KiB per group, {} false failovers; {} of {} killed Primaries replaced, decision p50 {:.1} ms p99 {:.1} ms, heard p50 {:.0} ms p99 {:.0} ms; restart: {} spurious, every group decided in {:.1} s ({} undecided); etcd {:.1} calls/s, {:.1} writes/s",
         r.wire,
         r.groups,
+        r.store,
         r.heartbeats_per_s,
         r.cpu_us_per_heartbeat,
         r.cpu_percent,
@@ -597,7 +545,9 @@ pub fn describe(r: &FleetRun) -> String {
         r.role_heard_ms[1],
         r.restart_spurious,
         r.restart_decided_s,
-        r.restart_undecided
+        r.restart_undecided,
+        r.etcd_calls_per_s,
+        r.etcd_writes_per_s
     )
 }
 
