@@ -40,10 +40,7 @@ use failover_proto::etcd::{
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
-use crate::{Arbiter, StoredOverride};
-
-/// A group's overrides to keep (empty: none).
-type OverrideWrite = (String, Vec<StoredOverride>);
+use crate::{Arbiter, OverrideWrite, StoredOverride};
 
 /// How often a service standing by tries to take the leader key.
 pub const CAMPAIGN_INTERVAL: Duration = Duration::from_millis(250);
@@ -189,18 +186,19 @@ async fn term(
     while written.try_recv().is_ok() {}
     arbiter.lead(floor, overrides);
     let mut next_renewal = renewed.0 + renewed.1 / 3;
-    let lost = "the lease was not renewed within three quarters of it: stepped down before it can expire";
+    let lost =
+        "the lease was not renewed within three quarters of it: stepped down before it can expire";
     loop {
         // Nothing this leader does may outlive this: past it, etcd may let another lead.
         let deadline = renewed.0 + renewed.1 * 3 / 4;
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => bail!(lost),
-            Some((group, overrides)) = written.recv() => {
+            Some((group, overrides, n)) = written.recv() => {
                 let mut key = overrides_prefix.clone();
                 key.extend_from_slice(group.as_bytes());
                 let write = client.write_overrides(&key, &overrides, &leader_key, id);
                 match tokio::time::timeout_at(deadline, write).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => arbiter.overrides_written(n),
                     // Kept in memory still; a leader after this one would not know it.
                     Ok(Err(e)) => tracing::warn!(group, "etcd store: the group's overrides were not kept: {e:#}"),
                     Err(_) => bail!(lost),

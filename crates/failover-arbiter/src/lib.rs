@@ -39,7 +39,7 @@ mod state;
 
 use std::future::Future;
 
-pub use state::{Arbiter, Standing, StoredOverride};
+pub use state::{Arbiter, OverrideWrite, Standing, StoredOverride};
 
 /// Where and how to serve the vendor's REST API.
 #[derive(Debug)]

@@ -315,6 +315,9 @@ async fn set_override(
     let (role, expiration) =
         parse_override(&body).map_err(|(f, m)| ApiError(StatusCode::BAD_REQUEST, m, Some(f)))?;
     a.set_role_override(&g, &s, role, expiration.filter(|_| role.is_some()))?;
+    a.overrides_kept()
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e, None))?;
     group_view(&a, &g)
 }
 
@@ -323,6 +326,9 @@ async fn clear_override(
     Path((g, s)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     a.set_role_override(&g, &s, None, None)?;
+    a.overrides_kept()
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e, None))?;
     group_view(&a, &g)
 }
 

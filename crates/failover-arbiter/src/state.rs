@@ -19,6 +19,9 @@ use tonic::Status;
 
 use crate::auth::Authenticator;
 
+mod leadership;
+pub use leadership::{OverrideWrite, Standing, StoredOverride};
+
 /// Statuses a slow watcher may fall behind by before it is given the current one instead.
 const WATCH_BACKLOG: usize = 4096;
 
@@ -66,18 +69,6 @@ pub(crate) struct GroupEntry {
     pub(crate) restored_overrides: Vec<StoredOverride>,
 }
 
-/// An operator override as the shared store keeps it: a member's forced role, and until when
-/// (Unix ms; None: until cleared).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StoredOverride {
-    /// The member's name.
-    pub adapter: String,
-    /// "Primary" or "Secondary".
-    pub role: String,
-    /// When it ends (Unix ms), or never.
-    pub expires_unix_ms: Option<i64>,
-}
-
 impl GroupEntry {
     pub(crate) fn new(group: Group) -> Self {
         GroupEntry {
@@ -96,61 +87,6 @@ impl GroupEntry {
             session_data: BTreeMap::new(),
             restored_overrides: Vec::new(),
         }
-    }
-
-    /// Applies the restored overrides whose members have joined (see `restored_overrides`);
-    /// one that has expired since is dropped.
-    pub(crate) fn restore_overrides(&mut self, now: Duration) -> Vec<Transition> {
-        let mut changes = Vec::new();
-        let now_unix = process::unix_ms();
-        let group = &mut self.group;
-        self.restored_overrides.retain(|o| {
-            if group.find_session(&o.adapter).is_err() {
-                return true;
-            }
-            let role = match o.role.as_str() {
-                "Primary" => Role::Primary,
-                _ => Role::Secondary,
-            };
-            let expires_at = match o.expires_unix_ms {
-                None => None,
-                Some(t) if t <= now_unix => return false,
-                Some(t) => Some(now + Duration::from_millis((t - now_unix) as u64)),
-            };
-            if let Ok(c) = group.set_override(&o.adapter, Some(role), expires_at, now) {
-                tracing::info!(
-                    group = group.id(),
-                    adapter = o.adapter,
-                    "an operator override set on the leader before is restored from the store"
-                );
-                changes.extend(c);
-            }
-            false
-        });
-        changes
-    }
-
-    /// The group's overrides as the shared store keeps them.
-    pub(crate) fn stored_overrides(&self, now: Duration) -> Vec<StoredOverride> {
-        let now_unix = process::unix_ms();
-        let mut stored: Vec<StoredOverride> = self
-            .group
-            .sessions()
-            .iter()
-            .filter_map(|s| {
-                let o = s.role_override?;
-                Some(StoredOverride {
-                    adapter: s.adapter_id.clone(),
-                    role: o.role.to_string(),
-                    expires_unix_ms: o.expires_at.map(|at| {
-                        now_unix + i64::try_from(at.saturating_sub(now).as_millis()).unwrap_or(0)
-                    }),
-                })
-            })
-            .collect();
-        // Those not yet rejoined are kept too.
-        stored.extend(self.restored_overrides.iter().cloned());
-        stored
     }
 
     /// Notes a member's heartbeat for LastDataProcessedTime: the time it `reported`, or, when
@@ -223,23 +159,6 @@ pub(crate) struct State {
     pub(crate) restored_overrides: BTreeMap<String, Vec<StoredOverride>>,
 }
 
-/// Whether this failover service decides, and if not, why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Standing {
-    /// It decides: always, with the in-memory store; with a shared store, while it leads.
-    Leading,
-    /// With a shared store: another service leads, or none can be elected now. Heartbeats
-    /// are refused, naming the leader when it is known.
-    Following {
-        /// The leader's advertised gRPC URL, when one leads.
-        leader: Option<String>,
-        /// Why this one does not lead, in words.
-        why: String,
-    },
-    /// Shutting down: nothing more is decided.
-    Stopping,
-}
-
 struct Inner {
     state: Mutex<State>,
     watchers: Mutex<HashMap<String, broadcast::Sender<v1::GroupStatus>>>,
@@ -253,8 +172,13 @@ struct Inner {
     deciding: std::sync::atomic::AtomicBool,
     standing: Mutex<Standing>,
     /// With a shared store: where a group's overrides go when an operator changes them (the
-    /// group id, and its overrides; empty: none), written by the store's task.
-    override_writes: Mutex<Option<mpsc::UnboundedSender<(String, Vec<StoredOverride>)>>>,
+    /// group id, its overrides (empty: none), and the write's number), written by the store's
+    /// task.
+    override_writes: Mutex<Option<mpsc::UnboundedSender<OverrideWrite>>>,
+    /// Override writes handed to the store so far, and the last one it kept: an admin call
+    /// answers once what it changed is kept ([`Arbiter::overrides_kept`]).
+    overrides_queued: std::sync::atomic::AtomicU64,
+    overrides_kept: tokio::sync::watch::Sender<u64>,
 }
 
 impl State {
@@ -359,6 +283,8 @@ impl Arbiter {
                 deciding: std::sync::atomic::AtomicBool::new(true),
                 standing: Mutex::new(Standing::Leading),
                 override_writes: Mutex::new(None),
+                overrides_queued: std::sync::atomic::AtomicU64::new(0),
+                overrides_kept: tokio::sync::watch::Sender::new(0),
             }),
         }
     }
@@ -371,174 +297,6 @@ impl Arbiter {
     /// The instant a group time corresponds to.
     pub fn instant_of(&self, t: Duration) -> Instant {
         self.inner.origin + t
-    }
-
-    /// Stops deciding: heartbeats are refused as UNAVAILABLE and time no longer changes any
-    /// group. Called at the shutdown signal, before the servers drain.
-    pub fn stop_deciding(&self) {
-        let _state = self.lock();
-        self.set_standing(Standing::Stopping);
-        tracing::info!(
-            "stopping: no more decisions (members keep their roles until a new service decides)"
-        );
-        self.inner.changed.notify_one();
-    }
-
-    /// True while this service decides (see [`Standing`]).
-    pub fn is_deciding(&self) -> bool {
-        self.inner
-            .deciding
-            .load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Whether this service decides, and if not, why.
-    pub fn standing(&self) -> Standing {
-        self.inner
-            .standing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Why a heartbeat (or a registration, or a watch) is refused here, in the words a client
-    /// is told; None while this service decides.
-    pub fn refusal(&self) -> Option<String> {
-        match self.standing() {
-            Standing::Leading => None,
-            Standing::Stopping => Some(
-                "the failover service is stopping; reconnect to the next one (roles are kept meanwhile)"
-                    .into(),
-            ),
-            Standing::Following {
-                leader: Some(url),
-                ..
-            } => Some(format!(
-                "this failover service stands by: another one leads; the leader is {url} (roles are kept meanwhile)"
-            )),
-            Standing::Following { leader: None, why } => Some(format!(
-                "this failover service stands by: no failover service leads now ({why}); retry with the next one (roles are kept meanwhile)"
-            )),
-        }
-    }
-
-    fn set_standing(&self, standing: Standing) {
-        self.inner.deciding.store(
-            standing == Standing::Leading,
-            std::sync::atomic::Ordering::SeqCst,
-        );
-        *self
-            .inner
-            .standing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = standing;
-    }
-
-    /// Sends every later change of a group's overrides to `writes` (a shared store keeps them).
-    pub fn keep_overrides_in(&self, writes: mpsc::UnboundedSender<(String, Vec<StoredOverride>)>) {
-        *self
-            .inner
-            .override_writes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(writes);
-    }
-
-    /// Hands a group's overrides, as they are now, to the shared store (if there is one).
-    pub(crate) fn store_overrides(&self, state: &State, group_id: &str) {
-        let writes = self
-            .inner
-            .override_writes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let (Some(writes), Some(e)) = (writes, state.groups.get(group_id)) {
-            let _ = writes.send((group_id.to_string(), e.stored_overrides(self.now())));
-        }
-    }
-
-    /// Begins to decide as the leader of a shared store, promoting above `floor` (the base of
-    /// the epochs it reserved there), with the operator overrides the store kept, by group. It
-    /// starts from nothing: every group is created again as its members rejoin, and waits a
-    /// heartbeat interval for them (the leader before may have left a Primary, which reclaims
-    /// its role at its epoch); each override is applied when its member joins.
-    pub fn lead(&self, floor: u64, overrides: BTreeMap<String, Vec<StoredOverride>>) {
-        if self.standing() == Standing::Stopping {
-            return;
-        }
-        let now = self.now();
-        let mut state = self.lock();
-        state.groups.clear();
-        state.epoch_floors.clear();
-        state.deciding_since = now;
-        state.promotion_floor = floor;
-        state.restored_overrides = overrides;
-        self.set_standing(Standing::Leading);
-        drop(state);
-        tracing::info!(
-            epochs_above = floor,
-            "leading: this failover service decides now (its promotions go above epoch {floor})"
-        );
-        self.inner.changed.notify_one();
-    }
-
-    /// Raises the floor of promotions while leading (a new block of epochs was reserved).
-    pub fn raise_promotion_floor(&self, floor: u64) {
-        let mut state = self.lock();
-        state.promotion_floor = state.promotion_floor.max(floor);
-        for e in state.groups.values_mut() {
-            e.group.promote_above(floor);
-        }
-    }
-
-    /// The highest epoch any group here has handed out or seen.
-    pub fn highest_epoch(&self) -> u64 {
-        let state = self.lock();
-        state
-            .groups
-            .values()
-            .map(|e| e.group.highest_epoch())
-            .max()
-            .unwrap_or(0)
-            .max(state.promotion_floor)
-    }
-
-    /// Stops deciding because another service leads (`leader`, when known) or none can: every
-    /// group, session and watch here ends (their members and observers reconnect to the
-    /// leader), and heartbeats are refused naming the leader. Members keep their roles.
-    pub fn follow(&self, leader: Option<String>, why: String) {
-        let next = Standing::Following {
-            leader: leader.clone(),
-            why: why.clone(),
-        };
-        let before = self.standing();
-        if before == Standing::Stopping || before == next {
-            return;
-        }
-        let mut state = self.lock();
-        self.set_standing(next);
-        state.groups.clear();
-        drop(state);
-        if let Standing::Following { leader: was, .. } = &before
-            && *was == leader
-        {
-            // Only the words changed (another failed call to etcd): said already.
-            tracing::debug!("standing by: {why}");
-            return;
-        }
-        self.inner
-            .watchers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-        match leader {
-            Some(url) => tracing::info!(
-                leader = url,
-                "standing by: another failover service leads ({why})"
-            ),
-            None => tracing::warn!(
-                "standing by: no failover service leads ({why}); members keep their roles"
-            ),
-        }
-        self.inner.changed.notify_one();
     }
 
     /// Who may open a heartbeat stream (and the token endpoint).

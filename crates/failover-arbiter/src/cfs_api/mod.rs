@@ -305,7 +305,16 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     match handle(&api, &method, &uri, &headers, &body) {
-        Ok(r) => r,
+        // An override changed here is answered once its etcd store (if any) kept it.
+        Ok(r) => match api.arbiter.overrides_kept().await {
+            Ok(()) => r,
+            Err(why) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                why,
+                "Set the override again once the service leads and reaches its store.",
+            )
+            .into_response(),
+        },
         Err(e) => e.into_response(),
     }
 }

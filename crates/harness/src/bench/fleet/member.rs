@@ -99,7 +99,13 @@ pub(super) async fn grpc_member(
                 }
             }
         }
-        let at = move_on(&mut backoff, &mut service, &mut failed_in_a_row, channels.len(), ft);
+        let at = move_on(
+            &mut backoff,
+            &mut service,
+            &mut failed_in_a_row,
+            channels.len(),
+            ft,
+        );
         tokio::time::sleep_until(at).await;
     }
 }
@@ -170,7 +176,13 @@ pub(super) async fn rest_member(
             }
             .await;
             if r.is_err() {
-                next = move_on(&mut backoff, &mut service, &mut failed_in_a_row, bases.len(), ft);
+                next = move_on(
+                    &mut backoff,
+                    &mut service,
+                    &mut failed_in_a_row,
+                    bases.len(),
+                    ft,
+                );
                 registered = false;
                 continue;
             }
@@ -210,7 +222,13 @@ pub(super) async fn rest_member(
                 next = tokio::time::Instant::now() + backoff.told(wait);
             }
             _ => {
-                next = move_on(&mut backoff, &mut service, &mut failed_in_a_row, bases.len(), ft);
+                next = move_on(
+                    &mut backoff,
+                    &mut service,
+                    &mut failed_in_a_row,
+                    bases.len(),
+                    ft,
+                );
                 registered = false;
             }
         }

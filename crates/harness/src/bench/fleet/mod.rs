@@ -36,8 +36,8 @@ use super::{Progress, procstat::ProcSample};
 mod member;
 mod services;
 use member::{Member, Shared, grpc_member, rest_member};
-use services::{Service, Services};
 pub use services::Store;
+use services::{Service, Services};
 
 /// The lab's gRPC heartbeat stream, or the vendor's REST API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
