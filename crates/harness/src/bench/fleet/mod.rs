@@ -165,7 +165,7 @@ struct Fleet {
 }
 
 impl Fleet {
-    async fn new(wire: Wire, groups: usize, services: &[Service]) -> anyhow::Result<Fleet> {
+    async fn new(wire: Wire, groups: usize, services: &[&Service]) -> anyhow::Result<Fleet> {
         let connections = groups.div_ceil(PER_CONNECTION / 2).max(1);
         let mut channels = Vec::new();
         let mut clients = Vec::new();
@@ -326,7 +326,11 @@ async fn one(
     // Let the service's start settle before its idle memory is read.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = ProcSample::read(pid)?;
-    let mut fleet = Fleet::new(wire, groups, &services.list).await?;
+    // The members try the leader first (as an adapter whose list starts with it would): a
+    // connection pool to each service for 10,000 REST members would pass the open-file limit.
+    let mut ordered: Vec<&Service> = services.list.iter().collect();
+    ordered.rotate_left(lead);
+    let mut fleet = Fleet::new(wire, groups, &ordered).await?;
     let service = &services.list[lead];
     // 1. Each group's first member, spread over a heartbeat interval; then the second.
     let started = std::time::Instant::now();
