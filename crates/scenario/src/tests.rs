@@ -593,3 +593,40 @@ fn any_adapter_program_is_read_and_what_the_lab_cannot_know_of_it_refused() {
     .expect_err("a document to a command-line program");
     assert!(e.message.contains("command line"), "{e}");
 }
+
+#[test]
+fn an_etcd_store_brings_its_components_and_isolation_and_is_refused_without_it() {
+    let head = "name = \"n\"\n[cluster]\nmode = \"Hot\"\nfailover_timeout = \"00:00:02\"\n";
+    let etcd = format!("{head}store = \"etcd\"\nstore_lease = \"00:00:03\"\n");
+    let s = parse_str(&format!(
+        "{etcd}[[step]]\nkill = \"leader\"\n[[step]]\nkill = \"etcd-2\"\n[[step]]\nisolate = \"arbiter-2\"\n[[step]]\nend_isolation = true\n"
+    ))
+    .expect("an etcd pair");
+    assert_eq!(
+        s.cluster.store,
+        cluster::ClusterStore::Etcd {
+            lease: Duration::from_secs(3)
+        }
+    );
+    assert!(matches!(&s.steps[2].action, Action::Isolate(Target::Named(n)) if n == "arbiter-2"));
+    assert!(matches!(s.steps[3].action, Action::EndIsolation));
+    // Without the store, its components and isolation are refused, naming the key.
+    let e = err_of(&format!("{head}[[step]]\nkill = \"etcd-1\"\n"));
+    assert_eq!((e.field.as_str(), e.line), ("step 1.kill", 6), "{e}");
+    assert!(e.message.contains("store = \"etcd\""), "{e}");
+    let e = err_of(&format!("{head}[[step]]\nisolate = \"leader\"\n"));
+    assert_eq!(e.field, "step 1.isolate", "{e}");
+    let e = err_of(&format!("{etcd}[[step]]\nisolate = \"source\"\n"));
+    assert!(e.message.contains("not a failover service"), "{e}");
+    for (lease, why) in [("00:00:00.500", "whole seconds"), ("00:02:00", "00:01:00")] {
+        let e = err_of(&format!(
+            "{head}store = \"etcd\"\nstore_lease = \"{lease}\"\n[[step]]\nrun_for = \"00:00:01\"\n"
+        ));
+        assert_eq!(e.field, "cluster.store_lease", "{e}");
+        assert!(e.message.contains(why), "{e}");
+    }
+    let e = err_of(&format!(
+        "{head}store = \"zookeeper\"\n[[step]]\nrun_for = \"00:00:01\"\n"
+    ));
+    assert_eq!(e.field, "cluster.store", "{e}");
+}
