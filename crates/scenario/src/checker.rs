@@ -89,11 +89,11 @@ impl Checker<'_> {
 
     pub(crate) fn component(&self, field: &str, name: &str) -> Result<Target, ScenarioError> {
         if [ARBITER, SOURCE, ENDPOINT].contains(&name)
-            || (self.etcd && crate::store::COMPONENTS.contains(&name))
+            || (self.etcd && crate::cluster::STORE_COMPONENTS.contains(&name))
         {
             return Ok(Target::Named(name.to_string()));
         }
-        if crate::store::COMPONENTS.contains(&name) {
+        if crate::cluster::STORE_COMPONENTS.contains(&name) {
             return Err(self.err(
                 field,
                 format!("{name:?} is a component of a cluster whose failover services share an etcd store; give [cluster] store = \"etcd\""),

@@ -26,6 +26,15 @@ pub const ETCD_MEMBERS: [&str; 3] = ["etcd-1", "etcd-2", "etcd-3"];
 /// Whichever failover service leads when the step runs (a cluster on an etcd store).
 pub const LEADER: &str = "leader";
 
+/// The components a cluster on an etcd store has beside the usual ones.
+pub const STORE_COMPONENTS: [&str; 5] = [
+    ARBITER_2,
+    ETCD_MEMBERS[0],
+    ETCD_MEMBERS[1],
+    ETCD_MEMBERS[2],
+    LEADER,
+];
+
 /// Where the cluster's failover services keep leadership and epochs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClusterStore {

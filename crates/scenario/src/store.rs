@@ -7,19 +7,10 @@ use std::time::Duration;
 use crate::{
     ScenarioError,
     checker::{Checker, key_line},
-    cluster::{ARBITER_2, ClusterSpec, ClusterStore, ETCD_MEMBERS, LEADER},
+    cluster::{ARBITER_2, ClusterSpec, ClusterStore, LEADER},
     model::{Action, Target},
     raw::{ClusterToml, StepToml},
 };
-
-/// The components a cluster on an etcd store has beside the usual ones.
-pub(crate) const COMPONENTS: [&str; 5] = [
-    ARBITER_2,
-    ETCD_MEMBERS[0],
-    ETCD_MEMBERS[1],
-    ETCD_MEMBERS[2],
-    LEADER,
-];
 
 /// The lease when the file gives none.
 const DEFAULT_LEASE: Duration = Duration::from_secs(2);
