@@ -95,21 +95,82 @@ pub(super) struct EtcdFleet {
     store_links: BTreeMap<(String, String), Proxy>,
     /// Each failover service's gRPC and REST admin addresses.
     services: BTreeMap<String, (SocketAddr, SocketAddr)>,
-    /// The lab's gRPC and REST views, following the leader.
-    leader_grpc: Option<Arc<Proxy>>,
-    leader_rest: Option<Arc<Proxy>>,
-    /// The failover service leading, as last seen.
-    leader: Arc<Mutex<Option<String>>>,
-    follower: Option<tokio::task::JoinHandle<()>>,
+    /// The lab's view of the leader.
+    view: Option<LeaderView>,
     /// Services an `isolate` cut off.
     isolated: Vec<String>,
 }
 
-impl Drop for EtcdFleet {
+/// The lab's view of failover services sharing a store: a gRPC and a REST proxy that follow
+/// whichever service says it leads (asked every 100 ms, `GET /api/v1/lab/leadership` on each
+/// service's REST admin), and who that is.
+#[derive(Debug)]
+pub struct LeaderView {
+    /// Where the lab reaches the leader's gRPC.
+    pub grpc: SocketAddr,
+    /// Where the lab reaches the leader's REST admin.
+    pub rest: SocketAddr,
+    leader: Arc<Mutex<Option<String>>>,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LeaderView {
     fn drop(&mut self) {
-        if let Some(f) = &self.follower {
-            f.abort();
+        self.follower.abort();
+    }
+}
+
+impl LeaderView {
+    /// Starts the view on `ip` over `services` (name: gRPC and REST admin addresses), and waits
+    /// up to `within` until one leads.
+    pub async fn start(
+        ip: Ipv4Addr,
+        services: BTreeMap<String, (SocketAddr, SocketAddr)>,
+        http: reqwest::Client,
+        within: Duration,
+    ) -> anyhow::Result<LeaderView> {
+        let (first_grpc, first_rest) = *services
+            .values()
+            .next()
+            .context("no failover service to follow")?;
+        let grpc = Proxy::start(ip, first_grpc).await?;
+        let rest = Proxy::start(ip, first_rest).await?;
+        let leader: Arc<Mutex<Option<String>>> = Arc::default();
+        let view = LeaderView {
+            grpc: grpc.listen,
+            rest: rest.listen,
+            leader: leader.clone(),
+            follower: tokio::spawn(async move {
+                loop {
+                    if let Some(name) = leading(&http, &services).await {
+                        let (g, r) = services[&name];
+                        grpc.retarget(g);
+                        rest.retarget(r);
+                        *leader.lock().unwrap_or_else(PoisonError::into_inner) = Some(name);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }),
+        };
+        let started = tokio::time::Instant::now();
+        while view.leader().is_none() {
+            if started.elapsed() > within {
+                bail!(
+                    "no failover service leads {} s after they started (see their logs)",
+                    within.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        Ok(view)
+    }
+
+    /// The failover service leading, as last seen.
+    pub fn leader(&self) -> Option<String> {
+        self.leader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -150,10 +211,7 @@ impl EtcdFleet {
             second,
             store_links,
             services: BTreeMap::new(),
-            leader_grpc: None,
-            leader_rest: None,
-            leader: Arc::new(Mutex::new(None)),
-            follower: None,
+            view: None,
             isolated: Vec::new(),
         })
     }
@@ -217,53 +275,23 @@ impl EtcdFleet {
         self.services.insert(name.to_string(), (grpc, rest));
     }
 
-    /// Starts the proxies of the lab's view and the task that keeps them on the leader, and
-    /// waits until one service leads: answers their gRPC and REST addresses.
+    /// Starts the lab's view of the leader, and waits until one service leads: answers its
+    /// gRPC and REST addresses.
     pub(super) async fn follow_leader(
         &mut self,
         ip: Ipv4Addr,
         http: reqwest::Client,
     ) -> anyhow::Result<(SocketAddr, SocketAddr)> {
-        let (first_grpc, first_rest) = *self
-            .services
-            .get(ARBITER)
-            .context("the failover service is not started")?;
-        let grpc = Arc::new(Proxy::start(ip, first_grpc).await?);
-        let rest = Arc::new(Proxy::start(ip, first_rest).await?);
-        let views = (grpc.listen, rest.listen);
-        self.leader_grpc = Some(grpc.clone());
-        self.leader_rest = Some(rest.clone());
-        let services = self.services.clone();
-        let leader = self.leader.clone();
-        self.follower = Some(tokio::spawn(async move {
-            loop {
-                if let Some(name) = leading(&http, &services).await {
-                    let (g, r) = services[&name];
-                    grpc.retarget(g);
-                    rest.retarget(r);
-                    *leader.lock().unwrap_or_else(PoisonError::into_inner) = Some(name);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }));
-        let started = tokio::time::Instant::now();
-        while self.leader().is_none() {
-            if started.elapsed() > Duration::from_secs(20) {
-                bail!(
-                    "no failover service leads 20 s after both started (see arbiter.log and arbiter-2.log)"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(views)
+        let view =
+            LeaderView::start(ip, self.services.clone(), http, Duration::from_secs(20)).await?;
+        let addrs = (view.grpc, view.rest);
+        self.view = Some(view);
+        Ok(addrs)
     }
 
     /// The failover service leading, as last seen.
     pub(crate) fn leader(&self) -> Option<String> {
-        self.leader
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.view.as_ref().and_then(LeaderView::leader)
     }
 
     /// Cuts every link of failover service `name`: to each etcd member, and (in `adapter_links`)

@@ -42,6 +42,8 @@ pub struct Compose {
     paused: Vec<String>,
     /// The compose profile every command runs with (COMPOSE_PROFILES), if any.
     profile: Option<&'static str>,
+    /// (network, container, alias) of failover services a scenario isolated.
+    isolated: Vec<(String, String, Option<String>)>,
 }
 
 impl Compose {
@@ -65,6 +67,7 @@ impl Compose {
             disconnected: Vec::new(),
             paused: Vec::new(),
             profile: None,
+            isolated: Vec::new(),
         };
         c.run(&["version"])
             .await
@@ -247,6 +250,40 @@ impl Compose {
         Ok(())
     }
 
+    /// Cuts a failover service of the profile etcd off from everything: its container leaves
+    /// the networks `store` (etcd) and `control` (the adapters).
+    pub async fn isolate(&mut self, service: &str) -> anyhow::Result<()> {
+        let container = self.container(service).await?;
+        for short in ["store", "control"] {
+            let net = self.network(&container, short).await?;
+            if self
+                .isolated
+                .iter()
+                .any(|(n, c, _)| *n == net && *c == container)
+            {
+                continue;
+            }
+            self.docker(&["network", "disconnect", "-f", &net, &container])
+                .await?;
+            // Adapters reach it by its alias on `control`: given back with it.
+            let alias = (short == "control").then(|| format!("{service}-control"));
+            self.isolated.push((net, container.clone(), alias));
+        }
+        Ok(())
+    }
+
+    /// Connects every isolated failover service again.
+    pub async fn end_isolation(&mut self) {
+        for (net, container, alias) in std::mem::take(&mut self.isolated) {
+            let mut args = vec!["network", "connect"];
+            if let Some(a) = &alias {
+                args.extend(["--alias", a.as_str()]);
+            }
+            args.extend([net.as_str(), container.as_str()]);
+            let _ = self.docker(&args).await;
+        }
+    }
+
     /// Every command with `profile`'s services too (COMPOSE_PROFILES).
     pub fn with_profile(mut self, profile: Option<&'static str>) -> Compose {
         self.profile = profile;
@@ -262,11 +299,12 @@ impl Compose {
         for (net, container) in std::mem::take(&mut self.disconnected) {
             let _ = self.docker(&["network", "connect", &net, &container]).await;
         }
+        self.end_isolation().await;
         self.up_pair(adapters).await
     }
 
-    /// Starts (or starts again) the shared services and `adapters`, not the configure
-    /// services: whoever runs the pair configures it.
+    /// Starts (or starts again) the shared services and `adapters` (a pair's own services), not
+    /// the configure services: whoever runs the pair configures it.
     pub async fn up_pair(&self, adapters: &[&str]) -> anyhow::Result<()> {
         let mut up = vec![
             "up",

@@ -1,10 +1,12 @@
 //! The compose stage: the services of the project's `docker-compose.yml`, started if they are
 //! not, reached on their published ports on 127.0.0.1 (by default source 50051, endpoint 50052,
 //! arbiter 50053 and 5591, adapter-a 5590, adapter-b 5592, vendor-a 5594, vendor-b 5596; moved
-//! by `FAILOVER_LAB_<SERVICE>_PORT`). It runs either of the file's two pairs ([`PAIRS`]): the
-//! lab's wires, or the vendor's (profile `vendor-wires`), whichever the scenario's cluster is. Faults go through docker ([`docker`]): kill, pause,
-//! stop, restart, and links cut both ways by `docker network disconnect`. Each run uses a group
-//! of its own, so the endpoint audits it alone, and puts the services back as it found them.
+//! by `FAILOVER_LAB_<SERVICE>_PORT`). It runs any of the file's three pairs ([`PAIRS`]): the
+//! lab's wires, the vendor's (profile `vendor-wires`), or two failover services sharing etcd
+//! (profile `etcd`, followed by a [`LeaderView`] as on processes), whichever the scenario's
+//! cluster is. Faults go through docker ([`docker`]): kill, pause, stop, restart, links cut both
+//! ways and failover services isolated by `docker network disconnect`. Each run uses a group of
+//! its own, so the endpoint audits it alone, and puts the services back as it found them.
 
 pub mod docker;
 
@@ -22,13 +24,14 @@ use tonic::transport::Channel;
 
 use self::docker::Compose;
 use crate::{
+    cluster::etcd::LeaderView,
     scenario::{Action, LinkChange, Scenario},
     services::{Addresses, PairApi, SourceFaultTarget, grpc_healthy, merge, wait_until},
     stage::{Extra, Stage},
 };
 use failover_scenario::cluster::{
-    ARBITER, ClusterAuth, ClusterEgress, ClusterProtocol, ClusterSource, ClusterSpec, ClusterTls,
-    ENDPOINT, SOURCE,
+    ARBITER, ARBITER_2, ClusterAuth, ClusterEgress, ClusterProtocol, ClusterSource, ClusterSpec,
+    ClusterStore, ClusterTls, ENDPOINT, LEADER, SOURCE,
 };
 
 /// The source's shape in `docker-compose.yml`: streams, components, Hz, history rate.
@@ -50,10 +53,18 @@ pub struct ComposePair {
     pub arbiter_url: &'static str,
     /// The document the compose file's configure service gives them.
     pub document: &'static str,
+    /// Their failover services share etcd: (scenario name, compose service) of each.
+    pub etcd_services: &'static [(&'static str, &'static str)],
 }
 
+/// The services of the profile `etcd` besides the failover services.
+const ETCD_MEMBERS: [&str; 3] = ["etcd-1", "etcd-2", "etcd-3"];
+
+/// The lease of the profile `etcd`'s failover services (`--store-lease` in docker-compose.yml).
+const ETCD_LEASE: Duration = Duration::from_secs(2);
+
 /// The pairs of `docker-compose.yml`.
-pub const PAIRS: [ComposePair; 2] = [
+pub const PAIRS: [ComposePair; 3] = [
     ComposePair {
         adapters: ["adapter-a", "adapter-b"],
         profile: None,
@@ -62,6 +73,7 @@ pub const PAIRS: [ComposePair; 2] = [
         egress: ClusterEgress::Grpc,
         arbiter_url: "http://failover-arbiter-control:50053",
         document: "docker/ClientFailover.json",
+        etcd_services: &[],
     },
     ComposePair {
         adapters: ["vendor-a", "vendor-b"],
@@ -71,6 +83,20 @@ pub const PAIRS: [ComposePair; 2] = [
         egress: ClusterEgress::Omf,
         arbiter_url: "https://failover-arbiter-control:5590/api/v1/clientfailover",
         document: "docker/ClientFailover.vendor-wires.json",
+        etcd_services: &[],
+    },
+    ComposePair {
+        adapters: ["etcd-adapter-a", "etcd-adapter-b"],
+        profile: Some("etcd"),
+        source_protocol: ClusterSource::Grpc,
+        failover_protocol: ClusterProtocol::Grpc,
+        egress: ClusterEgress::Grpc,
+        arbiter_url: "http://failover-arbiter-a-control:50053,http://failover-arbiter-b-control:50053",
+        document: "docker/ClientFailover.etcd.json",
+        etcd_services: &[
+            (ARBITER, "failover-arbiter-a"),
+            (ARBITER_2, "failover-arbiter-b"),
+        ],
     },
 ];
 
@@ -81,6 +107,7 @@ fn pair_of(spec: &ClusterSpec) -> Option<&'static ComposePair> {
             && spec.source_protocol == p.source_protocol
             && spec.failover_protocol == p.failover_protocol
             && spec.egress == p.egress
+            && (spec.store == ClusterStore::Memory) == p.etcd_services.is_empty()
     })
 }
 /// How long a compose service may take to (re)start: a container, not a process.
@@ -94,10 +121,13 @@ pub fn refusal(s: &Scenario, spec: &ClusterSpec) -> Option<String> {
 
 /// Why a pair of this shape cannot run on the compose stage.
 fn spec_refusal(spec: &ClusterSpec) -> Option<String> {
-    if spec.store != failover_scenario::cluster::ClusterStore::Memory {
-        return Some(
-            "cluster.store etcd: the compose file runs one failover service, in memory; run it on --target processes".into(),
-        );
+    if let ClusterStore::Etcd { lease } = spec.store
+        && lease != ETCD_LEASE
+    {
+        return Some(format!(
+            "cluster.store_lease: the compose profile etcd's failover services hold a lease of 00:00:02; this scenario needs {}: run it on --target processes",
+            failover_core::timespan::format_timespan(lease)
+        ));
     }
     if !spec.programs.is_empty() {
         return Some(
@@ -138,14 +168,16 @@ fn spec_refusal(spec: &ClusterSpec) -> Option<String> {
     if pair_of(spec).is_none() {
         return Some(format!(
             "cluster: the compose pairs are adapter-a and adapter-b on the lab's wires (gRPC in, \
-             to the service and out), and vendor-a and vendor-b on the vendor's (source_protocol \
-             \"opcua\", failover_protocol \"rest\", egress \"omf\"; profile vendor-wires); this \
-             scenario has adapters {:?} with source_protocol {}, failover_protocol {:?}, egress \
-             {:?}: run it on --target processes",
+             to the service and out), vendor-a and vendor-b on the vendor's (source_protocol \
+             \"opcua\", failover_protocol \"rest\", egress \"omf\"; profile vendor-wires), and \
+             etcd-adapter-a and etcd-adapter-b on the lab's wires with store \"etcd\" (profile \
+             etcd); this scenario has adapters {:?} with source_protocol {}, failover_protocol \
+             {:?}, egress {:?}, store {:?}: run it on --target processes",
             spec.adapters,
             spec.source_protocol.as_str(),
             spec.failover_protocol,
-            spec.egress
+            spec.egress,
+            spec.store
         ));
     }
     None
@@ -190,6 +222,8 @@ pub struct ComposeStage {
     endpoint_down: bool,
     /// Keep the logs (a failing scenario).
     keep: bool,
+    /// With the profile etcd: the lab's view of the leading failover service.
+    view: Option<LeaderView>,
 }
 
 impl ComposeStage {
@@ -209,17 +243,45 @@ impl ComposeStage {
             None => compose.run(&["up", "-d"]).await.map(drop)?,
             // The services the pair needs, not its configure service: the scenario configures
             // the adapters itself.
-            Some(_) => compose.up_pair(&pair.adapters).await?,
+            Some(_) => compose.up_pair(&pair_services(pair)).await?,
         };
         spec.group_id = format!("{}-{:08x}", spec.group_id, rand::random::<u32>());
         let (log_dir, temp) =
             crate::cluster::log_folder(spec.log_dir.as_deref(), "failover-lab-compose-")?;
+        let mut view = None;
+        let (arbiter, arbiter_rest) = if pair.etcd_services.is_empty() {
+            (
+                compose.host_addr("failover-arbiter", 50053).await?,
+                compose.host_addr("failover-arbiter", 5591).await?,
+            )
+        } else {
+            let mut services = std::collections::BTreeMap::new();
+            for (name, service) in pair.etcd_services {
+                services.insert(
+                    name.to_string(),
+                    (
+                        compose.host_addr(service, 50053).await?,
+                        compose.host_addr(service, 5591).await?,
+                    ),
+                );
+            }
+            let v = LeaderView::start(
+                std::net::Ipv4Addr::LOCALHOST,
+                services,
+                crate::services::http_client()?,
+                START_WITHIN,
+            )
+            .await?;
+            let addrs = (v.grpc, v.rest);
+            view = Some(v);
+            addrs
+        };
         let addrs = Addresses {
             source_wire: None,
             source: compose.host_addr("fake-data-source", 50051).await?,
             endpoint: compose.host_addr("fake-endpoint", 50052).await?,
-            arbiter: compose.host_addr("failover-arbiter", 50053).await?,
-            arbiter_rest: compose.host_addr("failover-arbiter", 5591).await?,
+            arbiter,
+            arbiter_rest,
             arbiter_cfs: None,
             endpoint_metrics: compose.host_addr("fake-endpoint", 9102).await?,
             adapters: [
@@ -246,6 +308,7 @@ impl ComposeStage {
             source_faults: Vec::new(),
             endpoint_down: false,
             keep: false,
+            view,
         };
         for (name, addr) in [
             (SOURCE, stage.addrs.source),
@@ -332,7 +395,7 @@ impl ComposeStage {
         if self.endpoint_down {
             let _ = self.api().endpoint_outage(false).await;
         }
-        self.compose.restore(&self.pair.adapters).await?;
+        self.compose.restore(&pair_services(self.pair)).await?;
         let doc = std::fs::read_to_string(self.compose.dir.join(self.pair.document))
             .with_context(|| self.pair.document.to_string())?;
         for name in &self.spec.adapters {
@@ -350,6 +413,43 @@ impl ComposeStage {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// Every service a pair needs besides the shared ones: its adapters, and with the profile etcd
+/// its failover services and etcd members.
+fn pair_services(pair: &ComposePair) -> Vec<&'static str> {
+    let mut services: Vec<&'static str> = pair.adapters.to_vec();
+    if !pair.etcd_services.is_empty() {
+        services.extend(ETCD_MEMBERS);
+        services.extend(pair.etcd_services.iter().map(|(_, s)| *s));
+    }
+    services
+}
+
+impl ComposeStage {
+    /// `leader` made the failover service leading now.
+    fn resolve_leader(&self, name: &str) -> anyhow::Result<String> {
+        if name != LEADER {
+            return Ok(name.to_string());
+        }
+        self.view
+            .as_ref()
+            .context("`leader` names a failover service sharing an etcd store (the profile etcd)")?
+            .leader()
+            .context("no failover service leads now")
+    }
+
+    /// A component's compose service: with the profile etcd, `arbiter` and `arbiter-2` are its
+    /// two failover services (and `leader` the one leading).
+    fn service(&self, name: &str) -> anyhow::Result<String> {
+        let name = self.resolve_leader(name)?;
+        Ok(self
+            .pair
+            .etcd_services
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(name.clone(), |(_, s)| (*s).to_string()))
     }
 }
 
@@ -381,23 +481,41 @@ impl Stage for ComposeStage {
         self.configure_with(adapter, None).await
     }
     async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
-        self.compose.kill(name).await
+        let name = self.service(name)?;
+        self.compose.kill(&name).await
     }
     async fn pause(&mut self, name: &str) -> anyhow::Result<()> {
-        self.compose.pause(name).await
+        let name = self.service(name)?;
+        self.compose.pause(&name).await
     }
     async fn resume(&mut self, name: &str) -> anyhow::Result<()> {
-        self.compose.resume(name).await
+        let name = self.service(name)?;
+        self.compose.resume(&name).await
     }
     async fn stop(&mut self, name: &str, grace: Duration) -> anyhow::Result<()> {
-        self.compose.stop(name, grace).await
+        let name = self.service(name)?;
+        self.compose.stop(&name, grace).await
+    }
+    async fn isolate(&mut self, service: Option<&str>) -> anyhow::Result<String> {
+        let Some(name) = service else {
+            self.compose.end_isolation().await;
+            return Ok(String::new());
+        };
+        let name = self.resolve_leader(name)?;
+        let svc = self.service(&name)?;
+        self.compose.isolate(&svc).await?;
+        Ok(name)
+    }
+    fn leader(&self) -> Option<String> {
+        self.view.as_ref().and_then(LeaderView::leader)
     }
     async fn restart(
         &mut self,
         name: &str,
         changes: Option<&Map<String, Value>>,
     ) -> anyhow::Result<()> {
-        self.compose.restart(name).await?;
+        let service = self.service(name)?;
+        self.compose.restart(&service).await?;
         if self.addrs.adapters.contains_key(name) {
             self.wait_rest(name).await?;
             self.api()
