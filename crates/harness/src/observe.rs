@@ -73,7 +73,8 @@ pub struct Timeline {
     pub audit: Option<v1::AuditReport>,
     /// Highest epoch the failover service has reported.
     pub max_epoch: u64,
-    /// The watch on the failover service has delivered its first status.
+    /// The watch on the failover service is open and has delivered a status (false again while
+    /// it reconnects: the view is then the last one got).
     pub connected: bool,
     /// Every time the reported epoch went down (must stay empty).
     pub epoch_regressions: Vec<String>,
@@ -223,6 +224,11 @@ impl Observer {
         self.lock().clone()
     }
 
+    /// True while the watch on the failover service is open: its view is current.
+    pub fn view_is_current(&self) -> bool {
+        self.lock().connected
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Timeline> {
         self.timeline.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -256,13 +262,24 @@ async fn watch_group(
     timeline: Arc<Mutex<Timeline>>,
     start: Instant,
 ) {
-    follow_group_on(arbiter, group, |status| {
-        record_status(
-            &mut timeline.lock().unwrap_or_else(PoisonError::into_inner),
-            status,
-            ms_since(start),
-        );
-    })
+    let lost = timeline.clone();
+    follow_group_noting_loss(
+        arbiter,
+        group,
+        |status| {
+            record_status(
+                &mut timeline.lock().unwrap_or_else(PoisonError::into_inner),
+                status,
+                ms_since(start),
+            );
+        },
+        // The view is the last one got until the service answers again.
+        || {
+            lost.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .connected = false
+        },
+    )
     .await;
 }
 
@@ -284,7 +301,18 @@ pub async fn follow_group(addrs: Addresses, group: String, on_status: impl FnMut
 pub async fn follow_group_on(
     arbiter: Channel,
     group: String,
+    on_status: impl FnMut(v1::GroupStatus),
+) {
+    follow_group_noting_loss(arbiter, group, on_status, || {}).await;
+}
+
+/// [`follow_group_on`], calling `on_lost` whenever the watch ends or cannot be opened (the
+/// service is gone, restarting, or stands by).
+pub async fn follow_group_noting_loss(
+    arbiter: Channel,
+    group: String,
     mut on_status: impl FnMut(v1::GroupStatus),
+    mut on_lost: impl FnMut(),
 ) {
     let mut client = v1::arbiter_client::ArbiterClient::new(arbiter);
     loop {
@@ -299,6 +327,7 @@ pub async fn follow_group_on(
                 on_status(status);
             }
         }
+        on_lost();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -449,8 +449,20 @@ impl<S: Stage> Run<S> {
             }
             Action::WaitUntil { condition, within } => {
                 let began = tokio::time::Instant::now();
+                // A condition on the service's view waits for a current one: while the watch
+                // reconnects (the service gone, restarting or standing by), the view is the one
+                // from before and must not make the wait end.
+                let on_view = condition.primary.is_some()
+                    || !condition.roles.is_empty()
+                    || !condition.scores.is_empty()
+                    || condition.epoch.is_some();
                 loop {
-                    match self.check(condition).await {
+                    let checked = if on_view && !self.obs.view_is_current() {
+                        Err("the failover service's view is not current (its watch is reconnecting)".to_string())
+                    } else {
+                        self.check(condition).await
+                    };
+                    match checked {
                         Ok(()) => {
                             return Ok(format!(
                                 " (held after {:.1}s)",
