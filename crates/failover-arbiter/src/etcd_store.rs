@@ -415,13 +415,7 @@ impl Client {
             .txn(
                 "keeping overrides",
                 TxnRequest {
-                    compare: vec![Compare {
-                        result: compare::CompareResult::Equal as i32,
-                        target: compare::CompareTarget::Lease as i32,
-                        key: leader_key.to_vec(),
-                        target_union: Some(compare::TargetUnion::Lease(lease)),
-                        range_end: Vec::new(),
-                    }],
+                    compare: vec![holds_leader_key(leader_key, lease)],
                     success: vec![op],
                     failure: Vec::new(),
                 },
@@ -465,13 +459,7 @@ impl Client {
                     "reserving epochs",
                     TxnRequest {
                         compare: vec![
-                            Compare {
-                                result: compare::CompareResult::Equal as i32,
-                                target: compare::CompareTarget::Lease as i32,
-                                key: leader_key.to_vec(),
-                                target_union: Some(compare::TargetUnion::Lease(lease)),
-                                range_end: Vec::new(),
-                            },
+                            holds_leader_key(leader_key, lease),
                             Compare {
                                 result: compare::CompareResult::Equal as i32,
                                 target: compare::CompareTarget::Mod as i32,
@@ -509,6 +497,18 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     }
     // Every byte 0xff: to the end of the keyspace.
     vec![0]
+}
+
+/// The compare that `lease` still holds the leader key: a leader's writes go through only
+/// while it leads.
+fn holds_leader_key(leader_key: &[u8], lease: i64) -> Compare {
+    Compare {
+        result: compare::CompareResult::Equal as i32,
+        target: compare::CompareTarget::Lease as i32,
+        key: leader_key.to_vec(),
+        target_union: Some(compare::TargetUnion::Lease(lease)),
+        range_end: Vec::new(),
+    }
 }
 
 fn put(key: &[u8], value: &[u8], lease: i64) -> RequestOp {

@@ -24,7 +24,7 @@ use failover_core::timespan::format_timespan;
 
 use super::{ARBITER, Cluster};
 use crate::proxy::{LinkState, Proxy};
-pub use failover_scenario::cluster::{ARBITER_2, ETCD_MEMBERS, LEADER};
+pub use failover_scenario::cluster::{ARBITER_2, ETCD_MEMBERS};
 
 /// The failover services of such a pair.
 pub const SERVICES: [&str; 2] = [ARBITER, ARBITER_2];
@@ -400,26 +400,14 @@ pub(super) async fn start_second(
 }
 
 impl Cluster {
-    /// Cuts failover service `name` (or `leader`) off from etcd and every adapter; None heals
-    /// every service cut off so. Answers the service's name.
+    /// Cuts failover service `name` (`arbiter` or `arbiter-2`; the runner names the leading one
+    /// for `leader`) off from etcd and every adapter; None heals every service cut off so.
+    /// Answers the service's name.
     pub async fn isolate(&mut self, name: Option<&str>) -> anyhow::Result<String> {
-        let name = name.map(|n| self.service_name(n)).transpose()?;
         let fleet = self.etcd.as_mut().context(
             "isolate needs failover services sharing an etcd store ([cluster] store = \"etcd\")",
         )?;
-        fleet.isolate(name.as_deref(), self.links.iter());
-        Ok(name.unwrap_or_default())
-    }
-
-    /// A component's name, `leader` made the failover service leading now.
-    pub(super) fn service_name(&self, name: &str) -> anyhow::Result<String> {
-        if name != LEADER {
-            return Ok(name.to_string());
-        }
-        self.etcd
-            .as_ref()
-            .context("`leader` names a failover service sharing an etcd store ([cluster] store = \"etcd\")")?
-            .leader()
-            .context("no failover service leads now")
+        fleet.isolate(name, self.links.iter());
+        Ok(name.unwrap_or_default().to_string())
     }
 }

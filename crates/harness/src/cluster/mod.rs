@@ -330,7 +330,6 @@ impl Cluster {
     }
 
     fn component(&mut self, name: &str) -> anyhow::Result<&mut Component> {
-        let name = &self.service_name(name)?;
         let known: Vec<String> = self.components.keys().cloned().collect();
         self.components.get_mut(name).with_context(|| {
             format!(

@@ -94,8 +94,8 @@ pub(crate) trait Stage {
         change: &LinkChange,
         from_adapter: bool,
     ) -> anyhow::Result<()>;
-    /// Cuts every link of a failover service sharing an etcd store (`leader`: the one leading),
-    /// to etcd and from every adapter; None heals every service cut off so. Answers the
+    /// Cuts every link of a failover service sharing an etcd store (by name: the runner names
+    /// the leading one for `leader`), to etcd and from every adapter; None heals every service cut off so. Answers the
     /// service's name. Processes only (the other stages refuse such files before they start).
     async fn isolate(&mut self, service: Option<&str>) -> anyhow::Result<String> {
         let _ = service;

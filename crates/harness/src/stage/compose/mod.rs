@@ -31,7 +31,7 @@ use crate::{
 };
 use failover_scenario::cluster::{
     ARBITER, ARBITER_2, ClusterAuth, ClusterEgress, ClusterProtocol, ClusterSource, ClusterSpec,
-    ClusterStore, ClusterTls, ENDPOINT, LEADER, SOURCE,
+    ClusterStore, ClusterTls, ENDPOINT, SOURCE,
 };
 
 /// The source's shape in `docker-compose.yml`: streams, components, Hz, history rate.
@@ -428,28 +428,15 @@ fn pair_services(pair: &ComposePair) -> Vec<&'static str> {
 }
 
 impl ComposeStage {
-    /// `leader` made the failover service leading now.
-    fn resolve_leader(&self, name: &str) -> anyhow::Result<String> {
-        if name != LEADER {
-            return Ok(name.to_string());
-        }
-        self.view
-            .as_ref()
-            .context("`leader` names a failover service sharing an etcd store (the profile etcd)")?
-            .leader()
-            .context("no failover service leads now")
-    }
-
     /// A component's compose service: with the profile etcd, `arbiter` and `arbiter-2` are its
-    /// two failover services (and `leader` the one leading).
+    /// two failover services (the runner names the leading one for `leader`).
     fn service(&self, name: &str) -> anyhow::Result<String> {
-        let name = self.resolve_leader(name)?;
         Ok(self
             .pair
             .etcd_services
             .iter()
             .find(|(n, _)| *n == name)
-            .map_or(name.clone(), |(_, s)| (*s).to_string()))
+            .map_or(name.to_string(), |(_, s)| (*s).to_string()))
     }
 }
 
@@ -501,10 +488,9 @@ impl Stage for ComposeStage {
             self.compose.end_isolation().await;
             return Ok(String::new());
         };
-        let name = self.resolve_leader(name)?;
-        let svc = self.service(&name)?;
+        let svc = self.service(name)?;
         self.compose.isolate(&svc).await?;
-        Ok(name)
+        Ok(name.to_string())
     }
     fn leader(&self) -> Option<String> {
         self.view.as_ref().and_then(LeaderView::leader)
